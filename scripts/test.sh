@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's test command (after bootstrap): chaincode unit tests, then a real
+# local Fabric network, then every Python test (unit and integration) against it,
+# then the network is torn down whatever happened.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$REPO_ROOT"
+log() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+
+export SYNTHREG_NETWORK_HOME="${SYNTHREG_NETWORK_HOME:-$REPO_ROOT/.synthreg/test-network}"
+export SYNTHREG_REQUIRE_NETWORK=1
+
+log "go test ./... (chaincode)"
+(cd chaincode && go test -count=1 ./...)
+
+cleanup() {
+  log "tearing the network down"
+  synthreg network down --home "$SYNTHREG_NETWORK_HOME" --wipe || true
+}
+trap cleanup EXIT
+log "starting the local Fabric network in $SYNTHREG_NETWORK_HOME"
+synthreg network up --home "$SYNTHREG_NETWORK_HOME"
+
+log "pytest (unit + integration)"
+set +e
+python -m pytest tests "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "[test] error: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,1 @@
+"""The `synthreg` command line."""
