@@ -1,0 +1,65 @@
+// Package ganledger is the chaincode of channel "gan": the accountable record
+// of federated GAN training (DESIGN.md §2–§4).
+//
+// Who calls: Python apps of each registry (generator, discriminator, merger,
+// admin) through the Fabric Gateway (synthreg.ledger); the peer runs this code
+// in the CCaaS server of cmd/ganledger.
+// Where data lives: public world state of channel "gan", one immutable record
+// per key under the composite key ("record", key).
+// Issue 2 scope: the generic immutable record plus its event; training
+// transactions (rounds, steps, freezing) come in later issues.
+package ganledger
+
+import (
+	"encoding/json"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+	"github.com/hyperledger/fabric-contract-api-go/v2/metadata"
+)
+
+// Names used on the wire.
+const (
+	ContractName   = "ganledger"
+	EventRecordPut = "RecordPut"
+	objRecord      = "record"
+	// MaxRecordBytes bounds one record value (JSON text).
+	MaxRecordBytes = 256 * 1024
+)
+
+// Record is one immutable entry, returned by GetRecord as JSON.
+type Record struct {
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	MSPID     string          `json:"msp"`
+	Role      string          `json:"role"`
+	TxID      string          `json:"txid"`
+	Timestamp string          `json:"timestamp"` // tx timestamp, RFC 3339 UTC
+}
+
+// RecordPutEvent is the payload of the RecordPut chaincode event.
+type RecordPutEvent struct {
+	Key   string `json:"key"`
+	MSPID string `json:"msp"`
+	TxID  string `json:"txid"`
+}
+
+// Contract is the ganledger smart contract.
+type Contract struct {
+	contractapi.Contract
+}
+
+// New returns the contract with its name and metadata set.
+func New() *Contract {
+	return &Contract{Contract: contractapi.Contract{
+		Name: ContractName,
+		Info: metadata.InfoMetadata{Title: "synthreg ganledger", Version: "0.1.0"},
+	}}
+}
+
+// GetEvaluateTransactions marks the read-only functions for metadata.
+func (c *Contract) GetEvaluateTransactions() []string { return []string{"GetRecord"} }
+
+// NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).
+func NewChaincode() (*contractapi.ContractChaincode, error) {
+	return contractapi.NewChaincode(New())
+}

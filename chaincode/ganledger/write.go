@@ -1,0 +1,55 @@
+package ganledger
+
+import (
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
+	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/state"
+	"github.com/synthreg/synthreg/chaincode/internal/validate"
+)
+
+// PutRecord stores value (a JSON object, at most MaxRecordBytes) under key,
+// stamped with the caller's MSP ID and role, the tx id and tx timestamp, and
+// emits the RecordPut event {key, msp, txid}. Returns the stored record JSON.
+//
+// Any consortium role may write. Records are immutable: a second write of the
+// same key fails with ALREADY_EXISTS (checked against committed state; two
+// racing writes in one block are resolved by MVCC, the second is invalidated).
+func (c *Contract) PutRecord(ctx contractapi.TransactionContextInterface, key string, value string) (string, error) {
+	if err := validate.Key("key", key); err != nil {
+		return "", err
+	}
+	compact, err := validate.JSONObject("value", []byte(value), MaxRecordBytes)
+	if err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.AllRoles...)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	stateKey, err := state.Key(stub, objRecord, key)
+	if err != nil {
+		return "", err
+	}
+	exists, err := state.Exists(stub, stateKey)
+	if err != nil {
+		return "", err
+	}
+	if exists {
+		return "", &ccerr.AlreadyExistsError{What: "record", Key: key}
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	rec := Record{Key: key, Value: compact, MSPID: caller.MSPID, Role: string(caller.Role), TxID: stub.GetTxID(), Timestamp: ts}
+	if err := state.PutJSON(stub, stateKey, rec); err != nil {
+		return "", err
+	}
+	if err := state.Emit(stub, EventRecordPut, RecordPutEvent{Key: key, MSPID: caller.MSPID, TxID: rec.TxID}); err != nil {
+		return "", err
+	}
+	return state.Marshal(rec)
+}
