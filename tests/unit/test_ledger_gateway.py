@@ -1,0 +1,274 @@
+"""Message construction and error mapping of the Gateway client, against the in-process fake.
+
+The fake checks nothing about policies or commits; these tests only pin down
+what the client sends and how it reads answers and rich gRPC errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import NameOID
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2
+from fabric_protos.peer import proposal_pb2, transaction_pb2
+
+from synthreg.ledger import (
+    CommitError,
+    CommitStatusError,
+    EndorseError,
+    ErrorDetail,
+    EvaluateError,
+    Gateway,
+    GatewayError,
+    LedgerError,
+    SubmitError,
+    ecdsa_signer,
+    is_low_s,
+)
+from synthreg.ledger.errors import decode_status_details, encode_status
+from synthreg.ledger.proposal import (
+    NONCE_SIZE,
+    TransactionContext,
+    build_proposal,
+    compute_tx_id,
+    parse_signed_proposal,
+    sign_proposal,
+)
+from synthreg.ledger.signing import digest
+from synthreg.ledger.testing import (
+    FakeFailure,
+    FakeGateway,
+    FakeGatewayServicer,
+    make_test_identity,
+    serve_fake,
+)
+
+PREHASHED = ec.ECDSA(Prehashed(hashes.SHA256()))
+IDENTITY, KEY = make_test_identity("Registry1MSP", role="generator")
+SIGNER = ecdsa_signer(KEY)
+
+
+def _verify(signature: bytes, message: bytes) -> None:
+    assert is_low_s(signature)
+    KEY.public_key().verify(signature, digest(message), PREHASHED)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGateway]:
+    with serve_fake(FakeGatewayServicer()) as running:
+        yield running
+
+
+@pytest.fixture
+def gateway(fake: FakeGateway) -> Gateway:
+    return Gateway(IDENTITY, SIGNER, fake.channel, default_timeout=5.0)
+
+
+# --- proposal construction ---------------------------------------------------
+
+def test_tx_id_is_sha256_of_nonce_and_creator() -> None:
+    creator = IDENTITY.serialize()
+    ctx = TransactionContext.new(creator)
+    assert len(ctx.nonce) == NONCE_SIZE
+    assert ctx.tx_id == hashlib.sha256(ctx.nonce + creator).hexdigest()
+    fixed = bytes(range(24))
+    assert compute_tx_id(fixed, b"creator") == hashlib.sha256(fixed + b"creator").hexdigest()
+    assert TransactionContext.new(creator).nonce != ctx.nonce
+    with pytest.raises(ValueError):
+        TransactionContext.new(creator, nonce=b"short")
+
+
+def test_signed_proposal_round_trip() -> None:
+    ctx = TransactionContext.new(IDENTITY.serialize())
+    proposal = build_proposal(ctx, "keys", "keyvault", "PutShare", ["r1", b"\x00\xff"], {"share": b"secret"})
+    signed = sign_proposal(proposal, SIGNER)
+    info = parse_signed_proposal(signed)
+    assert (info.tx_id, info.channel_name, info.chaincode_name) == (ctx.tx_id, "keys", "keyvault")
+    assert info.header_type == common_pb2.ENDORSER_TRANSACTION
+    assert info.fn == "PutShare" and info.args == (b"r1", b"\x00\xff")
+    assert info.transient == {"share": b"secret"}
+    assert info.msp_id == "Registry1MSP" and info.nonce == ctx.nonce
+    assert compute_tx_id(info.nonce, info.creator) == info.tx_id
+    _verify(signed.signature, signed.proposal_bytes)
+    header = common_pb2.Header.FromString(proposal_pb2.Proposal.FromString(signed.proposal_bytes).header)
+    timestamp = common_pb2.ChannelHeader.FromString(header.channel_header).timestamp.ToDatetime(dt.timezone.utc)
+    assert abs((dt.datetime.now(dt.timezone.utc) - timestamp).total_seconds()) < 60
+
+
+# --- evaluate ------------------------------------------------------------------
+
+def test_evaluate_sends_signed_proposal_and_target_orgs(fake: FakeGateway, gateway: Gateway) -> None:
+    result = gateway.network("gan").contract("ganledger").evaluate(
+        "GetRound", "3", transient={"k": b"v"}, endorsing_orgs=["Registry2MSP"]
+    )
+    assert result == b'{"fn": "GetRound", "args": ["3"]}'
+    (request,) = fake.servicer.requests["Evaluate"]
+    assert isinstance(request, gateway_pb2.EvaluateRequest)
+    info = parse_signed_proposal(request.proposed_transaction)
+    assert request.transaction_id == info.tx_id and request.channel_id == "gan"
+    assert list(request.target_organizations) == ["Registry2MSP"]
+    assert info.transient == {"k": b"v"}
+    _verify(request.proposed_transaction.signature, request.proposed_transaction.proposal_bytes)
+
+
+# --- submit --------------------------------------------------------------------
+
+def test_submit_endorses_signs_submits_and_checks_commit(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.block_number = 12
+    contract = gateway.network("keys").contract("keyvault")
+    res = contract.submit("PutPrivate", "id1", transient={"value": b"s3cret"}, endorsing_orgs=["Registry1MSP"])
+    assert res.block_number == 12 and res.status == transaction_pb2.VALID and res.status_name == "VALID"
+    assert res.result == b'{"fn": "PutPrivate", "args": ["id1"]}'
+
+    (endorse,) = fake.servicer.requests["Endorse"]
+    assert isinstance(endorse, gateway_pb2.EndorseRequest)
+    assert endorse.transaction_id == res.tx_id and endorse.channel_id == "keys"
+    assert list(endorse.endorsing_organizations) == ["Registry1MSP"]
+    assert parse_signed_proposal(endorse.proposed_transaction).transient == {"value": b"s3cret"}
+
+    (submit,) = fake.servicer.requests["Submit"]
+    assert isinstance(submit, gateway_pb2.SubmitRequest)
+    assert submit.transaction_id == res.tx_id and submit.channel_id == "keys"
+    envelope = submit.prepared_transaction
+    _verify(envelope.signature, envelope.payload)
+    assert b"s3cret" not in envelope.payload  # the ordered transaction never holds transient data
+
+    (status,) = fake.servicer.requests["CommitStatus"]
+    assert isinstance(status, gateway_pb2.SignedCommitStatusRequest)
+    _verify(status.signature, status.request)
+    parsed = gateway_pb2.CommitStatusRequest.FromString(status.request)
+    assert (parsed.transaction_id, parsed.channel_id, parsed.identity) == (res.tx_id, "keys", IDENTITY.serialize())
+
+
+def test_submit_refuses_prepared_transaction_with_transient_data(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.leak_transient = True
+    with pytest.raises(EndorseError, match="transient"):
+        gateway.network("keys").contract("keyvault").submit("Put", transient={"value": b"x"})
+    assert "Submit" not in fake.servicer.requests
+
+
+def test_submit_refuses_someone_elses_transaction(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.wrong_tx_id = True
+    with pytest.raises(EndorseError, match="expected") as info:
+        gateway.network("gan").contract("ganledger").submit("Put")
+    assert info.value.tx_id
+    assert "Submit" not in fake.servicer.requests
+
+
+def test_invalid_commit_raises_commit_error(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.commit_code = transaction_pb2.MVCC_READ_CONFLICT
+    with pytest.raises(CommitError) as info:
+        gateway.network("gan").contract("ganledger").submit("Put")
+    err = info.value
+    assert err.validation_code == 11 and err.name == "MVCC_READ_CONFLICT"
+    assert err.block_number == 7 and err.tx_id in str(err)
+
+
+# --- rich error mapping ----------------------------------------------------------
+
+DENIED = (
+    ErrorDetail("peer0.registry2:7051", "Registry2MSP", "chaincode response 500, access denied: Registry2MSP"),
+    ErrorDetail("peer0.registry3:9051", "Registry3MSP", "chaincode response 500, access denied: Registry3MSP"),
+)
+
+
+@pytest.mark.parametrize(
+    ("rpc", "error_type"),
+    [("Endorse", EndorseError), ("Submit", SubmitError), ("CommitStatus", CommitStatusError)],
+)
+def test_submit_stage_errors_carry_tx_id_code_and_peer_details(
+    fake: FakeGateway, gateway: Gateway, rpc: str, error_type: type[GatewayError]
+) -> None:
+    fake.servicer.failures[rpc] = FakeFailure(grpc.StatusCode.ABORTED, f"{rpc} went wrong", DENIED)
+    with pytest.raises(error_type) as info:
+        gateway.network("gan").contract("ganledger").submit("Put", "a")
+    err = info.value
+    assert isinstance(err, LedgerError)
+    assert err.code == grpc.StatusCode.ABORTED and err.message == f"{rpc} went wrong"
+    assert err.details == DENIED
+    assert err.tx_id == fake.servicer.requests["Endorse"][0].transaction_id  # type: ignore[attr-defined]
+    assert "access denied: Registry2MSP" in str(err) and err.tx_id in str(err)
+    assert isinstance(err.__cause__, grpc.RpcError)
+
+
+def test_evaluate_error_shows_chaincode_message(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.failures["Evaluate"] = FakeFailure(
+        grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error", DENIED[:1]
+    )
+    with pytest.raises(EvaluateError) as info:
+        gateway.network("keys").contract("keyvault").evaluate("GetPrivate", "id1")
+    assert "access denied: Registry2MSP" in str(info.value)
+    assert isinstance(info.value.__cause__, grpc.RpcError)
+
+
+def test_error_without_rich_details_still_maps(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.failures["Evaluate"] = FakeFailure(grpc.StatusCode.PERMISSION_DENIED, "creator org unknown")
+    with pytest.raises(EvaluateError) as info:
+        gateway.network("gan").contract("ganledger").evaluate("Get")
+    assert info.value.code == grpc.StatusCode.PERMISSION_DENIED and info.value.details == ()
+    assert "creator org unknown" in str(info.value)
+
+
+def test_unreachable_peer_is_a_typed_error() -> None:
+    channel = grpc.insecure_channel("127.0.0.1:1")  # nothing listens on port 1
+    gw = Gateway(IDENTITY, SIGNER, channel, default_timeout=2.0)
+    with pytest.raises(EvaluateError) as info:
+        gw.network("gan").contract("ganledger").evaluate("Get")
+    assert info.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    channel.close()
+
+
+def test_status_details_codec_ignores_foreign_and_garbage() -> None:
+    raw = encode_status(grpc.StatusCode.ABORTED, "m", DENIED)
+    assert decode_status_details(raw) == DENIED
+    assert decode_status_details(b"\xff\xff\xff") == ()
+
+
+# --- TLS connection helper ---------------------------------------------------------
+
+def _tls_material(host: str) -> tuple[bytes, bytes, bytes]:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlsca.test")])
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key_pem, leaf.public_bytes(pem), ca.public_bytes(pem)
+
+
+def test_connect_speaks_tls_with_server_name_override() -> None:
+    host = "peer0.registry1.example.com"
+    with serve_fake(FakeGatewayServicer(), tls=_tls_material(host), server_name=host) as running:
+        gw = Gateway(IDENTITY, SIGNER, running.channel, default_timeout=5.0)
+        assert gw.network("gan").contract("ganledger").evaluate("Ping") == b'{"fn": "Ping", "args": []}'
+
+
+def test_connect_requires_cert_and_key_together() -> None:
+    from synthreg.ledger import connect
+
+    with pytest.raises(ValueError):
+        connect("127.0.0.1:7051", b"", client_cert=b"x")
