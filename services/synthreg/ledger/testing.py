@@ -80,7 +80,9 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
     and ``wrong_tx_id`` make Endorse return a corrupt prepared transaction.
     ``event_blocks`` is the chaincode-event history ``[(block, [events])]``;
     with ``apply_after_tx_id=False`` the fake ignores ``after_transaction_id``
-    (returns whole blocks) so the client's own filtering can be tested.
+    (returns whole blocks) so the client's own filtering can be tested;
+    ``hold_open`` keeps the stream open after the history, like a real peer
+    waiting for new blocks, until the client cancels.
     """
 
     result: Callable[[ProposalInfo], bytes] = _default_result
@@ -91,6 +93,7 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
     wrong_tx_id: bool = False
     event_blocks: list[tuple[int, list[ChaincodeEvent]]] = field(default_factory=list)
     apply_after_tx_id: bool = True
+    hold_open: bool = False
     requests: dict[str, list[object]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -177,6 +180,10 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     ))
             if out:
                 yield gateway_pb2.ChaincodeEventsResponse(events=out, block_number=block)
+        if self.hold_open:
+            cancelled = threading.Event()
+            context.add_callback(cancelled.set)
+            cancelled.wait(timeout=30.0)
 
 
 @dataclass
