@@ -218,6 +218,13 @@ def test_error_without_rich_details_still_maps(fake: FakeGateway, gateway: Gatew
     assert "creator org unknown" in str(info.value)
 
 
+def test_non_success_chaincode_response_is_an_evaluate_error(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.evaluate_status, fake.servicer.evaluate_message = 500, "access denied: wrong org"
+    with pytest.raises(EvaluateError, match="500: access denied: wrong org") as info:
+        gateway.network("gan").contract("ganledger").evaluate("Get")
+    assert info.value.tx_id
+
+
 def test_unreachable_peer_is_a_typed_error() -> None:
     channel = grpc.insecure_channel("127.0.0.1:1")  # nothing listens on port 1
     gw = Gateway(IDENTITY, SIGNER, channel, default_timeout=2.0)

@@ -90,6 +90,11 @@ class Contract:
             response = gw.stub.Evaluate(request, timeout=gw.default_timeout)
         except grpc.RpcError as exc:
             raise EvaluateError.from_rpc_error(exc, tx_id) from exc
+        if not 200 <= response.result.status < 400:
+            # The Gateway normally turns chaincode errors into gRPC errors; be strict anyway.
+            raise EvaluateError(
+                f"chaincode response {response.result.status}: {response.result.message}", tx_id=tx_id
+            )
         return bytes(response.result.payload)
 
     def submit(

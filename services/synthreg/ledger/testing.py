@@ -76,6 +76,7 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ``result`` computes the chaincode "return value" from the decoded proposal;
     ``failures`` maps an RPC name (``"Evaluate"``, ``"Endorse"``, ``"Submit"``,
     ``"CommitStatus"``, ``"ChaincodeEvents"``) to a :class:`FakeFailure`;
+    ``evaluate_status``/``evaluate_message`` shape the Evaluate response;
     ``commit_code``/``block_number`` answer CommitStatus; ``leak_transient``
     and ``wrong_tx_id`` make Endorse return a corrupt prepared transaction.
     ``event_blocks`` is the chaincode-event history ``[(block, [events])]``;
@@ -94,6 +95,8 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
     event_blocks: list[tuple[int, list[ChaincodeEvent]]] = field(default_factory=list)
     apply_after_tx_id: bool = True
     hold_open: bool = False
+    evaluate_status: int = 200
+    evaluate_message: str = ""
     requests: dict[str, list[object]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,7 +111,9 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._record("Evaluate", request, context)
         info = parse_signed_proposal(request.proposed_transaction)
         return gateway_pb2.EvaluateResponse(
-            result=proposal_response_pb2.Response(status=200, payload=self.result(info))
+            result=proposal_response_pb2.Response(
+                status=self.evaluate_status, message=self.evaluate_message, payload=self.result(info)
+            )
         )
 
     def Endorse(self, request: gateway_pb2.EndorseRequest, context: grpc.ServicerContext) -> gateway_pb2.EndorseResponse:  # noqa: N802
