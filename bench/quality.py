@@ -1,0 +1,302 @@
+"""Quality benchmark: local-only vs federated vs centralised vs SDV CTGAN (issue 4).
+
+Run: ``/root/.cache/synthreg/venv/bin/python bench/quality.py [--seeds 3] [--quick] [--json out.json]``
+
+Protocol, per seed s (all arms see the same data for a given seed):
+
+1. Load the default bundled dataset (rotterdam, 2,982 records) and hold out a
+   random 20 % of the records (`holdout_split`, seed s). No arm trains on them.
+2. Split the remaining 80 % ("pooled real train") into 3 registries non-IID by
+   year of surgery (`split_registries(..., "non-iid", by=schema.partition)`:
+   early / middle / late periods, sizes ≈ 1 : 2 : 3).
+3. Train the arms, all with TrainConfig(seed=s) and the same architecture:
+   (a) each registry alone: R rounds x K iterations = R·K steps on its own data,
+       encoder from its own statistics (all a lone registry has);
+   (b) federated: 3 registries, R rounds x K local iterations, FedAvg per round
+       (R·K steps per registry, 3·R·K in total);
+   (c) centralised: same model on the pooled train data, 3·R·K steps
+       (`train_centralised(iters_multiplier=3)`): the same total compute as (b);
+   (d) SDV CTGAN 0.12.1 (its default architecture, batch 500, pac 10, CPU) on the
+       pooled train data for E epochs, E chosen so that it processes as many
+       records as (b) and (c): E = round(3·R·K·batch / n_train).
+4. Sample n_train synthetic records from each arm and measure against real data:
+   quality = SDMetrics QualityReport vs the pooled real train data; utility =
+   TSTR AUC on the holdout (task: death within 5 years from baseline
+   covariates, logistic regression); privacy = median DCR of synthetic records
+   to the real train records (and the share closer than the holdout's 5th
+   percentile DCR, ≈ 0.05 when nothing is memorised).
+
+A "real data" reference row shows the real-vs-real ceiling: holdout vs train
+quality, TRTR AUC, holdout DCR. Wall time is training (+ sampling) only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from synthreg.data import dataset_schema, load_dataset, split_registries
+from synthreg.data.schema import Schema
+from synthreg.eval.privacy import privacy
+from synthreg.eval.quality import quality
+from synthreg.eval.table import TableSpec
+from synthreg.eval.utility import holdout_split, utility
+from synthreg.gan.federated import TrainConfig, train_centralised, train_federated
+
+N_REGISTRIES = 3
+HOLDOUT_FRACTION = 0.2
+CTGAN_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Compute budget shared by all arms (see module doc for how each arm spends it)."""
+
+    rounds: int
+    local_iters: int
+    batch_size: int
+
+    def ctgan_epochs(self, n_train: int) -> int:
+        return max(1, round(N_REGISTRIES * self.rounds * self.local_iters * self.batch_size / n_train))
+
+
+@dataclass
+class ArmResult:
+    """Metrics of one arm for one seed."""
+
+    arm: str
+    seed: int
+    metrics: dict[str, float]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# (header, metric key, format) of the printed table
+COLUMNS: list[tuple[str, str, str]] = [
+    ("quality", "quality", "{:.3f}"),
+    ("col shapes", "column_shapes", "{:.3f}"),
+    ("pair trends", "column_pair_trends", "{:.3f}"),
+    ("TSTR AUC", "tstr_auc", "{:.3f}"),
+    ("DCR median", "dcr_median", "{:.3f}"),
+    ("closer<p5", "share_closer_than_holdout_p5", "{:.3f}"),
+    ("wall s", "wall_seconds", "{:.1f}"),
+]
+
+
+def evaluate(arm: str, seed: int, train: pd.DataFrame, holdout: pd.DataFrame,
+             synthetic: pd.DataFrame, spec: TableSpec, wall: float, detail: dict[str, Any]) -> ArmResult:
+    q = quality(train, synthetic, spec)
+    u = utility(train, holdout, synthetic, spec, seed=seed)
+    p = privacy(train, holdout, synthetic, spec)
+    metrics = {
+        "quality": q.score, "column_shapes": q.column_shapes, "column_pair_trends": q.column_pair_trends,
+        "pair_trends_all": q.pair_trends_all, "tstr_auc": u.tstr_auc, "tstr_accuracy": u.tstr_accuracy,
+        "trtr_auc": u.trtr_auc, "dcr_median": p.dcr_synthetic_median,
+        "share_closer_than_holdout_p5": p.share_closer_than_holdout_p5,
+        "exact_copy_rate": p.exact_copy_rate, "wall_seconds": wall,
+    }
+    return ArmResult(arm, seed, metrics, detail)
+
+
+def reference(seed: int, train: pd.DataFrame, holdout: pd.DataFrame, spec: TableSpec) -> ArmResult:
+    """Real-vs-real ceiling: the holdout judged like a synthetic table (utility: TRTR)."""
+    q = quality(train, holdout, spec)
+    u = utility(train, holdout, train, spec, seed=seed)
+    p = privacy(train, holdout, holdout, spec)
+    metrics = {
+        "quality": q.score, "column_shapes": q.column_shapes, "column_pair_trends": q.column_pair_trends,
+        "pair_trends_all": q.pair_trends_all, "tstr_auc": u.trtr_auc, "tstr_accuracy": u.trtr_accuracy,
+        "trtr_auc": u.trtr_auc, "dcr_median": p.dcr_holdout_median,
+        "share_closer_than_holdout_p5": p.share_closer_than_holdout_p5,
+        "exact_copy_rate": p.holdout_exact_copy_rate, "wall_seconds": float("nan"),
+    }
+    return ArmResult("real holdout (reference)", seed, metrics)
+
+
+def run_seed(seed: int, budget: Budget, threads: int, say: Callable[[str], None]) -> list[ArmResult]:
+    schema: Schema = dataset_schema("rotterdam")
+    spec = TableSpec.from_schema(schema)
+    real = load_dataset("rotterdam")
+    train, holdout = holdout_split(real, HOLDOUT_FRACTION, seed)
+    registries = split_registries(train, N_REGISTRIES, "non-iid", seed=seed, by=schema.partition)
+    config = TrainConfig(rounds=budget.rounds, local_iters=budget.local_iters,
+                         batch_size=budget.batch_size, seed=seed, num_threads=threads)
+    n = len(train)
+    sample_seed = 10_000 + seed
+    results = [reference(seed, train, holdout, spec)]
+
+    for r, frame in enumerate(registries):
+        years = f"{int(frame['year'].min())}-{int(frame['year'].max())}"
+        t0 = time.perf_counter()
+        res = train_federated([frame], schema, config, progress=False)
+        synth = res.sample(n, sample_seed)
+        wall = time.perf_counter() - t0
+        results.append(evaluate(f"(a) alone: registry {r}", seed, train, holdout, synth, spec, wall,
+                                {"rows": len(frame), "years": years, "steps": budget.rounds * budget.local_iters}))
+        say(f"seed {seed}: registry {r} alone ({len(frame)} rows, {years}) {wall:.0f}s")
+
+    t0 = time.perf_counter()
+    fed = train_federated(registries, schema, config, progress=False)
+    synth = fed.sample(n, sample_seed)
+    wall = time.perf_counter() - t0
+    results.append(evaluate("(b) federated", seed, train, holdout, synth, spec, wall,
+                            {"registry_sizes": fed.registry_sizes,
+                             "history_last_round": [h.__dict__ for h in fed.history[-N_REGISTRIES:]]}))
+    say(f"seed {seed}: federated {wall:.0f}s")
+
+    t0 = time.perf_counter()
+    central = train_centralised(train, schema, config, progress=False, iters_multiplier=N_REGISTRIES)
+    synth = central.sample(n, sample_seed)
+    wall = time.perf_counter() - t0
+    results.append(evaluate("(c) centralised", seed, train, holdout, synth, spec, wall,
+                            {"steps": N_REGISTRIES * budget.rounds * budget.local_iters}))
+    say(f"seed {seed}: centralised {wall:.0f}s")
+
+    epochs = budget.ctgan_epochs(n)
+    t0 = time.perf_counter()
+    synth = _ctgan(train, spec, epochs, seed, n, sample_seed)
+    wall = time.perf_counter() - t0
+    results.append(evaluate("(d) SDV CTGAN", seed, train, holdout, synth, spec, wall, {"epochs": epochs}))
+    say(f"seed {seed}: CTGAN {epochs} epochs {wall:.0f}s")
+    return results
+
+
+def _ctgan(train: pd.DataFrame, spec: TableSpec, epochs: int, seed: int, n: int,
+           sample_seed: int) -> pd.DataFrame:
+    from ctgan import CTGAN  # bench-only dependency (pyproject extra "bench")
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    model = CTGAN(epochs=epochs, batch_size=CTGAN_BATCH, pac=10, enable_gpu=False, verbose=False)
+    model.set_random_state(seed)
+    model.fit(train, discrete_columns=[c for c in spec.columns if spec.is_categorical(c)])
+    model.set_random_state(sample_seed)
+    return model.sample(n)
+
+
+def summarise(results: list[ArmResult]) -> dict[str, dict[str, tuple[float, float]]]:
+    """arm -> metric -> (mean, sd over seeds; sd 0 with one seed)."""
+    arms: dict[str, list[ArmResult]] = {}
+    for r in results:
+        arms.setdefault(r.arm, []).append(r)
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for arm, rows in arms.items():
+        out[arm] = {}
+        for key in rows[0].metrics:
+            values = [r.metrics[key] for r in rows]
+            mean = float(np.mean(values))
+            sd = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+            out[arm][key] = (mean, sd)
+    return out
+
+
+def targets(summary: dict[str, dict[str, tuple[float, float]]], smallest: str) -> list[tuple[str, bool, str]]:
+    fed = summary["(b) federated"]
+    ctgan = summary["(d) SDV CTGAN"]
+    small = summary[smallest]
+    out = []
+    margin = fed["quality"][0] - (ctgan["quality"][0] - 0.02)
+    out.append(("federated quality >= CTGAN quality - 0.02", margin >= 0,
+                f"{fed['quality'][0]:.3f} vs {ctgan['quality'][0] - 0.02:.3f} (margin {margin:+.3f})"))
+    for key, label in (("quality", "quality"), ("tstr_auc", "utility (TSTR AUC)")):
+        diff = fed[key][0] - small[key][0]
+        out.append((f"federated {label} > smallest registry alone", diff > 0,
+                    f"{fed[key][0]:.3f} vs {small[key][0]:.3f} (diff {diff:+.3f})"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1), default 3")
+    parser.add_argument("--quick", action="store_true", help="tiny budget for a smoke run")
+    parser.add_argument("--rounds", type=int, default=None, help="override rounds R")
+    parser.add_argument("--local-iters", type=int, default=None, help="override local iterations K")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
+    args = parser.parse_args(argv)
+
+    default = TrainConfig()
+    budget = Budget(rounds=3, local_iters=5, batch_size=default.batch_size) if args.quick else \
+        Budget(rounds=default.rounds, local_iters=default.local_iters, batch_size=default.batch_size)
+    budget = replace(budget, rounds=args.rounds or budget.rounds,
+                     local_iters=args.local_iters or budget.local_iters)
+    torch.set_num_threads(args.threads)
+    console = Console(stderr=True)
+    say: Callable[[str], None] = lambda msg: console.log(msg)  # noqa: E731
+
+    start = time.perf_counter()
+    results: list[ArmResult] = []
+    for seed in range(args.seeds):
+        results.extend(run_seed(seed, budget, args.threads, say))
+    total = time.perf_counter() - start
+
+    summary = summarise(results)
+    first_small = next(r for r in results if r.arm == "(a) alone: registry 0")
+    out = Console(width=170)
+    table = Table(title=f"synthreg quality benchmark — rotterdam, 3 non-IID registries, "
+                        f"{args.seeds} seeds, mean ± sd")
+    table.add_column("arm")
+    for header, _, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for arm, metrics in summary.items():
+        cells = []
+        for _, key, fmt in COLUMNS:
+            mean, sd = metrics[key]
+            cells.append("—" if not np.isfinite(mean) else f"{fmt.format(mean)} ± {fmt.format(sd)}")
+        table.add_row(arm, *cells)
+    out.print(table)
+    holdout_rows = round(HOLDOUT_FRACTION * len(load_dataset("rotterdam")))
+    sizes = ", ".join(f"registry {r.arm[-1]}: {r.detail['rows']} rows ({r.detail['years']})"
+                      for r in results if r.seed == 0 and r.arm.startswith("(a)"))
+    out.print(
+        f"Budget: R={budget.rounds} rounds x K={budget.local_iters} local iterations, batch "
+        f"{budget.batch_size}; alone = R·K steps, federated = R·K steps per registry (FedAvg each "
+        f"round), centralised = 3·R·K steps; CTGAN = {budget.ctgan_epochs(len(load_dataset('rotterdam')) - holdout_rows)} "
+        f"epochs of batch {CTGAN_BATCH} (same number of records processed), CPU, {args.threads} torch threads.\n"
+        f"Data: rotterdam, {holdout_rows} records held out per seed (never trained on), the rest split "
+        f"non-IID by year (seed 0: {sizes}).\n"
+        f"Quality: SDMetrics 0.32 QualityReport vs pooled real train data. Utility: TSTR AUC on the "
+        f"holdout, death within 5 years from baseline covariates, logistic regression. Privacy: median "
+        f"DCR synthetic->train (standardised space); closer<p5 = share of synthetic rows closer than "
+        f"the holdout's 5th-percentile DCR (≈0.05 expected). Wall = training + sampling, seconds.\n"
+        f"Seeds: {list(range(args.seeds))}. Total run time {total / 60:.1f} min."
+    )
+    for label, ok, text in targets(summary, first_small.arm):
+        out.print(f"[{'green' if ok else 'red'}]{'MET ' if ok else 'MISSED'}[/] {label}: {text}")
+
+    if args.json is not None:
+        payload = {
+            "budget": budget.__dict__, "seeds": list(range(args.seeds)), "threads": args.threads,
+            "total_seconds": total,
+            "summary": {arm: {k: {"mean": m, "sd": s} for k, (m, s) in ms.items()}
+                        for arm, ms in summary.items()},
+            "results": [{"arm": r.arm, "seed": r.seed, "metrics": r.metrics, "detail": r.detail}
+                        for r in results],
+            "targets": [{"target": label, "met": ok, "detail": text}
+                        for label, ok, text in targets(summary, first_small.arm)],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    return 0
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
