@@ -1,0 +1,174 @@
+package keyvault
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
+	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/state"
+)
+
+// ShareReceipt is the public trace of a distributed share: who put it where,
+// and the sha256 of the encrypted share (equal to the on-chain private data
+// hash, so the recipient can verify what it reads).
+type ShareReceipt struct {
+	Org        string `json:"org"`
+	Collection string `json:"collection"`
+	ShareIndex int    `json:"share_index"`
+	SHA256     string `json:"sha256"`
+	HostMSPID  string `json:"host_msp"`
+	TxID       string `json:"txid"`
+	Timestamp  string `json:"timestamp"`
+}
+
+// SharePutEvent is the payload of SharePut (never the share).
+type SharePutEvent struct {
+	Org        string `json:"org"`
+	ShareIndex int    `json:"share_index"`
+	SHA256     string `json:"sha256"`
+	TxID       string `json:"txid"`
+}
+
+// OwnShare is the result of GetShare.
+type OwnShare struct {
+	CeremonyID string `json:"ceremony_id"`
+	Org        string `json:"org"`
+	ShareIndex int    `json:"share_index"`
+	ShareB64   string `json:"share_b64"` // the encrypted share as written (envelope JSON bytes)
+	SHA256     string `json:"sha256"`
+}
+
+func loadReceipt(stub shim.ChaincodeStubInterface, org string) (ShareReceipt, bool, error) {
+	key, err := state.Key(stub, objShareReceipt, org)
+	if err != nil {
+		return ShareReceipt{}, false, err
+	}
+	var rec ShareReceipt
+	found, err := state.GetJSON(stub, key, &rec)
+	return rec, found, err
+}
+
+// ceremonyMember returns org's share index, or INVALID_ARGUMENT when org is
+// not a recipient of the ceremony.
+func ceremonyMember(cer Ceremony, org string) (int, error) {
+	idx, ok := cer.ShareIndex[org]
+	if !ok {
+		return 0, &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q is not a share recipient of ceremony %s", org, cer.CeremonyID)}
+	}
+	return idx, nil
+}
+
+// PutShare writes the encrypted share of org (transient key "share", at most
+// MaxPrivateBytes) into org's collection shares_<org>, records a public
+// ShareReceipt and emits SharePut. Only role admin of the ceremony host's
+// MSP, only after the ceremony, only for a recipient of the ceremony, only
+// once per org. Endorsement: org's peer (collection policy) plus MAJORITY for
+// the public receipt.
+func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org string) (string, error) {
+	stub := ctx.GetStub()
+	share, err := transientValue(stub, TransientShare, MaxPrivateBytes)
+	if err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.RoleAdmin)
+	if err != nil {
+		return "", err
+	}
+	cer, err := loadCeremony(stub)
+	if err != nil {
+		return "", err
+	}
+	if err := access.RequireOrg(caller, cer.Host.MSPID, "distribute shares of ceremony "+cer.CeremonyID); err != nil {
+		return "", err
+	}
+	idx, err := ceremonyMember(cer, org)
+	if err != nil {
+		return "", err
+	}
+	_, found, err := loadReceipt(stub, org)
+	if err != nil {
+		return "", err
+	}
+	collection := Collection(org)
+	existing, err := privateHash(stub, collection, privShareKey)
+	if err != nil {
+		return "", err
+	}
+	if found || existing != "" {
+		return "", &ccerr.AlreadyExistsError{What: "share of ceremony " + cer.CeremonyID + " for", Key: org}
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	if err := stub.PutPrivateData(collection, privShareKey, share); err != nil {
+		return "", ccerr.Internal("writing share to "+collection, err)
+	}
+	rec := ShareReceipt{Org: org, Collection: collection, ShareIndex: idx, SHA256: sha256Hex(share), HostMSPID: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
+	key, err := state.Key(stub, objShareReceipt, org)
+	if err != nil {
+		return "", err
+	}
+	if err := state.PutJSON(stub, key, rec); err != nil {
+		return "", err
+	}
+	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: org, ShareIndex: idx, SHA256: rec.SHA256, TxID: rec.TxID}); err != nil {
+		return "", err
+	}
+	return state.Marshal(rec)
+}
+
+// GetShare returns org's encrypted share; only role admin of org itself may
+// read it (ACCESS_DENIED for everyone else; the peer's memberOnlyRead refuses
+// other orgs as well). NOT_FOUND when not distributed (or not on this peer).
+func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org string) (string, error) {
+	caller, err := access.Require(ctx, access.RoleAdmin)
+	if err != nil {
+		return "", err
+	}
+	if err := access.RequireOrg(caller, org, "read the share in "+Collection(org)); err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	cer, err := loadCeremony(stub)
+	if err != nil {
+		return "", err
+	}
+	idx, err := ceremonyMember(cer, org)
+	if err != nil {
+		return "", err
+	}
+	share, err := stub.GetPrivateData(Collection(org), privShareKey)
+	if err != nil {
+		return "", ccerr.Internal("reading share from "+Collection(org), err)
+	}
+	if share == nil {
+		return "", &ccerr.NotFoundError{What: "share of ceremony " + cer.CeremonyID + " for", Key: org}
+	}
+	return state.Marshal(OwnShare{CeremonyID: cer.CeremonyID, Org: org, ShareIndex: idx, ShareB64: base64.StdEncoding.EncodeToString(share), SHA256: sha256Hex(share)})
+}
+
+// GetShareHash returns the on-chain private data hash of org's share, so any
+// consortium member can check it against the public ShareReceipt. NOT_FOUND
+// when not distributed.
+func (c *Contract) GetShareHash(ctx contractapi.TransactionContextInterface, org string) (string, error) {
+	if !access.IsConsortiumMSP(org) {
+		return "", &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q is not a consortium MSP ID", org)}
+	}
+	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return "", err
+	}
+	collection := Collection(org)
+	h, err := privateHash(ctx.GetStub(), collection, privShareKey)
+	if err != nil {
+		return "", err
+	}
+	if h == "" {
+		return "", &ccerr.NotFoundError{What: "share in collection " + collection + " of", Key: org}
+	}
+	return state.Marshal(PrivateHash{Collection: collection, Key: privShareKey, SHA256: h})
+}
