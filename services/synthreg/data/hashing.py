@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:  # torch is only needed for the type; tensors are duck-typed
+    import torch
 
 _ARRAY_MAGIC = b"SRA1"
 _FRAME_MAGIC = b"SRF1"
@@ -37,7 +39,7 @@ class UnhashableError(TypeError):
 
 def array_bytes(array: np.ndarray | torch.Tensor) -> bytes:
     """Canonical bytes of a numeric array or CPU tensor (header + LE C-order data)."""
-    if isinstance(array, torch.Tensor):
+    if hasattr(array, "detach"):  # torch.Tensor
         array = array.detach().cpu().numpy()
     arr = np.asarray(array)
     if arr.dtype.kind not in "biuf":

@@ -18,6 +18,7 @@ the file cannot be parsed as CSV at all. Nothing is written anywhere.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -426,11 +427,21 @@ def load_registry_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh, skipinitialspace=True, strict=True) if row]
     except FileNotFoundError:
         raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise MalformedCSVError(str(path), str(exc).strip()) from exc
-    if any(str(c).startswith("Unnamed:") for c in df.columns):
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise MalformedCSVError(str(path), str(exc)) from exc
+    if not rows:
+        raise MalformedCSVError(str(path), "empty file (no header row)")
+    header = [h.strip() for h in rows[0]]
+    if any(not h for h in header):
         raise MalformedCSVError(str(path), "header has an empty column name")
+    for i, row in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise MalformedCSVError(
+                str(path), f"data row {i} has {len(row)} fields, header has {len(header)}"
+            )
+    df = pd.DataFrame(rows[1:], columns=header, dtype=object)
     return validate(df, schema)

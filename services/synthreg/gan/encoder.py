@@ -1,0 +1,296 @@
+"""Record <-> feature-space encoder that is identical in every registry.
+
+Who calls: every registry's generator and discriminator (through
+:func:`synthreg.gan.federated.train_federated` in-process, or the ledger apps),
+and :meth:`FederatedResult.sample` to decode synthetic records.
+
+The encoder is built ONLY from the agreed :class:`~synthreg.data.schema.Schema`
+plus, optionally, :class:`EncoderStats` that the registries agree on (the
+element-wise sum of per-registry histograms on a grid fixed by the schema; in
+the ledger version that sum is what secure aggregation would reveal, like the
+average of weights). It is never fitted on one registry's data, so
+:meth:`TabularEncoder.to_bytes` / :meth:`TabularEncoder.hash` are the same in
+every registry and can be compared on the ledger.
+
+Feature layout, in schema column order:
+
+* integer / continuous -> one value in [-1, 1] ("tanh" span). The value is first
+  transformed (``log1p`` if the schema says so), then mapped through the agreed
+  piecewise-linear CDF (quantile normalisation: the pooled marginal becomes
+  uniform), or through the schema's [min, max] range if no stats are given.
+  Integers with at most ``bins`` distinct values get one bin per integer, so
+  decoding reproduces the marginal exactly. A nullable numeric column adds a
+  2-wide softmax span (present, missing).
+* binary / categorical -> one-hot ("softmax" span), plus one extra level for
+  missing if the column is nullable.
+
+What fails when: :class:`EncoderStatsError` if stats do not match the schema
+(wrong columns / bins); :class:`EncodingShapeError` if a decoded array has the
+wrong width. Data is expected to be validated already (validate() first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from synthreg.data.schema import ColumnSpec, Schema
+
+SpanKind = Literal["tanh", "softmax"]
+DEFAULT_BINS = 64
+_PSEUDO_COUNT = 1e-3  # per bin, relative to one record: keeps the CDF strictly increasing
+
+
+class EncoderStatsError(ValueError):
+    """Agreed statistics do not fit the schema (unknown column, wrong bin count)."""
+
+
+class EncodingShapeError(ValueError):
+    """An array to decode does not have the encoder's output width."""
+
+    def __init__(self, expected: int, got: tuple[int, ...]) -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__(f"expected array of shape (n, {expected}), got {got}")
+
+
+@dataclass(frozen=True)
+class SpanInfo:
+    """One slice of the feature vector: ``dim`` columns activated by ``kind``."""
+
+    column: str
+    kind: SpanKind
+    dim: int
+    role: Literal["value", "missing", "levels"]
+
+
+# --------------------------------------------------------------------------- grid + stats
+
+
+def column_edges(spec: ColumnSpec, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Histogram bin edges (in transformed space) of a numeric column, fixed by the schema.
+
+    Untransformed integers with at most ``bins`` values get one bin per integer;
+    other integers are padded by half a unit so the extremes are bin-interior.
+    """
+    assert spec.min is not None and spec.max is not None
+    lo, hi = float(spec.min), float(spec.max)
+    if spec.type == "integer" and spec.transform == "none":
+        if hi - lo + 1 <= bins:
+            return np.arange(lo - 0.5, hi + 1.0, 1.0, dtype=np.float64)
+        lo, hi = lo - 0.5, hi + 0.5
+    t = _forward_transform(np.array([lo, hi], dtype=np.float64), spec)
+    return np.linspace(t[0], t[1], bins + 1, dtype=np.float64)
+
+
+def _forward_transform(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    if spec.transform == "log1p":
+        return np.log1p(np.maximum(values, 0.0))
+    return values
+
+
+def _inverse_transform(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    if spec.transform == "log1p":
+        return np.expm1(values)
+    return values
+
+
+@dataclass(frozen=True)
+class EncoderStats:
+    """Agreed per-column histogram counts on the schema-fixed grid (numeric columns only).
+
+    Build one per registry with :meth:`from_frame` and sum them with
+    :meth:`combine`; only the sum is used by the encoder.
+    """
+
+    bins: int
+    counts: dict[str, tuple[float, ...]]
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, schema: Schema, bins: int = DEFAULT_BINS) -> EncoderStats:
+        counts: dict[str, tuple[float, ...]] = {}
+        for spec in schema.columns:
+            if not spec.is_numeric:
+                continue
+            edges = column_edges(spec, bins)
+            values = pd.to_numeric(df[spec.name], errors="coerce").to_numpy(dtype=np.float64)
+            values = _forward_transform(values[np.isfinite(values)], spec)
+            idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+            hist = np.bincount(idx, minlength=len(edges) - 1)
+            counts[spec.name] = tuple(float(c) for c in hist)
+        return cls(bins=bins, counts=counts)
+
+    @classmethod
+    def combine(cls, parts: list[EncoderStats]) -> EncoderStats:
+        """Element-wise sum of registries' histograms (what the consortium agrees on)."""
+        if not parts:
+            raise EncoderStatsError("no statistics to combine")
+        bins = parts[0].bins
+        keys = set(parts[0].counts)
+        for p in parts:
+            if p.bins != bins or set(p.counts) != keys:
+                raise EncoderStatsError("statistics disagree on bins or columns")
+        summed = {
+            k: tuple(float(x) for x in np.sum([np.array(p.counts[k]) for p in parts], axis=0))
+            for k in sorted(keys)
+        }
+        return cls(bins=bins, counts=summed)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"bins": self.bins, "counts": {k: list(v) for k, v in sorted(self.counts.items())}}
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+@dataclass(frozen=True)
+class _NumericMap:
+    edges: np.ndarray  # transformed-space bin edges
+    cdf: np.ndarray  # same length, strictly increasing from 0 to 1
+
+
+class TabularEncoder:
+    """Deterministic schema-derived encoder; see the module docstring for the layout."""
+
+    def __init__(self, schema: Schema, stats: EncoderStats | None = None) -> None:
+        self.schema = schema
+        self.stats = stats
+        self._maps: dict[str, _NumericMap] = {}
+        spans: list[SpanInfo] = []
+        for spec in schema.columns:
+            if spec.is_numeric:
+                self._maps[spec.name] = self._numeric_map(spec)
+                spans.append(SpanInfo(spec.name, "tanh", 1, "value"))
+                if spec.nullable:
+                    spans.append(SpanInfo(spec.name, "softmax", 2, "missing"))
+            else:
+                n = len(spec.levels) + (1 if spec.nullable else 0)
+                spans.append(SpanInfo(spec.name, "softmax", n, "levels"))
+        self.output_info: tuple[SpanInfo, ...] = tuple(spans)
+        self.output_dim: int = sum(s.dim for s in spans)
+
+    def _numeric_map(self, spec: ColumnSpec) -> _NumericMap:
+        bins = self.stats.bins if self.stats is not None else DEFAULT_BINS
+        edges = column_edges(spec, bins)
+        nb = len(edges) - 1
+        if self.stats is None:
+            counts = np.ones(nb, dtype=np.float64)
+        else:
+            if spec.name not in self.stats.counts:
+                raise EncoderStatsError(f"stats lack numeric column {spec.name!r}")
+            counts = np.asarray(self.stats.counts[spec.name], dtype=np.float64)
+            if counts.shape != (nb,):
+                raise EncoderStatsError(f"column {spec.name!r}: expected {nb} bins")
+            counts = counts + _PSEUDO_COUNT
+        cdf = np.concatenate([[0.0], np.cumsum(counts)])
+        return _NumericMap(edges=edges, cdf=cdf / cdf[-1])
+
+    # -- encode / decode ---------------------------------------------------------
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """Validated records -> float32 array of shape (len(df), output_dim)."""
+        out = np.zeros((len(df), self.output_dim), dtype=np.float32)
+        pos = 0
+        for spec in self.schema.columns:
+            col = df[spec.name]
+            missing = col.isna().to_numpy()
+            if spec.is_numeric:
+                m = self._maps[spec.name]
+                values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                z = _forward_transform(np.where(missing, spec.min, values), spec)
+                u = np.interp(z, m.edges, m.cdf)
+                out[:, pos] = np.where(missing, 0.0, 2.0 * u - 1.0)
+                pos += 1
+                if spec.nullable:
+                    out[np.arange(len(df)), pos + missing.astype(int)] = 1.0
+                    pos += 2
+            else:
+                levels = list(spec.levels)
+                lookup = {lv: i for i, lv in enumerate(levels)}
+                idx = np.array(
+                    [len(levels) if miss else lookup[_level_key(v, spec)]
+                     for v, miss in zip(col.tolist(), missing)],
+                    dtype=np.int64,
+                )
+                out[np.arange(len(df)), pos + idx] = 1.0
+                pos += len(levels) + (1 if spec.nullable else 0)
+        return out
+
+    def decode(self, array: np.ndarray) -> pd.DataFrame:
+        """Feature array -> records in schema columns and dtypes.
+
+        tanh spans are clipped to [-1, 1] and inverted through the agreed CDF,
+        then clipped to the schema range (and rounded for integers); softmax
+        spans take the argmax (the generator's Gumbel-softmax makes this a draw).
+        """
+        arr = np.asarray(array, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.output_dim:
+            raise EncodingShapeError(self.output_dim, tuple(arr.shape))
+        cols: dict[str, pd.Series] = {}
+        pos = 0
+        for spec in self.schema.columns:
+            if spec.is_numeric:
+                assert spec.min is not None and spec.max is not None
+                m = self._maps[spec.name]
+                u = (np.clip(arr[:, pos], -1.0, 1.0) + 1.0) / 2.0
+                values = np.clip(_inverse_transform(np.interp(u, m.cdf, m.edges), spec),
+                                 spec.min, spec.max)
+                pos += 1
+                missing = np.zeros(len(arr), dtype=bool)
+                if spec.nullable:
+                    missing = np.argmax(arr[:, pos:pos + 2], axis=1) == 1
+                    pos += 2
+                if spec.type == "integer":
+                    series = pd.Series(np.round(values).astype(np.int64))
+                    if spec.nullable:
+                        series = series.astype("Int64").mask(missing)
+                else:
+                    series = pd.Series(np.where(missing, np.nan, values))
+                cols[spec.name] = series
+            else:
+                levels = list(spec.levels)
+                width = len(levels) + (1 if spec.nullable else 0)
+                idx = np.argmax(arr[:, pos:pos + width], axis=1)
+                pos += width
+                if isinstance(levels[0], str):
+                    cols[spec.name] = pd.Series(
+                        [levels[i] if i < len(levels) else None for i in idx], dtype=object
+                    )
+                else:
+                    vals = pd.Series(np.array(levels, dtype=np.int64)[np.minimum(idx, len(levels) - 1)])
+                    if spec.nullable:
+                        vals = vals.astype("Int64").mask(idx == len(levels))
+                    cols[spec.name] = vals
+        return pd.DataFrame(cols)
+
+    # -- identity -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": "synthreg.TabularEncoder/1",
+            "schema_sha256": self.schema.hash(),
+            "stats": None if self.stats is None else self.stats.to_dict(),
+            "output_info": [
+                {"column": s.column, "kind": s.kind, "dim": s.dim, "role": s.role}
+                for s in self.output_info
+            ],
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes (sorted compact JSON) that fully determine the encoder."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def hash(self) -> str:
+        """SHA-256 hex of :meth:`to_bytes`: equal in every registry or it is a bug."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+def _level_key(value: object, spec: ColumnSpec) -> str | int:
+    if spec.type == "binary" or (spec.categories and isinstance(spec.categories[0], int)):
+        return int(value)  # type: ignore[call-overload]
+    return str(value)

@@ -1,0 +1,101 @@
+"""Bundled dataset, registry splitting and canonical content hashing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthreg.data import (
+    Schema,
+    SplitError,
+    UnknownDatasetError,
+    load_dataset,
+    sha256_hex,
+    split_registries,
+)
+from synthreg.data.hashing import array_bytes
+
+
+@pytest.fixture(scope="module")
+def rotterdam() -> pd.DataFrame:
+    return load_dataset("rotterdam")
+
+
+def test_rotterdam_shape_and_columns(rotterdam: pd.DataFrame) -> None:
+    assert rotterdam.shape == (2982, 14)
+    assert list(rotterdam.columns) == Schema.bundled("rotterdam").column_names
+    assert "pid" not in rotterdam.columns and "rownames" not in rotterdam.columns
+    assert not rotterdam.isna().any().any()
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(UnknownDatasetError):
+        load_dataset("no-such-registry")
+
+
+def test_iid_split_is_a_deterministic_partition(rotterdam: pd.DataFrame) -> None:
+    a = split_registries(rotterdam, 3, "iid", seed=7)
+    b = split_registries(rotterdam, 3, "iid", seed=7)
+    c = split_registries(rotterdam, 3, "iid", seed=8)
+    assert [len(p) for p in a] == [994, 994, 994]
+    assert all(x.equals(y) for x, y in zip(a, b))
+    assert not a[0].equals(c[0])
+    pooled = pd.concat(a).sort_values(list(rotterdam.columns)).reset_index(drop=True)
+    expected = rotterdam.sort_values(list(rotterdam.columns)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(pooled, expected)
+
+
+def test_non_iid_split_by_period(rotterdam: pd.DataFrame) -> None:
+    parts = split_registries(rotterdam, 3, "non-iid", seed=0, by="year")
+    sizes = [len(p) for p in parts]
+    assert sum(sizes) == len(rotterdam)
+    assert sizes[0] < sizes[1] < sizes[2]
+    # periods do not overlap: every registry holds its own years
+    for left, right in zip(parts, parts[1:]):
+        assert left["year"].max() < right["year"].min()
+    assert split_registries(rotterdam, 3, "non-iid", seed=0, by="year")[1].equals(parts[1])
+
+
+def test_split_errors(rotterdam: pd.DataFrame) -> None:
+    with pytest.raises(SplitError):
+        split_registries(rotterdam, 0)
+    with pytest.raises(SplitError):
+        split_registries(rotterdam, 3, "non-iid", by=None)
+    with pytest.raises(SplitError):
+        split_registries(rotterdam, 3, "non-iid", by="meno")  # only 2 distinct values
+
+
+def test_array_hash_is_content_based() -> None:
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert sha256_hex(x) == sha256_hex(torch.from_numpy(x.copy()))
+    assert sha256_hex(x) == sha256_hex(np.asfortranarray(x))
+    assert sha256_hex(x) == sha256_hex(x.astype(">f4"))  # byte order is canonicalised
+    assert sha256_hex(x) != sha256_hex(x.reshape(4, 3))  # shape is part of the content
+    assert sha256_hex(x) != sha256_hex(x.astype(np.float64))
+    y = x.copy()
+    y[2, 3] = np.nextafter(y[2, 3], np.float32(100))
+    assert sha256_hex(x) != sha256_hex(y)
+    assert array_bytes(x).startswith(b"SRA1")
+
+
+def test_frame_hash_ignores_index_but_not_values(rotterdam: pd.DataFrame) -> None:
+    head = rotterdam.head(50)
+    assert sha256_hex(head) == sha256_hex(head.set_axis(range(100, 150)))
+    changed = head.copy()
+    changed.loc[3, "size"] = ">50" if head.loc[3, "size"] != ">50" else "<=20"
+    assert sha256_hex(changed) != sha256_hex(head)
+
+
+@pytest.mark.slow  # spawns a Python process (~5 s under load)
+def test_hash_is_stable_across_processes() -> None:
+    code = (
+        "import numpy as np; from synthreg.data.hashing import sha256_hex; "
+        "print(sha256_hex(np.linspace(0, 1, 101, dtype=np.float32)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == sha256_hex(np.linspace(0, 1, 101, dtype=np.float32))
