@@ -67,8 +67,9 @@ type Ceremony struct {
 	Host                 Host              `json:"host"`
 	TxID                 string            `json:"txid"`
 	Timestamp            string            `json:"timestamp"`
-	// Shares maps org -> receipt of its distributed share (GetCeremony only).
-	Shares map[string]ShareReceipt `json:"shares,omitempty"`
+	// Shares maps org -> on-chain sha256 of its distributed share (GetCeremony
+	// only; orgs whose share is not distributed yet are absent).
+	Shares map[string]string `json:"shares,omitempty"`
 }
 
 // CeremonyRecordedEvent is the payload of CeremonyRecorded.
@@ -280,7 +281,7 @@ func (c *Contract) RecordCeremony(ctx contractapi.TransactionContextInterface, c
 }
 
 // GetCeremony returns the public ceremony facts (Ceremony, without blobs)
-// including the receipts of the shares distributed so far. Any consortium
+// including the hashes of the shares distributed so far. Any consortium
 // role. PRECONDITION_FAILED before the ceremony.
 func (c *Contract) GetCeremony(ctx contractapi.TransactionContextInterface) (string, error) {
 	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
@@ -297,15 +298,15 @@ func (c *Contract) GetCeremony(ctx contractapi.TransactionContextInterface) (str
 	}
 	sort.Strings(orgs)
 	for _, org := range orgs {
-		rec, found, err := loadReceipt(stub, org)
+		h, err := shareHash(stub, org)
 		if err != nil {
 			return "", err
 		}
-		if found {
+		if h != "" {
 			if cer.Shares == nil {
-				cer.Shares = map[string]ShareReceipt{}
+				cer.Shares = map[string]string{}
 			}
-			cer.Shares[org] = rec
+			cer.Shares[org] = h
 		}
 	}
 	return state.Marshal(cer)

@@ -8,8 +8,8 @@
 // CCaaS server of cmd/keyvault.
 // Where data lives:
 //   - public state: the ceremony (composite key "ceremony"), its verbatim
-//     input record ("ceremony_input"), one share receipt per org ("share",
-//     org) and one release per auditor and org ("release", auditor, org);
+//     input record ("ceremony_input") and one release per auditor and org
+//     ("release", auditor, org);
 //   - private collection shares_<MSPID> of each org: its encrypted share
 //     (key "share") and generic private values (("private", key)).
 //
@@ -52,7 +52,6 @@ const (
 const (
 	objCeremony      = "ceremony"
 	objCeremonyInput = "ceremony_input"
-	objShareReceipt  = "share"
 	objRelease       = "release"
 	objPrivate       = "private"
 	privShareKey     = "share"

@@ -71,9 +71,9 @@ func (c *Contract) ReleaseShare(ctx contractapi.TransactionContextInterface, aud
 	if !ok {
 		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("%s holds no share of ceremony %s", caller.MSPID, cer.CeremonyID)}
 	}
-	if _, found, err := loadReceipt(stub, caller.MSPID); err != nil {
+	if h, err := shareHash(stub, caller.MSPID); err != nil {
 		return "", err
-	} else if !found {
+	} else if h == "" {
 		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("the share of %s has not been distributed yet", caller.MSPID)}
 	}
 	key, err := state.Key(stub, objRelease, auditorID, caller.MSPID)

@@ -12,9 +12,11 @@ import (
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 )
 
-// ShareReceipt is the public trace of a distributed share: who put it where,
-// and the sha256 of the encrypted share (equal to the on-chain private data
-// hash, so the recipient can verify what it reads).
+// ShareReceipt is the result of PutShare: where the encrypted share went and
+// its sha256, which equals the on-chain private data hash (GetShareHash).
+// Nothing of it is written to public state: a PutShare transaction writes
+// only the recipient's collection, so only the recipient's peer endorses it
+// and sees the (encrypted) share.
 type ShareReceipt struct {
 	Org        string `json:"org"`
 	Collection string `json:"collection"`
@@ -22,7 +24,6 @@ type ShareReceipt struct {
 	SHA256     string `json:"sha256"`
 	HostMSPID  string `json:"host_msp"`
 	TxID       string `json:"txid"`
-	Timestamp  string `json:"timestamp"`
 }
 
 // SharePutEvent is the payload of SharePut (never the share).
@@ -30,6 +31,7 @@ type SharePutEvent struct {
 	Org        string `json:"org"`
 	ShareIndex int    `json:"share_index"`
 	SHA256     string `json:"sha256"`
+	HostMSPID  string `json:"host_msp"`
 	TxID       string `json:"txid"`
 }
 
@@ -42,14 +44,9 @@ type OwnShare struct {
 	SHA256     string `json:"sha256"`
 }
 
-func loadReceipt(stub shim.ChaincodeStubInterface, org string) (ShareReceipt, bool, error) {
-	key, err := state.Key(stub, objShareReceipt, org)
-	if err != nil {
-		return ShareReceipt{}, false, err
-	}
-	var rec ShareReceipt
-	found, err := state.GetJSON(stub, key, &rec)
-	return rec, found, err
+// shareHash returns the hex on-chain hash of org's share, "" when not distributed.
+func shareHash(stub shim.ChaincodeStubInterface, org string) (string, error) {
+	return privateHash(stub, Collection(org), privShareKey)
 }
 
 // ceremonyMember returns org's share index, or INVALID_ARGUMENT when org is
@@ -63,11 +60,12 @@ func ceremonyMember(cer Ceremony, org string) (int, error) {
 }
 
 // PutShare writes the encrypted share of org (transient key "share", at most
-// MaxPrivateBytes) into org's collection shares_<org>, records a public
-// ShareReceipt and emits SharePut. Only role admin of the ceremony host's
-// MSP, only after the ceremony, only for a recipient of the ceremony, only
-// once per org. Endorsement: org's peer (collection policy) plus MAJORITY for
-// the public receipt.
+// MaxPrivateBytes) into org's collection shares_<org> and emits SharePut
+// (org, share index, sha256, host MSP, txid). Only role admin of the ceremony
+// host's MSP, only after the ceremony, only for a recipient of the ceremony,
+// only once per org (by the on-chain private data hash). No public write:
+// the collection policy alone applies, so submit it with endorsing
+// organisations = [org].
 func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org string) (string, error) {
 	stub := ctx.GetStub()
 	share, err := transientValue(stub, TransientShare, MaxPrivateBytes)
@@ -89,34 +87,19 @@ func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org str
 	if err != nil {
 		return "", err
 	}
-	_, found, err := loadReceipt(stub, org)
-	if err != nil {
-		return "", err
-	}
 	collection := Collection(org)
-	existing, err := privateHash(stub, collection, privShareKey)
+	existing, err := shareHash(stub, org)
 	if err != nil {
 		return "", err
 	}
-	if found || existing != "" {
+	if existing != "" {
 		return "", &ccerr.AlreadyExistsError{What: "share of ceremony " + cer.CeremonyID + " for", Key: org}
-	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
 	}
 	if err := stub.PutPrivateData(collection, privShareKey, share); err != nil {
 		return "", ccerr.Internal("writing share to "+collection, err)
 	}
-	rec := ShareReceipt{Org: org, Collection: collection, ShareIndex: idx, SHA256: sha256Hex(share), HostMSPID: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
-	key, err := state.Key(stub, objShareReceipt, org)
-	if err != nil {
-		return "", err
-	}
-	if err := state.PutJSON(stub, key, rec); err != nil {
-		return "", err
-	}
-	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: org, ShareIndex: idx, SHA256: rec.SHA256, TxID: rec.TxID}); err != nil {
+	rec := ShareReceipt{Org: org, Collection: collection, ShareIndex: idx, SHA256: sha256Hex(share), HostMSPID: caller.MSPID, TxID: stub.GetTxID()}
+	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: org, ShareIndex: idx, SHA256: rec.SHA256, HostMSPID: caller.MSPID, TxID: rec.TxID}); err != nil {
 		return "", err
 	}
 	return state.Marshal(rec)
@@ -153,8 +136,8 @@ func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org str
 }
 
 // GetShareHash returns the on-chain private data hash of org's share, so any
-// consortium member can check it against the public ShareReceipt. NOT_FOUND
-// when not distributed.
+// consortium member can check a share shown to it. NOT_FOUND when not
+// distributed.
 func (c *Contract) GetShareHash(ctx contractapi.TransactionContextInterface, org string) (string, error) {
 	if !access.IsConsortiumMSP(org) {
 		return "", &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q is not a consortium MSP ID", org)}
@@ -163,7 +146,7 @@ func (c *Contract) GetShareHash(ctx contractapi.TransactionContextInterface, org
 		return "", err
 	}
 	collection := Collection(org)
-	h, err := privateHash(ctx.GetStub(), collection, privShareKey)
+	h, err := shareHash(ctx.GetStub(), org)
 	if err != nil {
 		return "", err
 	}
