@@ -150,10 +150,10 @@ func Run(name string, lookup func(string) (string, bool), cc shim.Chaincode) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s: serving chaincode %s on %s (tls=%v, client auth=%v)\n",
+	fmt.Fprintf(os.Stderr, "%s: starting chaincode server %s on %s (tls=%v, client auth=%v)\n",
 		name, cfg.ChaincodeID, cfg.Address, !cfg.TLSDisabled, cfg.ClientCAFile != "" && !cfg.TLSDisabled)
 	if err := srv.Start(); err != nil {
-		return fmt.Errorf("%s: chaincode server on %s stopped: %w", name, cfg.Address, err)
+		return fmt.Errorf("chaincode server on %s stopped: %w", cfg.Address, err)
 	}
 	return nil
 }
