@@ -1,0 +1,203 @@
+"""Chaincode-as-a-service deployment: build, package, install, run, approve, commit.
+
+Each org runs its own server process per chaincode (``cc-<name>-<org>``), built
+from ``chaincode/cmd/<name>`` and reached by its org's peer over mutual TLS.
+The package the peer installs holds only ``connection.json`` (address + TLS
+material) and ``metadata.json`` of type ``ccaas``; our external builder
+(``network/builders/ccaas``) turns it into the connection the peer dials. The
+definition is approved by every org and committed with the channel's default
+MAJORITY endorsement policy (plus the per-org collections on ``keys``).
+
+Every step checks first whether it is already done, so re-running is safe.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tarfile
+import time
+from typing import TYPE_CHECKING
+
+from synthreg.network import process
+from synthreg.network.topology import Org
+
+if TYPE_CHECKING:
+    from synthreg.network.launcher import Launcher
+
+VERSION = "1.0"
+SEQUENCE = 1
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    """A deterministic .tar.gz (fixed mtimes/owners) so package IDs are stable."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+class Deployer:
+    def __init__(self, launcher: Launcher) -> None:
+        self.l = launcher
+        self.cfg = launcher.cfg
+
+    # --- build ---------------------------------------------------------------
+    def build(self, name: str) -> str:
+        out = self.cfg.home / "bin" / name
+        src = self.cfg.chaincode_src
+        if not (src / "cmd" / name).exists():
+            raise RuntimeError(f"chaincode source {src / 'cmd' / name} not found")
+        # go build is itself incremental; always run it so source edits are picked up
+        from synthreg.network.launcher import run_cmd
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_cmd(["go", "build", "-trimpath", "-o", str(out), f"./cmd/{name}"], {"CGO_ENABLED": "0"}, cwd=src)
+        return str(out)
+
+    # --- package -------------------------------------------------------------
+    def package(self, name: str, org: Org) -> tuple[str, bytes]:
+        c = self.l.crypto(org)
+        client = c.tls_pair("peer-ccclient")
+        conn = {
+            "address": org.chaincode_endpoint(name),
+            "dial_timeout": "10s",
+            "tls_required": True,
+            "client_auth_required": True,
+            "client_key": client.key_pem.decode(),
+            "client_cert": client.cert_pem.decode(),
+            "root_cert": c.tls_ca_cert.read_text(),
+        }
+        label = f"{name}_{VERSION}"
+        code = _tar_gz({"connection.json": json.dumps(conn, indent=2).encode()})
+        pkg = _tar_gz({"metadata.json": json.dumps({"type": "ccaas", "label": label}).encode(),
+                       "code.tar.gz": code})
+        return label, pkg
+
+    # --- steps ---------------------------------------------------------------
+    def _installed(self, org: Org, label: str) -> str | None:
+        from synthreg.network.launcher import run_cmd
+
+        out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "queryinstalled", "--output", "json"],
+                      self.l.peer_admin_env(org)).stdout
+        data = json.loads(out or "{}")
+        for item in data.get("installed_chaincodes", []) or []:
+            if item.get("label") == label:
+                return str(item["package_id"])
+        return None
+
+    def install(self, name: str, org: Org) -> str:
+        from synthreg.network.launcher import run_cmd
+
+        label, pkg = self.package(name, org)
+        path = self.cfg.artifacts_dir / f"{name}-{org.name}.tar.gz"
+        path.write_bytes(pkg)
+        pkg_id = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "calculatepackageid", str(path)],
+                         self.l.peer_admin_env(org)).stdout.strip()
+        if self._installed(org, label) != pkg_id:
+            run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "install", str(path)],
+                    self.l.peer_admin_env(org))
+            self.l.log(f"{name} installed on the peer of {org.msp_id} ({pkg_id[:24]}...)")
+        return pkg_id
+
+    def start_server(self, name: str, org: Org, binary: str, pkg_id: str) -> None:
+        c = self.l.crypto(org)
+        tls = c.root / "tls-extra" / f"ccserver-{name}"
+        host, port = org.chaincode_endpoint(name).split(":")
+        env = {
+            "CHAINCODE_SERVER_ADDRESS": org.chaincode_endpoint(name),
+            "CHAINCODE_ID": pkg_id,
+            "CHAINCODE_TLS_KEY": str(tls / "server.key"),
+            "CHAINCODE_TLS_CERT": str(tls / "server.crt"),
+            "CHAINCODE_CLIENT_CA_CERT": str(c.tls_ca_cert),
+        }
+        spec = process.ProcessSpec(f"cc-{name}-{org.name}", [binary], env,
+                                   process.Health(tcp=(host, int(port))))
+        proc_name = spec.name
+        # a server started for an older package must be restarted
+        id_file = self.cfg.run_dir / f"{proc_name}.ccid"
+        if id_file.exists() and id_file.read_text() != pkg_id:
+            process.stop(self.cfg.run_dir, proc_name)
+        pid = process.start(spec, self.cfg.run_dir, self.cfg.logs_dir)
+        id_file.write_text(pkg_id)
+        self.l.log(f"chaincode server {proc_name} up (pid {pid}, {org.chaincode_endpoint(name)})")
+
+    def _definition_flags(self, channel: str, name: str) -> list[str]:
+        flags = ["--channelID", channel, "--name", name, "--version", VERSION, "--sequence", str(SEQUENCE)]
+        if channel == "keys":
+            flags += ["--collections-config", str(self.cfg.config_dir / "collections_keys.json")]
+        return flags
+
+    def _committed(self, org: Org, channel: str, name: str) -> bool:
+        from synthreg.network.launcher import run_cmd
+
+        out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "querycommitted", "--channelID", channel,
+                       "--name", name], self.l.peer_admin_env(org), check=False)
+        return out.returncode == 0 and f"Sequence: {SEQUENCE}" in out.stdout
+
+    def _approved(self, org: Org, channel: str, name: str) -> bool:
+        from synthreg.network.launcher import run_cmd
+
+        out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "checkcommitreadiness",
+                       *self._definition_flags(channel, name), "--output", "json"],
+                      self.l.peer_admin_env(org), check=False)
+        if out.returncode != 0:
+            return False
+        return bool(json.loads(out.stdout).get("approvals", {}).get(org.msp_id))
+
+    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float = 60) -> None:
+        """Lifecycle transactions can race the Raft leader election right after start-up:
+        retry only on 'service unavailable' style errors, until a deadline."""
+        from synthreg.network.launcher import NetworkError, run_cmd
+
+        deadline = time.monotonic() + timeout
+        while True:
+            out = run_cmd(argv, self.l.peer_admin_env(org), check=False)
+            if out.returncode == 0:
+                return
+            transient = re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused|deadline exceeded",
+                                  out.stderr, re.I)
+            if not transient or time.monotonic() > deadline:
+                raise NetworkError(f"{what} failed:\n{out.stderr.strip()[-3000:]}")
+            time.sleep(0.5)
+
+    def deploy(self, channel: str, name: str) -> None:
+        binary = self.build(name)
+        for org in self.cfg.orgs:
+            pkg_id = self.install(name, org)
+            self.start_server(name, org, binary, pkg_id)
+            if self._committed(org, channel, name):
+                continue
+            if not self._approved(org, channel, name):
+                self._submit_with_retry(
+                    [self.l.bin("peer"), "lifecycle", "chaincode", "approveformyorg",
+                     *self.l.orderer_flags(org), *self._definition_flags(channel, name),
+                     "--package-id", pkg_id, "--waitForEvent"],
+                    org, f"approve {name} for {org.msp_id}")
+                self.l.log(f"{org.msp_id} approved {name} on '{channel}'")
+        first = self.cfg.orgs[0]
+        if not self._committed(first, channel, name):
+            peers: list[str] = []
+            for org in self.cfg.orgs:
+                peers += ["--peerAddresses", org.peer_endpoint,
+                          "--tlsRootCertFiles", str(self.l.crypto(org).tls_ca_cert)]
+            self._submit_with_retry(
+                [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(first),
+                 *self._definition_flags(channel, name), *peers, "--waitForEvent"],
+                first, f"commit {name} on '{channel}'")
+            self.l.log(f"{name} committed on '{channel}' (endorsement: MAJORITY)")
+        # every peer must see the definition before clients use it
+        deadline = time.monotonic() + 30
+        for org in self.cfg.orgs:
+            while not self._committed(org, channel, name):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} not committed on the peer of {org.msp_id}")
+                time.sleep(0.2)
+
+
+__all__ = ["Deployer"]

@@ -1,0 +1,291 @@
+"""Bring the local consortium network up, report on it, and take it down.
+
+``up`` is a sequence of idempotent steps, each of which first checks whether
+its effect is already there (crypto material, genesis blocks, running and
+healthy processes, channel membership, installed/approved/committed
+chaincode), so running it twice is safe and a half-finished run can be
+resumed. ``down`` stops every process recorded in ``run/`` by PID and can
+wipe the state. Called by ``synthreg network``; the integration tests and the
+benchmarks use the profile it writes (``<home>/profile.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthreg.network import chaincode as cc
+from synthreg.network import fabricconfig, pki, process
+from synthreg.network.profile import write_profile
+from synthreg.network.topology import CHAINCODES, NetworkConfig, Org
+
+Log = Callable[[str], None]
+
+
+class NetworkError(RuntimeError):
+    """A launcher step failed; the message says which and how."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    stdout: str
+    stderr: str
+
+
+def run_cmd(argv: list[str], env: dict[str, str] | None = None, *, check: bool = True,
+            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a Fabric CLI command; on failure raise NetworkError with its output."""
+    import os
+
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise NetworkError(
+            f"command failed ({proc.returncode}): {' '.join(argv[:4])} ...\n{proc.stderr.strip()[-3000:]}"
+        )
+    return proc
+
+
+class Launcher:
+    """Steps of the local network, bound to one :class:`NetworkConfig`."""
+
+    def __init__(self, cfg: NetworkConfig, log: Log = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.cryptos: dict[str, pki.OrgCrypto] = {}
+
+    # --- helpers -------------------------------------------------------------
+    def bin(self, name: str) -> str:
+        path = self.cfg.fabric_bin / name
+        if not path.exists():
+            raise NetworkError(f"{path} not found: run scripts/bootstrap.sh (builds the Fabric binaries)")
+        return str(path)
+
+    def crypto(self, org: Org) -> pki.OrgCrypto:
+        return self.cryptos[org.msp_id]
+
+    def peer_admin_env(self, org: Org) -> dict[str, str]:
+        c = self.crypto(org)
+        return {
+            "FABRIC_CFG_PATH": str(self.cfg.config_dir / "node"),
+            "CORE_PEER_LOCALMSPID": org.msp_id,
+            "CORE_PEER_MSPCONFIGPATH": str(c.root / "users" / "fabric-admin" / "msp"),
+            "CORE_PEER_ADDRESS": org.peer_endpoint,
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(c.tls_ca_cert),
+            "FABRIC_LOGGING_SPEC": "WARNING",
+        }
+
+    def orderer_flags(self, org: Org) -> list[str]:
+        return ["-o", org.orderer_endpoint, "--tls", "--cafile", str(self.crypto(org).tls_ca_cert)]
+
+    # --- steps ---------------------------------------------------------------
+    def generate_crypto(self) -> None:
+        for org in self.cfg.orgs:
+            extra = {f"ccserver-{name}": ("localhost", "127.0.0.1") for name in CHAINCODES.values()}
+            extra["peer-ccclient"] = (org.peer_host,)
+            root = self.cfg.org_crypto_root(org)
+            existed = (root / "ca" / "ca.pem").exists()
+            self.cryptos[org.msp_id] = pki.generate_org(root, org.msp_id, org.domain, extra_tls=extra)
+            if not existed:
+                self.log(f"crypto material for {org.msp_id} generated")
+
+    def generate_configs(self, sample_dir: Path) -> None:
+        cfgdir = fabricconfig.write_configtx(self.cfg, self.cryptos)
+        fabricconfig.write_node_configs(self.cfg, sample_dir)
+        fabricconfig.write_collections_config(self.cfg)
+        self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        for ch in self.cfg.channels:
+            block = self.cfg.artifacts_dir / f"{ch}.block"
+            if block.exists():
+                continue
+            run_cmd([self.bin("configtxgen"), "-configPath", str(cfgdir), "-profile", "SynthregChannel",
+                     "-outputBlock", str(block), "-channelID", ch])
+            self.log(f"genesis block for channel '{ch}' created")
+
+    def _orderer_spec(self, org: Org) -> process.ProcessSpec:
+        c = self.crypto(org)
+        node = c.node_dir("orderer0")
+        tls = node / "tls"
+        roots = "[" + ",".join(str(self.crypto(o).tls_ca_cert) for o in self.cfg.orgs) + "]"
+        data = self.cfg.data_dir / f"orderer-{org.name}"
+        env = {
+            "FABRIC_CFG_PATH": str(self.cfg.config_dir / "node"),
+            "FABRIC_LOGGING_SPEC": "INFO",
+            "ORDERER_GENERAL_LISTENADDRESS": "127.0.0.1",
+            "ORDERER_GENERAL_LISTENPORT": str(org.port("orderer")),
+            "ORDERER_GENERAL_LOCALMSPID": org.msp_id,
+            "ORDERER_GENERAL_LOCALMSPDIR": str(node / "msp"),
+            "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
+            "ORDERER_GENERAL_TLS_ENABLED": "true",
+            "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
+            "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
+            "ORDERER_GENERAL_TLS_ROOTCAS": roots,
+            "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
+            "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
+            "ORDERER_GENERAL_CLUSTER_ROOTCAS": roots,
+            "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
+            "ORDERER_ADMIN_LISTENADDRESS": f"127.0.0.1:{org.port('orderer_admin')}",
+            "ORDERER_ADMIN_TLS_ENABLED": "true",
+            "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
+            "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
+            "ORDERER_ADMIN_TLS_ROOTCAS": roots,
+            "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
+            "ORDERER_ADMIN_TLS_CLIENTROOTCAS": roots,
+            "ORDERER_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{org.port('orderer_ops')}",
+            "ORDERER_OPERATIONS_TLS_ENABLED": "true",
+            "ORDERER_OPERATIONS_TLS_PRIVATEKEY": str(tls / "server.key"),
+            "ORDERER_OPERATIONS_TLS_CERTIFICATE": str(tls / "server.crt"),
+            "ORDERER_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
+            "ORDERER_METRICS_PROVIDER": "disabled",
+            "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
+            "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
+            "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
+        }
+        health = process.Health(url=f"https://127.0.0.1:{org.port('orderer_ops')}/healthz",
+                                ca_file=c.tls_ca_cert)
+        return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health)
+
+    def _peer_spec(self, org: Org) -> process.ProcessSpec:
+        c = self.crypto(org)
+        node = c.node_dir("peer0")
+        tls = node / "tls"
+        data = self.cfg.data_dir / f"peer-{org.name}"
+        env = {
+            "FABRIC_CFG_PATH": str(self.cfg.config_dir / "node"),
+            "FABRIC_LOGGING_SPEC": "INFO:gossip=WARNING",
+            "CORE_PEER_ID": org.peer_host,
+            "CORE_PEER_ADDRESS": org.peer_endpoint,
+            "CORE_PEER_LISTENADDRESS": org.peer_endpoint,
+            "CORE_PEER_CHAINCODEADDRESS": f"127.0.0.1:{org.port('peer_chaincode')}",
+            "CORE_PEER_CHAINCODELISTENADDRESS": f"127.0.0.1:{org.port('peer_chaincode')}",
+            "CORE_PEER_GOSSIP_BOOTSTRAP": org.peer_endpoint,
+            "CORE_PEER_GOSSIP_EXTERNALENDPOINT": org.peer_endpoint,
+            "CORE_PEER_LOCALMSPID": org.msp_id,
+            "CORE_PEER_MSPCONFIGPATH": str(node / "msp"),
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
+            "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(tls / "ca.crt"),
+            "CORE_PEER_FILESYSTEMPATH": str(data),
+            "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
+            "CORE_PEER_GATEWAY_ENABLED": "true",
+            "CORE_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{org.port('peer_ops')}",
+            "CORE_OPERATIONS_TLS_ENABLED": "true",
+            "CORE_OPERATIONS_TLS_CERT_FILE": str(tls / "server.crt"),
+            "CORE_OPERATIONS_TLS_KEY_FILE": str(tls / "server.key"),
+            "CORE_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
+            "CORE_METRICS_PROVIDER": "disabled",
+            "CORE_VM_ENDPOINT": "",
+            "CORE_CHAINCODE_MODE": "net",
+        }
+        health = process.Health(url=f"https://127.0.0.1:{org.port('peer_ops')}/healthz",
+                                ca_file=c.tls_ca_cert)
+        return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health)
+
+    def start_orderers(self) -> None:
+        for org in self.cfg.orgs:
+            pid = process.start(self._orderer_spec(org), self.cfg.run_dir, self.cfg.logs_dir)
+            self.log(f"orderer of {org.msp_id} healthy (pid {pid}, :{org.port('orderer')})")
+
+    def start_peers(self) -> None:
+        for org in self.cfg.orgs:
+            pid = process.start(self._peer_spec(org), self.cfg.run_dir, self.cfg.logs_dir)
+            self.log(f"peer of {org.msp_id} healthy (pid {pid}, :{org.port('peer')})")
+
+    def _osnadmin(self, org: Org, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        tls = self.crypto(org).node_dir("orderer0") / "tls"
+        return run_cmd([self.bin("osnadmin"), "channel", *args,
+                        "-o", f"127.0.0.1:{org.port('orderer_admin')}",
+                        "--ca-file", str(self.crypto(org).tls_ca_cert),
+                        "--client-cert", str(tls / "server.crt"), "--client-key", str(tls / "server.key")],
+                       check=check)
+
+    def _channel_info(self, org: Org, ch: str) -> dict[str, object] | None:
+        """The orderer's channel-participation record for ``ch`` (None if not a member)."""
+        out = self._osnadmin(org, "list", "--channelID", ch, check=False)
+        if out.returncode != 0 or not out.stdout.startswith("Status: 200"):
+            return None
+        body = out.stdout.split("\n", 1)[1]
+        info = json.loads(body)
+        return info if isinstance(info, dict) else None
+
+    def join_orderers(self) -> None:
+        for org in self.cfg.orgs:
+            for ch in self.cfg.channels:
+                if self._channel_info(org, ch) is not None:
+                    continue
+                self._osnadmin(org, "join", "--channelID", ch,
+                               "--config-block", str(self.cfg.artifacts_dir / f"{ch}.block"))
+                self.log(f"orderer of {org.msp_id} joined '{ch}'")
+        # Wait (by condition) until every orderer serves every channel as an active consenter.
+        deadline = time.monotonic() + 60
+        for org in self.cfg.orgs:
+            for ch in self.cfg.channels:
+                while True:
+                    info = self._channel_info(org, ch) or {}
+                    if info.get("status") == "active" and info.get("consensusRelation") == "consenter":
+                        break
+                    if time.monotonic() > deadline:
+                        raise NetworkError(f"orderer of {org.msp_id} not active on '{ch}': {info}")
+                    time.sleep(0.2)
+
+    def joined_channels(self, org: Org) -> set[str]:
+        out = run_cmd([self.bin("peer"), "channel", "list"], self.peer_admin_env(org)).stdout
+        lines = out.split("Channels peers has joined:")[-1].split()
+        return set(lines)
+
+    def join_peers(self) -> None:
+        for org in self.cfg.orgs:
+            have = self.joined_channels(org)
+            for ch in self.cfg.channels:
+                if ch in have:
+                    continue
+                run_cmd([self.bin("peer"), "channel", "join", "-b", str(self.cfg.artifacts_dir / f"{ch}.block")],
+                        self.peer_admin_env(org))
+                self.log(f"peer of {org.msp_id} joined '{ch}'")
+
+    # --- public --------------------------------------------------------------
+    def up(self, sample_dir: Path) -> None:
+        t0 = time.monotonic()
+        for d in (self.cfg.home, self.cfg.logs_dir, self.cfg.run_dir, self.cfg.data_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.generate_crypto()
+        self.generate_configs(sample_dir)
+        self.start_orderers()
+        self.join_orderers()
+        self.start_peers()
+        self.join_peers()
+        deployer = cc.Deployer(self)
+        for channel, name in CHAINCODES.items():
+            if channel in self.cfg.channels:
+                deployer.deploy(channel, name)
+        write_profile(self.cfg, self.cryptos)
+        self.log(f"network up in {time.monotonic() - t0:.1f}s; profile: {self.cfg.profile_path}")
+
+    def down(self, wipe: bool = False) -> list[str]:
+        stopped = []
+        # chaincode servers and peers first, orderers last
+        names = process.known_processes(self.cfg.run_dir)
+        order = sorted(names, key=lambda n: (not n.startswith("cc-"), not n.startswith("peer-"), n))
+        for name in order:
+            if process.stop(self.cfg.run_dir, name):
+                stopped.append(name)
+        if wipe and self.cfg.home.exists():
+            shutil.rmtree(self.cfg.home)
+        return stopped
+
+    def status(self) -> dict[str, object]:
+        procs = {}
+        for name in process.known_processes(self.cfg.run_dir):
+            pid = process.running_pid(self.cfg.run_dir, name)
+            procs[name] = {"pid": pid, "running": pid is not None}
+        profile = None
+        if self.cfg.profile_path.exists():
+            profile = json.loads(self.cfg.profile_path.read_text())
+        return {"home": str(self.cfg.home), "processes": procs, "profile": profile is not None}

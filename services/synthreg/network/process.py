@@ -1,0 +1,165 @@
+"""Start, health-check and stop the network's processes (one log + pid file each).
+
+Used by :mod:`synthreg.network.launcher`. A process is started detached (its
+own session) with stdout/stderr appended to ``logs/<name>.log`` and its PID in
+``run/<name>.pid``. Readiness is a condition, never a sleep: an HTTPS
+``/healthz`` answer (peers, orderers) or an accepting TCP port (chaincode
+servers), polled until a deadline, failing early with the log tail if the
+process died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ProcessStartError(RuntimeError):
+    """A network process exited or never became healthy; carries its log tail."""
+
+    def __init__(self, name: str, reason: str, log_path: Path) -> None:
+        self.name, self.reason, self.log_path = name, reason, log_path
+        super().__init__(f"{name}: {reason}\n--- last lines of {log_path} ---\n{log_tail(log_path)}")
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to tell a process is ready: an HTTPS healthz URL or a TCP port."""
+
+    url: str | None = None
+    ca_file: Path | None = None
+    tcp: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    health: Health
+    cwd: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def _alive(pid: int, exe_hint: str) -> bool:
+    """True if ``pid`` runs and is ours (its command line names ``exe_hint``)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    except (FileNotFoundError, IndexError):
+        return False
+    return exe_hint.encode() in cmdline
+
+
+def running_pid(run_dir: Path, name: str) -> int | None:
+    """PID of the named process if it is running, else None."""
+    pf = _pid_file(run_dir, name)
+    try:
+        pid_s, exe = pf.read_text().split("\n", 1)
+        pid = int(pid_s)
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid, exe.strip()) else None
+
+
+def is_healthy(health: Health, timeout: float = 1.0) -> bool:
+    if health.url:
+        ctx = ssl.create_default_context(cafile=str(health.ca_file) if health.ca_file else None)
+        try:
+            with urllib.request.urlopen(health.url, context=ctx, timeout=timeout) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return False
+    if health.tcp:
+        try:
+            with socket.create_connection(health.tcp, timeout=timeout):
+                return True
+        except OSError:
+            return False
+    return True
+
+
+def start(spec: ProcessSpec, run_dir: Path, logs_dir: Path, timeout: float = 60.0) -> int:
+    """Start ``spec`` unless it already runs; return its PID once healthy."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = logs_dir / f"{spec.name}.log"
+    pid = running_pid(run_dir, spec.name)
+    proc: subprocess.Popen[bytes] | None = None
+    if pid is None:
+        env = {**os.environ, **spec.env}
+        with open(log_path, "ab") as log:
+            log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.argv[0]} ====\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                spec.argv, env=env, cwd=spec.cwd, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        pid = proc.pid
+        _pid_file(run_dir, spec.name).write_text(f"{pid}\n{spec.argv[0]}\n")
+    deadline = time.monotonic() + timeout
+    while not is_healthy(spec.health):
+        # our own child: ask it (its /proc cmdline is the parent's until exec)
+        exited = proc.poll() is not None if proc is not None else running_pid(run_dir, spec.name) is None
+        if exited:
+            raise ProcessStartError(spec.name, "process exited during start-up", log_path)
+        if time.monotonic() > deadline:
+            raise ProcessStartError(spec.name, f"not healthy after {timeout:.0f}s", log_path)
+        time.sleep(0.1)  # poll interval of the readiness condition above
+    return pid
+
+
+def stop(run_dir: Path, name: str, grace: float = 10.0) -> bool:
+    """SIGTERM (then SIGKILL after ``grace``) the named process; True if one was running."""
+    pid = running_pid(run_dir, name)
+    pf = _pid_file(run_dir, name)
+    if pid is None:
+        pf.unlink(missing_ok=True)
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace
+    while running_pid(run_dir, name) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running_pid(run_dir, name) is not None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # reap if it was our child (same interpreter started it)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    pf.unlink(missing_ok=True)
+    return True
+
+
+def known_processes(run_dir: Path) -> list[str]:
+    return sorted(p.stem for p in run_dir.glob("*.pid")) if run_dir.exists() else []

@@ -1,0 +1,112 @@
+"""The connection profile of a running network: what clients need to connect.
+
+Written by the launcher to ``<home>/profile.json`` after ``up``; read by the
+CLI, the apps, the integration tests and the benchmarks. It holds endpoints
+and paths only (certificates and MSP folders on disk), never key material.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synthreg.network.pki import OrgCrypto
+    from synthreg.network.topology import NetworkConfig
+
+
+class ProfileError(RuntimeError):
+    """No usable profile: the network is not up, or the file is malformed."""
+
+
+@dataclass(frozen=True)
+class OrgProfile:
+    msp_id: str
+    peer_endpoint: str
+    peer_host: str
+    orderer_endpoint: str
+    tls_ca_cert: Path
+    users: dict[str, Path]
+    """role -> MSP folder (signcerts/, keystore/) of that app identity"""
+    fabric_admin_msp: Path
+    crypto_root: Path
+
+    def user_msp(self, role: str) -> Path:
+        try:
+            return self.users[role]
+        except KeyError:
+            raise ProfileError(f"{self.msp_id} has no '{role}' identity (have: {sorted(self.users)})") from None
+
+
+@dataclass(frozen=True)
+class Profile:
+    home: Path
+    channels: tuple[str, ...]
+    chaincodes: dict[str, str]
+    orgs: dict[str, OrgProfile]
+    batch_timeout: str
+
+    def org(self, msp_id: str) -> OrgProfile:
+        try:
+            return self.orgs[msp_id]
+        except KeyError:
+            raise ProfileError(f"unknown org {msp_id!r} (have: {sorted(self.orgs)})") from None
+
+    @property
+    def msp_ids(self) -> list[str]:
+        return sorted(self.orgs)
+
+
+def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> Path:
+    from synthreg.network.pki import APP_ROLES
+    from synthreg.network.topology import CHAINCODES
+
+    orgs = {}
+    for o in cfg.orgs:
+        c = cryptos[o.msp_id]
+        orgs[o.msp_id] = {
+            "peer_endpoint": o.peer_endpoint,
+            "peer_host": o.peer_host,
+            "orderer_endpoint": o.orderer_endpoint,
+            "tls_ca_cert": str(c.tls_ca_cert),
+            "users": {role: str(c.user_msp(role)) for role in APP_ROLES},
+            "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp"),
+            "crypto_root": str(c.root),
+        }
+    data = {
+        "channels": list(cfg.channels),
+        "chaincodes": {ch: CHAINCODES[ch] for ch in cfg.channels},
+        "batch_timeout": cfg.batch_timeout,
+        "orgs": orgs,
+    }
+    tmp = cfg.profile_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(cfg.profile_path)
+    return cfg.profile_path
+
+
+def load_profile(home: Path) -> Profile:
+    path = home / "profile.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ProfileError(f"no network profile at {path}: run `synthreg network up --home {home}`") from None
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{path} is not valid JSON: {exc}") from exc
+    orgs = {
+        msp: OrgProfile(
+            msp_id=msp,
+            peer_endpoint=o["peer_endpoint"],
+            peer_host=o["peer_host"],
+            orderer_endpoint=o["orderer_endpoint"],
+            tls_ca_cert=Path(o["tls_ca_cert"]),
+            users={k: Path(v) for k, v in o["users"].items()},
+            fabric_admin_msp=Path(o["fabric_admin_msp"]),
+            crypto_root=Path(o["crypto_root"]),
+        )
+        for msp, o in data["orgs"].items()
+    }
+    return Profile(home=home, channels=tuple(data["channels"]), chaincodes=dict(data["chaincodes"]),
+                   orgs=orgs, batch_timeout=data.get("batch_timeout", "?"))

@@ -1,0 +1,134 @@
+"""Declared shape of the local consortium network: orgs, nodes, ports, paths.
+
+Built once from CLI options by `synthreg network ...` and passed down to every
+launcher step; nothing below reads the environment.
+
+Ports: org ``i`` (1-based) uses ``base_port + 100*i + offset`` with the offsets
+below, so three orgs at the default base 7000 use 7101-7122, 7201-7222, 7301-7322.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHANNELS = ("keys", "gan")
+CHAINCODES = {"gan": "ganledger", "keys": "keyvault"}
+"""channel -> chaincode deployed on it"""
+
+_OFFSETS = {
+    "orderer": 1,
+    "orderer_admin": 3,
+    "orderer_ops": 4,
+    "peer": 11,
+    "peer_chaincode": 12,
+    "peer_ops": 13,
+    "cc_ganledger": 21,
+    "cc_keyvault": 22,
+}
+
+
+@dataclass(frozen=True)
+class Org:
+    index: int
+    base_port: int
+
+    @property
+    def msp_id(self) -> str:
+        return f"Registry{self.index}MSP"
+
+    @property
+    def name(self) -> str:
+        return f"registry{self.index}"
+
+    @property
+    def domain(self) -> str:
+        return f"registry{self.index}.synthreg.local"
+
+    def port(self, what: str) -> int:
+        return self.base_port + 100 * self.index + _OFFSETS[what]
+
+    @property
+    def peer_host(self) -> str:
+        return f"peer0.{self.domain}"
+
+    @property
+    def orderer_host(self) -> str:
+        return f"orderer0.{self.domain}"
+
+    @property
+    def peer_endpoint(self) -> str:
+        return f"127.0.0.1:{self.port('peer')}"
+
+    @property
+    def orderer_endpoint(self) -> str:
+        return f"127.0.0.1:{self.port('orderer')}"
+
+    def chaincode_endpoint(self, chaincode: str) -> str:
+        return f"127.0.0.1:{self.port('cc_' + chaincode)}"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Everything the launcher needs, passed in explicitly.
+
+    ``home`` holds all generated state (crypto, config, ledgers, logs, pids);
+    ``fabric_bin`` the Fabric binaries; ``repo_root`` the checkout (chaincode
+    sources, builder scripts). ``batch_timeout`` is the orderer's block-cutting
+    timeout, the main knob for commit latency.
+    """
+
+    home: Path
+    fabric_bin: Path
+    repo_root: Path
+    n_orgs: int = 3
+    base_port: int = 7000
+    batch_timeout: str = "50ms"
+    max_message_count: int = 100
+    channels: tuple[str, ...] = CHANNELS
+    orgs: tuple[Org, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_orgs <= 9:
+            raise ValueError("n_orgs must be between 1 and 9")
+        object.__setattr__(self, "orgs", tuple(Org(i, self.base_port) for i in range(1, self.n_orgs + 1)))
+
+    # --- paths ---------------------------------------------------------------
+    @property
+    def crypto_dir(self) -> Path:
+        return self.home / "crypto"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def profile_path(self) -> Path:
+        return self.home / "profile.json"
+
+    @property
+    def builder_dir(self) -> Path:
+        return self.repo_root / "network" / "builders" / "ccaas"
+
+    @property
+    def chaincode_src(self) -> Path:
+        return self.repo_root / "chaincode"
+
+    def org_crypto_root(self, org: Org) -> Path:
+        return self.crypto_dir / org.name
