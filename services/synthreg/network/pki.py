@@ -32,7 +32,7 @@ ATTRIBUTE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 """Fabric CA's certificate extension for attributes (JSON ``{"attrs": {...}}``)."""
 
 ROLE_ATTRIBUTE = "synthreg.role"
-APP_ROLES = ("admin", "generator", "discriminator", "merger")
+APP_ROLES = ("admin", "generator", "discriminator", "merger", "auditor")
 _VALIDITY = dt.timedelta(days=3650)
 
 
@@ -242,6 +242,11 @@ class OrgCrypto:
     def user_msp(self, role: str) -> Path:
         return self.root / "users" / role / "msp"
 
+    @property
+    def share_key_dir(self) -> Path:
+        """X25519 key pair with which this org receives its audit-key share."""
+        return self.root / "users" / "admin" / "share-key"
+
     def tls_pair(self, name: str) -> KeyPair:
         """A TLS pair issued by this org's TLS CA (e.g. chaincode servers)."""
         d = self.root / "tls-extra" / name
@@ -276,6 +281,13 @@ def generate_org(root: Path, msp_id: str, domain: str, nodes: tuple[str, ...] = 
         write_msp(org.user_msp(role), ca, tls_ca,
                   issue(ca, f"{role}@{domain}", msp_id, ou="client",
                         attributes={ROLE_ATTRIBUTE: role, "hf.EnrollmentID": f"{role}@{domain}"}))
+    # The org's X25519 key for receiving its audit-key share (DESIGN.md §5):
+    # private half beside the admin's MSP keystore, mode 0600.
+    from synthreg.crypto.transport import generate_recipient_keypair
+
+    share_key = generate_recipient_keypair()
+    _write(org.share_key_dir / "x25519_sk.pem", share_key.private_pem, private=True)
+    _write(org.share_key_dir / "x25519_pk.pem", share_key.public_pem)
     for name, hosts in (extra_tls or {}).items():
         write_tls(root / "tls-extra" / name, tls_ca,
                   issue(tls_ca, name, msp_id, hosts=hosts, tls=True))

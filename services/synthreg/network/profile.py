@@ -32,6 +32,8 @@ class OrgProfile:
     """role -> MSP folder (signcerts/, keystore/) of that app identity"""
     fabric_admin_msp: Path
     crypto_root: Path
+    share_key_dir: Path
+    """x25519_pk.pem (public) and x25519_sk.pem (org-private) for audit-key shares"""
 
     def user_msp(self, role: str) -> Path:
         try:
@@ -74,6 +76,7 @@ def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> Path:
             "users": {role: str(c.user_msp(role)) for role in APP_ROLES},
             "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp"),
             "crypto_root": str(c.root),
+            "share_key_dir": str(c.share_key_dir),
         }
     data = {
         "channels": list(cfg.channels),
@@ -105,6 +108,7 @@ def load_profile(home: Path) -> Profile:
             users={k: Path(v) for k, v in o["users"].items()},
             fabric_admin_msp=Path(o["fabric_admin_msp"]),
             crypto_root=Path(o["crypto_root"]),
+            share_key_dir=Path(o["share_key_dir"]),
         )
         for msp, o in data["orgs"].items()
     }
