@@ -286,8 +286,8 @@ def generate_org(root: Path, msp_id: str, domain: str, nodes: tuple[str, ...] = 
     from synthreg.crypto.transport import generate_recipient_keypair
 
     share_key = generate_recipient_keypair()
-    _write(org.share_key_dir / "x25519_sk.pem", share_key.private_pem, private=True)
-    _write(org.share_key_dir / "x25519_pk.pem", share_key.public_pem)
+    _write(org.share_key_dir / "x25519_sk.pem", share_key.private_pem(), private=True)
+    _write(org.share_key_dir / "x25519_pk.pem", share_key.public_pem())
     for name, hosts in (extra_tls or {}).items():
         write_tls(root / "tls-extra" / name, tls_ca,
                   issue(tls_ca, name, msp_id, hosts=hosts, tls=True))
