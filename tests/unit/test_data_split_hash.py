@@ -99,3 +99,10 @@ def test_hash_is_stable_across_processes() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == sha256_hex(np.linspace(0, 1, 101, dtype=np.float32))
+
+
+def test_colon_dataset_has_nullable_columns() -> None:
+    colon = load_dataset("colon")
+    assert colon.shape == (1858, 14)
+    assert colon["nodes"].isna().sum() == 36 and colon["differ"].isna().sum() == 46
+    assert str(colon["nodes"].dtype) == "Int64"

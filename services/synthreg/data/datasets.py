@@ -52,6 +52,16 @@ DATASETS: dict[str, DatasetSource] = {
             "R package survival, dataset `rotterdam` (2,982 patients)."
         ),
     ),
+    "colon": DatasetSource(
+        package="survival",
+        item="colon",
+        drop=("rownames", "id", "study"),
+        citation=(
+            "Moertel CG et al. Levamisole and fluorouracil for adjuvant therapy of "
+            "resected colon carcinoma. NEJM 322:352-8 (1990); R package survival, "
+            "dataset `colon` (929 patients, 1,858 records)."
+        ),
+    ),
 }
 
 
@@ -60,6 +70,7 @@ def load_dataset(name: str = "rotterdam") -> pd.DataFrame:
 
     ``rotterdam`` (default): 2,982 primary breast-cancer patients x 14 mixed-type
     columns (integers, binaries, categoricals), no missing values.
+    ``colon``: 1,858 records x 14 columns with missing values (nodes, differ).
     """
     try:
         source = DATASETS[name]
