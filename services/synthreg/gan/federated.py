@@ -30,7 +30,7 @@ pac, no registries, non-positive counts).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -194,11 +194,15 @@ def train_federated(
     config: TrainConfig,
     progress: bool = True,
     encoder: TabularEncoder | None = None,
+    on_round: RoundHook | None = None,
 ) -> FederatedResult:
     """Train one G/D pair per registry with K local iterations and FedAvg per round.
 
     ``encoder`` overrides the agreed encoder (e.g. to give local-only baselines the
-    pooled statistics); by default :func:`build_encoder` is used.
+    pooled statistics); by default :func:`build_encoder` is used. ``on_round``, if
+    given, is called after every merge with the round index, each registry's
+    pre-average weight vector (generator ‖ discriminator, float32) and the
+    average every registry loaded — the audit trail records these.
     """
     if not registry_frames:
         raise TrainConfigError("no registries")
@@ -244,7 +248,9 @@ def train_federated(
                 bar.update(task, advance=1, description=(
                     f"round {rnd + 1}/{config.rounds} reg {reg.index} "
                     f"D {loss.d_loss:+.3f} G {loss.g_loss:+.3f}"))
-            _average_into(registries, avg_weights)
+            vectors, average = _average_into(registries, avg_weights)
+            if on_round is not None:
+                on_round(rnd, vectors, average)
 
     final = registries[0]
     return FederatedResult(
@@ -258,12 +264,21 @@ def train_federated(
     )
 
 
-def _average_into(registries: Sequence[_Registry], weights: Sequence[float] | None) -> None:
-    g_avg = fedavg([state_dict_to_vector(r.g.generator) for r in registries], weights)
-    d_avg = fedavg([state_dict_to_vector(r.d.discriminator) for r in registries], weights)
+RoundHook = Callable[[int, list[np.ndarray], np.ndarray], None]
+"""on_round(round, per-registry [G ‖ D] vectors, averaged [G ‖ D] vector)"""
+
+
+def _average_into(
+    registries: Sequence[_Registry], weights: Sequence[float] | None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    g_vecs = [state_dict_to_vector(r.g.generator) for r in registries]
+    d_vecs = [state_dict_to_vector(r.d.discriminator) for r in registries]
+    g_avg, d_avg = fedavg(g_vecs, weights), fedavg(d_vecs, weights)
     for reg in registries:
         vector_to_state_dict(reg.g.generator, g_avg)
         vector_to_state_dict(reg.d.discriminator, d_avg)
+    vectors = [np.concatenate([g, d]) for g, d in zip(g_vecs, d_vecs, strict=True)]
+    return vectors, np.concatenate([g_avg, d_avg])
 
 
 def train_centralised(

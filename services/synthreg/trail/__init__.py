@@ -1,0 +1,1 @@
+"""Training audit trail on the gan channel: record (registries) and verify (auditor)."""

@@ -1,0 +1,110 @@
+"""Record a federated training run on the `gan` channel (accountability + audit copies).
+
+Who calls: the demo pipeline (and later the merger apps) through
+:class:`TrailRecorder.on_round`, once per merge round, with every registry's
+pre-average weight vector and the agreed average. For each registry it:
+
+1. stores the weight vector (float32, little endian) and the average in that
+   registry's own workspace (content-addressed);
+2. on audited rounds, encrypts the weight vector under the consortium's CKKS
+   audit public key and stores the ciphertext in the workspace;
+3. submits ``PutRecord("run/<id>/round/<r>/<MSP>", {hashes})`` signed by that
+   registry's *merger* identity, so each registry is accountable for its own
+   contribution. Only hashes go on the ledger.
+
+Where data lives: weights and ciphertexts in the registries' workspaces; the
+hashes, sizes and the run's configuration on the ledger.
+
+Scope today: averaging is done in-process (plain FedAvg); secure aggregation
+over the ledger (DESIGN.md §4) replaces it in a later issue. The trail format
+already carries what the auditor needs to check the averages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synthreg.crypto.ckks import PublicContext, encrypt_vector
+from synthreg.ledger import Contract
+from synthreg.workspace import Workspace
+
+
+def vector_bytes(vec: np.ndarray) -> bytes:
+    """Canonical bytes of a weight vector: float32 little endian."""
+    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
+
+
+def run_key(run_id: str) -> str:
+    return f"run/{run_id}"
+
+
+def round_key(run_id: str, rnd: int, msp_id: str) -> str:
+    return f"run/{run_id}/round/{rnd}/{msp_id}"
+
+
+@dataclass(frozen=True)
+class RoundEntry:
+    """What one registry recorded for one round (the ledger record's value)."""
+
+    round: int
+    msp_id: str
+    n_params: int
+    weights_sha256: str
+    average_sha256: str
+    audit_ct_sha256: str | None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "round": self.round, "msp": self.msp_id, "n_params": self.n_params,
+            "weights_sha256": self.weights_sha256, "average_sha256": self.average_sha256,
+            "audit_ct_sha256": self.audit_ct_sha256,
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RoundEntry:
+        d = json.loads(text)
+        return cls(int(d["round"]), str(d["msp"]), int(d["n_params"]), str(d["weights_sha256"]),
+                   str(d["average_sha256"]), d.get("audit_ct_sha256"))
+
+
+@dataclass
+class TrailRecorder:
+    """Records one run. ``contracts[msp]`` is a ganledger Contract signing as that
+    registry's merger; ``workspaces[msp]`` that registry's workspace."""
+
+    run_id: str
+    msp_ids: Sequence[str]
+    contracts: Mapping[str, Contract]
+    workspaces: Mapping[str, Workspace]
+    audit_public: PublicContext
+    audit_rounds: set[int]
+    entries: list[RoundEntry] = field(default_factory=list)
+    tx_ids: list[str] = field(default_factory=list)
+
+    def record_run(self, info: Mapping[str, object]) -> str:
+        """The run's header (schema hash, config, registries), by the first registry."""
+        value = json.dumps({**info, "registries": list(self.msp_ids),
+                            "audit_rounds": sorted(self.audit_rounds)}, sort_keys=True)
+        res = self.contracts[self.msp_ids[0]].submit("PutRecord", run_key(self.run_id), value)
+        self.tx_ids.append(res.tx_id)
+        return res.tx_id
+
+    def on_round(self, rnd: int, vectors: Sequence[np.ndarray], average: np.ndarray) -> None:
+        if len(vectors) != len(self.msp_ids):
+            raise ValueError(f"{len(vectors)} weight vectors for {len(self.msp_ids)} registries")
+        avg_bytes = vector_bytes(average)
+        for msp, vec in zip(self.msp_ids, vectors, strict=True):
+            ws = self.workspaces[msp]
+            w_hash = ws.put(vector_bytes(vec))
+            a_hash = ws.put(avg_bytes)
+            ct_hash = None
+            if rnd in self.audit_rounds:
+                ct_hash = ws.put(encrypt_vector(self.audit_public, vec.astype(np.float64)).to_bytes())
+            entry = RoundEntry(rnd, msp, int(vec.size), w_hash, a_hash, ct_hash)
+            res = self.contracts[msp].submit("PutRecord", round_key(self.run_id, rnd, msp), entry.to_json())
+            self.entries.append(entry)
+            self.tx_ids.append(res.tx_id)

@@ -1,0 +1,117 @@
+"""The auditor's check of a recorded training run (DESIGN.md §5, last bullet).
+
+Who calls: ``synthreg demo`` after unsealing (and the auditor CLI later), with a
+ganledger Contract readable by the auditor, the unsealed CKKS secret context
+and the registries' workspaces it was given. For every round and registry it:
+
+* reads the ledger record (the source of truth) and checks that the workspace
+  artefacts hash to what was recorded (a tampered artefact is named);
+* checks that all registries recorded the same average;
+* on audited rounds, sums the registries' CKKS ciphertexts homomorphically,
+  decrypts the sum, divides by N and checks it equals the recorded average
+  within ``tolerance`` (1e-6), and that each decrypted update equals the
+  plaintext snapshot its registry stored.
+
+Returns a :class:`TrailReport`; raises nothing for a failed check — failures
+are listed, so an auditor sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
+from synthreg.ledger import Contract, EvaluateError
+from synthreg.trail.record import RoundEntry, round_key, run_key
+from synthreg.workspace import Workspace, WorkspaceError
+
+
+@dataclass
+class TrailReport:
+    run_id: str
+    rounds_checked: int = 0
+    records_checked: int = 0
+    audited_rounds: list[int] = field(default_factory=list)
+    max_abs_error: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.records_checked > 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"run_id": self.run_id, "ok": self.ok, "rounds_checked": self.rounds_checked,
+                "records_checked": self.records_checked, "audited_rounds": self.audited_rounds,
+                "max_abs_error": self.max_abs_error, "failures": self.failures}
+
+
+def _vec(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float64)
+
+
+def verify_run(
+    run_id: str,
+    contract: Contract,
+    secret: SecretContext,
+    public: PublicContext,
+    workspaces: Mapping[str, Workspace],
+    rounds: int,
+    tolerance: float = 1e-6,
+) -> TrailReport:
+    rep = TrailReport(run_id)
+    header = json.loads(json.loads(contract.evaluate("GetRecord", run_key(run_id)))["value"])
+    msps: list[str] = list(header["registries"])
+    audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
+    for rnd in range(rounds):
+        entries: dict[str, RoundEntry] = {}
+        for msp in msps:
+            try:
+                rec = json.loads(contract.evaluate("GetRecord", round_key(run_id, rnd, msp)))
+            except EvaluateError as exc:
+                rep.failures.append(f"round {rnd} {msp}: no ledger record ({exc.message})")
+                continue
+            if rec["msp"] != msp or rec["role"] != "merger":
+                rep.failures.append(f"round {rnd} {msp}: recorded by {rec['msp']}/{rec['role']}, not its merger")
+            entries[msp] = RoundEntry.from_json(rec["value"])
+            rep.records_checked += 1
+        if len(entries) != len(msps):
+            continue
+        averages = {e.average_sha256 for e in entries.values()}
+        if len(averages) != 1:
+            rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
+            continue
+        try:
+            avg = _vec(workspaces[msps[0]].get(next(iter(averages))))
+            snapshots = {m: _vec(workspaces[m].get(e.weights_sha256)) for m, e in entries.items()}
+            cts = {m: workspaces[m].get(e.audit_ct_sha256) for m, e in entries.items()
+                   if e.audit_ct_sha256 is not None}
+        except WorkspaceError as exc:
+            rep.failures.append(f"round {rnd}: {exc}")
+            continue
+        plain_mean = np.mean(np.stack(list(snapshots.values())), axis=0)
+        if not np.allclose(plain_mean, avg, atol=tolerance, rtol=0):
+            rep.failures.append(f"round {rnd}: recorded average is not the mean of the recorded updates")
+        if rnd in audit_rounds:
+            if len(cts) != len(msps):
+                rep.failures.append(f"round {rnd}: audit round without every registry's ciphertext")
+            else:
+                enc = {m: EncryptedVector.from_bytes(public, c) for m, c in cts.items()}
+                for m, e in enc.items():
+                    err = float(np.max(np.abs(decrypt(secret, e) - snapshots[m])))
+                    rep.max_abs_error = max(rep.max_abs_error, err)
+                    if err > tolerance:
+                        rep.failures.append(f"round {rnd} {m}: audit ciphertext does not match its update "
+                                            f"(max error {err:.2e})")
+                mean = decrypt(secret, sum_vectors(enc.values())) / len(enc)
+                err = float(np.max(np.abs(mean - avg)))
+                rep.max_abs_error = max(rep.max_abs_error, err)
+                if err > tolerance:
+                    rep.failures.append(f"round {rnd}: decrypted mean differs from the agreed average "
+                                        f"(max error {err:.2e} > {tolerance})")
+                rep.audited_rounds.append(rnd)
+        rep.rounds_checked += 1
+    return rep

@@ -1,0 +1,109 @@
+"""Audit-trail logic (record → verify) with real CKKS and an in-memory ganledger.
+
+The in-memory contract stands in for the chaincode's PutRecord/GetRecord only to
+test the trail's logic; the demo and the integration tests use the real ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthreg.crypto.ckks import create_audit_context
+from synthreg.ledger import EvaluateError
+from synthreg.trail.record import TrailRecorder, vector_bytes
+from synthreg.trail.verify import verify_run
+from synthreg.workspace import TamperedArtefactError, Workspace
+
+MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP"]
+
+
+class _Result:
+    def __init__(self, tx_id: str) -> None:
+        self.tx_id = tx_id
+
+
+class FakeGanledger:
+    """PutRecord/GetRecord with the chaincode's record shape (write-once)."""
+
+    def __init__(self, store: dict[str, dict[str, str]], msp: str, role: str = "merger") -> None:
+        self.store, self.msp, self.role = store, msp, role
+
+    def submit(self, fn: str, key: str, value: str) -> _Result:
+        assert fn == "PutRecord"
+        if key in self.store:
+            raise ValueError(f"ALREADY_EXISTS {key}")
+        self.store[key] = {"key": key, "value": value, "msp": self.msp, "role": self.role}
+        return _Result(f"tx-{len(self.store)}")
+
+    def evaluate(self, fn: str, key: str) -> bytes:
+        assert fn == "GetRecord"
+        if key not in self.store:
+            raise EvaluateError(f"NOT_FOUND: record {key}")
+        return json.dumps(self.store[key]).encode()
+
+
+@pytest.fixture(scope="module")
+def keys():  # type: ignore[no-untyped-def]
+    return create_audit_context()
+
+
+def _run(tmp_path: Path, keys, rounds: int = 2):  # type: ignore[no-untyped-def]
+    store: dict[str, dict[str, str]] = {}
+    ws = {m: Workspace(tmp_path / m) for m in MSPS}
+    rec = TrailRecorder("run1", MSPS, {m: FakeGanledger(store, m) for m in MSPS}, ws, keys.public, {rounds - 1})
+    rec.record_run({"schema_sha256": "x"})
+    rng = np.random.default_rng(0)
+    for r in range(rounds):
+        vecs = [rng.normal(size=5000).astype(np.float32) for _ in MSPS]
+        rec.on_round(r, vecs, np.mean(np.stack(vecs), axis=0).astype(np.float32))
+    return store, ws, rec
+
+
+def test_recorded_run_verifies(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    store, ws, rec = _run(tmp_path, keys)
+    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 2)
+    assert report.ok, report.failures
+    assert report.records_checked == 6 and report.audited_rounds == [1]
+    assert report.max_abs_error < 1e-6
+    assert all(e.audit_ct_sha256 is None for e in rec.entries if e.round == 0)
+
+
+def test_tampered_artefact_is_named(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    store, ws, rec = _run(tmp_path, keys)
+    victim = next(e for e in rec.entries if e.msp_id == "Registry2MSP" and e.round == 1)
+    path = ws["Registry2MSP"]._path(victim.weights_sha256)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(TamperedArtefactError):
+        ws["Registry2MSP"].get(victim.weights_sha256)
+    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 2)
+    assert not report.ok
+    assert any("round 1" in f and victim.weights_sha256 in f for f in report.failures)
+
+
+def test_wrong_average_is_caught_by_the_decrypted_mean(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    store: dict[str, dict[str, str]] = {}
+    ws = {m: Workspace(tmp_path / m) for m in MSPS}
+    rec = TrailRecorder("run1", MSPS, {m: FakeGanledger(store, m) for m in MSPS}, ws, keys.public, {0})
+    rec.record_run({})
+    vecs = [np.full(100, float(i), dtype=np.float32) for i in range(3)]
+    rec.on_round(0, vecs, np.full(100, 1.5, dtype=np.float32))  # true mean is 1.0
+    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 1)
+    assert any("decrypted mean differs" in f for f in report.failures)
+    assert any("not the mean" in f for f in report.failures)
+
+
+def test_record_by_wrong_role_is_flagged(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    store, ws, _ = _run(tmp_path, keys, rounds=1)
+    store["run/run1/round/0/Registry3MSP"]["role"] = "generator"
+    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 1)
+    assert any("not its merger" in f for f in report.failures)
+
+
+def test_vector_bytes_is_float32_little_endian() -> None:
+    assert vector_bytes(np.array([1.0], dtype=np.float64)) == np.array([1.0], dtype="<f4").tobytes()
