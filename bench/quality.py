@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budget for a smoke run")
     parser.add_argument("--rounds", type=int, default=None, help="override rounds R")
     parser.add_argument("--local-iters", type=int, default=None, help="override local iterations K")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on 2 shared cores, 2 threads oversubscribe and run ~8x slower)")
     parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = parser.parse_args(argv)
 
