@@ -14,13 +14,15 @@ every registry and can be compared on the ledger.
 
 Feature layout, in schema column order:
 
-* integer / continuous -> one value in [-1, 1] ("tanh" span). The value is first
-  transformed (``log1p`` if the schema says so), then mapped through the agreed
-  piecewise-linear CDF (quantile normalisation: the pooled marginal becomes
-  uniform), or through the schema's [min, max] range if no stats are given.
-  Integers with at most ``bins`` distinct values get one bin per integer, so
-  decoding reproduces the marginal exactly. A nullable numeric column adds a
-  2-wide softmax span (present, missing).
+* integer / continuous -> one real value ("continuous" span, linear output).
+  The value is transformed (``log1p`` if the schema says so), mapped through the
+  agreed piecewise-linear CDF to u in (0, 1) (or through the schema's [min, max]
+  range if no stats are given), then through the standard-normal quantile
+  function: the pooled marginal becomes N(0, 1) (quantile normalisation), which
+  the generator's Gaussian noise reaches easily. An integer v is encoded at the
+  CDF midpoint of [v - 0.5, v + 0.5], so a point mass (e.g. 20 % zeros) sits
+  inside its interval and every u decoded from that interval rounds back to v.
+  A nullable numeric column adds a 2-wide softmax span (present, missing).
 * binary / categorical -> one-hot ("softmax" span), plus one extra level for
   missing if the column is nullable.
 
@@ -38,12 +40,14 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
 from synthreg.data.schema import ColumnSpec, Schema
 
-SpanKind = Literal["tanh", "softmax"]
+SpanKind = Literal["continuous", "softmax"]
 DEFAULT_BINS = 64
 _PSEUDO_COUNT = 1e-3  # per bin, relative to one record: keeps the CDF strictly increasing
+_U_EPS = 1e-6  # u is clipped to [eps, 1 - eps] -> |x| <= 4.75
 
 
 class EncoderStatsError(ValueError):
@@ -75,13 +79,13 @@ class SpanInfo:
 def column_edges(spec: ColumnSpec, bins: int = DEFAULT_BINS) -> np.ndarray:
     """Histogram bin edges (in transformed space) of a numeric column, fixed by the schema.
 
-    Untransformed integers with at most ``bins`` values get one bin per integer;
-    other integers are padded by half a unit so the extremes are bin-interior.
+    Integer ranges are padded by half a unit (an integer v owns [v - 0.5, v + 0.5]);
+    untransformed integers with at most ``bins`` values get one bin per integer.
     """
     assert spec.min is not None and spec.max is not None
     lo, hi = float(spec.min), float(spec.max)
-    if spec.type == "integer" and spec.transform == "none":
-        if hi - lo + 1 <= bins:
+    if spec.type == "integer":
+        if spec.transform == "none" and hi - lo + 1 <= bins:
             return np.arange(lo - 0.5, hi + 1.0, 1.0, dtype=np.float64)
         lo, hi = lo - 0.5, hi + 0.5
     t = _forward_transform(np.array([lo, hi], dtype=np.float64), spec)
@@ -90,7 +94,7 @@ def column_edges(spec: ColumnSpec, bins: int = DEFAULT_BINS) -> np.ndarray:
 
 def _forward_transform(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     if spec.transform == "log1p":
-        return np.log1p(np.maximum(values, 0.0))
+        return np.log1p(np.maximum(values, -0.5))
     return values
 
 
@@ -165,7 +169,7 @@ class TabularEncoder:
         for spec in schema.columns:
             if spec.is_numeric:
                 self._maps[spec.name] = self._numeric_map(spec)
-                spans.append(SpanInfo(spec.name, "tanh", 1, "value"))
+                spans.append(SpanInfo(spec.name, "continuous", 1, "value"))
                 if spec.nullable:
                     spans.append(SpanInfo(spec.name, "softmax", 2, "missing"))
             else:
@@ -202,9 +206,14 @@ class TabularEncoder:
             if spec.is_numeric:
                 m = self._maps[spec.name]
                 values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-                z = _forward_transform(np.where(missing, spec.min, values), spec)
-                u = np.interp(z, m.edges, m.cdf)
-                out[:, pos] = np.where(missing, 0.0, 2.0 * u - 1.0)
+                values = np.where(missing, spec.min, values)
+                if spec.type == "integer":
+                    lo = np.interp(_forward_transform(values - 0.5, spec), m.edges, m.cdf)
+                    hi = np.interp(_forward_transform(values + 0.5, spec), m.edges, m.cdf)
+                    u = (lo + hi) / 2.0
+                else:
+                    u = np.interp(_forward_transform(values, spec), m.edges, m.cdf)
+                out[:, pos] = np.where(missing, 0.0, _probit(u))
                 pos += 1
                 if spec.nullable:
                     out[np.arange(len(df)), pos + missing.astype(int)] = 1.0
@@ -224,7 +233,7 @@ class TabularEncoder:
     def decode(self, array: np.ndarray) -> pd.DataFrame:
         """Feature array -> records in schema columns and dtypes.
 
-        tanh spans are clipped to [-1, 1] and inverted through the agreed CDF,
+        continuous spans go through the normal CDF and the inverse agreed CDF,
         then clipped to the schema range (and rounded for integers); softmax
         spans take the argmax (the generator's Gumbel-softmax makes this a draw).
         """
@@ -237,7 +246,7 @@ class TabularEncoder:
             if spec.is_numeric:
                 assert spec.min is not None and spec.max is not None
                 m = self._maps[spec.name]
-                u = (np.clip(arr[:, pos], -1.0, 1.0) + 1.0) / 2.0
+                u = _normal_cdf(arr[:, pos])
                 values = np.clip(_inverse_transform(np.interp(u, m.cdf, m.edges), spec),
                                  spec.min, spec.max)
                 pos += 1
@@ -288,6 +297,16 @@ class TabularEncoder:
     def hash(self) -> str:
         """SHA-256 hex of :meth:`to_bytes`: equal in every registry or it is a bug."""
         return hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+def _probit(u: np.ndarray) -> np.ndarray:
+    """Standard-normal quantile of u clipped to [eps, 1 - eps] (float64)."""
+    clipped = torch.from_numpy(np.clip(np.asarray(u, dtype=np.float64), _U_EPS, 1 - _U_EPS))
+    return torch.special.ndtri(clipped).numpy()
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 
 
 def _level_key(value: object, spec: ColumnSpec) -> str | int:

@@ -6,7 +6,7 @@ same :class:`ModelConfig` so weight vectors line up across registries.
 
 * :class:`Generator`: residual MLP (each block's output is concatenated to its
   input, as in CTGAN) producing raw logits; :func:`activate` turns them into a
-  fake record batch in the encoder's feature space: ``tanh`` for numeric spans,
+  fake record batch in the encoder's feature space: identity for continuous spans,
   Gumbel-softmax (temperature ``tau``) for one-hot spans, with Gumbel noise drawn
   from an explicit ``torch.Generator`` so a batch is a pure function of
   (weights, noise seed). LayerNorm instead of BatchNorm: no running-statistics
@@ -96,13 +96,13 @@ def activate(
     tau: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Apply each span's activation: tanh, or Gumbel-softmax with seeded noise."""
+    """Apply each span's activation: identity (continuous), or Gumbel-softmax with seeded noise."""
     parts: list[torch.Tensor] = []
     pos = 0
     for span in output_info:
         chunk = logits[:, pos:pos + span.dim]
-        if span.kind == "tanh":
-            parts.append(torch.tanh(chunk))
+        if span.kind == "continuous":
+            parts.append(chunk)
         else:
             u = torch.rand(chunk.shape, generator=generator, dtype=chunk.dtype)
             neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)
