@@ -136,8 +136,10 @@ def summary_lines(e: Evaluation) -> list[str]:
                  f"`{u.task}` (AUC {u.tstr_auc:.3f} vs {u.trtr_auc:.3f} when trained on real data).")
     p = e.privacy
     if p is None:
+        warn = " — copies of real records are a disclosure risk" if e.synthetic_exact_copy_rate > 0.01 else ""
         lines.append(f"Privacy: {e.synthetic_exact_copy_rate:.1%} of synthetic records are exact copies "
-                     "of real records; no holdout was given, so closeness to unseen patients was not compared.")
+                     f"of real records{warn}; no holdout was given, so closeness to unseen patients "
+                     "was not compared.")
     else:
         suspicious = p.share_closer_than_holdout_p5 > 0.10 or p.exact_copy_rate > p.holdout_exact_copy_rate + 0.01
         verdict = "some synthetic records sit suspiciously close to training records" if suspicious \
