@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from synthreg.network import process
@@ -45,7 +46,7 @@ def _config(home: Path, orgs: int = 3, base_port: int = 7000, batch_timeout: str
 
 
 def _log(msg: str) -> None:
-    console.print(f"[bold cyan]network[/] {msg}")
+    console.print(f"[bold cyan]network[/] {escape(msg)}")
 
 
 @app.command()
@@ -60,8 +61,9 @@ def up(
     launcher = Launcher(cfg, _log)
     try:
         launcher.up(cfg.fabric_bin.parent / "config")
-    except (NetworkError, process.ProcessStartError, RuntimeError, FileNotFoundError) as exc:
-        console.print(f"[bold red]network up failed:[/] {exc}")
+    except (NetworkError, process.ProcessStartError, process.PortInUseError, RuntimeError,
+            FileNotFoundError) as exc:
+        console.print(f"[bold red]network up failed:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 

@@ -117,7 +117,7 @@ class Deployer:
             "CHAINCODE_CLIENT_CA_CERT": str(c.tls_ca_cert),
         }
         spec = process.ProcessSpec(f"cc-{name}-{org.name}", [binary], env,
-                                   process.Health(tcp=(host, int(port))))
+                                   process.Health(tcp=(host, int(port))), ports=(int(port),))
         proc_name = spec.name
         # a server started for an older package must be restarted
         id_file = self.cfg.run_dir / f"{proc_name}.ccid"

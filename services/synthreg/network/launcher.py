@@ -149,7 +149,8 @@ class Launcher:
         }
         health = process.Health(url=f"https://127.0.0.1:{org.port('orderer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert)
-        return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health)
+        return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health,
+                                   ports=(org.port("orderer"), org.port("orderer_admin"), org.port("orderer_ops")))
 
     def _peer_spec(self, org: Org) -> process.ProcessSpec:
         c = self.crypto(org)
@@ -186,7 +187,8 @@ class Launcher:
         }
         health = process.Health(url=f"https://127.0.0.1:{org.port('peer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert)
-        return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health)
+        return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health,
+                                   ports=(org.port("peer"), org.port("peer_chaincode"), org.port("peer_ops")))
 
     def start_orderers(self) -> None:
         for org in self.cfg.orgs:

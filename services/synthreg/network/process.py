@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -53,7 +53,27 @@ class ProcessSpec:
     env: dict[str, str]
     health: Health
     cwd: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    """127.0.0.1 ports the process will listen on (checked free before start)"""
+
+
+class PortInUseError(RuntimeError):
+    """A port the process needs is taken by some other process."""
+
+    def __init__(self, name: str, port: int) -> None:
+        self.name, self.port = name, port
+        super().__init__(f"{name}: port 127.0.0.1:{port} is already in use by another process "
+                         "(another network running? choose another --base-port)")
+
+
+def _check_free(name: str, ports: tuple[int, ...]) -> None:
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise PortInUseError(name, port) from None
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -111,6 +131,7 @@ def start(spec: ProcessSpec, run_dir: Path, logs_dir: Path, timeout: float = 60.
     pid = running_pid(run_dir, spec.name)
     proc: subprocess.Popen[bytes] | None = None
     if pid is None:
+        _check_free(spec.name, spec.ports)
         env = {**os.environ, **spec.env}
         with open(log_path, "ab") as log:
             log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.argv[0]} ====\n".encode())
