@@ -25,7 +25,7 @@ from synthreg.network.profile import load_profile
 
 app = typer.Typer(help="Auditor: key pair, and unsealing the audit key from released shares.",
                   no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()

@@ -43,7 +43,7 @@ from synthreg.network.profile import Profile, ProfileError, load_profile
 
 app = typer.Typer(help="Audit key: one-time ceremony, public facts, releasing a share to an auditor.",
                   no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="SYNTHREG_NETWORK_HOME",
                                        help="Network state folder (holds profile.json).")]
@@ -134,7 +134,7 @@ def show(
     if as_json:
         print_json(data)
         return
-    out = Console()
+    out = Console(soft_wrap=True)
     out.print(f"[bold]audit key[/] ceremony {data['ceremony_id']}: t={data['t']} of n={data['n']}, "
               f"host {data['host_msp']} at {data['recorded_at']}")
     out.print(f"  public context sha256 {data['public_context_hash']} ({data['public_context_bytes']} bytes)")
