@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ from synthreg.keys.keyfiles import load_auditor_public_key, load_org_keypair
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.show import keys_overview
 from synthreg.keys.vault import CHAINCODE, CHANNEL, LedgerKeyVault
-from synthreg.ledger import LedgerError
+from synthreg.ledger import ConnectError, LedgerError
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile, ProfileError, load_profile
 
@@ -69,7 +69,12 @@ def cli_errors(what: str) -> Iterator[None]:
 @contextmanager
 def keyvault_as(profile: Profile, msp_id: str, role: str) -> Iterator[LedgerKeyVault]:
     """A :class:`LedgerKeyVault` acting as ``msp_id``'s ``role`` app identity on its own peer."""
-    with open_gateway(profile, msp_id, role) as gw:
+    with ExitStack() as stack:
+        try:
+            gw = stack.enter_context(open_gateway(profile, msp_id, role))
+        except ConnectError as exc:
+            raise ConnectError(f"{msp_id} peer {profile.org(msp_id).peer_endpoint}: {exc} "
+                               f"(is the network up? `synthreg network status --home {profile.home}`)") from exc
         yield LedgerKeyVault(gw.network(CHANNEL).contract(CHAINCODE))
 
 

@@ -173,7 +173,7 @@ def unseal_audit_key(
         secret = recover_audit_key(shares, record.commitments, record.sealed_key, record.public_context_hash,
                                    record.t, record.n, params=params)
         max_err = verify_audit_proof(secret, record.test_ciphertext, record.ceremony_id)
-    except (ShamirError, UnsealError, CkksError, AuditProofError) as exc:
+    except (ShamirError, UnsealError, CkksError, AuditProofError, ValueError) as exc:
         raise UnsealFailedError(record.ceremony_id, str(exc)) from exc
     collected.clear()
     del shares
