@@ -85,7 +85,9 @@ def train_local(
     weighting: str = typer.Option("uniform", help="FedAvg weights: uniform | size"),
     seed: int = typer.Option(0, help="seed for split, init, noise and sampling"),
     samples: int = typer.Option(0, min=0, help="synthetic rows to write (0 = as many as real)"),
-    threads: int = typer.Option(2, min=1, help="torch CPU threads"),
+    threads: int = typer.Option(
+        1, min=1, help="torch CPU threads (the models are tiny: extra threads mostly spin)"
+    ),
     out: Path = typer.Option(Path("out/train-local"), help="output directory"),
     json_out: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
     progress: bool = typer.Option(True, help="show a progress bar"),
