@@ -96,8 +96,9 @@ def ensure_ceremony(profile: Profile, t: int, log: Log) -> dict[str, Any]:
         return {"ceremony_id": report.ceremony_id, "t": t, "n": len(keys), "new": True}
 
 
-def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *, rounds: int = 30,
-             local_iters: int = 40, seed: int = 0, audit_every: int = 10, keep_network: bool = True,
+def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *,
+             rounds: int = TrainConfig.rounds, local_iters: int = TrainConfig.local_iters, seed: int = 0,
+             audit_every: int = 40, keep_network: bool = True,
              log: Log = print) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"demo-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"

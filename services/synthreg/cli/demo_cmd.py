@@ -12,15 +12,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from synthreg.demo import run_demo, summarize
+from synthreg.gan.federated import TrainConfig
 
 
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (synthetic data, report, workspaces, audit).")] = Path(
         ".synthreg/demo"),
     home: Annotated[Path | None, typer.Option(help="Network home (default: <out>/network).")] = None,
-    rounds: Annotated[int, typer.Option(min=1, help="FedAvg rounds.")] = 30,
-    local_iters: Annotated[int, typer.Option(min=1, help="Local iterations per round.")] = 40,
-    audit_every: Annotated[int, typer.Option(min=1, help="CKKS audit copy every N rounds (and the last).")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, help="FedAvg rounds.")] = TrainConfig.rounds,
+    local_iters: Annotated[int, typer.Option(min=1, help="Local iterations per round.")] = TrainConfig.local_iters,
+    audit_every: Annotated[int, typer.Option(min=1, help="CKKS audit copy every N rounds (and the last).")] = 40,
     seed: Annotated[int, typer.Option(help="Seed for split, training and sampling.")] = 0,
     keep_network: Annotated[bool, typer.Option(help="Leave the network running afterwards.")] = False,
 ) -> None:

@@ -17,10 +17,11 @@ error code (``ACCESS_DENIED`` -> :class:`VaultAccessDeniedError`, ...), chained
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from synthreg.keys.errors import VaultUnavailableError, vault_error
+from synthreg.keys.errors import VaultPreconditionError, VaultUnavailableError, vault_error
 from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases, parse_json
 from synthreg.ledger import CommitError, Contract, GatewayError, LedgerError
 
@@ -107,8 +108,19 @@ class LedgerKeyVault:
     def get_ceremony_record(self) -> CeremonyRecord:
         return CeremonyRecord.parse(self._evaluate("GetCeremonyRecord"))
 
-    def put_share(self, org: str, share: bytes) -> dict[str, Any]:
-        # Only org's peer endorses: the transient share reaches no other org.
+    def put_share(self, org: str, share: bytes, visibility_timeout: float = 15.0) -> dict[str, Any]:
+        # Only org's peer endorses: the transient share reaches no other org. That
+        # peer must already have committed the ceremony block (submit returned once
+        # the *gateway's* peer committed it), so wait until it answers GetCeremony.
+        deadline = time.monotonic() + visibility_timeout
+        while True:
+            try:
+                self._evaluate("GetCeremony", endorsing_orgs=[org])
+                break
+            except VaultPreconditionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # poll interval: the peer is catching up on blocks
         return self._submit("PutShare", org, transient={TRANSIENT_SHARE: share}, endorsing_orgs=[org])
 
     def get_share(self, org: str) -> OwnShare:

@@ -23,6 +23,7 @@ already carries what the auditor needs to check the averages.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -97,6 +98,7 @@ class TrailRecorder:
         if len(vectors) != len(self.msp_ids):
             raise ValueError(f"{len(vectors)} weight vectors for {len(self.msp_ids)} registries")
         avg_bytes = vector_bytes(average)
+        entries = []
         for msp, vec in zip(self.msp_ids, vectors, strict=True):
             ws = self.workspaces[msp]
             w_hash = ws.put(vector_bytes(vec))
@@ -104,7 +106,14 @@ class TrailRecorder:
             ct_hash = None
             if rnd in self.audit_rounds:
                 ct_hash = ws.put(encrypt_vector(self.audit_public, vec.astype(np.float64)).to_bytes())
-            entry = RoundEntry(rnd, msp, int(vec.size), w_hash, a_hash, ct_hash)
-            res = self.contracts[msp].submit("PutRecord", round_key(self.run_id, rnd, msp), entry.to_json())
-            self.entries.append(entry)
-            self.tx_ids.append(res.tx_id)
+            entries.append(RoundEntry(rnd, msp, int(vec.size), w_hash, a_hash, ct_hash))
+
+        def submit(entry: RoundEntry) -> str:
+            key = round_key(self.run_id, rnd, entry.msp_id)
+            return self.contracts[entry.msp_id].submit("PutRecord", key, entry.to_json()).tx_id
+
+        # each registry submits its own record, concurrently (one Gateway each)
+        with ThreadPoolExecutor(max_workers=len(entries)) as pool:
+            tx_ids = list(pool.map(submit, entries))
+        self.entries.extend(entries)
+        self.tx_ids.extend(tx_ids)
