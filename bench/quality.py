@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -195,10 +194,12 @@ def summarise(results: list[ArmResult]) -> dict[str, dict[str, tuple[float, floa
     for arm, rows in arms.items():
         out[arm] = {}
         for key in rows[0].metrics:
-            values = [r.metrics[key] for r in rows]
-            mean = float(np.mean(values))
-            sd = float(statistics.stdev(values)) if len(values) > 1 else 0.0
-            out[arm][key] = (mean, sd)
+            values = np.array([r.metrics[key] for r in rows], dtype=float)
+            if not np.isfinite(values).all():
+                out[arm][key] = (float("nan"), float("nan"))
+                continue
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            out[arm][key] = (float(values.mean()), sd)
     return out
 
 
@@ -241,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ArmResult] = []
     for seed in range(args.seeds):
         results.extend(run_seed(seed, budget, args.threads, say))
+        if args.json is not None:  # raw results so far, in case a later seed fails
+            _write_json(args.json, {"partial": True, "budget": budget.__dict__,
+                                    "results": [_raw(r) for r in results]})
     total = time.perf_counter() - start
 
     summary = summarise(results)
@@ -283,14 +287,21 @@ def main(argv: list[str] | None = None) -> int:
             "total_seconds": total,
             "summary": {arm: {k: {"mean": m, "sd": s} for k, (m, s) in ms.items()}
                         for arm, ms in summary.items()},
-            "results": [{"arm": r.arm, "seed": r.seed, "metrics": r.metrics, "detail": r.detail}
-                        for r in results],
+            "results": [_raw(r) for r in results],
             "targets": [{"target": label, "met": ok, "detail": text}
                         for label, ok, text in targets(summary, first_small.arm)],
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+        _write_json(args.json, payload)
     return 0
+
+
+def _raw(r: ArmResult) -> dict[str, Any]:
+    return {"arm": r.arm, "seed": r.seed, "metrics": r.metrics, "detail": r.detail}
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: object) -> object:
