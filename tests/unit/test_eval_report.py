@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from synthreg.cli.main import app
 from synthreg.data import dataset_schema, load_dataset
-from synthreg.eval.errors import HistoryFormatError, SchemaMismatchError
+from synthreg.eval.errors import HistoryFormatError, HoldoutOverlapError, SchemaMismatchError
+from synthreg.eval.inputs import without_rows
 from synthreg.eval.report import METRICS_NAME, REPORT_NAME, write_report
 from synthreg.eval.table import TableSpec
 from synthreg.eval.utility import column_task, holdout_split
@@ -125,3 +126,18 @@ def test_cli_end_to_end_on_bundled_dataset(tmp_path: Path) -> None:
     # the "synthetic" rows are copies of real rows, which the report must see
     assert metrics["privacy"]["exact_copy_rate"] == 1.0
     assert (tmp_path / "r" / "loss_curves.png").exists()
+
+
+def test_holdout_that_is_in_real_is_rejected(tmp_path: Path, data) -> None:
+    spec, train, _ = data
+    with pytest.raises(HoldoutOverlapError) as info:
+        write_report(train, train, spec, tmp_path / "out", holdout=train.head(50))
+    assert info.value.overlapping == 50
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_rows_is_a_multiset_difference() -> None:
+    frame = pd.DataFrame({"a": [1, 1, 2, 3], "b": ["x", "x", "y", "z"]})
+    kept, removed = without_rows(frame, pd.DataFrame({"a": [1, 3, 9], "b": ["x", "z", "q"]}))
+    assert removed == 2
+    assert kept.to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}

@@ -81,3 +81,15 @@ class HistoryFormatError(EvalError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"training history not understood: {reason}")
+
+
+class HoldoutOverlapError(EvalError):
+    """The 'holdout' rows are (mostly) also in the real training rows, so they are no holdout."""
+
+    def __init__(self, overlapping: int, holdout_rows: int) -> None:
+        self.overlapping = overlapping
+        self.holdout_rows = holdout_rows
+        super().__init__(
+            f"{overlapping} of {holdout_rows} holdout rows also occur in the real data; "
+            "pass the real rows without the holdout"
+        )

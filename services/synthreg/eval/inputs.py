@@ -79,10 +79,37 @@ def load_inputs(synthetic: Path, real: str, schema_path: Path | None = None,
     else:
         real_frame = load_dataset(real)
         source = f"bundled dataset {real!r}"
+    hold_frame = None if holdout is None else read_csv(holdout, schema, "holdout")
+    if hold_frame is not None:
+        real_frame, removed = without_rows(real_frame, hold_frame)
+        if removed:
+            source += f" minus {removed} holdout rows"
     return ReportInputs(
         schema=schema,
         real=real_frame,
         synthetic=read_csv(synthetic, schema, "synthetic"),
-        holdout=None if holdout is None else read_csv(holdout, schema, "holdout"),
+        holdout=hold_frame,
         real_source=source,
     )
+
+
+def without_rows(frame: pd.DataFrame, remove: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """`frame` minus the rows of `remove` (multiset difference on all columns), and how many went.
+
+    Lets `--real rotterdam --holdout held_out.csv` mean "the dataset without
+    the held-out patients", which is what the generator was trained on.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for row in remove.itertuples(index=False, name=None):
+        key = tuple(repr(v) for v in row)
+        counts[key] = counts.get(key, 0) + 1
+    keep: list[bool] = []
+    for row in frame.itertuples(index=False, name=None):
+        key = tuple(repr(v) for v in row)
+        if counts.get(key, 0) > 0:
+            counts[key] -= 1
+            keep.append(False)
+        else:
+            keep.append(True)
+    kept = frame.loc[keep].reset_index(drop=True)
+    return kept, len(frame) - len(kept)

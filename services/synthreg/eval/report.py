@@ -8,7 +8,9 @@ and, with a history, ``loss_curves.png``. Nothing else is written.
 What fails when: frames that do not match the schema raise
 `SchemaMismatchError` / `ColumnTypeError` / `EmptyDataError` before anything
 is written; a malformed history raises `HistoryFormatError` (also before
-writing); a dataset without a usable utility target raises `TargetError`.
+writing); a holdout whose rows are mostly also in `real` raises
+`HoldoutOverlapError`; a dataset without a usable utility target raises
+`TargetError`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthreg.eval.errors import HoldoutOverlapError
 from synthreg.eval.history import LossRecord, parse_history
 from synthreg.eval.plots import plot_correlation_difference, plot_loss_curves, plot_marginals
 from synthreg.eval.privacy import PrivacyResult, exact_copy_rate, privacy
@@ -30,6 +33,9 @@ from synthreg.eval.utility import UtilityResult, UtilityTask, holdout_split, uti
 
 REPORT_NAME = "report.md"
 METRICS_NAME = "metrics.json"
+# Real data has few natural duplicate records (rotterdam: none); a holdout that
+# mostly repeats the real rows was not held out.
+_MAX_HOLDOUT_OVERLAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ def write_report(
     synth_c = check_frame(synthetic, spec, "synthetic")
     hold_c = None if holdout is None else check_frame(holdout, spec, "holdout")
     records = None if history is None else parse_history(history)
+    if hold_c is not None:
+        overlap = exact_copy_rate(real_c, hold_c)
+        if overlap > _MAX_HOLDOUT_OVERLAP:
+            raise HoldoutOverlapError(round(overlap * len(hold_c)), len(hold_c))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
