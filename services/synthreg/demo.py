@@ -98,89 +98,92 @@ def ensure_ceremony(profile: Profile, t: int, log: Log) -> dict[str, Any]:
 
 def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *,
              rounds: int = TrainConfig.rounds, local_iters: int = TrainConfig.local_iters, seed: int = 0,
-             audit_every: int = 40, keep_network: bool = True,
+             audit_every: int = 40, threads: int = 1, keep_network: bool = True,
              log: Log = print) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"demo-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     res = DemoResult(out, run_id)
 
-    done = _stage(res, "1. local Fabric network (3 registries)", log)
     cfg = NetworkConfig(home=network_home, fabric_bin=fabric_bin, repo_root=repo_root)
-    Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).up(fabric_bin.parent / "config")
-    profile = load_profile(network_home)
-    msps = profile.msp_ids
-    done()
+    try:
+        done = _stage(res, "1. local Fabric network (3 registries)", log)
+        Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).up(fabric_bin.parent / "config")
+        profile = load_profile(network_home)
+        msps = profile.msp_ids
+        done()
 
-    done = _stage(res, "2. audit key ceremony on channel 'keys'", log)
-    res.facts["ceremony"] = ensure_ceremony(profile, t=2, log=log)
-    with open_gateway(profile, msps[0], "admin") as gw:
-        record = LedgerKeyVault(gw.network("keys").contract("keyvault")).get_ceremony_record()
-    public = load_public_context(record.public_context)
-    done()
+        done = _stage(res, "2. audit key ceremony on channel 'keys'", log)
+        res.facts["ceremony"] = ensure_ceremony(profile, t=2, log=log)
+        with open_gateway(profile, msps[0], "admin") as gw:
+            record = LedgerKeyVault(gw.network("keys").contract("keyvault")).get_ceremony_record()
+        public = load_public_context(record.public_context)
+        done()
 
-    done = _stage(res, "3. data: Rotterdam cohort → holdout + 3 non-IID registries", log)
-    schema = dataset_schema("rotterdam")
-    real = load_dataset("rotterdam")
-    train_pool, holdout = holdout_split(real, 0.2, seed)
-    frames = split_registries(train_pool, len(msps), "non-iid", seed=seed, by=schema.partition)
-    config = TrainConfig(rounds=rounds, local_iters=local_iters, seed=seed)
-    audit_rounds = set(range(audit_every - 1, rounds, audit_every)) | {rounds - 1}
-    workspaces = {m: Workspace(out / "workspaces" / m) for m in msps}
-    log(f"  registries: {', '.join(f'{m}={len(f)}' for m, f in zip(msps, frames, strict=True))} rows; "
-        f"holdout {len(holdout)} rows")
-    done()
+        done = _stage(res, "3. data: Rotterdam cohort → holdout + 3 non-IID registries", log)
+        schema = dataset_schema("rotterdam")
+        real = load_dataset("rotterdam")
+        train_pool, holdout = holdout_split(real, 0.2, seed)
+        frames = split_registries(train_pool, len(msps), "non-iid", seed=seed, by=schema.partition)
+        config = TrainConfig(rounds=rounds, local_iters=local_iters, seed=seed, num_threads=threads)
+        audit_rounds = set(range(audit_every - 1, rounds, audit_every)) | {rounds - 1}
+        workspaces = {m: Workspace(out / "workspaces" / m) for m in msps}
+        log(f"  registries: {', '.join(f'{m}={len(f)}' for m, f in zip(msps, frames, strict=True))} rows; "
+            f"holdout {len(holdout)} rows")
+        done()
 
-    done = _stage(res, f"4. federated training ({rounds} rounds x {local_iters} local iterations), "
-                       f"recorded on channel 'gan'", log)
-    from contextlib import ExitStack
+        done = _stage(res, f"4. federated training ({rounds} rounds x {local_iters} local iterations), "
+                           f"recorded on channel 'gan'", log)
+        from contextlib import ExitStack
 
-    with ExitStack() as stack:
-        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
-                     for m in msps}
-        recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
-        recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
-                             "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
-                             "ceremony_id": record.ceremony_id, "averaging": "fedavg-uniform-in-process"})
-        result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round)
-    res.facts["ledger_transactions"] = len(recorder.tx_ids)
-    res.facts["train_seconds"] = round(result.wall_seconds, 1)
-    log(f"  {len(recorder.tx_ids)} transactions committed; {len(audit_rounds)} audited rounds "
-        f"({sorted(audit_rounds)})")
-    done()
+        with ExitStack() as stack:
+            contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
+                         for m in msps}
+            recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
+            recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
+                                 "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
+                                 "ceremony_id": record.ceremony_id, "averaging": "fedavg-uniform-in-process"})
+            result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round)
+        res.facts["ledger_transactions"] = len(recorder.tx_ids)
+        res.facts["train_seconds"] = round(result.wall_seconds, 1)
+        log(f"  {len(recorder.tx_ids)} transactions committed; {len(audit_rounds)} audited rounds "
+            f"({sorted(audit_rounds)})")
+        done()
 
-    done = _stage(res, "5. synthetic data and quality report", log)
-    synthetic = result.sample(len(train_pool), seed)
-    synthetic.to_csv(out / "synthetic.csv", index=False)
-    (out / "history.json").write_text(json.dumps({"history": result.history_records()}, indent=1))
-    report_path = write_report(train_pool, synthetic, schema, out / "report", history=result.history_records(),
-                               holdout=holdout, seed=seed)
-    metrics = json.loads((out / "report" / "metrics.json").read_text())
-    res.facts["report"] = str(report_path)
-    res.facts["metrics"] = metrics
-    done()
+        done = _stage(res, "5. synthetic data and quality report", log)
+        synthetic = result.sample(len(train_pool), seed)
+        synthetic.to_csv(out / "synthetic.csv", index=False)
+        (out / "history.json").write_text(json.dumps({"history": result.history_records()}, indent=1))
+        report_path = write_report(train_pool, synthetic, schema, out / "report", history=result.history_records(),
+                                   holdout=holdout, seed=seed)
+        metrics = json.loads((out / "report" / "metrics.json").read_text())
+        res.facts["report"] = str(report_path)
+        res.facts["metrics"] = metrics
+        done()
 
-    done = _stage(res, "6. audit: release 2 shares, unseal, verify the trail", log)
-    auditor_dir = out / "auditor"
-    files = generate_auditor_key(auditor_dir / "key")
-    auditor_pub = load_auditor_public_key(files.public_key_file)
-    for m in msps[:2]:
-        with open_gateway(profile, m, "admin") as gw:
+        done = _stage(res, "6. audit: release 2 shares, unseal, verify the trail", log)
+        auditor_dir = out / "auditor"
+        files = generate_auditor_key(auditor_dir / "key")
+        auditor_pub = load_auditor_public_key(files.public_key_file)
+        for m in msps[:2]:
+            with open_gateway(profile, m, "admin") as gw:
+                vault = LedgerKeyVault(gw.network("keys").contract("keyvault"))
+                release_to_auditor(vault, m, load_org_keypair(profile.org(m).share_key_dir), auditor_pub)
+            log(f"  {m} released its share to auditor {auditor_pub.id}")
+        with open_gateway(profile, msps[0], "auditor") as gw:
             vault = LedgerKeyVault(gw.network("keys").contract("keyvault"))
-            release_to_auditor(vault, m, load_org_keypair(profile.org(m).share_key_dir), auditor_pub)
-        log(f"  {m} released its share to auditor {auditor_pub.id}")
-    with open_gateway(profile, msps[0], "auditor") as gw:
-        vault = LedgerKeyVault(gw.network("keys").contract("keyvault"))
-        summary = unseal_audit_key(vault, load_auditor_keypair(auditor_dir / "key"), auditor_dir / "unsealed")
-        secret = load_unsealed_secret(auditor_dir / "unsealed", record.public_context_hash)
-        log(f"  audit key unsealed from shares {summary.shares_used}; ceremony test ciphertext decrypted "
-            f"(max error {summary.proof_max_abs_error:.1e})")
-        report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces, rounds)
-    (out / "audit_report.json").write_text(json.dumps(report.to_dict(), indent=2))
-    res.audit = report
-    done()
+            summary = unseal_audit_key(vault, load_auditor_keypair(auditor_dir / "key"), auditor_dir / "unsealed")
+            secret = load_unsealed_secret(auditor_dir / "unsealed", record.public_context_hash)
+            log(f"  audit key unsealed from shares {summary.shares_used}; ceremony test ciphertext decrypted "
+                f"(max error {summary.proof_max_abs_error:.1e})")
+            report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces, rounds)
+        (out / "audit_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        res.audit = report
+        done()
 
-    if not keep_network:
-        Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).down()
+    finally:
+        if not keep_network:
+            stopped = Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).down()
+            log(f"  network stopped ({len(stopped)} processes); rerun with --keep-network to keep it")
     (out / "demo.json").write_text(json.dumps({"run_id": run_id, "timings_s": res.timings, **res.facts,
                                                "audit": report.to_dict()}, indent=2, default=str))
     return res

@@ -36,7 +36,8 @@ class FakeGanledger:
         assert fn == "PutRecord"
         if key in self.store:
             raise ValueError(f"ALREADY_EXISTS {key}")
-        self.store[key] = {"key": key, "value": value, "msp": self.msp, "role": self.role}
+        # like the chaincode: the value is stored (and returned) as a JSON object
+        self.store[key] = {"key": key, "value": json.loads(value), "msp": self.msp, "role": self.role}
         return _Result(f"tx-{len(self.store)}")
 
     def evaluate(self, fn: str, key: str) -> bytes:

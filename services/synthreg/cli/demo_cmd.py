@@ -23,6 +23,7 @@ def demo(
     local_iters: Annotated[int, typer.Option(min=1, help="Local iterations per round.")] = TrainConfig.local_iters,
     audit_every: Annotated[int, typer.Option(min=1, help="CKKS audit copy every N rounds (and the last).")] = 40,
     seed: Annotated[int, typer.Option(help="Seed for split, training and sampling.")] = 0,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (1 is fastest on a shared 2-core host).")] = 1,
     keep_network: Annotated[bool, typer.Option(help="Leave the network running afterwards.")] = False,
 ) -> None:
     """Network → key ceremony → federated training recorded on the ledger → report → audit."""
@@ -33,7 +34,7 @@ def demo(
     out = out.resolve()
     try:
         res = run_demo(out, (home or out / "network").resolve(), fabric_bin, repo_root, rounds=rounds,
-                       local_iters=local_iters, seed=seed, audit_every=audit_every,
+                       local_iters=local_iters, seed=seed, audit_every=audit_every, threads=threads,
                        keep_network=keep_network, log=console.print)
     except Exception as exc:  # the CLI edge: one readable line, details in the log
         console.print(f"[bold red]demo failed:[/] {type(exc).__name__}: {escape(str(exc))}")

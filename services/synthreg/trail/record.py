@@ -26,6 +26,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,9 @@ class RoundEntry:
         }, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> RoundEntry:
-        d = json.loads(text)
+    def from_json(cls, text: str | bytes | dict[str, Any]) -> RoundEntry:
+        """From the record's value (the ledger returns it as a JSON object)."""
+        d = text if isinstance(text, dict) else json.loads(text)
         return cls(int(d["round"]), str(d["msp"]), int(d["n_params"]), str(d["weights_sha256"]),
                    str(d["average_sha256"]), d.get("audit_ct_sha256"))
 

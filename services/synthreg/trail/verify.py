@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,12 @@ class TrailReport:
                 "max_abs_error": self.max_abs_error, "failures": self.failures}
 
 
+def _value(record: dict[str, Any]) -> dict[str, Any]:
+    """A ganledger record's value (a JSON object; tolerate a JSON string)."""
+    value = record["value"]
+    return value if isinstance(value, dict) else json.loads(value)
+
+
 def _vec(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float64)
 
@@ -63,7 +70,7 @@ def verify_run(
     tolerance: float = 1e-6,
 ) -> TrailReport:
     rep = TrailReport(run_id)
-    header = json.loads(json.loads(contract.evaluate("GetRecord", run_key(run_id)))["value"])
+    header = _value(json.loads(contract.evaluate("GetRecord", run_key(run_id))))
     msps: list[str] = list(header["registries"])
     audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
     for rnd in range(rounds):
@@ -76,7 +83,7 @@ def verify_run(
                 continue
             if rec["msp"] != msp or rec["role"] != "merger":
                 rep.failures.append(f"round {rnd} {msp}: recorded by {rec['msp']}/{rec['role']}, not its merger")
-            entries[msp] = RoundEntry.from_json(rec["value"])
+            entries[msp] = RoundEntry.from_json(_value(rec))
             rep.records_checked += 1
         if len(entries) != len(msps):
             continue
