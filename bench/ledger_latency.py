@@ -1,7 +1,7 @@
 """Submit-to-commit latency and throughput of small transactions on the local network.
 
 For each orderer BatchTimeout given (default: Fabric's sample 2s, then our
-tuned 50ms) this starts a fresh 3-registry network on its own ports, then
+tuned 50ms and 10ms) this starts a fresh 3-registry network on its own ports, then
 measures with the real Python Gateway client:
 
 * sequential: N `PutRecord` submits one after another (endorse by MAJORITY →
@@ -13,7 +13,7 @@ measures with the real Python Gateway client:
 It prints what it measured, with the block-cutting settings, and tears each
 network down. Usage:
 
-    python bench/ledger_latency.py                      # 2s vs 50ms
+    python bench/ledger_latency.py                      # 2s vs 50ms vs 10ms
     python bench/ledger_latency.py --batch-timeout 50ms --batch-timeout 10ms
     python bench/ledger_latency.py --home .synthreg/network   # an already running network
 """
@@ -117,7 +117,7 @@ def _network(home: Path, base_port: int, batch_timeout: str, action: str) -> Non
 
 
 def main(
-    batch_timeout: Annotated[list[str], typer.Option(help="Orderer BatchTimeout(s) to compare.")] = ["2s", "50ms"],  # noqa: B006
+    batch_timeout: Annotated[list[str], typer.Option(help="Orderer BatchTimeout(s) to compare.")] = ["2s", "50ms", "10ms"],  # noqa: B006
     n: Annotated[int, typer.Option(help="Sequential transactions.")] = 60,
     workers: Annotated[int, typer.Option(help="Concurrent submitter threads.")] = 8,
     per_worker: Annotated[int, typer.Option(help="Transactions per thread.")] = 20,

@@ -39,7 +39,7 @@ HomeOpt = Annotated[Path, typer.Option("--home", envvar="SYNTHREG_NETWORK_HOME",
 _DEFAULT_HOME = Path(".synthreg/network")
 
 
-def _config(home: Path, orgs: int = 3, base_port: int = 7000, batch_timeout: str = "50ms") -> NetworkConfig:
+def _config(home: Path, orgs: int = 3, base_port: int = 7000, batch_timeout: str = "10ms") -> NetworkConfig:
     fabric_bin = Path(os.environ.get("FABRIC_BIN", _cache() / "fabric" / "bin"))
     return NetworkConfig(home=home.resolve(), fabric_bin=fabric_bin, repo_root=_repo_root(), n_orgs=orgs,
                          base_port=base_port, batch_timeout=batch_timeout)
@@ -54,7 +54,7 @@ def up(
     home: HomeOpt = _DEFAULT_HOME,
     orgs: Annotated[int, typer.Option(help="Number of registry orgs.")] = 3,
     base_port: Annotated[int, typer.Option(help="Org i uses ports base+100*i+1..22.")] = 7000,
-    batch_timeout: Annotated[str, typer.Option(help="Orderer BatchTimeout (block cutting).")] = "50ms",
+    batch_timeout: Annotated[str, typer.Option(help="Orderer BatchTimeout (block cutting).")] = "10ms",
 ) -> None:
     """Start (or resume) the network: crypto, channels `keys` and `gan`, chaincodes. Idempotent."""
     cfg = _config(home, orgs, base_port, batch_timeout)

@@ -83,7 +83,7 @@ class NetworkConfig:
     repo_root: Path
     n_orgs: int = 3
     base_port: int = 7000
-    batch_timeout: str = "50ms"
+    batch_timeout: str = "10ms"
     max_message_count: int = 100
     channels: tuple[str, ...] = CHANNELS
     orgs: tuple[Org, ...] = field(init=False)
