@@ -77,34 +77,42 @@ def _name(common_name: str, org: str, ou: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_ca(common_name: str, org: str) -> KeyPair:
-    """A self-signed ECDSA P-256 CA (identity or TLS) for one org."""
-    key = _new_key()
-    name = _name(common_name, org)
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, *, ca: bool, key_encipherment: bool
+) -> x509.CertificateBuilder:
+    """The parts every certificate here shares: validity, constraints, key usage, SKI."""
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=True, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True, key_cert_sign=ca, crl_sign=ca, content_commitment=False,
+                key_encipherment=key_encipherment, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
-            critical=False,
-        )
-        .add_extension(ski, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+
+
+_BOTH_AUTH = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+def make_ca(common_name: str, org: str) -> KeyPair:
+    """A self-signed ECDSA P-256 CA (identity or TLS) for one org."""
+    key = _new_key()
+    name = _name(common_name, org)
+    cert = (
+        _builder(name, name, key, ca=True, key_encipherment=True)
+        .add_extension(_BOTH_AUTH, critical=False)
         .sign(key, hashes.SHA256())
     )
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
@@ -127,36 +135,12 @@ def issue(
     Fabric-CA attribute extension.
     """
     key = _new_key()
-    ca_cert = ca.cert
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name, org, ou))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_encipherment=tls, content_commitment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    builder = _builder(_name(common_name, org, ou), ca.cert.subject, key, ca=False, key_encipherment=tls)
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
     )
     if tls:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
+        builder = builder.add_extension(_BOTH_AUTH, critical=False)
     if hosts:
         sans: list[x509.GeneralName] = []
         for host in hosts:
