@@ -161,7 +161,7 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         done()
 
         done = _stage(res, "6. audit: release 2 shares, unseal, verify the trail", log)
-        auditor_dir = out / "auditor"
+        auditor_dir = out / "auditor" / run_id  # a fresh auditor key per run
         files = generate_auditor_key(auditor_dir / "key")
         auditor_pub = load_auditor_public_key(files.public_key_file)
         for m in msps[:2]:
