@@ -1,4 +1,4 @@
-"""`synthreg audit keygen | unseal`: the auditor's side of the audit key.
+"""`synthreg audit keygen | unseal | verify`: the auditor's side.
 
 Thin wiring over :mod:`synthreg.keys.keyfiles` and :mod:`synthreg.keys.audit`
 (errors handled as in :mod:`synthreg.cli.keys_cmd`: one red line, exit 1).
@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from synthreg.cli.keys_cmd import DEFAULT_HOME, DEFAULT_ORG, HomeOpt, JsonOpt, cli_errors, keyvault_as, print_json
 from synthreg.keys.audit import unseal_audit_key
@@ -68,3 +69,50 @@ def unseal(
                   f"{summary.auditor_id}: shares {summary.shares_used} of {who}")
     console.print(f"  test ciphertext decrypted, max error {summary.proof_max_abs_error:.2e}")
     console.print(f"  secret context -> {summary.secret_context_file} (mode 0600)")
+
+
+@app.command()
+def verify(
+    run: Annotated[str, typer.Option("--run", help="Run id (the `run/<id>` record on channel gan).")],
+    unsealed: Annotated[Path, typer.Option("--unsealed", help="Directory written by `audit unseal`.")],
+    workspace: Annotated[list[str], typer.Option(
+        "--workspace", help="MSP=DIR, one per registry: the workspace artefacts the auditor was given.")],
+    as_org: Annotated[str, typer.Option("--as-org", help="Org whose `auditor` identity reads the ledger.")]
+    = DEFAULT_ORG,
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a recorded training run: ledger hashes vs workspaces, agreement, decrypted mean vs average."""
+    from synthreg.crypto.ckks import load_public_context
+    from synthreg.keys.audit import load_unsealed_secret
+    from synthreg.network.client import open_gateway
+    from synthreg.trail.verify import verify_run
+    from synthreg.workspace import Workspace
+
+    workspaces: dict[str, Workspace] = {}
+    for item in workspace:
+        msp, sep, path = item.partition("=")
+        if not sep or not msp or not path:
+            console.print(f"[bold red]audit verify failed:[/] --workspace wants MSP=DIR, got {item!r}")
+            raise typer.Exit(2)
+        workspaces[msp] = Workspace(Path(path))
+    with cli_errors("audit verify"):
+        profile = load_profile(home)
+        with keyvault_as(profile, as_org, "auditor") as vault:
+            record = vault.get_ceremony_record()
+        public = load_public_context(record.public_context)
+        secret = load_unsealed_secret(unsealed, record.public_context_hash)
+        with open_gateway(profile, as_org, "auditor") as gw:
+            report = verify_run(run, gw.network("gan").contract("ganledger"), secret, public, workspaces)
+    if as_json:
+        print_json(report.to_dict())
+    elif report.ok:
+        console.print(f"[green]run {run} verified[/]: {report.records_checked} ledger records, "
+                      f"{report.rounds_checked} rounds, audited rounds {report.audited_rounds} decrypted "
+                      f"(max error {report.max_abs_error:.1e})")
+    else:
+        console.print(f"[bold red]run {run}: {len(report.failures)} failed check(s)[/]")
+        for failure in report.failures:
+            console.print(f"  - {escape(failure)}")
+    if not report.ok:
+        raise typer.Exit(1)

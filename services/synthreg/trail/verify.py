@@ -66,11 +66,21 @@ def verify_run(
     secret: SecretContext,
     public: PublicContext,
     workspaces: Mapping[str, Workspace],
-    rounds: int,
+    rounds: int | None = None,
     tolerance: float = 1e-6,
 ) -> TrailReport:
+    """Check run ``run_id``; ``rounds`` defaults to the run header's ``config.rounds``.
+
+    Raises :class:`~synthreg.ledger.EvaluateError` if the run header is not on the ledger.
+    """
     rep = TrailReport(run_id)
     header = _value(json.loads(contract.evaluate("GetRecord", run_key(run_id))))
+    if rounds is None:
+        rounds = int(header["config"]["rounds"])
+    missing = [m for m in header["registries"] if m not in workspaces]
+    if missing:
+        rep.failures.append(f"no workspace given for {', '.join(missing)}")
+        return rep
     msps: list[str] = list(header["registries"])
     audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
     for rnd in range(rounds):
