@@ -164,10 +164,20 @@ def test_peer_rejects_high_s_and_accepts_all_client_signatures(profile: Profile,
             contract.evaluate("GetRecord", f"lows-{unique}")
     assert len(signatures) >= 27 and all(is_low_s(s) for s in signatures)
 
+    # the same identity, the same call, only the signature's S flipped to the high half:
+    # the peer's proposal validation refuses it (Fabric reports a failed creator
+    # signature check as "access denied ... creator org")
     with open_gateway(profile, R1, "generator", wrap_signer=lambda s: (lambda d: high_s(s(d)))) as gw:
-        with pytest.raises(GatewayError) as err:
-            gw.network("gan").contract("ganledger").evaluate("GetRecord", f"lows-{unique}")
-        assert "signature" in str(err.value).lower() or err.value.code is not None
+        contract = gw.network("gan").contract("ganledger")
+        with pytest.raises(EvaluateError) as err:
+            contract.evaluate("GetRecord", f"lows-{unique}")
+        assert "access denied" in str(err.value) and R1 in str(err.value)
+        with pytest.raises(EndorseError) as err2:
+            contract.submit("PutRecord", f"highs-{unique}", _record(0))
+        assert "access denied" in str(err2.value)
+    with open_gateway(profile, R1, "generator") as gw:
+        with pytest.raises(EvaluateError, match="NOT_FOUND"):
+            gw.network("gan").contract("ganledger").evaluate("GetRecord", f"highs-{unique}")
 
 
 def test_concurrent_listeners_and_submitters(profile: Profile, unique: str) -> None:
