@@ -227,6 +227,15 @@ def run_ceremony(
     )
 
 
+def _open_share_envelope(key: RecipientKeyPair, envelope: Envelope, context: EnvelopeContext) -> Share:
+    """Decrypt an envelope holding one serialized share; the plaintext buffer is wiped after parsing."""
+    raw = open_envelope(key, envelope, context)
+    try:
+        return Share.from_bytes(raw)
+    finally:
+        _wipe(raw)
+
+
 def open_share(
     recipient: RecipientKeyPair, envelope: Envelope, ceremony_id: str, recipient_id: str
 ) -> Share:
@@ -235,11 +244,7 @@ def open_share(
     Raises :class:`~synthreg.crypto.transport.EnvelopeError` (wrong key/context,
     tampered) or :class:`~synthreg.crypto.shamir.ShareFormatError`.
     """
-    raw = open_envelope(recipient, envelope, EnvelopeContext(PURPOSE_SHARE, ceremony_id, recipient_id))
-    try:
-        return Share.from_bytes(raw)
-    finally:
-        _wipe(raw)
+    return _open_share_envelope(recipient, envelope, EnvelopeContext(PURPOSE_SHARE, ceremony_id, recipient_id))
 
 
 def release_share(
@@ -261,11 +266,7 @@ def release_share(
 
 def open_released_share(auditor: RecipientKeyPair, envelope: Envelope, ceremony_id: str, auditor_id: str) -> Share:
     """Auditor side: decrypt a share released to ``auditor_id``. Raises ``EnvelopeError``."""
-    raw = open_envelope(auditor, envelope, EnvelopeContext(PURPOSE_RELEASE, ceremony_id, auditor_id))
-    try:
-        return Share.from_bytes(raw)
-    finally:
-        _wipe(raw)
+    return _open_share_envelope(auditor, envelope, EnvelopeContext(PURPOSE_RELEASE, ceremony_id, auditor_id))
 
 
 def recover_audit_key(
