@@ -133,6 +133,15 @@ def _load_keypair(path: Path, whose: str) -> RecipientKeyPair:
         raise AuditKeyError(f"{whose} private key {path}: {exc}") from exc
 
 
+def _load_public_raw(path: Path, whose: str) -> bytes:
+    try:
+        return load_public_key(path.read_bytes()).public_bytes_raw()
+    except FileNotFoundError as exc:
+        raise AuditKeyError(f"{whose} public key not found: {path}") from exc
+    except KeyFormatError as exc:
+        raise AuditKeyError(f"{whose} public key {path}: {exc}") from exc
+
+
 def load_auditor_keypair(key_dir: Path) -> RecipientKeyPair:
     """The auditor's key pair from a ``keygen`` directory. Raises :class:`AuditKeyError`."""
     return _load_keypair(key_dir / AUDITOR_SECRET_FILE, "auditor")
@@ -142,23 +151,12 @@ def load_auditor_public_key(path: Path) -> AuditorPublicKey:
     """An auditor's public key from a PEM file (or a ``keygen`` directory)."""
     if path.is_dir():
         path = path / AUDITOR_PUBLIC_FILE
-    try:
-        return AuditorPublicKey(load_public_key(path.read_bytes()).public_bytes_raw())
-    except FileNotFoundError as exc:
-        raise AuditKeyError(f"auditor public key not found: {path}") from exc
-    except KeyFormatError as exc:
-        raise AuditKeyError(f"auditor public key {path}: {exc}") from exc
+    return AuditorPublicKey(_load_public_raw(path, "auditor"))
 
 
 def load_org_public_key(share_key_dir: Path) -> bytes:
     """A registry's 32 raw share-key bytes from its ``share_key_dir``."""
-    path = share_key_dir / ORG_PUBLIC_FILE
-    try:
-        return load_public_key(path.read_bytes()).public_bytes_raw()
-    except FileNotFoundError as exc:
-        raise AuditKeyError(f"registry share public key not found: {path}") from exc
-    except KeyFormatError as exc:
-        raise AuditKeyError(f"registry share public key {path}: {exc}") from exc
+    return _load_public_raw(share_key_dir / ORG_PUBLIC_FILE, "registry share")
 
 
 def load_org_keypair(share_key_dir: Path) -> RecipientKeyPair:
