@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from synthreg.network import chaincode as cc
@@ -29,12 +28,6 @@ Log = Callable[[str], None]
 
 class NetworkError(RuntimeError):
     """A launcher step failed; the message says which and how."""
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    stdout: str
-    stderr: str
 
 
 def run_cmd(argv: list[str], env: dict[str, str] | None = None, *, check: bool = True,

@@ -283,7 +283,3 @@ def generate_org(root: Path, msp_id: str, domain: str, nodes: tuple[str, ...] = 
     _write(ca_dir / "priv_sk", ca.key_pem, private=True)
     _write(ca_dir / "ca.pem", ca.cert_pem)
     return org
-
-
-def org_ca(org: OrgCrypto) -> KeyPair:
-    return load_pair(org.root / "ca" / "ca.pem", org.root / "ca" / "priv_sk")
