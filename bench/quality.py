@@ -49,10 +49,10 @@ from rich.table import Table
 
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.data.schema import Schema
-from synthreg.eval.privacy import privacy
-from synthreg.eval.quality import quality
+from synthreg.eval.privacy import PrivacyResult, privacy
+from synthreg.eval.quality import QualityResult, quality
 from synthreg.eval.table import TableSpec
-from synthreg.eval.utility import holdout_split, utility
+from synthreg.eval.utility import UtilityResult, holdout_split, utility
 from synthreg.gan.federated import TrainConfig, train_centralised, train_federated
 
 N_REGISTRIES = 3
@@ -94,18 +94,25 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
+def _metrics(q: QualityResult, u: UtilityResult, p: PrivacyResult, *, tstr_auc: float, tstr_accuracy: float,
+             dcr_median: float, exact_copy_rate: float, wall: float) -> dict[str, float]:
+    """The metric keys every arm reports (same keys and order for arms and the reference)."""
+    return {
+        "quality": q.score, "column_shapes": q.column_shapes, "column_pair_trends": q.column_pair_trends,
+        "pair_trends_all": q.pair_trends_all, "tstr_auc": tstr_auc, "tstr_accuracy": tstr_accuracy,
+        "trtr_auc": u.trtr_auc, "dcr_median": dcr_median,
+        "share_closer_than_holdout_p5": p.share_closer_than_holdout_p5,
+        "exact_copy_rate": exact_copy_rate, "wall_seconds": wall,
+    }
+
+
 def evaluate(arm: str, seed: int, train: pd.DataFrame, holdout: pd.DataFrame,
              synthetic: pd.DataFrame, spec: TableSpec, wall: float, detail: dict[str, Any]) -> ArmResult:
     q = quality(train, synthetic, spec)
     u = utility(train, holdout, synthetic, spec, seed=seed)
     p = privacy(train, holdout, synthetic, spec)
-    metrics = {
-        "quality": q.score, "column_shapes": q.column_shapes, "column_pair_trends": q.column_pair_trends,
-        "pair_trends_all": q.pair_trends_all, "tstr_auc": u.tstr_auc, "tstr_accuracy": u.tstr_accuracy,
-        "trtr_auc": u.trtr_auc, "dcr_median": p.dcr_synthetic_median,
-        "share_closer_than_holdout_p5": p.share_closer_than_holdout_p5,
-        "exact_copy_rate": p.exact_copy_rate, "wall_seconds": wall,
-    }
+    metrics = _metrics(q, u, p, tstr_auc=u.tstr_auc, tstr_accuracy=u.tstr_accuracy,
+                       dcr_median=p.dcr_synthetic_median, exact_copy_rate=p.exact_copy_rate, wall=wall)
     return ArmResult(arm, seed, metrics, detail)
 
 
@@ -114,13 +121,9 @@ def reference(seed: int, train: pd.DataFrame, holdout: pd.DataFrame, spec: Table
     q = quality(train, holdout, spec)
     u = utility(train, holdout, train, spec, seed=seed)
     p = privacy(train, holdout, holdout, spec)
-    metrics = {
-        "quality": q.score, "column_shapes": q.column_shapes, "column_pair_trends": q.column_pair_trends,
-        "pair_trends_all": q.pair_trends_all, "tstr_auc": u.trtr_auc, "tstr_accuracy": u.trtr_accuracy,
-        "trtr_auc": u.trtr_auc, "dcr_median": p.dcr_holdout_median,
-        "share_closer_than_holdout_p5": p.share_closer_than_holdout_p5,
-        "exact_copy_rate": p.holdout_exact_copy_rate, "wall_seconds": float("nan"),
-    }
+    metrics = _metrics(q, u, p, tstr_auc=u.trtr_auc, tstr_accuracy=u.trtr_accuracy,
+                       dcr_median=p.dcr_holdout_median, exact_copy_rate=p.holdout_exact_copy_rate,
+                       wall=float("nan"))
     return ArmResult("real holdout (reference)", seed, metrics)
 
 
