@@ -141,7 +141,7 @@ class Launcher:
             "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         }
         health = process.Health(url=f"https://127.0.0.1:{org.port('orderer_ops')}/healthz",
-                                ca_file=c.tls_ca_cert)
+                                ca_file=c.tls_ca_cert, tcp=("127.0.0.1", org.port("orderer")), tcp_tls=True)
         return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health,
                                    ports=(org.port("orderer"), org.port("orderer_admin"), org.port("orderer_ops")))
 
@@ -179,7 +179,7 @@ class Launcher:
             "CORE_CHAINCODE_MODE": "net",
         }
         health = process.Health(url=f"https://127.0.0.1:{org.port('peer_ops')}/healthz",
-                                ca_file=c.tls_ca_cert)
+                                ca_file=c.tls_ca_cert, tcp=("127.0.0.1", org.port("peer")), tcp_tls=True)
         return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health,
                                    ports=(org.port("peer"), org.port("peer_chaincode"), org.port("peer_ops")))
 

@@ -39,11 +39,19 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 @dataclass(frozen=True)
 class Health:
-    """How to tell a process is ready: an HTTPS healthz URL or a TCP port."""
+    """How to tell a process is ready: an HTTPS healthz URL and/or a TCP port.
+
+    When both are given both must answer: a Fabric node's operations endpoint
+    (``/healthz``) comes up before its gRPC listener, so a peer can report
+    healthy while clients are still refused on its main port.
+    """
 
     url: str | None = None
     ca_file: Path | None = None
     tcp: tuple[str, int] | None = None
+    tcp_tls: bool = False
+    """complete a TLS handshake on ``tcp`` (trusting ``ca_file``), not just connect:
+    a bound listener accepts connections before the server serves them"""
 
 
 @dataclass(frozen=True)
@@ -111,14 +119,20 @@ def is_healthy(health: Health, timeout: float = 1.0) -> bool:
         ctx = ssl.create_default_context(cafile=str(health.ca_file) if health.ca_file else None)
         try:
             with urllib.request.urlopen(health.url, context=ctx, timeout=timeout) as resp:
-                return resp.status == 200
+                if resp.status != 200:
+                    return False
         except (urllib.error.URLError, OSError, ssl.SSLError):
             return False
     if health.tcp:
         try:
-            with socket.create_connection(health.tcp, timeout=timeout):
-                return True
-        except OSError:
+            with socket.create_connection(health.tcp, timeout=timeout) as sock:
+                if health.tcp_tls:
+                    ctx = ssl.create_default_context(
+                        cafile=str(health.ca_file) if health.ca_file else None)
+                    ctx.set_alpn_protocols(["h2"])
+                    with ctx.wrap_socket(sock, server_hostname=health.tcp[0]):
+                        pass
+        except (OSError, ssl.SSLError):
             return False
     return True
 
