@@ -138,3 +138,29 @@ def test_cli_readable_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train-local", "--dataset", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown dataset" in result.output
+
+
+def test_an_injected_aggregator_replaces_fedavg(frames: list[pd.DataFrame], schema: Schema,
+                                                tiny_run: FederatedResult) -> None:
+    from synthreg.gan.federated import fedavg
+
+    calls: list[tuple[int, int, object]] = []
+
+    def plain(rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+        calls.append((rnd, len(vectors), weights))
+        return fedavg(vectors, weights)
+
+    same = train_federated(frames, schema, TINY, progress=False, aggregate=plain)
+    assert calls == [(0, 3, None), (1, 3, None)]
+    assert np.array_equal(same.generator_vector(), tiny_run.generator_vector())
+
+    def offset(rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+        return fedavg(vectors, weights) + np.float32(1.0)
+
+    shifted = train_federated(frames, schema, replace(TINY, rounds=1), progress=False, aggregate=offset)
+    plain_one = train_federated(frames, schema, replace(TINY, rounds=1), progress=False)
+    assert np.allclose(shifted.generator_vector(), plain_one.generator_vector() + 1.0, atol=1e-6)
+
+    with pytest.raises(TrainConfigError, match="aggregate returned shape"):
+        train_federated(frames, schema, replace(TINY, rounds=1), progress=False,
+                        aggregate=lambda r, v, w: np.zeros(3, dtype=np.float32))

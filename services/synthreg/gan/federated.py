@@ -199,6 +199,7 @@ def train_federated(
     progress: bool = True,
     encoder: TabularEncoder | None = None,
     on_round: RoundHook | None = None,
+    aggregate: Aggregator | None = None,
 ) -> FederatedResult:
     """Train one G/D pair per registry with K local iterations and FedAvg per round.
 
@@ -207,6 +208,10 @@ def train_federated(
     given, is called after every merge with the round index, each registry's
     pre-average weight vector (generator ‖ discriminator, float32) and the
     average every registry loaded — the audit trail records these.
+    ``aggregate``, if given, computes that average instead of the in-process
+    :func:`fedavg` (e.g. secure aggregation over the ledger,
+    :func:`synthreg.secagg.round.secure_average`); it receives the round index,
+    the per-registry [G ‖ D] vectors and the averaging weights (None = uniform).
     """
     if not registry_frames:
         raise TrainConfigError("no registries")
@@ -252,7 +257,7 @@ def train_federated(
                 bar.update(task, advance=1, description=(
                     f"round {rnd + 1}/{config.rounds} reg {reg.index} "
                     f"D {loss.d_loss:+.3f} G {loss.g_loss:+.3f}"))
-            vectors, average = _average_into(registries, avg_weights)
+            vectors, average = _average_into(registries, avg_weights, rnd, aggregate)
             if on_round is not None:
                 on_round(rnd, vectors, average)
 
@@ -272,17 +277,29 @@ RoundHook = Callable[[int, list[np.ndarray], np.ndarray], None]
 """on_round(round, per-registry [G ‖ D] vectors, averaged [G ‖ D] vector)"""
 
 
+Aggregator = Callable[[int, list[np.ndarray], list[float] | None], np.ndarray]
+"""aggregate(round, per-registry [G ‖ D] float32 vectors, weights or None) -> average"""
+
+
 def _average_into(
-    registries: Sequence[_Registry], weights: Sequence[float] | None
+    registries: Sequence[_Registry], weights: Sequence[float] | None,
+    rnd: int = 0, aggregate: Aggregator | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     g_vecs = [state_dict_to_vector(r.g.generator) for r in registries]
     d_vecs = [state_dict_to_vector(r.d.discriminator) for r in registries]
-    g_avg, d_avg = fedavg(g_vecs, weights), fedavg(d_vecs, weights)
-    for reg in registries:
-        vector_to_state_dict(reg.g.generator, g_avg)
-        vector_to_state_dict(reg.d.discriminator, d_avg)
     vectors = [np.concatenate([g, d]) for g, d in zip(g_vecs, d_vecs, strict=True)]
-    return vectors, np.concatenate([g_avg, d_avg])
+    if aggregate is None:
+        average = np.concatenate([fedavg(g_vecs, weights), fedavg(d_vecs, weights)])
+    else:
+        average = np.asarray(aggregate(rnd, vectors, None if weights is None else list(weights)),
+                             dtype=np.float32)
+        if average.shape != vectors[0].shape:
+            raise TrainConfigError(f"aggregate returned shape {average.shape}, expected {vectors[0].shape}")
+    n_g = g_vecs[0].size
+    for reg in registries:
+        vector_to_state_dict(reg.g.generator, average[:n_g])
+        vector_to_state_dict(reg.d.discriminator, average[n_g:])
+    return vectors, average
 
 
 def train_centralised(

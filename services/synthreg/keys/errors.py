@@ -14,10 +14,10 @@ Chaincode errors: every keyvault error message starts with a stable code
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from synthreg.crypto.shamir import NotEnoughSharesError
+from synthreg.ledger.errors import chaincode_error_code
 
 __all__ = [
     "AuditKeyError",
@@ -116,24 +116,14 @@ _BY_CODE: dict[str, type[VaultError]] = {
         VaultInternalError,
     )
 }
-_CODE_RE = re.compile(r"\b(" + "|".join(_BY_CODE) + r"): ")
 
 
 def vault_error(fn: str, text: str, *, tx_id: str = "") -> VaultError:
-    """The :class:`VaultError` subclass for a client error text.
-
-    The chaincode message is found by its leading code anywhere in ``text``
-    (the Gateway wraps it, e.g. ``evaluate failed (tx ..): UNKNOWN: ... chaincode
-    response 500, ACCESS_DENIED: ...``); ``detail`` is the text from the code on.
-    Without a code the result is :class:`VaultUnavailableError` with the whole text.
-    """
-    match = _CODE_RE.search(text)
-    if match is None:
-        return VaultUnavailableError(fn, text, tx_id=tx_id)
-    detail = text[match.start():]
-    # The same message may be repeated in per-peer details after " | ".
-    detail = detail.split(" | ", 1)[0]
-    return _BY_CODE[match.group(1)](fn, detail, tx_id=tx_id)
+    """The :class:`VaultError` subclass for a client error text (see
+    :func:`synthreg.ledger.errors.chaincode_error_code`); without a chaincode code
+    the result is :class:`VaultUnavailableError` with the whole text."""
+    code, detail = chaincode_error_code(text)
+    return _BY_CODE.get(code, VaultUnavailableError)(fn, detail, tx_id=tx_id)
 
 
 # ------------------------------------------------------------------ ceremony

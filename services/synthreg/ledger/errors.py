@@ -18,6 +18,7 @@ format). Unparseable details degrade to an empty list, never to a crash.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -237,3 +238,26 @@ def parse_rpc_error(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str, tuple[Err
         if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             details = decode_status_details(value)
     return code or grpc.StatusCode.UNKNOWN, message, details
+
+
+CHAINCODE_ERROR_CODES = (
+    "ACCESS_DENIED", "ALREADY_EXISTS", "NOT_FOUND", "PRECONDITION_FAILED", "INVALID_ARGUMENT", "INTERNAL",
+)
+"""The stable codes every synthreg chaincode error message starts with (chaincode/README.md)."""
+
+_CHAINCODE_CODE_RE = re.compile(r"\b(" + "|".join(CHAINCODE_ERROR_CODES) + r"): ")
+
+
+def chaincode_error_code(text: str) -> tuple[str, str]:
+    """``(code, detail)`` of the chaincode error inside a client error's text.
+
+    The Gateway wraps the chaincode message (``endorse failed (tx ..): ABORTED:
+    ... chaincode response 500, ALREADY_EXISTS: ...``) and may repeat it per peer
+    after ``" | "``; ``detail`` is the first message from its code on. Without a
+    code (connection, timeout, ordering or validation failure) the result is
+    ``("", text)``.
+    """
+    match = _CHAINCODE_CODE_RE.search(text)
+    if match is None:
+        return "", text
+    return match.group(1), text[match.start():].split(" | ", 1)[0]
