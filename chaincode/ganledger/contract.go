@@ -4,10 +4,12 @@
 // Who calls: Python apps of each registry (generator, discriminator, merger,
 // admin) through the Fabric Gateway (synthreg.ledger); the peer runs this code
 // in the CCaaS server of cmd/ganledger.
-// Where data lives: public world state of channel "gan", one immutable record
-// per key under the composite key ("record", key).
-// Issue 2 scope: the generic immutable record plus its event; training
-// transactions (rounds, steps, freezing) come in later issues.
+// Where data lives: public world state of channel "gan": one immutable record
+// per key under the composite key ("record", key) (write.go, read.go), and
+// the secure-aggregation runs and rounds (aggregation*.go: OpenAggregation,
+// Advertise, PostShares, PutBlob, Submit, Freeze, Reveal, PostResult and the
+// reads GetAggregation, GetBlob, GetRound), one composite key per
+// (object, run, round, msp), see aggregation.go.
 package ganledger
 
 import (
@@ -57,7 +59,9 @@ func New() *Contract {
 }
 
 // GetEvaluateTransactions marks the read-only functions for metadata.
-func (c *Contract) GetEvaluateTransactions() []string { return []string{"GetRecord"} }
+func (c *Contract) GetEvaluateTransactions() []string {
+	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound"}
+}
 
 // NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).
 func NewChaincode() (*contractapi.ContractChaincode, error) {

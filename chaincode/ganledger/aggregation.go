@@ -1,0 +1,462 @@
+package ganledger
+
+// Secure aggregation over the ledger (DESIGN.md §4, wire spec
+// /tmp/secagg/SPEC.md): types, state keys and the shared loaders of the
+// aggregation functions in aggregation_write.go and aggregation_read.go.
+//
+// Who calls: the merger app of each registry (synthreg ledger driver) for the
+// writes, any consortium app or the auditor for the reads.
+// Where data lives: public world state of channel "gan", one composite key
+// per (object, run, round, msp) so that mergers writing concurrently in one
+// block never touch each other's keys:
+//
+//	agg_cfg   /run                    run configuration (write-once)
+//	agg_adv   /run/round/msp          advertised round public key + seed commitment
+//	agg_share /run/round/msp          the sender's encrypted shares {recipient: b64}
+//	agg_sub   /run/round/msp          submission (blob hashes, peers, order)
+//	agg_round /run/round              status written once by Freeze
+//	agg_rev   /run/round/msp          revealed shares
+//	agg_res   /run/round/msp          hash of the caller's computed average
+//	agg_blob  /run/sha256             raw blob bytes (content-addressed)
+//	agg_bmeta /run/sha256             small blob facts (existence checks without reading the blob)
+//
+// Phases are implicit and close in ledger order: each function that must not
+// run after a later phase started reads that phase's keys with a range query
+// (GetStateByPartialCompositeKey). Fabric records range queries in the read
+// set and re-executes them at validation against the state including the
+// earlier valid transactions of the same block, so a racing write committed
+// first turns the later transaction into a PHANTOM_READ_CONFLICT; the loser
+// is invalidated, never silently accepted.
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+
+	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/state"
+	"github.com/synthreg/synthreg/chaincode/internal/validate"
+)
+
+// Event names of the aggregation functions (one event per transaction).
+const (
+	EventAggAdvertised   = "AggAdvertised"
+	EventAggSharesPosted = "AggSharesPosted"
+	EventAggSubmitted    = "AggSubmitted"
+	EventAggFrozen       = "AggFrozen"
+	EventAggRevealed     = "AggRevealed"
+	EventAggResultPosted = "AggResultPosted"
+)
+
+// Round statuses as returned by GetRound.
+const (
+	StatusOpen   = "open"
+	StatusFrozen = "frozen"
+	StatusVoid   = "void"
+)
+
+// Limits of the wire spec, plus bounds on JSON argument sizes that the
+// spec's per-field limits imply.
+const (
+	MinParticipants     = 2
+	MaxParticipants     = 255
+	MaxVectorLen        = 50_000_000
+	MinScaleBits        = 8
+	MaxScaleBits        = 40
+	MaxRoundTimeoutS    = 1_000_000_000 // keeps timestamp arithmetic exact (no Duration overflow)
+	PublicKeyBytes      = 32            // X25519
+	MaxEnvelopeBytes    = 4096          // one decoded share envelope
+	ShareBytes          = 34            // one decoded Shamir share (seed or key)
+	MaxBlobBytes        = 16 << 20      // one decoded blob
+	maxConfigJSONBytes  = 64 << 10
+	maxSubmitJSONBytes  = 64 << 10
+	maxResultJSONBytes  = 4 << 10
+	maxRevealJSONBytes  = 256 << 10
+	maxSharesJSONBytes  = 2 << 20 // 254 envelopes of <= 4096 bytes, base64, plus keys
+	objAggConfig        = "agg_cfg"
+	objAggAdvert        = "agg_adv"
+	objAggShares        = "agg_share"
+	objAggSubmission    = "agg_sub"
+	objAggRoundStatus   = "agg_round"
+	objAggReveal        = "agg_rev"
+	objAggResult        = "agg_res"
+	objAggBlob          = "agg_blob"
+	objAggBlobMeta      = "agg_bmeta"
+	aggregationWhatName = "aggregation run"
+)
+
+// AggConfig is the run configuration, exactly the configJSON of
+// OpenAggregation (unknown fields refused).
+type AggConfig struct {
+	Participants  []string `json:"participants"` // sorted, unique consortium MSP ids
+	Threshold     int      `json:"threshold"`    // N/2 < t <= N
+	VectorLen     int64    `json:"vector_len"`
+	ScaleBits     int      `json:"scale_bits"`
+	RoundTimeoutS int64    `json:"round_timeout_s"`
+}
+
+// Aggregation is the stored run: the configuration plus who opened it when.
+// GetAggregation returns it as JSON.
+type Aggregation struct {
+	Run string `json:"run"`
+	AggConfig
+	OpenedBy  string `json:"opened_by"`
+	TxID      string `json:"txid"`
+	Timestamp string `json:"timestamp"`
+}
+
+// ShareIndex returns the Shamir share index of msp (1 + its position in the
+// sorted participants) or 0 when msp is not a participant.
+func (a *Aggregation) ShareIndex(msp string) int {
+	i := sort.SearchStrings(a.Participants, msp)
+	if i < len(a.Participants) && a.Participants[i] == msp {
+		return i + 1
+	}
+	return 0
+}
+
+// Advert is one party's advertisement in a round (GetRound "advertised").
+type Advert struct {
+	PublicKey  string `json:"public_key"`  // base64 of the 32-byte X25519 key
+	SeedCommit string `json:"seed_commit"` // lower-case hex
+	TxID       string `json:"txid"`
+	Timestamp  string `json:"timestamp"`
+}
+
+// SharesEntry is one sender's posted shares: recipient MSP -> base64 envelope.
+type SharesEntry struct {
+	Shares    map[string]string `json:"shares"`
+	TxID      string            `json:"txid"`
+	Timestamp string            `json:"timestamp"`
+}
+
+// Submission is one party's submission (GetRound "submissions").
+type Submission struct {
+	MaskedSHA256 string   `json:"masked_sha256"`
+	AuditSHA256  string   `json:"audit_sha256"` // "" when no audit blob
+	Peers        []string `json:"peers"`
+	Order        int      `json:"order"` // 0,1,2,... in ledger order
+	TxID         string   `json:"txid"`
+	Timestamp    string   `json:"timestamp"`
+}
+
+// RoundStatus is what Freeze writes under agg_round/run/round.
+type RoundStatus struct {
+	Status    string   `json:"status"`    // frozen | void
+	Survivors []string `json:"survivors"` // U in submission order
+	Dropped   []string `json:"dropped"`   // D = P \ U, sorted
+	FrozenBy  string   `json:"frozen_by"`
+	TxID      string   `json:"txid"`
+	Timestamp string   `json:"timestamp"`
+}
+
+// RevealEntry is one survivor's revealed shares; GetRound shows only the
+// two share maps.
+type RevealEntry struct {
+	SeedShares map[string]string `json:"seed_shares"` // msp in U -> b64 34-byte share
+	KeyShares  map[string]string `json:"key_shares"`  // msp in D -> b64 34-byte share
+	TxID       string            `json:"txid"`
+	Timestamp  string            `json:"timestamp"`
+}
+
+// ResultEntry is one survivor's posted average hash.
+type ResultEntry struct {
+	AverageSHA256 string `json:"average_sha256"`
+	TxID          string `json:"txid"`
+	Timestamp     string `json:"timestamp"`
+}
+
+// BlobMeta is stored beside each blob.
+type BlobMeta struct {
+	Run       string `json:"run"`
+	SHA256    string `json:"sha256"`
+	Size      int    `json:"size"`
+	MSPID     string `json:"msp"`
+	TxID      string `json:"txid"`
+	Timestamp string `json:"timestamp"`
+}
+
+// AggEvent is the payload of every Agg* event; Status only for AggFrozen.
+type AggEvent struct {
+	Run    string `json:"run"`
+	Round  int    `json:"round"`
+	MSPID  string `json:"msp"`
+	TxID   string `json:"txid"`
+	Status string `json:"status,omitempty"`
+}
+
+// Receipt is the result of Advertise, PostShares, Submit, Reveal and
+// PostResult: what was recorded, by whom, in which transaction.
+type Receipt struct {
+	Run       string `json:"run"`
+	Round     int    `json:"round"`
+	MSPID     string `json:"msp"`
+	TxID      string `json:"txid"`
+	Timestamp string `json:"timestamp"`
+	Order     *int   `json:"order,omitempty"` // Submit only
+}
+
+// NotParticipantError: the caller (a merger) is not a participant of the run.
+// ACCESS_DENIED.
+type NotParticipantError struct {
+	MSPID string
+	Run   string
+}
+
+func (e *NotParticipantError) Error() string {
+	return fmt.Sprintf("%s: %s is not a participant of aggregation run %q", ccerr.CodeAccessDenied, e.MSPID, e.Run)
+}
+
+// Code implements ccerr.Coded.
+func (e *NotParticipantError) Code() ccerr.Code { return ccerr.CodeAccessDenied }
+
+func precondition(format string, args ...any) error {
+	return &ccerr.PreconditionError{Reason: fmt.Sprintf(format, args...)}
+}
+
+func invalid(arg, format string, args ...any) error {
+	return &ccerr.InvalidArgumentError{Arg: arg, Reason: fmt.Sprintf(format, args...)}
+}
+
+// validateConfig checks every rule of the run configuration.
+func validateConfig(cfg *AggConfig) error {
+	const arg = "configJSON"
+	n := len(cfg.Participants)
+	if n < MinParticipants || n > MaxParticipants {
+		return invalid(arg+".participants", "%d participants outside [%d, %d]", n, MinParticipants, MaxParticipants)
+	}
+	for i, p := range cfg.Participants {
+		if !access.IsConsortiumMSP(p) {
+			return invalid(arg+".participants", "%q is not a consortium MSP id (%s)", p, access.ConsortiumMSPPattern)
+		}
+		if i > 0 && cfg.Participants[i-1] >= p {
+			return invalid(arg+".participants", "not sorted and unique at %q, %q", cfg.Participants[i-1], p)
+		}
+	}
+	if 2*cfg.Threshold <= n || cfg.Threshold > n {
+		return invalid(arg+".threshold", "%d outside (N/2, N] for N=%d", cfg.Threshold, n)
+	}
+	if cfg.VectorLen <= 0 || cfg.VectorLen > MaxVectorLen {
+		return invalid(arg+".vector_len", "%d outside [1, %d]", cfg.VectorLen, MaxVectorLen)
+	}
+	if cfg.ScaleBits < MinScaleBits || cfg.ScaleBits > MaxScaleBits {
+		return invalid(arg+".scale_bits", "%d outside [%d, %d]", cfg.ScaleBits, MinScaleBits, MaxScaleBits)
+	}
+	if cfg.RoundTimeoutS <= 0 || cfg.RoundTimeoutS > MaxRoundTimeoutS {
+		return invalid(arg+".round_timeout_s", "%d outside [1, %d]", cfg.RoundTimeoutS, MaxRoundTimeoutS)
+	}
+	return nil
+}
+
+// runAndRound validates the run id and the round number of a round function.
+func runAndRound(run, round string) (int, error) {
+	if err := validate.Key("run", run); err != nil {
+		return 0, err
+	}
+	return validate.Round("round", round)
+}
+
+func roundAttr(r int) string { return strconv.Itoa(r) }
+
+// loadAggregation reads the run configuration; NOT_FOUND when absent.
+func loadAggregation(stub shim.ChaincodeStubInterface, run string) (*Aggregation, error) {
+	key, err := state.Key(stub, objAggConfig, run)
+	if err != nil {
+		return nil, err
+	}
+	var agg Aggregation
+	found, err := state.GetJSON(stub, key, &agg)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, &ccerr.NotFoundError{What: aggregationWhatName, Key: run}
+	}
+	return &agg, nil
+}
+
+// participantRun loads the run and admits only its participants.
+func participantRun(stub shim.ChaincodeStubInterface, run string, caller access.Caller) (*Aggregation, error) {
+	agg, err := loadAggregation(stub, run)
+	if err != nil {
+		return nil, err
+	}
+	if agg.ShareIndex(caller.MSPID) == 0 {
+		return nil, &NotParticipantError{MSPID: caller.MSPID, Run: run}
+	}
+	return agg, nil
+}
+
+// mspKey is the per-party key obj/run/round/msp.
+func mspKey(stub shim.ChaincodeStubInterface, obj, run string, round int, msp string) (string, error) {
+	return state.Key(stub, obj, run, roundAttr(round), msp)
+}
+
+// getRoundEntry reads obj/run/round/msp into v; found false when absent.
+func getRoundEntry(stub shim.ChaincodeStubInterface, obj, run string, round int, msp string, v any) (bool, error) {
+	key, err := mspKey(stub, obj, run, round, msp)
+	if err != nil {
+		return false, err
+	}
+	return state.GetJSON(stub, key, v)
+}
+
+// putRoundEntry writes v under obj/run/round/msp unless it exists
+// (ALREADY_EXISTS naming what).
+func putRoundEntry(stub shim.ChaincodeStubInterface, obj, what, run string, round int, msp string, v any) error {
+	key, err := mspKey(stub, obj, run, round, msp)
+	if err != nil {
+		return err
+	}
+	exists, err := state.Exists(stub, key)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return &ccerr.AlreadyExistsError{What: what, Key: fmt.Sprintf("%s/%d/%s", run, round, msp)}
+	}
+	return state.PutJSON(stub, key, v)
+}
+
+// rangeEntries lists obj/run/round/* by range query (recorded in the read
+// set: phantom-protected at validation, see the package comment) and
+// decodes each value with decode. Returns the msps in key (= string) order.
+func rangeEntries(stub shim.ChaincodeStubInterface, obj, run string, round int, decode func(msp string, raw []byte) error) ([]string, error) {
+	it, err := stub.GetStateByPartialCompositeKey(obj, []string{run, roundAttr(round)})
+	if err != nil {
+		return nil, ccerr.Internal(fmt.Sprintf("range query %s/%s/%d", obj, run, round), err)
+	}
+	defer it.Close()
+	var msps []string
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return nil, ccerr.Internal(fmt.Sprintf("iterating %s/%s/%d", obj, run, round), err)
+		}
+		_, attrs, err := stub.SplitCompositeKey(kv.GetKey())
+		if err != nil || len(attrs) != 3 {
+			return nil, ccerr.Internal("splitting key "+kv.GetKey(), fmt.Errorf("unexpected layout (%v)", err))
+		}
+		if decode != nil {
+			if err := decode(attrs[2], kv.GetValue()); err != nil {
+				return nil, ccerr.Internal("decoding "+kv.GetKey(), err)
+			}
+		}
+		msps = append(msps, attrs[2])
+	}
+	return msps, nil
+}
+
+// rangeMSPs lists only the msps present under obj/run/round.
+func rangeMSPs(stub shim.ChaincodeStubInterface, obj, run string, round int) ([]string, error) {
+	return rangeEntries(stub, obj, run, round, nil)
+}
+
+// rangeSubmissions lists the round's submissions by range query.
+func rangeSubmissions(stub shim.ChaincodeStubInterface, run string, round int) (map[string]Submission, error) {
+	subs := map[string]Submission{}
+	_, err := rangeEntries(stub, objAggSubmission, run, round, func(msp string, raw []byte) error {
+		var s Submission
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		subs[msp] = s
+		return nil
+	})
+	return subs, err
+}
+
+// loadRoundStatus reads agg_round/run/round; nil when the round is open.
+func loadRoundStatus(stub shim.ChaincodeStubInterface, run string, round int) (*RoundStatus, error) {
+	key, err := state.Key(stub, objAggRoundStatus, run, roundAttr(round))
+	if err != nil {
+		return nil, err
+	}
+	var st RoundStatus
+	found, err := state.GetJSON(stub, key, &st)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// frozenRound returns the status of a frozen round and the caller's
+// position in U; PRECONDITION_FAILED when open, void or caller not in U.
+func frozenRound(stub shim.ChaincodeStubInterface, run string, round int, msp, action string) (*RoundStatus, error) {
+	st, err := loadRoundStatus(stub, run, round)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, precondition("round %s/%d is not frozen yet: cannot %s", run, round, action)
+	}
+	if st.Status != StatusFrozen {
+		return nil, precondition("round %s/%d is %s: cannot %s", run, round, st.Status, action)
+	}
+	if !contains(st.Survivors, msp) {
+		return nil, precondition("%s is not a survivor of round %s/%d (survivors %v): cannot %s", msp, run, round, st.Survivors, action)
+	}
+	return st, nil
+}
+
+// sameSet reports whether the keys of m are exactly want; otherwise it
+// returns a description of the missing and unexpected keys.
+func sameSet(m map[string]string, want []string) (bool, string) {
+	wantSet := map[string]bool{}
+	for _, w := range want {
+		wantSet[w] = true
+	}
+	var missing, extra []string
+	for _, w := range want {
+		if _, ok := m[w]; !ok {
+			missing = append(missing, w)
+		}
+	}
+	for k := range m {
+		if !wantSet[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return true, ""
+	}
+	sort.Strings(extra)
+	return false, fmt.Sprintf("key set must be exactly %v (missing %v, unexpected %v)", want, missing, extra)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// without returns sorted list minus s (list is sorted already).
+func without(list []string, s string) []string {
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func parseTime(ts string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, ccerr.Internal("parsing stored timestamp "+ts, err)
+	}
+	return t, nil
+}
+
+func emitAgg(stub shim.ChaincodeStubInterface, name, run string, round int, msp, status string) error {
+	return state.Emit(stub, name, AggEvent{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Status: status})
+}

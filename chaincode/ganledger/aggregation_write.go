@@ -1,0 +1,572 @@
+package ganledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
+	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/state"
+	"github.com/synthreg/synthreg/chaincode/internal/validate"
+)
+
+// OpenAggregation records the configuration of aggregation run `run`
+// (configJSON = AggConfig; unknown fields refused) and returns the stored
+// Aggregation. Merger role only, and the caller must be one of the
+// participants. Write-once per run: ALREADY_EXISTS afterwards.
+func (c *Contract) OpenAggregation(ctx contractapi.TransactionContextInterface, run string, configJSON string) (string, error) {
+	if err := validate.Key("run", run); err != nil {
+		return "", err
+	}
+	var cfg AggConfig
+	if err := validate.Strict("configJSON", []byte(configJSON), maxConfigJSONBytes, &cfg); err != nil {
+		return "", err
+	}
+	if err := validateConfig(&cfg); err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	agg := &Aggregation{Run: run, AggConfig: cfg, OpenedBy: caller.MSPID, TxID: stub.GetTxID()}
+	if agg.ShareIndex(caller.MSPID) == 0 {
+		return "", &NotParticipantError{MSPID: caller.MSPID, Run: run}
+	}
+	key, err := state.Key(stub, objAggConfig, run)
+	if err != nil {
+		return "", err
+	}
+	if exists, err := state.Exists(stub, key); err != nil {
+		return "", err
+	} else if exists {
+		return "", &ccerr.AlreadyExistsError{What: aggregationWhatName, Key: run}
+	}
+	if agg.Timestamp, err = state.TxTime(stub); err != nil {
+		return "", err
+	}
+	if err := state.PutJSON(stub, key, agg); err != nil {
+		return "", err
+	}
+	return state.Marshal(agg)
+}
+
+// Advertise records the caller's round public key (base64 of 32 bytes,
+// X25519) and seed commitment (64 lower-case hex) for run/round. Merger
+// participants only, once per (run, round, msp). PRECONDITION_FAILED once any
+// PostShares exists for the round. Emits AggAdvertised; returns a Receipt.
+func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run string, round string, publicKeyB64 string, seedCommitHex string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	if _, err := validate.CanonicalBase64("publicKeyB64", publicKeyB64, PublicKeyBytes, PublicKeyBytes); err != nil {
+		return "", err
+	}
+	if err := validate.SHA256Hex("seedCommitHex", seedCommitHex); err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	if _, err := participantRun(stub, run, caller); err != nil {
+		return "", err
+	}
+	var prev Advert
+	if found, err := getRoundEntry(stub, objAggAdvert, run, r, caller.MSPID, &prev); err != nil {
+		return "", err
+	} else if found {
+		return "", &ccerr.AlreadyExistsError{What: "advertisement", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
+	}
+	// Phase close, ledger-order safe: the range read of the round's shares is
+	// re-checked at validation, so a PostShares committed before this
+	// transaction (even earlier in the same block) invalidates it.
+	senders, err := rangeMSPs(stub, objAggShares, run, r)
+	if err != nil {
+		return "", err
+	}
+	if len(senders) > 0 {
+		return "", precondition("advertise phase of round %s/%d is closed: %v already posted shares", run, r, senders)
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	adv := Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: stub.GetTxID(), Timestamp: ts}
+	if err := putRoundEntry(stub, objAggAdvert, "advertisement", run, r, caller.MSPID, adv); err != nil {
+		return "", err
+	}
+	return receipt(stub, EventAggAdvertised, run, r, caller.MSPID, ts, nil)
+}
+
+// PostShares records the caller's encrypted shares for run/round:
+// sharesJSON = {"<recipient msp>": "<b64 envelope, 1..4096 bytes>"} whose key
+// set is exactly A \ {caller} (A = advertised parties, read by range query),
+// with |A| >= threshold; the caller must have advertised. Once per msp.
+// PRECONDITION_FAILED once any Submit exists. Emits AggSharesPosted.
+func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run string, round string, sharesJSON string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	shares, err := validate.StringMap("sharesJSON", []byte(sharesJSON), maxSharesJSONBytes)
+	if err != nil {
+		return "", err
+	}
+	for msp, env := range shares {
+		if _, err := validate.CanonicalBase64(fmt.Sprintf("sharesJSON[%q]", msp), env, 1, MaxEnvelopeBytes); err != nil {
+			return "", err
+		}
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	agg, err := participantRun(stub, run, caller)
+	if err != nil {
+		return "", err
+	}
+	var prev SharesEntry
+	if found, err := getRoundEntry(stub, objAggShares, run, r, caller.MSPID, &prev); err != nil {
+		return "", err
+	} else if found {
+		return "", &ccerr.AlreadyExistsError{What: "shares", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
+	}
+	// Phase close, ledger-order safe: range reads of the submissions (share
+	// phase closed by the first Submit) and of the advertisements (a racing
+	// Advertise changes A) are re-checked at validation; either racing
+	// transaction committed first invalidates this one.
+	submitters, err := rangeMSPs(stub, objAggSubmission, run, r)
+	if err != nil {
+		return "", err
+	}
+	if len(submitters) > 0 {
+		return "", precondition("share phase of round %s/%d is closed: %v already submitted", run, r, submitters)
+	}
+	advertised, err := rangeMSPs(stub, objAggAdvert, run, r)
+	if err != nil {
+		return "", err
+	}
+	if !contains(advertised, caller.MSPID) {
+		return "", precondition("%s has not advertised in round %s/%d", caller.MSPID, run, r)
+	}
+	if len(advertised) < agg.Threshold {
+		return "", precondition("only %d advertised in round %s/%d (%v), threshold is %d", len(advertised), run, r, advertised, agg.Threshold)
+	}
+	if ok, why := sameSet(shares, without(advertised, caller.MSPID)); !ok {
+		return "", invalid("sharesJSON", "recipients: %s", why)
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	entry := SharesEntry{Shares: shares, TxID: stub.GetTxID(), Timestamp: ts}
+	if err := putRoundEntry(stub, objAggShares, "shares", run, r, caller.MSPID, entry); err != nil {
+		return "", err
+	}
+	return receipt(stub, EventAggSharesPosted, run, r, caller.MSPID, ts, nil)
+}
+
+// PutBlob stores dataB64 (canonical base64, 1 byte..16 MiB decoded) of run
+// under its SHA-256, which must equal sha256Hex (INVALID_ARGUMENT otherwise).
+// Any merger; content-addressed and write-once (ALREADY_EXISTS on a second
+// put). No event. Returns the BlobMeta.
+func (c *Contract) PutBlob(ctx contractapi.TransactionContextInterface, run string, sha256Hex string, dataB64 string) (string, error) {
+	if err := validate.Key("run", run); err != nil {
+		return "", err
+	}
+	if err := validate.SHA256Hex("sha256Hex", sha256Hex); err != nil {
+		return "", err
+	}
+	data, err := validate.CanonicalBase64("dataB64", dataB64, 1, MaxBlobBytes)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != sha256Hex {
+		return "", invalid("dataB64", "sha256 of the decoded %d bytes is %s, not sha256Hex %s", len(data), got, sha256Hex)
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	metaKey, err := state.Key(stub, objAggBlobMeta, run, sha256Hex)
+	if err != nil {
+		return "", err
+	}
+	if exists, err := state.Exists(stub, metaKey); err != nil {
+		return "", err
+	} else if exists {
+		return "", &ccerr.AlreadyExistsError{What: "blob", Key: run + "/" + sha256Hex}
+	}
+	blobKey, err := state.Key(stub, objAggBlob, run, sha256Hex)
+	if err != nil {
+		return "", err
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	meta := BlobMeta{Run: run, SHA256: sha256Hex, Size: len(data), MSPID: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
+	if err := stub.PutState(blobKey, data); err != nil {
+		return "", ccerr.Internal("writing blob "+run+"/"+sha256Hex, err)
+	}
+	if err := state.PutJSON(stub, metaKey, meta); err != nil {
+		return "", err
+	}
+	return state.Marshal(meta)
+}
+
+// submissionArg is the submissionJSON of Submit.
+type submissionArg struct {
+	MaskedSHA256 string   `json:"masked_sha256"`
+	AuditSHA256  string   `json:"audit_sha256"`
+	Peers        []string `json:"peers"`
+}
+
+// Submit records the caller's masked vector (by blob hash) for run/round:
+// submissionJSON = {"masked_sha256", "audit_sha256" ("" = none), "peers"}.
+// The caller must have posted shares; "peers" must equal P \ {caller} sorted
+// (P read by range query); the blobs must have been put (PutBlob). Once per
+// msp; PRECONDITION_FAILED "round frozen" after Freeze. The submission gets
+// its order (0,1,2,... in ledger order). Emits AggSubmitted; returns a
+// Receipt with "order".
+func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run string, round string, submissionJSON string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	var arg submissionArg
+	if err := validate.Strict("submissionJSON", []byte(submissionJSON), maxSubmitJSONBytes, &arg); err != nil {
+		return "", err
+	}
+	if err := validate.SHA256Hex("submissionJSON.masked_sha256", arg.MaskedSHA256); err != nil {
+		return "", err
+	}
+	if arg.AuditSHA256 != "" {
+		if err := validate.SHA256Hex("submissionJSON.audit_sha256", arg.AuditSHA256); err != nil {
+			return "", err
+		}
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	if _, err := participantRun(stub, run, caller); err != nil {
+		return "", err
+	}
+	var prev Submission
+	if found, err := getRoundEntry(stub, objAggSubmission, run, r, caller.MSPID, &prev); err != nil {
+		return "", err
+	} else if found {
+		return "", &ccerr.AlreadyExistsError{What: "submission", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
+	}
+	// Late-submission rule, ledger-order safe: this reads the round status key
+	// that Freeze writes, so a Freeze committed before this transaction (even
+	// in the same block) makes this read stale and Fabric invalidates the
+	// Submit (MVCC_READ_CONFLICT); a Freeze ordered after it sees this
+	// submission in its own range read.
+	if st, err := loadRoundStatus(stub, run, r); err != nil {
+		return "", err
+	} else if st != nil {
+		return "", precondition("round frozen: round %s/%d is %s, late submission by %s refused", run, r, st.Status, caller.MSPID)
+	}
+	// P by range query: a racing PostShares committed first is a phantom.
+	posted, err := rangeMSPs(stub, objAggShares, run, r)
+	if err != nil {
+		return "", err
+	}
+	if !contains(posted, caller.MSPID) {
+		return "", precondition("%s has not posted shares in round %s/%d", caller.MSPID, run, r)
+	}
+	if want := without(posted, caller.MSPID); !equalLists(arg.Peers, want) {
+		return "", invalid("submissionJSON.peers", "%v must equal P \\ {%s} sorted = %v", arg.Peers, caller.MSPID, want)
+	}
+	for _, h := range []struct{ field, sha string }{{"masked_sha256", arg.MaskedSHA256}, {"audit_sha256", arg.AuditSHA256}} {
+		if h.sha == "" {
+			continue
+		}
+		key, err := state.Key(stub, objAggBlobMeta, run, h.sha)
+		if err != nil {
+			return "", err
+		}
+		if exists, err := state.Exists(stub, key); err != nil {
+			return "", err
+		} else if !exists {
+			return "", precondition("%s blob %s of run %q not stored: PutBlob it first", h.field, h.sha, run)
+		}
+	}
+	// Submission order = number of earlier submissions, by range query: two
+	// Submits in one block cannot both get the same order, the second is
+	// invalidated (PHANTOM_READ_CONFLICT) and must be re-submitted.
+	earlier, err := rangeMSPs(stub, objAggSubmission, run, r)
+	if err != nil {
+		return "", err
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	peers := append([]string{}, arg.Peers...)
+	sub := Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Order: len(earlier), TxID: stub.GetTxID(), Timestamp: ts}
+	if err := putRoundEntry(stub, objAggSubmission, "submission", run, r, caller.MSPID, sub); err != nil {
+		return "", err
+	}
+	return receipt(stub, EventAggSubmitted, run, r, caller.MSPID, ts, &sub.Order)
+}
+
+// Freeze closes run/round: allowed when every party that posted shares has
+// submitted (|U| == |P|, at least one submission) or when the tx timestamp is
+// at least round_timeout_s after the first submission's; otherwise
+// PRECONDITION_FAILED. Sets status "frozen" with U (submission order) and
+// D = P \ U (sorted), or "void" when |U| < threshold. Any participant merger;
+// once only (ALREADY_EXISTS). Emits AggFrozen (with status); returns the
+// RoundStatus.
+func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run string, round string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	agg, err := participantRun(stub, run, caller)
+	if err != nil {
+		return "", err
+	}
+	statusKey, err := state.Key(stub, objAggRoundStatus, run, roundAttr(r))
+	if err != nil {
+		return "", err
+	}
+	if exists, err := state.Exists(stub, statusKey); err != nil {
+		return "", err
+	} else if exists {
+		return "", &ccerr.AlreadyExistsError{What: "round status (already frozen)", Key: fmt.Sprintf("%s/%d", run, r)}
+	}
+	// U fixed by ledger order: both range reads are re-checked at validation,
+	// so a Submit (or PostShares) committed before this Freeze in the same
+	// block invalidates the Freeze (PHANTOM_READ_CONFLICT), and every Submit
+	// after it is refused because it reads the status key written here.
+	posted, err := rangeMSPs(stub, objAggShares, run, r)
+	if err != nil {
+		return "", err
+	}
+	subs, err := rangeSubmissions(stub, run, r)
+	if err != nil {
+		return "", err
+	}
+	if len(subs) == 0 {
+		return "", precondition("round %s/%d has no submission yet: nothing to freeze", run, r)
+	}
+	survivors := make([]string, 0, len(subs))
+	for msp := range subs {
+		survivors = append(survivors, msp)
+	}
+	sort.Slice(survivors, func(i, j int) bool { return subs[survivors[i]].Order < subs[survivors[j]].Order })
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	if len(subs) < len(posted) {
+		first, err := parseTime(subs[survivors[0]].Timestamp)
+		if err != nil {
+			return "", err
+		}
+		now, err := parseTime(ts)
+		if err != nil {
+			return "", err
+		}
+		deadline := first.Add(time.Duration(agg.RoundTimeoutS) * time.Second)
+		if now.Before(deadline) {
+			return "", precondition("round %s/%d: %d of %d parties that posted shares submitted; freeze allowed from %s (first submission %s + %ds), tx time is %s",
+				run, r, len(subs), len(posted), deadline.UTC().Format(time.RFC3339Nano), subs[survivors[0]].Timestamp, agg.RoundTimeoutS, ts)
+		}
+	}
+	dropped := []string{}
+	for _, msp := range posted { // posted is in key (= sorted) order
+		if _, ok := subs[msp]; !ok {
+			dropped = append(dropped, msp)
+		}
+	}
+	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, FrozenBy: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
+	if len(survivors) < agg.Threshold {
+		st.Status = StatusVoid
+	}
+	if err := state.PutJSON(stub, statusKey, st); err != nil {
+		return "", err
+	}
+	if err := emitAgg(stub, EventAggFrozen, run, r, caller.MSPID, st.Status); err != nil {
+		return "", err
+	}
+	return state.Marshal(st)
+}
+
+// revealArg is the revealJSON of Reveal; both maps are required.
+type revealArg struct {
+	SeedShares json.RawMessage `json:"seed_shares"`
+	KeyShares  json.RawMessage `json:"key_shares"`
+}
+
+// shareMap decodes one of the two reveal maps: msp -> canonical base64 of a
+// 34-byte share.
+func shareMap(arg string, raw json.RawMessage) (map[string]string, error) {
+	if raw == nil {
+		return nil, invalid(arg, "missing (use {} when empty)")
+	}
+	m, err := validate.StringMap(arg, raw, maxRevealJSONBytes)
+	if err != nil {
+		return nil, err
+	}
+	for msp, s := range m {
+		if _, err := validate.CanonicalBase64(fmt.Sprintf("%s[%q]", arg, msp), s, ShareBytes, ShareBytes); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Reveal records the caller's revealed shares for a frozen run/round:
+// revealJSON = {"seed_shares": {msp in U: b64 34 bytes}, "key_shares":
+// {msp in D: b64 34 bytes}}, key sets exactly U and D (never one msp in
+// both). Caller must be in U; once per msp. Emits AggRevealed.
+func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run string, round string, revealJSON string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	var arg revealArg
+	if err := validate.Strict("revealJSON", []byte(revealJSON), maxRevealJSONBytes, &arg); err != nil {
+		return "", err
+	}
+	seeds, err := shareMap("revealJSON.seed_shares", arg.SeedShares)
+	if err != nil {
+		return "", err
+	}
+	keys, err := shareMap("revealJSON.key_shares", arg.KeyShares)
+	if err != nil {
+		return "", err
+	}
+	for msp := range keys {
+		if _, both := seeds[msp]; both {
+			return "", invalid("revealJSON", "%s has both a seed share and a key share: never reveal both for one party", msp)
+		}
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	if _, err := participantRun(stub, run, caller); err != nil {
+		return "", err
+	}
+	st, err := frozenRound(stub, run, r, caller.MSPID, "reveal")
+	if err != nil {
+		return "", err
+	}
+	var prev RevealEntry
+	if found, err := getRoundEntry(stub, objAggReveal, run, r, caller.MSPID, &prev); err != nil {
+		return "", err
+	} else if found {
+		return "", &ccerr.AlreadyExistsError{What: "reveal", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
+	}
+	u := append([]string{}, st.Survivors...)
+	sort.Strings(u)
+	if ok, why := sameSet(seeds, u); !ok {
+		return "", invalid("revealJSON.seed_shares", "survivors U: %s", why)
+	}
+	if ok, why := sameSet(keys, st.Dropped); !ok {
+		return "", invalid("revealJSON.key_shares", "dropped D: %s", why)
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	entry := RevealEntry{SeedShares: seeds, KeyShares: keys, TxID: stub.GetTxID(), Timestamp: ts}
+	if err := putRoundEntry(stub, objAggReveal, "reveal", run, r, caller.MSPID, entry); err != nil {
+		return "", err
+	}
+	return receipt(stub, EventAggRevealed, run, r, caller.MSPID, ts, nil)
+}
+
+// resultArg is the resultJSON of PostResult.
+type resultArg struct {
+	AverageSHA256 string `json:"average_sha256"`
+}
+
+// PostResult records the hash of the average the caller computed for a
+// frozen run/round: resultJSON = {"average_sha256": hex}. Caller must be in U
+// and have revealed; once per msp. Emits AggResultPosted.
+func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run string, round string, resultJSON string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	var arg resultArg
+	if err := validate.Strict("resultJSON", []byte(resultJSON), maxResultJSONBytes, &arg); err != nil {
+		return "", err
+	}
+	if err := validate.SHA256Hex("resultJSON.average_sha256", arg.AverageSHA256); err != nil {
+		return "", err
+	}
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	if _, err := participantRun(stub, run, caller); err != nil {
+		return "", err
+	}
+	if _, err := frozenRound(stub, run, r, caller.MSPID, "post a result"); err != nil {
+		return "", err
+	}
+	var rev RevealEntry
+	if found, err := getRoundEntry(stub, objAggReveal, run, r, caller.MSPID, &rev); err != nil {
+		return "", err
+	} else if !found {
+		return "", precondition("%s has not revealed in round %s/%d: reveal before posting a result", caller.MSPID, run, r)
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	entry := ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: stub.GetTxID(), Timestamp: ts}
+	if err := putRoundEntry(stub, objAggResult, "result", run, r, caller.MSPID, entry); err != nil {
+		return "", err
+	}
+	return receipt(stub, EventAggResultPosted, run, r, caller.MSPID, ts, nil)
+}
+
+// receipt emits the transaction's Agg* event and returns the Receipt JSON.
+func receipt(stub shim.ChaincodeStubInterface, event, run string, r int, msp, ts string, order *int) (string, error) {
+	if err := emitAgg(stub, event, run, r, msp, ""); err != nil {
+		return "", err
+	}
+	return state.Marshal(Receipt{Run: run, Round: r, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts, Order: order})
+}
+
+func equalLists(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
