@@ -69,7 +69,8 @@ def test_share_index_is_one_plus_sorted_position() -> None:
         ("round", -1),
         ("round", 2**32),
         ("run", ""),
-        ("run", "a/b"),
+        ("run", "/leading-slash"),
+        ("run", "has space"),
     ],
 )
 def test_params_reject_out_of_spec_values(field: str, value: object) -> None:

@@ -30,9 +30,11 @@ MAX_ROUND = 0xFFFF_FFFF  # the seed commitment encodes the round as u32be
 MAX_VECTOR_LEN = 50_000_000
 MIN_SCALE_BITS = 8
 MAX_SCALE_BITS = 40
-# MSP ids and run ids end up in "run/round/sender" envelope ceremony ids: no "/".
+# Run ids: the chaincode's application-key syntax (chaincode/internal/validate KeyPattern).
+# MSP ids carry no "/", so the "run/round/sender" envelope ceremony id and the
+# "run/round" pairwise context parse unambiguously from the right.
 _MSP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,255}$")
+_RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}$")
 
 
 def default_threshold(n: int) -> int:
