@@ -11,6 +11,12 @@
 // It mirrors two peer rules that chaincode must not rely on being absent:
 // GetPrivateData on a collection whose members exclude the creator's MSP fails
 // (memberOnlyRead), and only the last SetEvent of a transaction is kept.
+// Ledger.Block endorses several transactions against the same committed state
+// and then validates them in block order like a Fabric committer: a
+// transaction whose point reads (key versions) or range reads (keys and
+// versions in the range) changed because of an earlier valid transaction of
+// the block is marked MVCC_READ_CONFLICT / PHANTOM_READ_CONFLICT and its
+// writes and event are dropped.
 // It proves contract logic only; endorsement policies, collection
 // dissemination and privacy are proven by the integration tests on the real
 // network, never here.
@@ -43,10 +49,19 @@ type Result struct {
 	Payload []byte
 	Message string
 	Event   *Event // event set by the transaction (nil when none)
+	// Invalid is the committer's validation code when a successfully
+	// endorsed transaction was invalidated in a Block ("" = valid).
+	Invalid string
 }
 
+// Validation codes set by Block (the names of Fabric's TxValidationCode).
+const (
+	MVCCReadConflict    = "MVCC_READ_CONFLICT"
+	PhantomReadConflict = "PHANTOM_READ_CONFLICT"
+)
+
 // OK reports a successful (committed) transaction.
-func (r Result) OK() bool { return r.Status == shim.OK }
+func (r Result) OK() bool { return r.Status == shim.OK && r.Invalid == "" }
 
 // Ledger is the committed world state shared by successive transactions.
 type Ledger struct {
@@ -59,6 +74,19 @@ type Ledger struct {
 	Channel string
 	now     time.Time
 	txSeq   int
+	// version of each public key: bumped by every committed write, like the
+	// (block, tx) height Fabric keeps per key.
+	version map[string]uint64
+	height  uint64
+}
+
+// Call is one transaction of a Block.
+type Call struct {
+	Chaincode shim.Chaincode
+	ID        Identity
+	Transient map[string][]byte
+	Fn        string
+	Args      []string
 }
 
 // NewLedger returns an empty ledger for channel with a fixed start time.
@@ -71,12 +99,52 @@ func NewLedger(channel string) *Ledger {
 		},
 		Channel: channel,
 		now:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		version: map[string]uint64{},
 	}
 }
+
+// Advance moves the ledger clock: the next transaction's timestamp is the
+// previous one plus d plus the usual one second.
+func (l *Ledger) Advance(d time.Duration) { l.now = l.now.Add(d) }
+
+// Now returns the timestamp of the last transaction.
+func (l *Ledger) Now() time.Time { return l.now }
 
 // Invoke runs fn(args...) on cc as id with the transient map (may be nil),
 // and commits the write set and event on success.
 func (l *Ledger) Invoke(cc shim.Chaincode, id Identity, transient map[string][]byte, fn string, args ...string) Result {
+	stub, res := l.endorse(Call{Chaincode: cc, ID: id, Transient: transient, Fn: fn, Args: args})
+	if res.OK() {
+		stub.commit()
+	}
+	return res
+}
+
+// Block endorses every call against the current committed state (as if the
+// clients sent them concurrently), then validates and commits them in order:
+// a call whose reads no longer hold after the earlier valid calls of the
+// block gets Result.Invalid set and changes nothing.
+func (l *Ledger) Block(calls ...Call) []Result {
+	stubs := make([]*Stub, len(calls))
+	results := make([]Result, len(calls))
+	for i, c := range calls {
+		stubs[i], results[i] = l.endorse(c)
+	}
+	for i, s := range stubs {
+		if results[i].Status != shim.OK {
+			continue
+		}
+		if code := s.validate(); code != "" {
+			results[i].Invalid = code
+			continue
+		}
+		s.commit()
+	}
+	return results
+}
+
+func (l *Ledger) endorse(c Call) (*Stub, Result) {
+	cc, id, transient, fn, args := c.Chaincode, c.ID, c.Transient, c.Fn, c.Args
 	l.txSeq++
 	l.now = l.now.Add(time.Second)
 	stub := &Stub{
@@ -88,17 +156,14 @@ func (l *Ledger) Invoke(cc shim.Chaincode, id Identity, transient map[string][]b
 		ts:         timestamppb.New(l.now),
 		writes:     map[string][]byte{},
 		pwrites:    map[string]map[string][]byte{},
+		reads:      map[string]uint64{},
 	}
 	stub.args = append(stub.args, []byte(fn))
 	for _, a := range args {
 		stub.args = append(stub.args, []byte(a))
 	}
 	resp := cc.Invoke(stub)
-	res := Result{TxID: stub.txID, Status: resp.GetStatus(), Payload: resp.GetPayload(), Message: resp.GetMessage(), Event: stub.event}
-	if res.OK() {
-		stub.commit()
-	}
-	return res
+	return stub, Result{TxID: stub.txID, Status: resp.GetStatus(), Payload: resp.GetPayload(), Message: resp.GetMessage(), Event: stub.event}
 }
 
 // Stub implements the parts of shim.ChaincodeStubInterface the contracts use;
@@ -116,11 +181,55 @@ type Stub struct {
 	writes     map[string][]byte
 	pwrites    map[string]map[string][]byte
 	event      *Event
+	reads      map[string]uint64 // key -> version read (0 = absent)
+	ranges     []rangeRead
+}
+
+// rangeRead is a recorded range query: the prefix and what it returned.
+type rangeRead struct {
+	prefix string
+	keys   []string
+	vers   []uint64
+}
+
+// validate re-checks the read set against the committed state like the
+// peer's committer; it returns "" when every read still holds.
+func (s *Stub) validate() string {
+	for k, v := range s.reads {
+		if s.ledger.version[k] != v {
+			return MVCCReadConflict
+		}
+	}
+	for _, rr := range s.ranges {
+		keys := s.ledger.keysWithPrefix(rr.prefix)
+		if len(keys) != len(rr.keys) {
+			return PhantomReadConflict
+		}
+		for i, k := range keys {
+			if k != rr.keys[i] || s.ledger.version[k] != rr.vers[i] {
+				return PhantomReadConflict
+			}
+		}
+	}
+	return ""
+}
+
+func (l *Ledger) keysWithPrefix(prefix string) []string {
+	var keys []string
+	for k := range l.State {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (s *Stub) commit() {
+	s.ledger.height++
 	for k, v := range s.writes {
 		s.ledger.State[k] = v
+		s.ledger.version[k] = s.ledger.height
 	}
 	for c, kv := range s.pwrites {
 		if s.ledger.Private[c] == nil {
@@ -180,8 +289,11 @@ func (s *Stub) SetEvent(name string, payload []byte) error {
 	return nil
 }
 
-// GetState reads committed state only.
-func (s *Stub) GetState(key string) ([]byte, error) { return s.ledger.State[key], nil }
+// GetState reads committed state only and records the key's version.
+func (s *Stub) GetState(key string) ([]byte, error) {
+	s.reads[key] = s.ledger.version[key]
+	return s.ledger.State[key], nil
+}
 
 // PutState buffers a write.
 func (s *Stub) PutState(key string, value []byte) error {
@@ -215,17 +327,14 @@ func (s *Stub) GetStateByPartialCompositeKey(objectType string, attributes []str
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	for k := range s.ledger.State {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	keys := s.ledger.keysWithPrefix(prefix)
+	rr := rangeRead{prefix: prefix, keys: keys}
 	it := &iterator{}
 	for _, k := range keys {
+		rr.vers = append(rr.vers, s.ledger.version[k])
 		it.kvs = append(it.kvs, &queryresult.KV{Namespace: "fake", Key: k, Value: s.ledger.State[k]})
 	}
+	s.ranges = append(s.ranges, rr)
 	return it, nil
 }
 

@@ -1,0 +1,776 @@
+package ganledger
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
+)
+
+const testRun = "run-1"
+
+// agg is a fixture for aggregation tests: cached identities (certificate
+// generation is the slow part) and helpers that build valid arguments.
+type agg struct {
+	*fixture
+	ids map[string]fakestub.Identity
+}
+
+func newAgg(t *testing.T) *agg {
+	return &agg{fixture: newFixture(t), ids: map[string]fakestub.Identity{}}
+}
+
+func msp(n int) string { return fmt.Sprintf("Registry%dMSP", n) }
+
+func (a *agg) as(msp, role string) fakestub.Identity {
+	k := msp + "/" + role
+	if id, ok := a.ids[k]; ok {
+		return id
+	}
+	id := a.id(msp, role)
+	a.ids[k] = id
+	return id
+}
+
+func (a *agg) m(n int) fakestub.Identity { return a.as(msp(n), "merger") }
+
+func (a *agg) ok(r fakestub.Result) fakestub.Result {
+	a.t.Helper()
+	if !r.OK() {
+		a.t.Fatalf("unexpected failure: %s %s", r.Message, r.Invalid)
+	}
+	return r
+}
+
+func toJSON(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func decodeAs[T any](t *testing.T, raw []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decoding %.300q: %v", raw, err)
+	}
+	return v
+}
+
+func sumHex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func fill(n int, c byte) []byte { return []byte(strings.Repeat(string(c), n)) }
+
+func config(n, threshold int, timeoutS int64) map[string]any {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = msp(i + 1)
+	}
+	sort.Strings(parts)
+	return map[string]any{"participants": parts, "threshold": threshold, "vector_len": 4, "scale_bits": 32, "round_timeout_s": timeoutS}
+}
+
+// open opens testRun with Registry1..n, as Registry1's merger.
+func (a *agg) open(n, threshold int, timeoutS int64) {
+	a.t.Helper()
+	a.ok(a.call(a.m(1), "OpenAggregation", testRun, toJSON(a.t, config(n, threshold, timeoutS))))
+}
+
+func pubKey(n int) string { return b64(fill(32, byte('a'+n))) }
+func commit(n int) string { return sumHex([]byte(fmt.Sprint("seed", n))) }
+func envelope(from, to int) string {
+	return b64([]byte(fmt.Sprintf(`{"from":%d,"to":%d}`, from, to)))
+}
+
+func (a *agg) advertise(n int, round string) fakestub.Result {
+	return a.call(a.m(n), "Advertise", testRun, round, pubKey(n), commit(n))
+}
+
+// sharesFor builds sender n's sharesJSON to the given recipients.
+func (a *agg) sharesFor(n int, to ...int) string {
+	m := map[string]string{}
+	for _, r := range to {
+		m[msp(r)] = envelope(n, r)
+	}
+	return toJSON(a.t, m)
+}
+
+func (a *agg) postShares(n int, round string, to ...int) fakestub.Result {
+	return a.call(a.m(n), "PostShares", testRun, round, a.sharesFor(n, to...))
+}
+
+// blob puts a masked blob of party n (content depends on n and round) and
+// returns its hash.
+func (a *agg) blob(n int, round string) string {
+	a.t.Helper()
+	data := []byte(fmt.Sprintf("masked-%d-%s-........", n, round))
+	h := sumHex(data)
+	a.ok(a.call(a.m(n), "PutBlob", testRun, h, b64(data)))
+	return h
+}
+
+func (a *agg) submission(masked, audit string, peers ...int) string {
+	p := []string{}
+	for _, n := range peers {
+		p = append(p, msp(n))
+	}
+	return toJSON(a.t, map[string]any{"masked_sha256": masked, "audit_sha256": audit, "peers": p})
+}
+
+func (a *agg) submit(n int, round string, peers ...int) fakestub.Result {
+	a.t.Helper()
+	return a.call(a.m(n), "Submit", testRun, round, a.submission(a.blob(n, round), "", peers...))
+}
+
+func shareOf(n int) string { return b64(fill(34, byte('A'+n))) }
+
+func revealJSON(seedOf, keyOf []int) string {
+	seeds, keys := map[string]string{}, map[string]string{}
+	for _, n := range seedOf {
+		seeds[msp(n)] = shareOf(n)
+	}
+	for _, n := range keyOf {
+		keys[msp(n)] = shareOf(n)
+	}
+	raw, _ := json.Marshal(map[string]any{"seed_shares": seeds, "key_shares": keys})
+	return string(raw)
+}
+
+func resultJSON(h string) string { return `{"average_sha256":"` + h + `"}` }
+
+func (a *agg) round(round string) RoundView {
+	a.t.Helper()
+	return decodeAs[RoundView](a.t, a.ok(a.call(a.as(msp(3), "auditor"), "GetRound", testRun, round)).Payload)
+}
+
+// toShared runs advertise (all of adv) and post shares (all of post, to
+// everyone advertised) for round.
+func (a *agg) toShared(round string, adv, post []int) {
+	a.t.Helper()
+	for _, n := range adv {
+		a.ok(a.advertise(n, round))
+	}
+	for _, n := range post {
+		var to []int
+		for _, m := range adv {
+			if m != n {
+				to = append(to, m)
+			}
+		}
+		a.ok(a.postShares(n, round, to...))
+	}
+}
+
+func others(all []int, n int) []int {
+	var out []int
+	for _, m := range all {
+		if m != n {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (a *agg) lastEvent() (string, AggEvent) {
+	a.t.Helper()
+	ev := a.ledger.Events[len(a.ledger.Events)-1]
+	return ev.Name, decodeAs[AggEvent](a.t, ev.Payload)
+}
+
+func (a *agg) wantEvent(r fakestub.Result, name, round string, n int, status string) {
+	a.t.Helper()
+	gotName, ev := a.lastEvent()
+	rn := 0
+	fmt.Sscan(round, &rn)
+	want := AggEvent{Run: testRun, Round: rn, MSPID: msp(n), TxID: r.TxID, Status: status}
+	if gotName != name || ev != want {
+		a.t.Fatalf("event %s %+v, want %s %+v", gotName, ev, name, want)
+	}
+}
+
+func TestAggregationRoundWithOneDropout(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	got := decodeAs[Aggregation](t, a.ok(a.call(a.as(msp(2), "generator"), "GetAggregation", testRun)).Payload)
+	if got.OpenedBy != msp(1) || got.Threshold != 2 || !reflect.DeepEqual(got.Participants, []string{msp(1), msp(2), msp(3)}) || got.RoundTimeoutS != 30 || got.TxID == "" {
+		t.Fatalf("aggregation %+v", got)
+	}
+
+	for n := 1; n <= 3; n++ {
+		r := a.ok(a.advertise(n, "7"))
+		a.wantEvent(r, EventAggAdvertised, "7", n, "")
+	}
+	for n := 1; n <= 3; n++ {
+		r := a.ok(a.postShares(n, "7", others([]int{1, 2, 3}, n)...))
+		a.wantEvent(r, EventAggSharesPosted, "7", n, "")
+	}
+	// Registry2 submits first, then Registry1; Registry3 drops out.
+	r2 := a.ok(a.submit(2, "7", 1, 3))
+	a.wantEvent(r2, EventAggSubmitted, "7", 2, "")
+	if rc := decodeAs[Receipt](t, r2.Payload); rc.Order == nil || *rc.Order != 0 || rc.MSPID != msp(2) || rc.Round != 7 {
+		t.Fatalf("receipt %s", r2.Payload)
+	}
+	r1 := a.ok(a.submit(1, "7", 2, 3))
+	if rc := decodeAs[Receipt](t, r1.Payload); *rc.Order != 1 {
+		t.Fatalf("second submission order: %s", r1.Payload)
+	}
+	if v := a.round("7"); v.Status != StatusOpen || len(v.Survivors) != 0 || v.Agreed != nil {
+		t.Fatalf("open round view %+v", v)
+	}
+
+	// Not everyone who shared has submitted: freeze waits for the timeout
+	// (counted from the first submission, Registry2's).
+	mustFail(t, a.call(a.m(3), "Freeze", testRun, "7"), "PRECONDITION_FAILED", "2 of 3", "freeze allowed from")
+	a.ledger.Advance(30 * time.Second)
+	fr := a.ok(a.call(a.m(3), "Freeze", testRun, "7"))
+	a.wantEvent(fr, EventAggFrozen, "7", 3, StatusFrozen)
+	st := decodeAs[RoundStatus](t, fr.Payload)
+	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(2), msp(1)}) || !reflect.DeepEqual(st.Dropped, []string{msp(3)}) {
+		t.Fatalf("frozen status %+v", st)
+	}
+
+	// Late submission of the dropped party is refused.
+	mustFail(t, a.submit(3, "7", 1, 2), "PRECONDITION_FAILED", "round frozen", msp(3))
+
+	for _, n := range []int{2, 1} {
+		rv := a.ok(a.call(a.m(n), "Reveal", testRun, "7", revealJSON([]int{1, 2}, []int{3})))
+		a.wantEvent(rv, EventAggRevealed, "7", n, "")
+	}
+	avg := sumHex([]byte("average"))
+	rr := a.ok(a.call(a.m(1), "PostResult", testRun, "7", resultJSON(avg)))
+	a.wantEvent(rr, EventAggResultPosted, "7", 1, "")
+	if v := a.round("7"); v.Agreed != nil || len(v.Mismatched) != 0 {
+		t.Fatalf("agreement before every survivor posted: %v %v", v.Agreed, v.Mismatched)
+	}
+	a.ok(a.call(a.m(2), "PostResult", testRun, "7", resultJSON(avg)))
+
+	v := a.round("7")
+	if v.Run != testRun || v.Round != 7 || v.Status != StatusFrozen || v.Agreed == nil || !*v.Agreed || len(v.Mismatched) != 0 {
+		t.Fatalf("final view %+v", v)
+	}
+	if !reflect.DeepEqual(v.Survivors, []string{msp(2), msp(1)}) || !reflect.DeepEqual(v.Dropped, []string{msp(3)}) {
+		t.Fatalf("U/D %v %v", v.Survivors, v.Dropped)
+	}
+	if len(v.Advertised) != 3 || v.Advertised[msp(3)].PublicKey != pubKey(3) || v.Advertised[msp(3)].SeedCommit != commit(3) {
+		t.Fatalf("advertised %+v", v.Advertised)
+	}
+	if len(v.Shares) != 3 || v.Shares[msp(3)][msp(1)] != envelope(3, 1) || len(v.Shares[msp(3)]) != 2 {
+		t.Fatalf("shares %+v", v.Shares)
+	}
+	if s := v.Submissions[msp(1)]; len(v.Submissions) != 2 || s.Order != 1 || !reflect.DeepEqual(s.Peers, []string{msp(2), msp(3)}) || s.AuditSHA256 != "" || s.TxID != r1.TxID {
+		t.Fatalf("submissions %+v", v.Submissions)
+	}
+	if rv := v.Reveals[msp(2)]; len(v.Reveals) != 2 || rv.KeyShares[msp(3)] != shareOf(3) || len(rv.SeedShares) != 2 {
+		t.Fatalf("reveals %+v", v.Reveals)
+	}
+	if !reflect.DeepEqual(v.Results, map[string]string{msp(1): avg, msp(2): avg}) {
+		t.Fatalf("results %+v", v.Results)
+	}
+	// Exactly the wire-spec fields, and byte-identical on every evaluation.
+	raw := a.ok(a.call(a.m(1), "GetRound", testRun, "7")).Payload
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	var names []string
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != "advertised,agreed,dropped,mismatched,results,reveals,round,run,shares,status,submissions,survivors" {
+		t.Fatalf("GetRound fields %v", names)
+	}
+	if again := a.ok(a.call(a.m(2), "GetRound", testRun, "7")).Payload; string(again) != string(raw) {
+		t.Fatal("GetRound not deterministic")
+	}
+	// Other rounds are independent.
+	if v := a.round("8"); v.Status != StatusOpen || len(v.Advertised) != 0 || v.Advertised == nil {
+		t.Fatalf("round 8 view %+v", v)
+	}
+}
+
+func TestFreezeEarlyWhenEveryoneSubmitted(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 3600)
+	all := []int{1, 2, 3}
+	a.toShared("0", all, all)
+	for _, n := range all {
+		a.ok(a.submit(n, "0", others(all, n)...))
+	}
+	st := decodeAs[RoundStatus](t, a.ok(a.call(a.m(2), "Freeze", testRun, "0")).Payload)
+	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2), msp(3)}) || len(st.Dropped) != 0 || st.Dropped == nil {
+		t.Fatalf("status %+v", st)
+	}
+	mustFail(t, a.call(a.m(1), "Freeze", testRun, "0"), "ALREADY_EXISTS", "run-1/0")
+	// Nothing submitted yet in another round: nothing to freeze.
+	a.toShared("1", all, all)
+	mustFail(t, a.call(a.m(1), "Freeze", testRun, "1"), "PRECONDITION_FAILED", "no submission")
+}
+
+func TestFreezeVoidWhenTooFewSurvivors(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 10)
+	all := []int{1, 2, 3}
+	a.toShared("2", all, all)
+	a.ok(a.submit(1, "2", 2, 3))
+	a.ledger.Advance(9 * time.Second) // next tx is +10 s: exactly the deadline
+	fr := a.ok(a.call(a.m(1), "Freeze", testRun, "2"))
+	a.wantEvent(fr, EventAggFrozen, "2", 1, StatusVoid)
+	v := a.round("2")
+	if v.Status != StatusVoid || !reflect.DeepEqual(v.Survivors, []string{msp(1)}) || !reflect.DeepEqual(v.Dropped, []string{msp(2), msp(3)}) || v.Agreed != nil {
+		t.Fatalf("void view %+v", v)
+	}
+	mustFail(t, a.call(a.m(1), "Reveal", testRun, "2", revealJSON([]int{1}, []int{2, 3})), "PRECONDITION_FAILED", "void")
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "2", resultJSON(commit(1))), "PRECONDITION_FAILED", "void")
+	mustFail(t, a.submit(2, "2", 1, 3), "PRECONDITION_FAILED", "round frozen")
+}
+
+func TestFreezeTimeoutBoundary(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 10)
+	all := []int{1, 2, 3}
+	a.toShared("0", all, all)
+	first := decodeAs[Receipt](t, a.ok(a.submit(1, "0", 2, 3)).Payload)
+	a.ok(a.submit(2, "0", 1, 3))
+	start, err := time.Parse(time.RFC3339Nano, first.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each transaction is one second after the previous one: make the next
+	// one land at first + 9 s, then first + 10 s.
+	a.ledger.Advance(start.Add(9*time.Second).Sub(a.ledger.Now()) - time.Second)
+	mustFail(t, a.call(a.m(1), "Freeze", testRun, "0"), "PRECONDITION_FAILED", "2 of 3")
+	st := decodeAs[RoundStatus](t, a.ok(a.call(a.m(1), "Freeze", testRun, "0")).Payload)
+	if st.Timestamp != start.Add(10*time.Second).Format(time.RFC3339Nano) {
+		t.Fatalf("froze at %s, first submission %s", st.Timestamp, first.Timestamp)
+	}
+}
+
+func TestAdvertiseRules(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	m1 := a.m(1)
+	mustFail(t, a.call(m1, "Advertise", testRun, "0", b64(fill(31, 'k')), commit(1)), "INVALID_ARGUMENT", "publicKeyB64", "31")
+	mustFail(t, a.call(m1, "Advertise", testRun, "0", pubKey(1)+"\n", commit(1)), "INVALID_ARGUMENT", "publicKeyB64")
+	mustFail(t, a.call(m1, "Advertise", testRun, "0", pubKey(1), strings.ToUpper(commit(1))), "INVALID_ARGUMENT", "seedCommitHex")
+	mustFail(t, a.call(m1, "Advertise", testRun, "0", pubKey(1), commit(1)[:62]), "INVALID_ARGUMENT", "seedCommitHex")
+	mustFail(t, a.call(m1, "Advertise", "other-run", "0", pubKey(1), commit(1)), "NOT_FOUND", "other-run")
+	a.ok(a.advertise(1, "0"))
+	mustFail(t, a.advertise(1, "0"), "ALREADY_EXISTS", "advertisement", "run-1/0/Registry1MSP")
+	a.ok(a.advertise(2, "0"))
+	a.ok(a.postShares(1, "0", 2))
+	// Advertise phase is closed once any shares are posted.
+	mustFail(t, a.advertise(3, "0"), "PRECONDITION_FAILED", "advertise phase", "closed", msp(1))
+	if v := a.round("0"); len(v.Advertised) != 2 {
+		t.Fatalf("advertised %v", v.Advertised)
+	}
+}
+
+func TestPostSharesRules(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	a.ok(a.advertise(1, "0"))
+	// |A| = 1 < t = 2.
+	mustFail(t, a.postShares(1, "0"), "PRECONDITION_FAILED", "only 1 advertised", "threshold is 2")
+	a.ok(a.advertise(2, "0"))
+	mustFail(t, a.postShares(3, "0", 1, 2), "PRECONDITION_FAILED", msp(3)+" has not advertised")
+	a.ok(a.advertise(3, "0"))
+	cases := []struct {
+		to    []int
+		parts []string
+	}{
+		{[]int{2}, []string{"missing [" + msp(3) + "]"}},
+		{[]int{1, 2, 3}, []string{"unexpected [" + msp(1) + "]"}},
+		{[]int{2, 3, 4}, []string{"unexpected [" + msp(4) + "]"}},
+		{nil, []string{"missing [" + msp(2) + " " + msp(3) + "]"}},
+	}
+	for _, c := range cases {
+		mustFail(t, a.postShares(1, "0", c.to...), "INVALID_ARGUMENT", append([]string{"sharesJSON", "recipients"}, c.parts...)...)
+	}
+	big := toJSON(t, map[string]string{msp(2): b64(fill(MaxEnvelopeBytes+1, 'e')), msp(3): envelope(1, 3)})
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", big), "INVALID_ARGUMENT", `sharesJSON[\"Registry2MSP\"]`, "4097")
+	dup := `{"` + msp(2) + `":"` + envelope(1, 2) + `","` + msp(2) + `":"` + envelope(1, 2) + `","` + msp(3) + `":"` + envelope(1, 3) + `"}`
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", dup), "INVALID_ARGUMENT", "duplicate")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `[]`), "INVALID_ARGUMENT", "sharesJSON")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `{"`+msp(2)+`":""}`), "INVALID_ARGUMENT", "decoded length 0")
+
+	a.ok(a.postShares(1, "0", 2, 3))
+	mustFail(t, a.postShares(1, "0", 2, 3), "ALREADY_EXISTS", "shares", "run-1/0/Registry1MSP")
+	a.ok(a.postShares(2, "0", 1, 3))
+	a.ok(a.submit(1, "0", 2))
+	// Share phase is closed once anyone submitted.
+	mustFail(t, a.postShares(3, "0", 1, 2), "PRECONDITION_FAILED", "share phase", "closed")
+}
+
+func TestSubmitRules(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	a.toShared("4", []int{1, 2, 3}, []int{1, 2})
+	masked := a.blob(1, "4")
+	sub := func(n int, s string) fakestub.Result { return a.call(a.m(n), "Submit", testRun, "4", s) }
+
+	mustFail(t, sub(3, a.submission(a.blob(3, "4"), "", 1, 2)), "PRECONDITION_FAILED", msp(3)+" has not posted shares")
+	// peers must be P \ {caller} = [Registry2MSP] (Registry3 advertised but did not share).
+	for _, peers := range [][]int{{2, 3}, {}, {1, 2}, {3}} {
+		mustFail(t, sub(1, a.submission(masked, "", peers...)), "INVALID_ARGUMENT", "submissionJSON.peers", "P \\ {Registry1MSP}")
+	}
+	unsorted := `{"masked_sha256":"` + masked + `","audit_sha256":"","peers":["Registry3MSP","Registry2MSP"]}`
+	mustFail(t, sub(1, unsorted), "INVALID_ARGUMENT", "submissionJSON.peers")
+	mustFail(t, sub(1, a.submission(commit(9), "", 2)), "PRECONDITION_FAILED", "masked_sha256 blob", "PutBlob")
+	mustFail(t, sub(1, a.submission(masked, commit(9), 2)), "PRECONDITION_FAILED", "audit_sha256 blob")
+	mustFail(t, sub(1, a.submission("xyz", "", 2)), "INVALID_ARGUMENT", "submissionJSON.masked_sha256")
+	mustFail(t, sub(1, a.submission(masked, "ABC", 2)), "INVALID_ARGUMENT", "submissionJSON.audit_sha256")
+	mustFail(t, sub(1, `{"masked_sha256":"`+masked+`","peers":["Registry2MSP"],"extra":1}`), "INVALID_ARGUMENT", "submissionJSON", "unknown field")
+	mustFail(t, sub(1, `{"masked_sha256":"`+masked+`"} {}`), "INVALID_ARGUMENT", "trailing")
+
+	audit := []byte("ckks-ciphertexts")
+	a.ok(a.call(a.m(1), "PutBlob", testRun, sumHex(audit), b64(audit)))
+	r := a.ok(sub(1, a.submission(masked, sumHex(audit), 2)))
+	a.wantEvent(r, EventAggSubmitted, "4", 1, "")
+	mustFail(t, sub(1, a.submission(masked, "", 2)), "ALREADY_EXISTS", "submission", "run-1/4/Registry1MSP")
+	if s := a.round("4").Submissions[msp(1)]; s.AuditSHA256 != sumHex(audit) || s.MaskedSHA256 != masked || s.Order != 0 {
+		t.Fatalf("stored submission %+v", s)
+	}
+}
+
+func TestBlobs(t *testing.T) {
+	a := newAgg(t)
+	data := []byte{0, 1, 2, 250, 255, 7, 8, 9}
+	h := sumHex(data)
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, sumHex([]byte("other")), b64(data)), "INVALID_ARGUMENT", "dataB64", "sha256 of the decoded 8 bytes")
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, "AAEC+v8HCAk"), "INVALID_ARGUMENT", "dataB64")
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, ""), "INVALID_ARGUMENT", "dataB64")
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, strings.ToUpper(h), b64(data)), "INVALID_ARGUMENT", "sha256Hex")
+	mustFail(t, a.call(a.as(msp(1), "generator"), "PutBlob", testRun, h, b64(data)), "ACCESS_DENIED", "generator")
+	mustFail(t, a.call(a.m(1), "GetBlob", testRun, h), "NOT_FOUND", "blob", h)
+
+	meta := decodeAs[BlobMeta](t, a.ok(a.call(a.m(2), "PutBlob", testRun, h, b64(data))).Payload)
+	if meta.Size != 8 || meta.SHA256 != h || meta.MSPID != msp(2) || meta.Run != testRun {
+		t.Fatalf("meta %+v", meta)
+	}
+	got := a.ok(a.call(a.as(msp(3), "auditor"), "GetBlob", testRun, h))
+	if string(got.Payload) != b64(data) {
+		t.Fatalf("GetBlob = %q", got.Payload)
+	}
+	mustFail(t, a.call(a.m(3), "PutBlob", testRun, h, b64(data)), "ALREADY_EXISTS", "blob", h)
+	mustFail(t, a.call(a.m(1), "GetBlob", "run-2", h), "NOT_FOUND") // blobs are per run
+	if len(a.ledger.Events) != 0 {
+		t.Fatalf("PutBlob emitted events: %+v", a.ledger.Events)
+	}
+	tooBig := b64(make([]byte, MaxBlobBytes+1))
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, tooBig), "INVALID_ARGUMENT", "dataB64", "16777217")
+}
+
+// frozenWithDropout runs round "5" of a 3-party run to frozen with U =
+// [1, 2] and D = [3].
+func frozenWithDropout(t *testing.T) *agg {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	all := []int{1, 2, 3}
+	a.toShared("5", all, all)
+	a.ok(a.submit(1, "5", 2, 3))
+	a.ok(a.submit(2, "5", 1, 3))
+	a.ledger.Advance(time.Minute)
+	a.ok(a.call(a.m(2), "Freeze", testRun, "5"))
+	return a
+}
+
+func TestRevealRules(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	a.toShared("5", []int{1, 2, 3}, []int{1, 2, 3})
+	a.ok(a.submit(1, "5", 2, 3))
+	mustFail(t, a.call(a.m(1), "Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})), "PRECONDITION_FAILED", "not frozen")
+
+	a = frozenWithDropout(t)
+	rev := func(n int, s string) fakestub.Result { return a.call(a.m(n), "Reveal", testRun, "5", s) }
+	mustFail(t, rev(1, revealJSON([]int{1}, []int{3})), "INVALID_ARGUMENT", "revealJSON.seed_shares", "missing ["+msp(2)+"]")
+	mustFail(t, rev(1, revealJSON([]int{1, 2, 3}, nil)), "INVALID_ARGUMENT", "revealJSON.seed_shares", "unexpected ["+msp(3)+"]")
+	mustFail(t, rev(1, revealJSON([]int{1, 2}, nil)), "INVALID_ARGUMENT", "revealJSON.key_shares", "missing ["+msp(3)+"]")
+	mustFail(t, rev(1, revealJSON([]int{1, 2}, []int{2, 3})), "INVALID_ARGUMENT", "revealJSON", "Registry2MSP has both")
+	mustFail(t, rev(1, revealJSON([]int{1, 2}, []int{1, 3})), "INVALID_ARGUMENT", "has both")
+	mustFail(t, rev(1, `{"seed_shares":{}}`), "INVALID_ARGUMENT", "revealJSON.key_shares", "missing")
+	short := `{"seed_shares":{"Registry1MSP":"` + b64(fill(33, 's')) + `","Registry2MSP":"` + shareOf(2) + `"},"key_shares":{"Registry3MSP":"` + shareOf(3) + `"}}`
+	mustFail(t, rev(1, short), "INVALID_ARGUMENT", `revealJSON.seed_shares[\"Registry1MSP\"]`, "decoded length 33")
+	// The dropped party is not a survivor.
+	mustFail(t, rev(3, revealJSON([]int{1, 2}, []int{3})), "PRECONDITION_FAILED", msp(3)+" is not a survivor")
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", resultJSON(commit(1))), "PRECONDITION_FAILED", "has not revealed")
+
+	a.ok(rev(1, revealJSON([]int{1, 2}, []int{3})))
+	mustFail(t, rev(1, revealJSON([]int{1, 2}, []int{3})), "ALREADY_EXISTS", "reveal")
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", `{"average_sha256":"no"}`), "INVALID_ARGUMENT", "resultJSON.average_sha256")
+	mustFail(t, a.call(a.m(3), "PostResult", testRun, "5", resultJSON(commit(1))), "PRECONDITION_FAILED", "not a survivor")
+	a.ok(a.call(a.m(1), "PostResult", testRun, "5", resultJSON(commit(1))))
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", resultJSON(commit(2))), "ALREADY_EXISTS", "result")
+	if v := a.round("5"); v.Results[msp(1)] != commit(1) || v.Agreed != nil {
+		t.Fatalf("results %v agreed %v", v.Results, v.Agreed)
+	}
+}
+
+func TestAgreementNamesTheMismatchedMerger(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	all := []int{1, 2, 3}
+	a.toShared("1", all, all)
+	for _, n := range []int{3, 1, 2} {
+		a.ok(a.submit(n, "1", others(all, n)...))
+	}
+	a.ok(a.call(a.m(1), "Freeze", testRun, "1"))
+	good, bad := sumHex([]byte("good")), sumHex([]byte("bad"))
+	for _, n := range all {
+		a.ok(a.call(a.m(n), "Reveal", testRun, "1", revealJSON(all, nil)))
+	}
+	a.ok(a.call(a.m(1), "PostResult", testRun, "1", resultJSON(good)))
+	a.ok(a.call(a.m(2), "PostResult", testRun, "1", resultJSON(bad)))
+	if v := a.round("1"); v.Agreed != nil || len(v.Mismatched) != 0 {
+		t.Fatalf("partial: agreed %v mismatched %v", v.Agreed, v.Mismatched)
+	}
+	a.ok(a.call(a.m(3), "PostResult", testRun, "1", resultJSON(good)))
+	v := a.round("1")
+	if v.Agreed == nil || *v.Agreed || !reflect.DeepEqual(v.Mismatched, []string{msp(2)}) {
+		t.Fatalf("agreed %v mismatched %v", v.Agreed, v.Mismatched)
+	}
+	if !reflect.DeepEqual(v.Survivors, []string{msp(3), msp(1), msp(2)}) {
+		t.Fatalf("survivors not in submission order: %v", v.Survivors)
+	}
+}
+
+func TestAgreementWithoutMajorityNamesEveryone(t *testing.T) {
+	agreed, mismatched := agreement([]string{"B", "A"}, map[string]string{"A": "x", "B": "y"})
+	if agreed == nil || *agreed || !reflect.DeepEqual(mismatched, []string{"B", "A"}) {
+		t.Fatalf("%v %v", agreed, mismatched)
+	}
+	agreed, mismatched = agreement([]string{"B", "A"}, map[string]string{"A": "x", "B": "x"})
+	if agreed == nil || !*agreed || len(mismatched) != 0 {
+		t.Fatalf("%v %v", agreed, mismatched)
+	}
+}
+
+func TestAggregationAccess(t *testing.T) {
+	a := frozenWithDropout(t)
+	before := len(a.ledger.State)
+	h := commit(1)
+	writes := [][]string{
+		{"OpenAggregation", "run-x", toJSON(t, config(3, 2, 30))},
+		{"Advertise", testRun, "6", pubKey(1), commit(1)},
+		{"PostShares", testRun, "6", a.sharesFor(1, 2, 3)},
+		{"PutBlob", testRun, sumHex([]byte("b")), b64([]byte("b"))},
+		{"Submit", testRun, "6", a.submission(h, "", 2, 3)},
+		{"Freeze", testRun, "6"},
+		{"Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})},
+		{"PostResult", testRun, "5", resultJSON(h)},
+	}
+	for _, role := range []string{"admin", "generator", "discriminator", "auditor"} {
+		for _, w := range writes {
+			mustFail(t, a.call(a.as(msp(1), role), w[0], w[1:]...), "ACCESS_DENIED", msp(1), role, "merger")
+		}
+	}
+	outsider := a.as("OutsiderMSP", "merger")
+	for _, w := range writes {
+		mustFail(t, a.call(outsider, w[0], w[1:]...), "ACCESS_DENIED", "OutsiderMSP")
+	}
+	for _, rd := range [][]string{{"GetAggregation", testRun}, {"GetRound", testRun, "5"}, {"GetBlob", testRun, h}} {
+		mustFail(t, a.call(outsider, rd[0], rd[1:]...), "ACCESS_DENIED", "OutsiderMSP")
+		if r := a.call(a.as(msp(2), "discriminator"), rd[0], rd[1:]...); !r.OK() && !strings.HasPrefix(r.Message, "NOT_FOUND") {
+			t.Fatalf("%s by a consortium role: %s", rd[0], r.Message)
+		}
+	}
+	// A consortium merger that is not a participant of the run.
+	m4 := a.m(4)
+	for _, w := range writes[1:] {
+		if w[0] == "PutBlob" { // any merger may put a blob
+			continue
+		}
+		mustFail(t, a.call(m4, w[0], w[1:]...), "ACCESS_DENIED", msp(4), "not a participant", testRun)
+	}
+	mustFail(t, a.call(m4, "OpenAggregation", "run-x", toJSON(t, config(3, 2, 30))), "ACCESS_DENIED", "not a participant")
+	if len(a.ledger.State) != before {
+		t.Fatalf("refused callers wrote state: %d -> %d keys", before, len(a.ledger.State))
+	}
+}
+
+func TestOpenAggregationValidation(t *testing.T) {
+	a := newAgg(t)
+	set := func(k string, v any) string {
+		c := config(3, 2, 30)
+		c[k] = v
+		return toJSON(t, c)
+	}
+	cases := []struct{ cfg, part string }{
+		{set("participants", []string{msp(1)}), "configJSON.participants"},
+		{set("participants", []string{msp(2), msp(1), msp(3)}), "not sorted"},
+		{set("participants", []string{msp(1), msp(1), msp(2)}), "not sorted and unique"},
+		{set("participants", []string{msp(1), "OrgXMSP"}), "not a consortium MSP"},
+		{set("participants", nil), "configJSON.participants"},
+		{set("threshold", 1), "configJSON.threshold"},
+		{set("threshold", 4), "configJSON.threshold"},
+		{set("threshold", 2.5), "configJSON"},
+		{set("vector_len", 0), "configJSON.vector_len"},
+		{set("vector_len", MaxVectorLen+1), "configJSON.vector_len"},
+		{set("scale_bits", 7), "configJSON.scale_bits"},
+		{set("scale_bits", 41), "configJSON.scale_bits"},
+		{set("round_timeout_s", 0), "configJSON.round_timeout_s"},
+		{set("extra", 1), "unknown field"},
+		{`{"participants":`, "malformed"},
+		{"", "malformed"},
+	}
+	for _, c := range cases {
+		mustFail(t, a.call(a.m(1), "OpenAggregation", testRun, c.cfg), "INVALID_ARGUMENT", c.part)
+	}
+	mustFail(t, a.call(a.m(1), "OpenAggregation", "bad run", toJSON(t, config(3, 2, 30))), "INVALID_ARGUMENT", `"run"`)
+	mustFail(t, a.call(a.m(1), "GetAggregation", testRun), "NOT_FOUND", "aggregation run", testRun)
+	mustFail(t, a.call(a.m(1), "GetRound", testRun, "0"), "NOT_FOUND", "aggregation run")
+	// 2 participants: threshold must be 2; a 4-party run has t in {3, 4}.
+	a.ok(a.call(a.m(1), "OpenAggregation", "two", toJSON(t, config(2, 2, 30))))
+	mustFail(t, a.call(a.m(1), "OpenAggregation", "four", toJSON(t, config(4, 2, 30))), "INVALID_ARGUMENT", "threshold")
+	a.ok(a.call(a.m(1), "OpenAggregation", "four", toJSON(t, config(4, 3, 30))))
+	mustFail(t, a.call(a.m(2), "OpenAggregation", "four", toJSON(t, config(4, 3, 30))), "ALREADY_EXISTS", "aggregation run", "four")
+}
+
+func TestRoundArgumentValidation(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	for _, bad := range []string{"", "-1", "01", "1000001", "1.5", "x"} {
+		mustFail(t, a.advertise(1, bad), "INVALID_ARGUMENT", `"round"`)
+		mustFail(t, a.call(a.m(1), "GetRound", testRun, bad), "INVALID_ARGUMENT", `"round"`)
+		mustFail(t, a.call(a.m(1), "Freeze", testRun, bad), "INVALID_ARGUMENT", `"round"`)
+	}
+	a.ok(a.advertise(1, "1000000"))
+	if v := a.round("1000000"); v.Round != 1_000_000 || len(v.Advertised) != 1 {
+		t.Fatalf("%+v", v)
+	}
+}
+
+// The following tests run transactions in one block (endorsed against the
+// same state, validated in order) to check that phases close in ledger order.
+
+func (a *agg) callOf(n int, fn string, args ...string) fakestub.Call {
+	return fakestub.Call{Chaincode: a.cc, ID: a.m(n), Fn: fn, Args: args}
+}
+
+func TestLedgerOrderSubmitVersusFreezeInOneBlock(t *testing.T) {
+	// Submit ordered first: Freeze's range read of submissions is a phantom.
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	all := []int{1, 2, 3}
+	a.toShared("0", all, all)
+	a.ok(a.submit(1, "0", 2, 3))
+	a.ok(a.submit(2, "0", 1, 3))
+	a.ledger.Advance(time.Minute)
+	sub3 := a.submission(a.blob(3, "0"), "", 1, 2)
+	res := a.ledger.Block(a.callOf(3, "Submit", testRun, "0", sub3), a.callOf(1, "Freeze", testRun, "0"))
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
+		t.Fatalf("submit %+v / freeze %+v", res[0], res[1])
+	}
+	if v := a.round("0"); v.Status != StatusOpen || len(v.Submissions) != 3 {
+		t.Fatalf("%+v", v)
+	}
+
+	// Freeze ordered first: the Submit read the status key Freeze wrote.
+	b := newAgg(t)
+	b.open(3, 2, 30)
+	b.toShared("0", all, all)
+	b.ok(b.submit(1, "0", 2, 3))
+	b.ok(b.submit(2, "0", 1, 3))
+	b.ledger.Advance(time.Minute)
+	sub3 = b.submission(b.blob(3, "0"), "", 1, 2)
+	res = b.ledger.Block(b.callOf(1, "Freeze", testRun, "0"), b.callOf(3, "Submit", testRun, "0", sub3))
+	if !res[0].OK() || res[1].Invalid != fakestub.MVCCReadConflict {
+		t.Fatalf("freeze %+v / submit %+v", res[0], res[1])
+	}
+	if v := b.round("0"); v.Status != StatusFrozen || len(v.Submissions) != 2 || !reflect.DeepEqual(v.Dropped, []string{msp(3)}) {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestLedgerOrderPhaseRaces(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	// Concurrent advertisements do not conflict (one key per msp).
+	res := a.ledger.Block(
+		a.callOf(1, "Advertise", testRun, "0", pubKey(1), commit(1)),
+		a.callOf(2, "Advertise", testRun, "0", pubKey(2), commit(2)),
+	)
+	for _, r := range res {
+		a.ok(r)
+	}
+	// A PostShares ordered before an Advertise closes the advertise phase.
+	res = a.ledger.Block(
+		a.callOf(1, "PostShares", testRun, "0", a.sharesFor(1, 2)),
+		a.callOf(3, "Advertise", testRun, "0", pubKey(3), commit(3)),
+	)
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
+		t.Fatalf("shares %+v / advertise %+v", res[0], res[1])
+	}
+
+	// An Advertise ordered before a PostShares changes A: the shares are invalid.
+	b := newAgg(t)
+	b.open(3, 2, 30)
+	b.ok(b.advertise(1, "0"))
+	b.ok(b.advertise(2, "0"))
+	res = b.ledger.Block(
+		b.callOf(3, "Advertise", testRun, "0", pubKey(3), commit(3)),
+		b.callOf(1, "PostShares", testRun, "0", b.sharesFor(1, 2)),
+		b.callOf(2, "PostShares", testRun, "0", b.sharesFor(2, 1)),
+	)
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict || res[2].Invalid != fakestub.PhantomReadConflict {
+		t.Fatalf("advertise %+v / shares %+v %+v", res[0], res[1], res[2])
+	}
+	// Concurrent PostShares of all three do not conflict with each other.
+	res = b.ledger.Block(
+		b.callOf(1, "PostShares", testRun, "0", b.sharesFor(1, 2, 3)),
+		b.callOf(2, "PostShares", testRun, "0", b.sharesFor(2, 1, 3)),
+		b.callOf(3, "PostShares", testRun, "0", b.sharesFor(3, 1, 2)),
+	)
+	for _, r := range res {
+		b.ok(r)
+	}
+	// Two Submits in one block: the order read makes the second a phantom
+	// (the client re-submits it and gets the next order).
+	s1, s2 := b.submission(b.blob(1, "0"), "", 2, 3), b.submission(b.blob(2, "0"), "", 1, 3)
+	res = b.ledger.Block(b.callOf(1, "Submit", testRun, "0", s1), b.callOf(2, "Submit", testRun, "0", s2))
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
+		t.Fatalf("submits %+v / %+v", res[0], res[1])
+	}
+	r := b.ok(b.call(b.m(2), "Submit", testRun, "0", s2))
+	if rc := decodeAs[Receipt](t, r.Payload); *rc.Order != 1 {
+		t.Fatalf("re-submitted order %s", r.Payload)
+	}
+	// A PostShares racing the first Submit: either order, one is invalid.
+	c := newAgg(t)
+	c.open(3, 2, 30)
+	c.toShared("0", all3(), []int{1, 2})
+	res = c.ledger.Block(
+		c.callOf(1, "Submit", testRun, "0", c.submission(c.blob(1, "0"), "", 2)),
+		c.callOf(3, "PostShares", testRun, "0", c.sharesFor(3, 1, 2)),
+	)
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
+		t.Fatalf("submit %+v / shares %+v", res[0], res[1])
+	}
+	// After the freeze, reveals of all survivors in one block do not conflict.
+	c.ok(c.submit(2, "0", 1))
+	c.ok(c.call(c.m(1), "Freeze", testRun, "0"))
+	res = c.ledger.Block(
+		c.callOf(1, "Reveal", testRun, "0", revealJSON([]int{1, 2}, nil)),
+		c.callOf(2, "Reveal", testRun, "0", revealJSON([]int{1, 2}, nil)),
+	)
+	for _, r := range res {
+		c.ok(r)
+	}
+}
+
+func all3() []int { return []int{1, 2, 3} }
