@@ -1,0 +1,456 @@
+"""Secure-aggregation rounds over the ledger (DESIGN.md §4): the merger side.
+
+Who calls: the training pipeline (demo, ``synthreg train``), once per merge
+round, through :func:`secure_average`; tests drive the phases of
+:class:`LedgerMerger` one by one to make registries drop out.
+
+What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
+
+1. ``Advertise``: each merger posts a fresh X25519 round key and a commitment
+   to its self-mask seed;
+2. ``PostShares``: each Shamir-splits its seed and round key and posts every
+   other advertised merger its shares, encrypted to that merger's round key;
+3. ``PutBlob`` + ``Submit``: each posts its masked, fixed-point weight vector
+   (and optionally a CKKS audit ciphertext) as content-addressed blobs and
+   submits their hashes; the masked vector alone is uniformly random;
+4. ``Freeze``: when everyone who shared has submitted, or the round timeout
+   has passed since the first submission, the chaincode fixes the survivors U
+   (late submissions are refused from then on) — or voids the round if
+   ``|U| < t``;
+5. ``Reveal``: each survivor reveals the seed shares of survivors and the
+   round-key shares of dropped mergers, never both for one merger;
+6. ``PostResult``: each survivor unmasks the sum on its own, divides by the
+   survivors' total weight and posts the hash of the average. Equal hashes are
+   the agreement; a differing hash names the merger.
+
+Where data lives: every message of the protocol is on the ledger (masked
+vectors as blobs, shares as ciphertexts to their recipients); each merger's
+round secrets live only in its :class:`~synthreg.secagg.party.Party` object in
+memory and are erased after the round. Only the average is ever revealed.
+
+Errors: :class:`AggregationLedgerError` subclasses, one per chaincode error
+code (e.g. :class:`RoundClosedError` for a late transaction), raised ``from``
+the Gateway error; :class:`RoundVoidError`, :class:`DisagreementError`;
+crypto failures raise :mod:`synthreg.secagg` errors naming the party.
+
+Scope: this driver runs the registries' mergers in lock step from one process
+(each with its own identity, Gateway and secrets); separate merger processes
+would run the same phases, waiting on the ``Agg*`` chaincode events instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from synthreg.ledger import Contract, GatewayError
+from synthreg.ledger.errors import CommitError, chaincode_error_code
+from synthreg.secagg import (
+    Advertisement,
+    Params,
+    Party,
+    Reveal,
+    average,
+    average_sha256,
+    decode_u64,
+    encode_u64,
+)
+
+__all__ = [
+    "AggregationConfig",
+    "AggregationLedgerError",
+    "DisagreementError",
+    "LedgerAggregator",
+    "LedgerMerger",
+    "RoundClosedError",
+    "RoundOutcome",
+    "RoundVoidError",
+    "open_aggregation",
+    "secure_average",
+]
+
+T = TypeVar("T")
+
+_RETRYABLE = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
+_CONFLICT_RETRIES = 8
+_MISMATCH = "ProposalResponsePayloads do not match"
+
+
+# --------------------------------------------------------------------- errors
+
+
+class AggregationLedgerError(Exception):
+    """A ganledger aggregation call failed. ``code`` is the chaincode's error
+    code ("" when the failure was outside the chaincode: connection, ordering,
+    an MVCC/phantom conflict at validation), ``fn`` the function, ``msp`` the
+    caller."""
+
+    def __init__(self, fn: str, msp: str, code: str, detail: str) -> None:
+        super().__init__(f"{fn} by {msp} failed: {detail}")
+        self.fn, self.msp, self.code, self.detail = fn, msp, code, detail
+
+
+class RoundClosedError(AggregationLedgerError):
+    """The phase this call belongs to is closed (``PRECONDITION_FAILED``): e.g. a
+    submission after the round was frozen, or a Freeze before its time."""
+
+
+class AlreadyDoneError(AggregationLedgerError):
+    """This merger already did this step for this round (``ALREADY_EXISTS``)."""
+
+
+class RoundVoidError(Exception):
+    """Fewer than ``t`` mergers submitted before the round was frozen."""
+
+    def __init__(self, run: str, rnd: int, survivors: Sequence[str], threshold: int) -> None:
+        super().__init__(f"run {run} round {rnd} is void: {len(survivors)} survivor(s) "
+                         f"{list(survivors)} < threshold {threshold}")
+        self.run, self.round, self.survivors, self.threshold = run, rnd, list(survivors), threshold
+
+
+class DisagreementError(Exception):
+    """The survivors posted different hashes of the average; ``mismatched`` names them."""
+
+    def __init__(self, run: str, rnd: int, mismatched: Sequence[str]) -> None:
+        super().__init__(f"run {run} round {rnd}: mergers {list(mismatched)} posted an average "
+                         "that differs from the majority's")
+        self.run, self.round, self.mismatched = run, rnd, list(mismatched)
+
+
+def _ledger_error(fn: str, msp: str, exc: Exception) -> AggregationLedgerError:
+    code, detail = chaincode_error_code(str(exc))
+    cls = {"PRECONDITION_FAILED": RoundClosedError, "ALREADY_EXISTS": AlreadyDoneError}.get(
+        code, AggregationLedgerError)
+    return cls(fn, msp, code, detail)
+
+
+# --------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class AggregationConfig:
+    """The run-level agreement every merger signs up to (``OpenAggregation``)."""
+
+    participants: tuple[str, ...]
+    threshold: int
+    vector_len: int
+    scale_bits: int = 32
+    round_timeout_s: int = 30
+
+    @classmethod
+    def default(cls, participants: Sequence[str], vector_len: int, round_timeout_s: int = 30) -> AggregationConfig:
+        """t = ⌊N/2⌋ + 1 (DESIGN.md §4)."""
+        parts = tuple(sorted(participants))
+        return cls(parts, len(parts) // 2 + 1, vector_len, 32, round_timeout_s)
+
+    def to_json(self) -> str:
+        return json.dumps({"participants": list(self.participants), "threshold": self.threshold,
+                           "vector_len": self.vector_len, "scale_bits": self.scale_bits,
+                           "round_timeout_s": self.round_timeout_s}, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AggregationConfig:
+        return cls(tuple(d["participants"]), int(d["threshold"]), int(d["vector_len"]),
+                   int(d["scale_bits"]), int(d["round_timeout_s"]))
+
+    def params(self, run: str, rnd: int) -> Params:
+        return Params(run=run, round=rnd, participants=self.participants, threshold=self.threshold,
+                      vector_len=self.vector_len, scale_bits=self.scale_bits)
+
+
+def open_aggregation(contract: Contract, msp: str, run: str, config: AggregationConfig) -> str:
+    """Record the run's aggregation config (once per run); returns the tx id."""
+    try:
+        return contract.submit("OpenAggregation", run, config.to_json()).tx_id
+    except (GatewayError, CommitError) as exc:
+        raise _ledger_error("OpenAggregation", msp, exc) from exc
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+# --------------------------------------------------------------------- merger
+
+
+@dataclass
+class RoundOutcome:
+    """What a survivor computed and the ledger agreed on for one round."""
+
+    round: int
+    average: np.ndarray
+    average_sha256: str
+    survivors: list[str]
+    dropped: list[str]
+
+
+class LedgerMerger:
+    """One registry's merger in one run: its own Contract (signing as that
+    registry's merger identity) and its own per-round secrets."""
+
+    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig) -> None:
+        if msp not in config.participants:
+            raise ValueError(f"{msp} is not a participant of run {run} ({list(config.participants)})")
+        self.contract, self.msp, self.run, self.config = contract, msp, run, config
+        self._parties: dict[int, Party] = {}
+        self.tx_ids: list[str] = []
+
+    # -- plumbing
+    def _submit(self, fn: str, *args: str) -> str:
+        """Submit and wait for the commit.
+
+        Two transient outcomes are retried with a fresh endorsement (neither
+        wrote anything): a read conflict at validation (e.g. two Submits in one
+        block: the chaincode numbers submissions in ledger order), and peers
+        that simulated at different block heights while the round's state was
+        changing (endorsements "do not match").
+        """
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                tx = self.contract.submit(fn, *args).tx_id
+                break
+            except CommitError as exc:
+                if exc.name not in _RETRYABLE or attempt == _CONFLICT_RETRIES:
+                    raise _ledger_error(fn, self.msp, exc) from exc
+            except GatewayError as exc:
+                if _MISMATCH not in str(exc) or attempt == _CONFLICT_RETRIES:
+                    raise _ledger_error(fn, self.msp, exc) from exc
+            time.sleep(0.05 * (attempt + 1))
+        self.tx_ids.append(tx)
+        return tx
+
+    def _evaluate(self, fn: str, *args: str) -> bytes:
+        try:
+            return self.contract.evaluate(fn, *args)
+        except GatewayError as exc:
+            raise _ledger_error(fn, self.msp, exc) from exc
+
+    def state(self, rnd: int) -> dict[str, Any]:
+        """``GetRound`` as a dict (see /chaincode/README.md)."""
+        return json.loads(self._evaluate("GetRound", self.run, str(rnd)))
+
+    def wait_for(self, rnd: int, ready: Callable[[dict[str, Any]], bool], what: str,
+                 timeout: float = 30.0) -> dict[str, Any]:
+        """``GetRound`` from this merger's own peer once ``ready(state)`` holds.
+
+        Each merger reads through its own organisation's peer, which may be a
+        block behind the peer that committed another merger's transaction; a
+        phase must not start on a stale view (e.g. masking against too few peers).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state(rnd)
+            if ready(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AggregationLedgerError("GetRound", self.msp, "",
+                                             f"round {rnd}: still waiting for {what} after {timeout:.0f}s")
+            time.sleep(0.02)
+
+    def _party(self, rnd: int) -> Party:
+        try:
+            return self._parties[rnd]
+        except KeyError:
+            raise ValueError(f"{self.msp} has not advertised in round {rnd}") from None
+
+    @staticmethod
+    def _adverts(state: Mapping[str, Any]) -> dict[str, Advertisement]:
+        return {m: Advertisement.from_json(m, a) for m, a in state["advertised"].items()}
+
+    def _blob(self, sha: str) -> bytes:
+        data = _unb64(self._evaluate("GetBlob", self.run, sha).decode("ascii"))
+        if hashlib.sha256(data).hexdigest() != sha:  # the ledger is the source of truth; check anyway
+            raise AggregationLedgerError("GetBlob", self.msp, "", f"blob {sha} does not match its hash")
+        return data
+
+    # -- phases
+    def advertise(self, rnd: int) -> str:
+        party = Party.new(self.config.params(self.run, rnd), self.msp)
+        adv = party.advertisement()
+        tx = self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
+        self._parties[rnd] = party
+        return tx
+
+    def post_shares(self, rnd: int) -> str:
+        party = self._party(rnd)
+        envelopes = party.make_shares(self._adverts(self.state(rnd)))
+        return self._submit("PostShares", self.run, str(rnd),
+                            json.dumps({m: _b64(e) for m, e in sorted(envelopes.items())}))
+
+    def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None) -> str:
+        """Mask ``weight * vector`` against every other merger that shared, post it
+        (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash."""
+        party = self._party(rnd)
+        state = self.state(rnd)
+        peers = sorted(m for m in state["shares"] if m != self.msp)
+        for sender in peers:  # open the shares addressed to me before masking against their senders
+            party.receive_shares(sender, _unb64(state["shares"][sender][self.msp]))
+        masked = encode_u64(party.mask(vector, weight, peers))
+        masked_sha = self._put_blob(masked)
+        audit_sha = self._put_blob(audit_blob) if audit_blob is not None else ""
+        self._submit("Submit", self.run, str(rnd), json.dumps(
+            {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers}, sort_keys=True))
+        return masked_sha
+
+    def _put_blob(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            self._submit("PutBlob", self.run, sha, _b64(data))
+        except AlreadyDoneError:
+            pass  # content-addressed: the same bytes are already there
+        return sha
+
+    def freeze(self, rnd: int) -> bool:
+        """Try to close the round; False while it may not be closed yet."""
+        try:
+            self._submit("Freeze", self.run, str(rnd))
+        except RoundClosedError:
+            return self.state(rnd)["status"] != "open"
+        except AlreadyDoneError:
+            return True
+        except AggregationLedgerError as exc:
+            if exc.code:  # a chaincode verdict other than 'not yet'
+                raise
+            return False  # e.g. a phantom-read conflict with a racing Submit: try again
+        return True
+
+    def reveal(self, rnd: int) -> str:
+        """Reveal what unmasking needs: seed shares of survivors, key shares of the dropped."""
+        party = self._party(rnd)
+        state = self.state(rnd)
+        if state["status"] == "void":
+            raise RoundVoidError(self.run, rnd, state["survivors"], self.config.threshold)
+        rev = party.reveal(state["survivors"], state["dropped"])
+        return self._submit("Reveal", self.run, str(rnd), json.dumps(rev.to_json(), sort_keys=True))
+
+    def result(self, rnd: int, weights: Mapping[str, float] | None = None) -> RoundOutcome:
+        """Unmask the sum from the ledger alone, post the hash of the average, erase secrets."""
+        state = self.state(rnd)
+        survivors, dropped = list(state["survivors"]), list(state["dropped"])
+        params = self.config.params(self.run, rnd)
+        masked = {m: decode_u64(self._blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
+                  for m in survivors}
+        reveals = {m: Reveal.from_json(m, r) for m, r in state["reveals"].items()}
+        peers_of = {m: list(state["submissions"][m]["peers"]) for m in survivors}
+        w = {m: float((weights or {}).get(m, 1.0)) for m in survivors}
+        avg = average(params, self._adverts(state), masked, reveals, dropped, peers_of, w)
+        sha = average_sha256(avg)
+        self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
+        party = self._parties.pop(rnd, None)
+        if party is not None:
+            party.erase()
+        return RoundOutcome(rnd, avg, sha, survivors, dropped)
+
+    def forget(self, rnd: int) -> None:
+        """Drop out of a round: erase its secrets without finishing."""
+        party = self._parties.pop(rnd, None)
+        if party is not None:
+            party.erase()
+
+
+# --------------------------------------------------------------------- lock step
+
+
+def _each(mergers: Sequence[LedgerMerger], fn: Callable[[LedgerMerger], T]) -> list[T]:
+    """Run one phase for every merger concurrently (one Gateway each)."""
+    if len(mergers) <= 1:
+        return [fn(m) for m in mergers]
+    with ThreadPoolExecutor(max_workers=len(mergers)) as pool:
+        return list(pool.map(fn, mergers))
+
+
+def secure_average(
+    mergers: Sequence[LedgerMerger],
+    rnd: int,
+    vectors: Mapping[str, np.ndarray],
+    weights: Mapping[str, float] | None = None,
+    audit_blobs: Mapping[str, bytes] | None = None,
+    drop_before_submit: Sequence[str] = (),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RoundOutcome:
+    """One full round for ``mergers`` (each registry's own), in lock step.
+
+    ``drop_before_submit`` names mergers that share but never submit (a
+    registry going offline mid-round): the others freeze the round once the
+    timeout has passed and recover the dropped masks from shares. Returns the
+    outcome agreed on the ledger; raises :class:`RoundVoidError` or
+    :class:`DisagreementError` otherwise.
+    """
+    dropped = set(drop_before_submit)
+    n = len(mergers)
+    _each(mergers, lambda m: m.advertise(rnd))
+    _each(mergers, lambda m: m.wait_for(rnd, lambda s: len(s["advertised"]) == n, "every advertisement"))
+    _each(mergers, lambda m: m.post_shares(rnd))
+    active = [m for m in mergers if m.msp not in dropped]
+    for m in mergers:
+        if m.msp in dropped:
+            m.forget(rnd)
+    _each(active, lambda m: m.wait_for(rnd, lambda s: len(s["shares"]) == n, "every merger's shares"))
+    _each(active, lambda m: m.submit(rnd, vectors[m.msp], (weights or {}).get(m.msp, 1.0),
+                                     (audit_blobs or {}).get(m.msp)))
+    # Freeze is refused until everyone who shared submitted or the timeout passed
+    # (a time-based rule of the chaincode); poll it at a modest rate.
+    deadline = clock() + active[0].config.round_timeout_s + 30
+    while not active[0].freeze(rnd):
+        if clock() > deadline:
+            raise AggregationLedgerError("Freeze", active[0].msp, "", "round still open after its timeout")
+        sleep(0.5)
+    state = active[0].state(rnd)
+    if state["status"] == "void":
+        raise RoundVoidError(active[0].run, rnd, state["survivors"], active[0].config.threshold)
+    u = set(state["survivors"])
+    survivors = [m for m in active if m.msp in u]
+    _each(survivors, lambda m: m.wait_for(rnd, lambda s: s["status"] != "open", "the freeze"))
+    _each(survivors, lambda m: m.reveal(rnd))
+    _each(survivors, lambda m: m.wait_for(rnd, lambda s: set(s["reveals"]) == u, "every survivor's reveal"))
+    outcomes = _each(survivors, lambda m: m.result(rnd, weights))
+    final = survivors[0].wait_for(rnd, lambda s: set(s["results"]) == u, "every survivor's result")
+    if final.get("agreed") is not True:
+        raise DisagreementError(survivors[0].run, rnd, final.get("mismatched") or [])
+    return outcomes[0]
+
+
+class LedgerAggregator:
+    """The :data:`synthreg.gan.federated.Aggregator` that averages by secure
+    aggregation over the ledger: registry ``i``'s vector is masked and submitted
+    by ``msps[i]``'s merger. The run's aggregation config is recorded on the
+    first call (when the vector length is known). ``outcomes`` keeps every
+    round's agreed result (survivors, hash)."""
+
+    def __init__(self, contracts: Mapping[str, Contract], msps: Sequence[str], run: str,
+                 round_timeout_s: int = 30) -> None:
+        self.contracts, self.msps, self.run = contracts, list(msps), run
+        self.round_timeout_s = round_timeout_s
+        self.mergers: list[LedgerMerger] = []
+        self.outcomes: list[RoundOutcome] = []
+
+    def __call__(self, rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+        if len(vectors) != len(self.msps):
+            raise ValueError(f"{len(vectors)} vectors for {len(self.msps)} registries")
+        if not self.mergers:
+            config = AggregationConfig.default(self.msps, int(vectors[0].size), self.round_timeout_s)
+            first = self.msps[0]
+            open_aggregation(self.contracts[first], first, self.run, config)
+            self.mergers = [LedgerMerger(self.contracts[m], m, self.run, config) for m in self.msps]
+        by_msp = dict(zip(self.msps, vectors, strict=True))
+        w = None if weights is None else dict(zip(self.msps, weights, strict=True))
+        outcome = secure_average(self.mergers, rnd, by_msp, w)
+        self.outcomes.append(outcome)
+        return outcome.average
+
+    @property
+    def tx_ids(self) -> list[str]:
+        return [tx for m in self.mergers for tx in m.tx_ids]

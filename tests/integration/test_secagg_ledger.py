@@ -1,0 +1,110 @@
+"""Secure aggregation over the real `gan` channel (DESIGN.md §4).
+
+Each registry's merger uses its own identity and Gateway and holds only its own
+round secrets; everything they exchange goes through the ganledger chaincode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import numpy as np
+import pytest
+
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile
+from synthreg.secagg.round import (
+    AggregationConfig,
+    AggregationLedgerError,
+    LedgerMerger,
+    RoundClosedError,
+    open_aggregation,
+    secure_average,
+)
+
+VECTOR_LEN = 5000
+
+
+@pytest.fixture
+def mergers(profile: Profile, unique: str) -> Iterator[list[LedgerMerger]]:
+    msps = sorted(profile.msp_ids)
+    config = AggregationConfig.default(msps, VECTOR_LEN, round_timeout_s=2)
+    run = f"sa-{unique}"
+    with ExitStack() as stack:
+        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
+                     for m in msps}
+        open_aggregation(contracts[msps[0]], msps[0], run, config)
+        yield [LedgerMerger(contracts[m], m, run, config) for m in msps]
+
+
+def _vectors(msps: list[str], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {m: rng.normal(scale=0.5, size=VECTOR_LEN).astype(np.float32) for m in msps}
+
+
+def test_all_mergers_agree_on_the_weighted_average_and_only_masked_vectors_are_on_chain(
+        mergers: list[LedgerMerger]) -> None:
+    msps = [m.msp for m in mergers]
+    vectors = _vectors(msps, 1)
+    weights = {m: float(w) for m, w in zip(msps, (900, 1100, 982), strict=True)}
+    out = secure_average(mergers, 0, vectors, weights)
+
+    expected = sum(weights[m] * vectors[m].astype(np.float64) for m in msps) / sum(weights.values())
+    assert out.survivors == msps or sorted(out.survivors) == msps
+    assert out.dropped == []
+    assert np.max(np.abs(out.average - expected)) < 1e-6
+
+    state = mergers[0].state(0)
+    assert state["status"] == "frozen" and state["agreed"] is True
+    assert set(state["results"]) == set(msps) and len(set(state["results"].values())) == 1
+    # what is on the ledger for a registry is its masked vector, which is nowhere near its weights
+    sub = state["submissions"][msps[0]]
+    masked = np.frombuffer(mergers[1]._blob(sub["masked_sha256"]), dtype="<u8")
+    as_fixed = np.round(vectors[msps[0]].astype(np.float64) * weights[msps[0]] * 2.0**32).astype(np.int64)
+    assert np.mean(masked.view(np.int64) == as_fixed) < 0.01
+    assert 0.45 < np.mean(masked >> np.uint64(63)) < 0.55  # top bit looks uniform
+
+
+def test_dropout_after_sharing_is_recovered_and_a_late_submission_is_refused(
+        mergers: list[LedgerMerger]) -> None:
+    msps = [m.msp for m in mergers]
+    vectors = _vectors(msps, 2)
+    gone = msps[1]
+    out = secure_average(mergers, 0, vectors, drop_before_submit=[gone])
+
+    survivors = [m for m in msps if m != gone]
+    expected = np.mean([vectors[m].astype(np.float64) for m in survivors], axis=0)
+    assert sorted(out.survivors) == survivors and out.dropped == [gone]
+    assert np.max(np.abs(out.average - expected)) < 1e-6
+    state = mergers[0].state(0)
+    # the dropped registry's round key was reconstructed from shares, its self seed never revealed
+    for rev in state["reveals"].values():
+        assert gone in rev["key_shares"] and gone not in rev["seed_shares"]
+
+    # the registry comes back after the freeze: its submission is refused, nothing is written
+    late = next(m for m in mergers if m.msp == gone)
+    with pytest.raises(RoundClosedError) as err:
+        late._submit("Submit", late.run, "0", json.dumps(
+            {"masked_sha256": state["submissions"][msps[0]]["masked_sha256"], "audit_sha256": "",
+             "peers": survivors}))
+    assert err.value.code == "PRECONDITION_FAILED"
+    assert gone not in mergers[0].state(0)["submissions"]
+
+
+def test_a_round_below_threshold_is_void(mergers: list[LedgerMerger]) -> None:
+    msps = [m.msp for m in mergers]
+    with pytest.raises(Exception) as err:
+        secure_average(mergers, 0, _vectors(msps, 3), drop_before_submit=msps[1:])
+    assert "void" in str(err.value)
+    assert mergers[0].state(0)["status"] == "void"
+
+
+def test_non_merger_role_cannot_take_part(profile: Profile, mergers: list[LedgerMerger]) -> None:
+    msp = mergers[0].msp
+    with open_gateway(profile, msp, "generator") as gw:
+        intruder = LedgerMerger(gw.network("gan").contract("ganledger"), msp, mergers[0].run, mergers[0].config)
+        with pytest.raises(AggregationLedgerError) as err:
+            intruder.advertise(0)
+    assert err.value.code == "ACCESS_DENIED"
