@@ -6,10 +6,12 @@
    evaluation, the rest split non-IID by diagnosis period into 3 registries,
    each validated against the agreed schema; the schema hash and run
    configuration are recorded on `gan`.
-4. **Training**: federated GAN training (in-process FedAvg today); after every
-   round each registry's merger records the hashes of its update and of the
-   agreed average on `gan`, and on audited rounds a CKKS audit copy of its
-   update in its own workspace.
+4. **Training**: federated GAN training; every round's average is computed by
+   secure aggregation over `gan` (DESIGN.md §4: each registry's merger posts
+   only a masked update; the mergers unmask the sum together and agree on the
+   hash of the average); each registry's merger then records the hashes of its
+   update and of the agreed average on `gan`, and on audited rounds a CKKS
+   audit copy of its update in its own workspace.
 5. **Quality**: synthetic records + report (SDMetrics quality, utility on the
    holdout, DCR privacy, plots).
 6. **Audit**: two registries release their shares to a fresh auditor key; the
@@ -54,6 +56,7 @@ from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
 from synthreg.network.topology import NetworkConfig
+from synthreg.secagg.round import LedgerAggregator
 from synthreg.trail.record import TrailRecorder
 from synthreg.trail.verify import TrailReport, verify_run
 from synthreg.workspace import Workspace
@@ -141,12 +144,17 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
             recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
                                  "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
-                                 "ceremony_id": record.ceremony_id, "averaging": "fedavg-uniform-in-process"})
-            result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round)
-        res.facts["ledger_transactions"] = len(recorder.tx_ids)
+                                 "ceremony_id": record.ceremony_id, "averaging": "secagg-ledger-uniform"})
+            aggregator = LedgerAggregator(contracts, msps, run_id)
+            result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
+                                     aggregate=aggregator)
+        res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids)
+        res.facts["secagg_transactions"] = len(aggregator.tx_ids)
+        res.facts["secagg_rounds_agreed"] = len(aggregator.outcomes)
         res.facts["train_seconds"] = round(result.wall_seconds, 1)
-        log(f"  {len(recorder.tx_ids)} transactions committed; {len(audit_rounds)} audited rounds "
-            f"({sorted(audit_rounds)})")
+        log(f"  {res.facts['ledger_transactions']} transactions committed "
+            f"({len(aggregator.tx_ids)} of them secure aggregation: {len(aggregator.outcomes)} rounds agreed); "
+            f"{len(audit_rounds)} audited rounds ({sorted(audit_rounds)})")
         done()
 
         done = _stage(res, "5. synthetic data and quality report", log)
@@ -198,13 +206,16 @@ def summarize(res: DemoResult) -> list[tuple[str, str]]:
         ("run id", res.run_id),
         ("ledger transactions (gan)", str(res.facts.get("ledger_transactions"))),
         ("training wall time", f"{res.facts.get('train_seconds')} s"),
+        ("secure aggregation", f"{res.facts.get('secagg_rounds_agreed')} rounds agreed on the ledger, "
+                               f"{res.facts.get('secagg_transactions')} transactions"),
         ("SDMetrics quality score", _fmt(q.get("score"))),
         ("  column shapes / pair trends", f"{_fmt(q.get('column_shapes'))} / {_fmt(q.get('column_pair_trends'))}"),
         ("utility AUC synthetic→real / real→real", f"{_fmt(u.get('tstr_auc'))} / {_fmt(u.get('trtr_auc'))}"),
         ("privacy DCR median synth / holdout", f"{_fmt(p.get('dcr_synthetic_median'))} / "
                                                 f"{_fmt(p.get('dcr_holdout_median'))}"),
         ("audit", ("[green]verified[/]" if res.audit and res.audit.ok else "[red]FAILED[/]") +
-         (f": {res.audit.records_checked} records, rounds {res.audit.audited_rounds} decrypted, "
+         (f": {res.audit.records_checked} records, {res.audit.secagg_rounds_checked} secure-aggregation "
+          f"rounds, rounds {res.audit.audited_rounds} decrypted, "
           f"max error {res.audit.max_abs_error:.1e}" if res.audit else "")),
         ("outputs", str(res.out)),
     ]

@@ -108,3 +108,43 @@ def test_non_merger_role_cannot_take_part(profile: Profile, mergers: list[Ledger
         with pytest.raises(AggregationLedgerError) as err:
             intruder.advertise(0)
     assert err.value.code == "ACCESS_DENIED"
+
+
+def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_round(
+        profile: Profile, unique: str, tmp_path) -> None:
+    from synthreg.crypto.ckks import create_audit_context
+    from synthreg.secagg.round import LedgerAggregator
+    from synthreg.trail.record import TrailRecorder
+    from synthreg.trail.verify import verify_run
+    from synthreg.workspace import Workspace
+
+    keys = create_audit_context()
+    msps = sorted(profile.msp_ids)
+    rng = np.random.default_rng(4)
+    with ExitStack() as stack:
+        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
+                     for m in msps}
+        reports = {}
+        for label, honest in (("honest", True), ("doctored", False)):
+            run = f"sa-trail-{label}-{unique}"
+            workspaces = {m: Workspace(tmp_path / label / m) for m in msps}
+            recorder = TrailRecorder(run, msps, contracts, workspaces, keys.public, {1})
+            recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
+                                 "averaging": "secagg-ledger-uniform"})
+            aggregate = LedgerAggregator(contracts, msps, run)
+            for rnd in range(2):
+                vectors = [rng.normal(size=2000).astype(np.float32) for _ in msps]
+                average = aggregate(rnd, vectors, None)
+                if not honest and rnd == 1:
+                    average = average.copy()
+                    average[0] += np.float32(1e-7)  # within the plaintext tolerance, but not what was agreed
+                recorder.on_round(rnd, vectors, average)
+            assert len(aggregate.outcomes) == 2
+            with open_gateway(profile, msps[0], "auditor") as gw:
+                reports[label] = verify_run(run, gw.network("gan").contract("ganledger"), keys.secret, keys.public,
+                                            workspaces)
+    assert reports["honest"].ok, reports["honest"].failures
+    assert reports["honest"].secagg_rounds_checked == 2
+    assert not reports["doctored"].ok
+    assert reports["doctored"].failures == [
+        "round 1: the average agreed by secure aggregation is not the recorded average"]

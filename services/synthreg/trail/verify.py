@@ -7,6 +7,10 @@ and the registries' workspaces it was given. For every round and registry it:
 * reads the ledger record (the source of truth) and checks that the workspace
   artefacts hash to what was recorded (a tampered artefact is named);
 * checks that all registries recorded the same average;
+* for runs averaged by secure aggregation over the ledger (header
+  ``averaging`` starting with ``secagg``), checks that each round was frozen
+  with every registry surviving, that the survivors agreed, and that the hash
+  they agreed on is the recorded average;
 * on audited rounds, sums the registries' CKKS ciphertexts homomorphically,
   decrypts the sum, divides by N and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
@@ -37,6 +41,7 @@ class TrailReport:
     rounds_checked: int = 0
     records_checked: int = 0
     audited_rounds: list[int] = field(default_factory=list)
+    secagg_rounds_checked: int = 0
     max_abs_error: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -47,7 +52,7 @@ class TrailReport:
     def to_dict(self) -> dict[str, object]:
         return {"run_id": self.run_id, "ok": self.ok, "rounds_checked": self.rounds_checked,
                 "records_checked": self.records_checked, "audited_rounds": self.audited_rounds,
-                "max_abs_error": self.max_abs_error, "failures": self.failures}
+                "secagg_rounds_checked": self.secagg_rounds_checked, "max_abs_error": self.max_abs_error, "failures": self.failures}
 
 
 def _value(record: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +88,7 @@ def verify_run(
         return rep
     msps: list[str] = list(header["registries"])
     audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
+    secagg = str(header.get("averaging", "")).startswith("secagg")
     for rnd in range(rounds):
         entries: dict[str, RoundEntry] = {}
         for msp in msps:
@@ -101,6 +107,8 @@ def verify_run(
         if len(averages) != 1:
             rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
             continue
+        if secagg:
+            _check_secagg_round(rep, contract, run_id, rnd, msps, next(iter(averages)))
         try:
             avg = _vec(workspaces[msps[0]].get(next(iter(averages))))
             snapshots = {m: _vec(workspaces[m].get(e.weights_sha256)) for m, e in entries.items()}
@@ -132,3 +140,23 @@ def verify_run(
                 rep.audited_rounds.append(rnd)
         rep.rounds_checked += 1
     return rep
+
+
+def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,
+                        msps: list[str], average_sha256: str) -> None:
+    """The ledger's secure-aggregation round agrees with the recorded average."""
+    try:
+        state = json.loads(contract.evaluate("GetRound", run_id, str(rnd)))
+    except EvaluateError as exc:
+        rep.failures.append(f"round {rnd}: no secure-aggregation round on the ledger ({exc.message})")
+        return
+    if state.get("status") != "frozen" or state.get("agreed") is not True:
+        rep.failures.append(f"round {rnd}: secure aggregation not concluded "
+                            f"(status {state.get('status')}, agreed {state.get('agreed')})")
+    elif sorted(state.get("survivors", [])) != sorted(msps):
+        rep.failures.append(f"round {rnd}: secure aggregation survivors {state.get('survivors')} "
+                            f"are not every registry {msps}")
+    elif set(state["results"].values()) != {average_sha256}:
+        rep.failures.append(f"round {rnd}: the average agreed by secure aggregation is not the recorded average")
+    else:
+        rep.secagg_rounds_checked += 1
