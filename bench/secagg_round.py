@@ -72,7 +72,7 @@ from synthreg.secagg.round import (
     secure_average,
 )
 
-console = Console(width=200)
+console = Console(width=210)
 
 PHASES = ("advertise", "post_shares", "submit", "freeze", "reveal", "result")
 TOLERANCE = 1e-6
@@ -313,7 +313,7 @@ def _table(results: Sequence[LengthResult], n_mergers: int) -> Table:
     cols = ["L", "rounds", "round p50", "mean", "max", *PHASES, "other", "tx/round", "ledger MB/round",
             "env KB/round", "mask (crypto)", "unmask+avg (crypto)", "dropout round", "dropout |err|"]
     for col in cols:
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", min_width=len(col) if col in PHASES else None)
     for r in results:
         walls = [1000 * s.wall_s for s in r.rounds]
         phase_means = {p: statistics.mean(1000 * s.phases_s[p] for s in r.rounds) for p in PHASES}
