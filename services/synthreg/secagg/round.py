@@ -53,6 +53,7 @@ import numpy as np
 
 from synthreg.ledger import Contract, GatewayError
 from synthreg.ledger.errors import CommitError, chaincode_error_code
+from synthreg.ledger.sync import wait_for_block
 from synthreg.secagg import (
     Advertisement,
     Params,
@@ -215,11 +216,12 @@ class LedgerMerger:
         wrote anything): a read conflict at validation (e.g. two Submits in one
         block: the chaincode numbers submissions in ledger order), and peers
         that simulated at different block heights while the round's state was
-        changing (endorsements "do not match").
+        changing (endorsements "do not match"). Returns once every
+        participant's peer has committed the transaction's block.
         """
         for attempt in range(_CONFLICT_RETRIES + 1):
             try:
-                tx = self.contract.submit(fn, *args).tx_id
+                res = self.contract.submit(fn, *args)
                 break
             except CommitError as exc:
                 if exc.name not in _RETRYABLE or attempt == _CONFLICT_RETRIES:
@@ -228,8 +230,11 @@ class LedgerMerger:
                 if _MISMATCH not in str(exc) or attempt == _CONFLICT_RETRIES:
                     raise _ledger_error(fn, self.msp, exc) from exc
             time.sleep(0.05 * (attempt + 1))
-        self.tx_ids.append(tx)
-        return tx
+        # the next step (another merger's, endorsed by every registry's peer)
+        # depends on this write: wait until all participants' peers have it
+        wait_for_block(self.contract.network, self.config.participants, res.block_number)
+        self.tx_ids.append(res.tx_id)
+        return res.tx_id
 
     def _evaluate(self, fn: str, *args: str) -> bytes:
         try:

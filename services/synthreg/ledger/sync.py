@@ -1,0 +1,51 @@
+"""Wait until other organisations' peers have caught up with a committed block.
+
+Who calls: multi-party protocols (secure aggregation rounds) after a write that
+the next step of *another* party depends on. The Gateway reports a commit as
+soon as its own peer has committed; the endorsing peers of the next
+transaction may still be a block behind and would endorse against stale state
+(a spurious PRECONDITION_FAILED, or endorsements that "do not match").
+
+How: ``qscc GetChainInfo`` evaluated on each organisation's peer (the Gateway's
+``target_organizations``) until its height exceeds the block number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from fabric_protos.common import ledger_pb2
+
+from synthreg.ledger.errors import LedgerError
+from synthreg.ledger.gateway import Network
+
+__all__ = ["PeerLagError", "chain_height", "wait_for_block"]
+
+
+class PeerLagError(LedgerError):
+    """An organisation's peer did not reach the block within the timeout."""
+
+    def __init__(self, org: str, channel: str, block: int, height: int, timeout: float) -> None:
+        super().__init__(f"peer of {org} on channel {channel!r} is at height {height}, "
+                         f"still without block {block} after {timeout:.0f}s")
+        self.org, self.channel, self.block, self.height = org, channel, block, height
+
+
+def chain_height(network: Network, org: str) -> int:
+    """Block height of ``network``'s channel on ``org``'s peer."""
+    raw = network.contract("qscc").evaluate("GetChainInfo", network.name, endorsing_orgs=[org])
+    return int(ledger_pb2.BlockchainInfo.FromString(raw).height)
+
+
+def wait_for_block(network: Network, orgs: Sequence[str], block: int, timeout: float = 30.0,
+                   clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> None:
+    """Return once every peer of ``orgs`` has committed block ``block``
+    (height > block); raises :class:`PeerLagError` after ``timeout`` seconds."""
+    deadline = clock() + timeout
+    for org in orgs:
+        while (height := chain_height(network, org)) <= block:
+            if clock() > deadline:
+                raise PeerLagError(org, network.name, block, height, timeout)
+            sleep(0.01)
