@@ -108,7 +108,8 @@ def verify(
         print_json(report.to_dict())
     elif report.ok:
         console.print(f"[green]run {run} verified[/]: {report.records_checked} ledger records, "
-                      f"{report.rounds_checked} rounds, audited rounds {report.audited_rounds} decrypted "
+                      f"{report.rounds_checked} rounds ({report.secagg_rounds_checked} by secure aggregation), "
+                      f"audited rounds {report.audited_rounds} decrypted "
                       f"(max error {report.max_abs_error:.1e})")
     else:
         console.print(f"[bold red]run {run}: {len(report.failures)} failed check(s)[/]")

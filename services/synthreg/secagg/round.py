@@ -206,6 +206,7 @@ class LedgerMerger:
             raise ValueError(f"{msp} is not a participant of run {run} ({list(config.participants)})")
         self.contract, self.msp, self.run, self.config = contract, msp, run, config
         self._parties: dict[int, Party] = {}
+        self._masked: dict[int, bytes] = {}
         self.tx_ids: list[str] = []
 
     # -- plumbing
@@ -304,6 +305,7 @@ class LedgerMerger:
             party.receive_shares(sender, _unb64(state["shares"][sender][self.msp]))
         masked = encode_u64(party.mask(vector, weight, peers))
         masked_sha = self._put_blob(masked)
+        self._masked[rnd] = masked
         audit_sha = self._put_blob(audit_blob) if audit_blob is not None else ""
         self._submit("Submit", self.run, str(rnd), json.dumps(
             {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers}, sort_keys=True))
@@ -345,8 +347,12 @@ class LedgerMerger:
         state = self.state(rnd)
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         params = self.config.params(self.run, rnd)
-        masked = {m: decode_u64(self._blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
+        mine = self._masked.pop(rnd, None)  # my own masked vector: no need to read it back
+        masked = {m: decode_u64(mine if m == self.msp and mine is not None
+                                else self._blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
                   for m in survivors}
+        if mine is not None and hashlib.sha256(mine).hexdigest() != state["submissions"][self.msp]["masked_sha256"]:
+            raise AggregationLedgerError("GetRound", self.msp, "", "my submission on the ledger is not what I sent")
         reveals = {m: Reveal.from_json(m, r) for m, r in state["reveals"].items()}
         peers_of = {m: list(state["submissions"][m]["peers"]) for m in survivors}
         w = {m: float((weights or {}).get(m, 1.0)) for m in survivors}
@@ -363,6 +369,7 @@ class LedgerMerger:
         party = self._parties.pop(rnd, None)
         if party is not None:
             party.erase()
+        self._masked.pop(rnd, None)
 
 
 # --------------------------------------------------------------------- lock step
