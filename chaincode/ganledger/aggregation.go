@@ -306,19 +306,45 @@ func getRoundEntry(stub shim.ChaincodeStubInterface, obj, run string, round int,
 	return state.GetJSON(stub, key, v)
 }
 
-// putRoundEntry writes v under obj/run/round/msp unless it exists
-// (ALREADY_EXISTS naming what).
-func putRoundEntry(stub shim.ChaincodeStubInterface, obj, what, run string, round int, msp string, v any) error {
-	key, err := mspKey(stub, obj, run, round, msp)
-	if err != nil {
-		return err
-	}
+// entryKind is one kind of per-party round entry: its state object, the
+// word ALREADY_EXISTS names it by, and the event its write emits.
+type entryKind struct{ obj, what, event string }
+
+// The per-party round entries, one per round write function.
+var (
+	kindAdvert     = entryKind{objAggAdvert, "advertisement", EventAggAdvertised}
+	kindShares     = entryKind{objAggShares, "shares", EventAggSharesPosted}
+	kindSubmission = entryKind{objAggSubmission, "submission", EventAggSubmitted}
+	kindReveal     = entryKind{objAggReveal, "reveal", EventAggRevealed}
+	kindResult     = entryKind{objAggResult, "result", EventAggResultPosted}
+)
+
+// roundEntryID is how errors name the entry of msp in run/round.
+func roundEntryID(run string, round int, msp string) string {
+	return fmt.Sprintf("%s/%d/%s", run, round, msp)
+}
+
+// refuseExisting returns ALREADY_EXISTS (what, id) when key is present.
+func refuseExisting(stub shim.ChaincodeStubInterface, key, what, id string) error {
 	exists, err := state.Exists(stub, key)
 	if err != nil {
 		return err
 	}
 	if exists {
-		return &ccerr.AlreadyExistsError{What: what, Key: fmt.Sprintf("%s/%d/%s", run, round, msp)}
+		return &ccerr.AlreadyExistsError{What: what, Key: id}
+	}
+	return nil
+}
+
+// putRoundEntry writes v under k.obj/run/round/msp unless it exists
+// (ALREADY_EXISTS naming k.what).
+func putRoundEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, v any) error {
+	key, err := mspKey(stub, k.obj, run, round, msp)
+	if err != nil {
+		return err
+	}
+	if err := refuseExisting(stub, key, k.what, roundEntryID(run, round, msp)); err != nil {
+		return err
 	}
 	return state.PutJSON(stub, key, v)
 }
@@ -357,17 +383,22 @@ func rangeMSPs(stub shim.ChaincodeStubInterface, obj, run string, round int) ([]
 	return rangeEntries(stub, obj, run, round, nil)
 }
 
+// rangeDecoded lists obj/run/round/* by range query (see rangeEntries),
+// decodes each value as JSON into a T and hands it to keep.
+func rangeDecoded[T any](stub shim.ChaincodeStubInterface, obj, run string, round int, keep func(msp string, entry T)) error {
+	_, err := rangeEntries(stub, obj, run, round, func(msp string, raw []byte) error {
+		var e T
+		err := json.Unmarshal(raw, &e)
+		keep(msp, e)
+		return err
+	})
+	return err
+}
+
 // rangeSubmissions lists the round's submissions by range query.
 func rangeSubmissions(stub shim.ChaincodeStubInterface, run string, round int) (map[string]Submission, error) {
 	subs := map[string]Submission{}
-	_, err := rangeEntries(stub, objAggSubmission, run, round, func(msp string, raw []byte) error {
-		var s Submission
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-		subs[msp] = s
-		return nil
-	})
+	err := rangeDecoded(stub, objAggSubmission, run, round, func(msp string, s Submission) { subs[msp] = s })
 	return subs, err
 }
 

@@ -2,7 +2,6 @@ package ganledger
 
 import (
 	"encoding/base64"
-	"encoding/json"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
@@ -101,39 +100,21 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 		Reveals: map[string]RevealView{}, Results: map[string]string{},
 		Survivors: []string{}, Dropped: []string{}, Mismatched: []string{},
 	}
-	if _, err := rangeEntries(stub, objAggAdvert, run, r, func(msp string, raw []byte) error {
-		var a Advert
-		err := json.Unmarshal(raw, &a)
-		v.Advertised[msp] = a
-		return err
-	}); err != nil {
+	if err := rangeDecoded(stub, objAggAdvert, run, r, func(msp string, a Advert) { v.Advertised[msp] = a }); err != nil {
 		return "", err
 	}
-	if _, err := rangeEntries(stub, objAggShares, run, r, func(msp string, raw []byte) error {
-		var s SharesEntry
-		err := json.Unmarshal(raw, &s)
-		v.Shares[msp] = s.Shares
-		return err
-	}); err != nil {
+	if err := rangeDecoded(stub, objAggShares, run, r, func(msp string, s SharesEntry) { v.Shares[msp] = s.Shares }); err != nil {
 		return "", err
 	}
 	if v.Submissions, err = rangeSubmissions(stub, run, r); err != nil {
 		return "", err
 	}
-	if _, err := rangeEntries(stub, objAggReveal, run, r, func(msp string, raw []byte) error {
-		var e RevealEntry
-		err := json.Unmarshal(raw, &e)
+	if err := rangeDecoded(stub, objAggReveal, run, r, func(msp string, e RevealEntry) {
 		v.Reveals[msp] = RevealView{SeedShares: e.SeedShares, KeyShares: e.KeyShares}
-		return err
 	}); err != nil {
 		return "", err
 	}
-	if _, err := rangeEntries(stub, objAggResult, run, r, func(msp string, raw []byte) error {
-		var e ResultEntry
-		err := json.Unmarshal(raw, &e)
-		v.Results[msp] = e.AverageSHA256
-		return err
-	}); err != nil {
+	if err := rangeDecoded(stub, objAggResult, run, r, func(msp string, e ResultEntry) { v.Results[msp] = e.AverageSHA256 }); err != nil {
 		return "", err
 	}
 	st, err := loadRoundStatus(stub, run, r)

@@ -475,16 +475,24 @@ func TestBlobs(t *testing.T) {
 	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, tooBig), "INVALID_ARGUMENT", "dataB64", "16777217")
 }
 
-// frozenWithDropout runs round "5" of a 3-party run to frozen with U =
-// [1, 2] and D = [3].
-func frozenWithDropout(t *testing.T) *agg {
+// twoOfThreeSubmitted opens a 3-party run (threshold 2, timeout 30 s) and
+// brings round to: everyone advertised and posted shares, only 1 and 2
+// submitted, and the clock a minute on (past the timeout: Freeze allowed).
+func twoOfThreeSubmitted(t *testing.T, round string) *agg {
 	a := newAgg(t)
 	a.open(3, 2, 30)
 	all := []int{1, 2, 3}
-	a.toShared("5", all, all)
-	a.ok(a.submit(1, "5", 2, 3))
-	a.ok(a.submit(2, "5", 1, 3))
+	a.toShared(round, all, all)
+	a.ok(a.submit(1, round, 2, 3))
+	a.ok(a.submit(2, round, 1, 3))
 	a.ledger.Advance(time.Minute)
+	return a
+}
+
+// frozenWithDropout runs round "5" of a 3-party run to frozen with U =
+// [1, 2] and D = [3].
+func frozenWithDropout(t *testing.T) *agg {
+	a := twoOfThreeSubmitted(t, "5")
 	a.ok(a.call(a.m(2), "Freeze", testRun, "5"))
 	return a
 }
@@ -664,13 +672,7 @@ func (a *agg) callOf(n int, fn string, args ...string) fakestub.Call {
 
 func TestLedgerOrderSubmitVersusFreezeInOneBlock(t *testing.T) {
 	// Submit ordered first: Freeze's range read of submissions is a phantom.
-	a := newAgg(t)
-	a.open(3, 2, 30)
-	all := []int{1, 2, 3}
-	a.toShared("0", all, all)
-	a.ok(a.submit(1, "0", 2, 3))
-	a.ok(a.submit(2, "0", 1, 3))
-	a.ledger.Advance(time.Minute)
+	a := twoOfThreeSubmitted(t, "0")
 	sub3 := a.submission(a.blob(3, "0"), "", 1, 2)
 	res := a.ledger.Block(a.callOf(3, "Submit", testRun, "0", sub3), a.callOf(1, "Freeze", testRun, "0"))
 	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
@@ -681,12 +683,7 @@ func TestLedgerOrderSubmitVersusFreezeInOneBlock(t *testing.T) {
 	}
 
 	// Freeze ordered first: the Submit read the status key Freeze wrote.
-	b := newAgg(t)
-	b.open(3, 2, 30)
-	b.toShared("0", all, all)
-	b.ok(b.submit(1, "0", 2, 3))
-	b.ok(b.submit(2, "0", 1, 3))
-	b.ledger.Advance(time.Minute)
+	b := twoOfThreeSubmitted(t, "0")
 	sub3 = b.submission(b.blob(3, "0"), "", 1, 2)
 	res = b.ledger.Block(b.callOf(1, "Freeze", testRun, "0"), b.callOf(3, "Submit", testRun, "0", sub3))
 	if !res[0].OK() || res[1].Invalid != fakestub.MVCCReadConflict {

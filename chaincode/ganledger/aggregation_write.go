@@ -45,10 +45,8 @@ func (c *Contract) OpenAggregation(ctx contractapi.TransactionContextInterface, 
 	if err != nil {
 		return "", err
 	}
-	if exists, err := state.Exists(stub, key); err != nil {
+	if err := refuseExisting(stub, key, aggregationWhatName, run); err != nil {
 		return "", err
-	} else if exists {
-		return "", &ccerr.AlreadyExistsError{What: aggregationWhatName, Key: run}
 	}
 	if agg.Timestamp, err = state.TxTime(stub); err != nil {
 		return "", err
@@ -74,19 +72,12 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err := validate.SHA256Hex("seedCommitHex", seedCommitHex); err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
+	stub, caller, _, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
-	stub := ctx.GetStub()
-	if _, err := participantRun(stub, run, caller); err != nil {
+	if err := refuseSecond(stub, kindAdvert, run, r, caller.MSPID); err != nil {
 		return "", err
-	}
-	var prev Advert
-	if found, err := getRoundEntry(stub, objAggAdvert, run, r, caller.MSPID, &prev); err != nil {
-		return "", err
-	} else if found {
-		return "", &ccerr.AlreadyExistsError{What: "advertisement", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
 	}
 	// Phase close, ledger-order safe: the range read of the round's shares is
 	// re-checked at validation, so a PostShares committed before this
@@ -98,15 +89,9 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if len(senders) > 0 {
 		return "", precondition("advertise phase of round %s/%d is closed: %v already posted shares", run, r, senders)
 	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
-	}
-	adv := Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: stub.GetTxID(), Timestamp: ts}
-	if err := putRoundEntry(stub, objAggAdvert, "advertisement", run, r, caller.MSPID, adv); err != nil {
-		return "", err
-	}
-	return receipt(stub, EventAggAdvertised, run, r, caller.MSPID, ts, nil)
+	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, nil, func(txID, ts string) any {
+		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
+	})
 }
 
 // PostShares records the caller's encrypted shares for run/round:
@@ -128,20 +113,12 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 			return "", err
 		}
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
-	stub := ctx.GetStub()
-	agg, err := participantRun(stub, run, caller)
-	if err != nil {
+	if err := refuseSecond(stub, kindShares, run, r, caller.MSPID); err != nil {
 		return "", err
-	}
-	var prev SharesEntry
-	if found, err := getRoundEntry(stub, objAggShares, run, r, caller.MSPID, &prev); err != nil {
-		return "", err
-	} else if found {
-		return "", &ccerr.AlreadyExistsError{What: "shares", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
 	}
 	// Phase close, ledger-order safe: range reads of the submissions (share
 	// phase closed by the first Submit) and of the advertisements (a racing
@@ -167,15 +144,9 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 	if ok, why := sameSet(shares, without(advertised, caller.MSPID)); !ok {
 		return "", invalid("sharesJSON", "recipients: %s", why)
 	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
-	}
-	entry := SharesEntry{Shares: shares, TxID: stub.GetTxID(), Timestamp: ts}
-	if err := putRoundEntry(stub, objAggShares, "shares", run, r, caller.MSPID, entry); err != nil {
-		return "", err
-	}
-	return receipt(stub, EventAggSharesPosted, run, r, caller.MSPID, ts, nil)
+	return recordEntry(stub, kindShares, run, r, caller.MSPID, nil, func(txID, ts string) any {
+		return SharesEntry{Shares: shares, TxID: txID, Timestamp: ts}
+	})
 }
 
 // PutBlob stores dataB64 (canonical base64, 1 byte..16 MiB decoded) of run
@@ -206,10 +177,8 @@ func (c *Contract) PutBlob(ctx contractapi.TransactionContextInterface, run stri
 	if err != nil {
 		return "", err
 	}
-	if exists, err := state.Exists(stub, metaKey); err != nil {
+	if err := refuseExisting(stub, metaKey, "blob", run+"/"+sha256Hex); err != nil {
 		return "", err
-	} else if exists {
-		return "", &ccerr.AlreadyExistsError{What: "blob", Key: run + "/" + sha256Hex}
 	}
 	blobKey, err := state.Key(stub, objAggBlob, run, sha256Hex)
 	if err != nil {
@@ -260,19 +229,12 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 			return "", err
 		}
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
+	stub, caller, _, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
-	stub := ctx.GetStub()
-	if _, err := participantRun(stub, run, caller); err != nil {
+	if err := refuseSecond(stub, kindSubmission, run, r, caller.MSPID); err != nil {
 		return "", err
-	}
-	var prev Submission
-	if found, err := getRoundEntry(stub, objAggSubmission, run, r, caller.MSPID, &prev); err != nil {
-		return "", err
-	} else if found {
-		return "", &ccerr.AlreadyExistsError{What: "submission", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
 	}
 	// Late-submission rule, ledger-order safe: this reads the round status key
 	// that Freeze writes, so a Freeze committed before this transaction (even
@@ -316,16 +278,11 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 	if err != nil {
 		return "", err
 	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
-	}
-	peers := append([]string{}, arg.Peers...)
-	sub := Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Order: len(earlier), TxID: stub.GetTxID(), Timestamp: ts}
-	if err := putRoundEntry(stub, objAggSubmission, "submission", run, r, caller.MSPID, sub); err != nil {
-		return "", err
-	}
-	return receipt(stub, EventAggSubmitted, run, r, caller.MSPID, ts, &sub.Order)
+	order := len(earlier)
+	return recordEntry(stub, kindSubmission, run, r, caller.MSPID, &order, func(txID, ts string) any {
+		peers := append([]string{}, arg.Peers...)
+		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Order: order, TxID: txID, Timestamp: ts}
+	})
 }
 
 // Freeze closes run/round: allowed when every party that posted shares has
@@ -340,12 +297,7 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	if err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
-	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	agg, err := participantRun(stub, run, caller)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
@@ -353,10 +305,8 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	if err != nil {
 		return "", err
 	}
-	if exists, err := state.Exists(stub, statusKey); err != nil {
+	if err := refuseExisting(stub, statusKey, "round status (already frozen)", fmt.Sprintf("%s/%d", run, r)); err != nil {
 		return "", err
-	} else if exists {
-		return "", &ccerr.AlreadyExistsError{What: "round status (already frozen)", Key: fmt.Sprintf("%s/%d", run, r)}
 	}
 	// U fixed by ledger order: both range reads are re-checked at validation,
 	// so a Submit (or PostShares) committed before this Freeze in the same
@@ -466,23 +416,16 @@ func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run strin
 			return "", invalid("revealJSON", "%s has both a seed share and a key share: never reveal both for one party", msp)
 		}
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
+	stub, caller, _, err := participantMerger(ctx, run)
 	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	if _, err := participantRun(stub, run, caller); err != nil {
 		return "", err
 	}
 	st, err := frozenRound(stub, run, r, caller.MSPID, "reveal")
 	if err != nil {
 		return "", err
 	}
-	var prev RevealEntry
-	if found, err := getRoundEntry(stub, objAggReveal, run, r, caller.MSPID, &prev); err != nil {
+	if err := refuseSecond(stub, kindReveal, run, r, caller.MSPID); err != nil {
 		return "", err
-	} else if found {
-		return "", &ccerr.AlreadyExistsError{What: "reveal", Key: fmt.Sprintf("%s/%d/%s", run, r, caller.MSPID)}
 	}
 	u := append([]string{}, st.Survivors...)
 	sort.Strings(u)
@@ -492,15 +435,9 @@ func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run strin
 	if ok, why := sameSet(keys, st.Dropped); !ok {
 		return "", invalid("revealJSON.key_shares", "dropped D: %s", why)
 	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
-	}
-	entry := RevealEntry{SeedShares: seeds, KeyShares: keys, TxID: stub.GetTxID(), Timestamp: ts}
-	if err := putRoundEntry(stub, objAggReveal, "reveal", run, r, caller.MSPID, entry); err != nil {
-		return "", err
-	}
-	return receipt(stub, EventAggRevealed, run, r, caller.MSPID, ts, nil)
+	return recordEntry(stub, kindReveal, run, r, caller.MSPID, nil, func(txID, ts string) any {
+		return RevealEntry{SeedShares: seeds, KeyShares: keys, TxID: txID, Timestamp: ts}
+	})
 }
 
 // resultArg is the resultJSON of PostResult.
@@ -523,12 +460,8 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	if err := validate.SHA256Hex("resultJSON.average_sha256", arg.AverageSHA256); err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleMerger)
+	stub, caller, _, err := participantMerger(ctx, run)
 	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	if _, err := participantRun(stub, run, caller); err != nil {
 		return "", err
 	}
 	if _, err := frozenRound(stub, run, r, caller.MSPID, "post a result"); err != nil {
@@ -540,23 +473,56 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	} else if !found {
 		return "", precondition("%s has not revealed in round %s/%d: reveal before posting a result", caller.MSPID, run, r)
 	}
+	return recordEntry(stub, kindResult, run, r, caller.MSPID, nil, func(txID, ts string) any {
+		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
+	})
+}
+
+// participantMerger admits the caller of a round write: role merger first
+// (ACCESS_DENIED), then the run must exist (NOT_FOUND) and list the caller's
+// MSP as a participant (ACCESS_DENIED). Returns the stub, the caller and the
+// run's configuration.
+func participantMerger(ctx contractapi.TransactionContextInterface, run string) (shim.ChaincodeStubInterface, access.Caller, *Aggregation, error) {
+	caller, err := access.Require(ctx, access.RoleMerger)
+	if err != nil {
+		return nil, access.Caller{}, nil, err
+	}
+	stub := ctx.GetStub()
+	agg, err := participantRun(stub, run, caller)
+	if err != nil {
+		return nil, access.Caller{}, nil, err
+	}
+	return stub, caller, agg, nil
+}
+
+// refuseSecond returns ALREADY_EXISTS when msp already has an entry of kind k
+// in run/round. Advertise, PostShares, Submit and Reveal call it before their
+// phase rules, so a repeated call is reported as a repeat; recordEntry checks
+// again when writing.
+func refuseSecond(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string) error {
+	key, err := mspKey(stub, k.obj, run, round, msp)
+	if err != nil {
+		return err
+	}
+	return refuseExisting(stub, key, k.what, roundEntryID(run, round, msp))
+}
+
+// recordEntry stamps the caller's entry of kind k with the transaction id and
+// time (build makes the entry from them), stores it under
+// k.obj/run/round/msp (ALREADY_EXISTS when present), emits k.event and
+// returns the Receipt JSON; order is set for Submit only.
+func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, order *int, build func(txID, ts string) any) (string, error) {
 	ts, err := state.TxTime(stub)
 	if err != nil {
 		return "", err
 	}
-	entry := ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: stub.GetTxID(), Timestamp: ts}
-	if err := putRoundEntry(stub, objAggResult, "result", run, r, caller.MSPID, entry); err != nil {
+	if err := putRoundEntry(stub, k, run, round, msp, build(stub.GetTxID(), ts)); err != nil {
 		return "", err
 	}
-	return receipt(stub, EventAggResultPosted, run, r, caller.MSPID, ts, nil)
-}
-
-// receipt emits the transaction's Agg* event and returns the Receipt JSON.
-func receipt(stub shim.ChaincodeStubInterface, event, run string, r int, msp, ts string, order *int) (string, error) {
-	if err := emitAgg(stub, event, run, r, msp, ""); err != nil {
+	if err := emitAgg(stub, k.event, run, round, msp, ""); err != nil {
 		return "", err
 	}
-	return state.Marshal(Receipt{Run: run, Round: r, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts, Order: order})
+	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts, Order: order})
 }
 
 func equalLists(a, b []string) bool {
