@@ -9,9 +9,9 @@
 4. **Training**: federated GAN training; every round's average is computed by
    secure aggregation over `gan` (DESIGN.md §4: each registry's merger posts
    only a masked update; the mergers unmask the sum together and agree on the
-   hash of the average); each registry's merger then records the hashes of its
-   update and of the agreed average on `gan`, and on audited rounds a CKKS
-   audit copy of its update in its own workspace.
+   hash of the average; on audited rounds each submission also carries the
+   registry's CKKS audit copy of its update); each registry's merger then
+   records the hashes of its update and of the agreed average on `gan`.
 5. **Quality**: synthetic records + report (SDMetrics quality, utility on the
    holdout, DCR privacy, plots).
 6. **Audit**: two registries release their shares to a fresh auditor key; the
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from rich.markup import escape
 
-from synthreg.crypto.ckks import load_public_context
+from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
@@ -145,7 +145,10 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
                                  "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
                                  "ceremony_id": record.ceremony_id, "averaging": "secagg-ledger-uniform"})
-            aggregator = LedgerAggregator(contracts, msps, run_id)
+            aggregator = LedgerAggregator(
+                contracts, msps, run_id, audit_rounds=audit_rounds,
+                audit=lambda vec: encrypt_vector(public, vec.astype(np.float64)).to_bytes())
+            recorder.ciphertext_source = aggregator.audit_ciphertext
             result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
                                      aggregate=aggregator)
         res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids)

@@ -112,7 +112,7 @@ def test_non_merger_role_cannot_take_part(profile: Profile, mergers: list[Ledger
 
 def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_round(
         profile: Profile, unique: str, tmp_path) -> None:
-    from synthreg.crypto.ckks import create_audit_context
+    from synthreg.crypto.ckks import create_audit_context, encrypt_vector
     from synthreg.secagg.round import LedgerAggregator
     from synthreg.trail.record import TrailRecorder
     from synthreg.trail.verify import verify_run
@@ -125,17 +125,20 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
         contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
                      for m in msps}
         reports = {}
-        for label, honest in (("honest", True), ("doctored", False)):
+        for label in ("honest", "doctored", "own-ciphertext"):
             run = f"sa-trail-{label}-{unique}"
             workspaces = {m: Workspace(tmp_path / label / m) for m in msps}
             recorder = TrailRecorder(run, msps, contracts, workspaces, keys.public, {1})
             recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
                                  "averaging": "secagg-ledger-uniform"})
-            aggregate = LedgerAggregator(contracts, msps, run)
+            aggregate = LedgerAggregator(contracts, msps, run, audit_rounds={1},
+                                         audit=lambda v: encrypt_vector(keys.public, v.astype(np.float64)).to_bytes())
+            if label != "own-ciphertext":  # else the recorder encrypts anew: other bytes than were submitted
+                recorder.ciphertext_source = aggregate.audit_ciphertext
             for rnd in range(2):
                 vectors = [rng.normal(size=2000).astype(np.float32) for _ in msps]
                 average = aggregate(rnd, vectors, None)
-                if not honest and rnd == 1:
+                if label == "doctored" and rnd == 1:
                     average = average.copy()
                     average[0] += np.float32(1e-7)  # within the plaintext tolerance, but not what was agreed
                 recorder.on_round(rnd, vectors, average)
@@ -146,5 +149,9 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
     assert reports["honest"].ok, reports["honest"].failures
     assert reports["honest"].secagg_rounds_checked == 2
     assert not reports["doctored"].ok
+    assert reports["honest"].audited_rounds == [1]
     assert reports["doctored"].failures == [
         "round 1: the average agreed by secure aggregation is not the recorded average"]
+    own = reports["own-ciphertext"]
+    assert len(own.failures) == len(msps) and all(
+        "audit ciphertext submitted with secure aggregation" in f for f in own.failures), own.failures

@@ -13,6 +13,10 @@ import grpc
 
 from synthreg.ledger.errors import ConnectError
 
+MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+"""gRPC message limit both ways, as Fabric's peers use (gRPC's client default is 4 MiB
+to receive, which an endorsed transaction carrying a CKKS ciphertext exceeds)."""
+
 
 def connect(
     endpoint: str,
@@ -36,7 +40,10 @@ def connect(
         private_key=client_key,
         certificate_chain=client_cert,
     )
-    options: list[tuple[str, str]] = []
+    options: list[tuple[str, str | int]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     return grpc.secure_channel(endpoint, credentials, options=options)

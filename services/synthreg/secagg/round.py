@@ -44,7 +44,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -79,6 +79,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+AuditEncryptor = Callable[[np.ndarray], bytes]
+"""weights vector -> serialized CKKS audit ciphertext (under the consortium's audit public key)"""
 
 _RETRYABLE = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
 _CONFLICT_RETRIES = 8
@@ -443,11 +446,14 @@ class LedgerAggregator:
     round's agreed result (survivors, hash)."""
 
     def __init__(self, contracts: Mapping[str, Contract], msps: Sequence[str], run: str,
-                 round_timeout_s: int = 30) -> None:
+                 round_timeout_s: int = 30, audit: AuditEncryptor | None = None,
+                 audit_rounds: Collection[int] = ()) -> None:
         self.contracts, self.msps, self.run = contracts, list(msps), run
         self.round_timeout_s = round_timeout_s
+        self.audit, self.audit_rounds = audit, set(audit_rounds)
         self.mergers: list[LedgerMerger] = []
         self.outcomes: list[RoundOutcome] = []
+        self._audit_cts: dict[tuple[int, str], bytes] = {}
 
     def __call__(self, rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
         if len(vectors) != len(self.msps):
@@ -459,9 +465,19 @@ class LedgerAggregator:
             self.mergers = [LedgerMerger(self.contracts[m], m, self.run, config) for m in self.msps]
         by_msp = dict(zip(self.msps, vectors, strict=True))
         w = None if weights is None else dict(zip(self.msps, weights, strict=True))
-        outcome = secure_average(self.mergers, rnd, by_msp, w)
+        audit_blobs = None
+        if self.audit is not None and rnd in self.audit_rounds:
+            # each registry's CKKS audit copy travels in its own submission (DESIGN.md §4 step 3)
+            audit_blobs = {m: self.audit(v) for m, v in by_msp.items()}
+            self._audit_cts.update({(rnd, m): ct for m, ct in audit_blobs.items()})
+        outcome = secure_average(self.mergers, rnd, by_msp, w, audit_blobs)
         self.outcomes.append(outcome)
         return outcome.average
+
+    def audit_ciphertext(self, rnd: int, msp: str) -> bytes | None:
+        """The audit ciphertext ``msp`` submitted in round ``rnd`` (None if that
+        round was not audited); the trail recorder stores the same bytes."""
+        return self._audit_cts.pop((rnd, msp), None)
 
     @property
     def tx_ids(self) -> list[str]:

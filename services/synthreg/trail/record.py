@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,10 @@ class TrailRecorder:
     audit_rounds: set[int]
     entries: list[RoundEntry] = field(default_factory=list)
     tx_ids: list[str] = field(default_factory=list)
+    ciphertext_source: Callable[[int, str], bytes | None] | None = None
+    """Where audit ciphertexts already made this round come from (e.g. the ones
+    submitted with secure aggregation, so the ledger and the workspace hold the
+    same bytes); when it returns None the recorder encrypts itself."""
 
     def record_run(self, info: Mapping[str, object]) -> str:
         """The run's header (schema hash, config, registries), by the first registry."""
@@ -107,7 +111,10 @@ class TrailRecorder:
             a_hash = ws.put(avg_bytes)
             ct_hash = None
             if rnd in self.audit_rounds:
-                ct_hash = ws.put(encrypt_vector(self.audit_public, vec.astype(np.float64)).to_bytes())
+                ct = self.ciphertext_source(rnd, msp) if self.ciphertext_source is not None else None
+                if ct is None:
+                    ct = encrypt_vector(self.audit_public, vec.astype(np.float64)).to_bytes()
+                ct_hash = ws.put(ct)
             entries.append(RoundEntry(rnd, msp, int(vec.size), w_hash, a_hash, ct_hash))
 
         def submit(entry: RoundEntry) -> str:

@@ -10,7 +10,8 @@ and the registries' workspaces it was given. For every round and registry it:
 * for runs averaged by secure aggregation over the ledger (header
   ``averaging`` starting with ``secagg``), checks that each round was frozen
   with every registry surviving, that the survivors agreed, and that the hash
-  they agreed on is the recorded average;
+  they agreed on is the recorded average, and on audited rounds that each
+  submission carried the audit ciphertext the registry recorded;
 * on audited rounds, sums the registries' CKKS ciphertexts homomorphically,
   decrypts the sum, divides by N and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
@@ -108,7 +109,8 @@ def verify_run(
             rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
             continue
         if secagg:
-            _check_secagg_round(rep, contract, run_id, rnd, msps, next(iter(averages)))
+            _check_secagg_round(rep, contract, run_id, rnd, msps, next(iter(averages)),
+                                entries if rnd in audit_rounds else None)
         try:
             avg = _vec(workspaces[msps[0]].get(next(iter(averages))))
             snapshots = {m: _vec(workspaces[m].get(e.weights_sha256)) for m, e in entries.items()}
@@ -143,8 +145,10 @@ def verify_run(
 
 
 def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,
-                        msps: list[str], average_sha256: str) -> None:
-    """The ledger's secure-aggregation round agrees with the recorded average."""
+                        msps: list[str], average_sha256: str,
+                        audited: Mapping[str, RoundEntry] | None) -> None:
+    """The ledger's secure-aggregation round agrees with the recorded average;
+    on audited rounds each submission carried the audit ciphertext recorded."""
     try:
         state = json.loads(contract.evaluate("GetRound", run_id, str(rnd)))
     except EvaluateError as exc:
@@ -160,3 +164,8 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
         rep.failures.append(f"round {rnd}: the average agreed by secure aggregation is not the recorded average")
     else:
         rep.secagg_rounds_checked += 1
+    for msp, entry in (audited or {}).items():
+        submitted = state.get("submissions", {}).get(msp, {}).get("audit_sha256")
+        if submitted != entry.audit_ct_sha256:
+            rep.failures.append(f"round {rnd} {msp}: the audit ciphertext submitted with secure aggregation "
+                                f"({submitted or 'none'}) is not the one recorded ({entry.audit_ct_sha256})")
