@@ -82,12 +82,8 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	// Phase close, ledger-order safe: the range read of the round's shares is
 	// re-checked at validation, so a PostShares committed before this
 	// transaction (even earlier in the same block) invalidates it.
-	senders, err := rangeMSPs(stub, objAggShares, run, r)
-	if err != nil {
+	if err := refuseClosedPhase(stub, kindShares, "advertise", "posted shares", run, r); err != nil {
 		return "", err
-	}
-	if len(senders) > 0 {
-		return "", precondition("advertise phase of round %s/%d is closed: %v already posted shares", run, r, senders)
 	}
 	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, nil, func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
@@ -124,12 +120,8 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 	// phase closed by the first Submit) and of the advertisements (a racing
 	// Advertise changes A) are re-checked at validation; either racing
 	// transaction committed first invalidates this one.
-	submitters, err := rangeMSPs(stub, objAggSubmission, run, r)
-	if err != nil {
+	if err := refuseClosedPhase(stub, kindSubmission, "share", "submitted", run, r); err != nil {
 		return "", err
-	}
-	if len(submitters) > 0 {
-		return "", precondition("share phase of round %s/%d is closed: %v already submitted", run, r, submitters)
 	}
 	advertised, err := rangeMSPs(stub, objAggAdvert, run, r)
 	if err != nil {
@@ -505,6 +497,21 @@ func refuseSecond(stub shim.ChaincodeStubInterface, k entryKind, run string, rou
 		return err
 	}
 	return refuseExisting(stub, key, k.what, roundEntryID(run, round, msp))
+}
+
+// refuseClosedPhase returns PRECONDITION_FAILED "<phase> phase ... is
+// closed: <msps> already <did>" once any entry of kind closer exists in
+// run/round. It reads them by range query, so a racing closer committed
+// first invalidates the caller's transaction (see the package comment).
+func refuseClosedPhase(stub shim.ChaincodeStubInterface, closer entryKind, phase, did, run string, round int) error {
+	msps, err := rangeMSPs(stub, closer.obj, run, round)
+	if err != nil {
+		return err
+	}
+	if len(msps) > 0 {
+		return precondition("%s phase of round %s/%d is closed: %v already %s", phase, run, round, msps, did)
+	}
+	return nil
 }
 
 // recordEntry stamps the caller's entry of kind k with the transaction id and
