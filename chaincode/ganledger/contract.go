@@ -9,7 +9,11 @@
 // the secure-aggregation runs and rounds (aggregation*.go: OpenAggregation,
 // Advertise, PostShares, PutBlob, Submit, Freeze, Reveal, PostResult and the
 // reads GetAggregation, GetBlob, GetRound), one composite key per
-// (object, run, round, msp), see aggregation.go.
+// (object, run, round, msp), see aggregation.go; and the per-iteration
+// training step records of each registry (steps*.go: RecordGeneratorStep,
+// RecordDiscriminatorStep, RecordStop, RecordFault and the reads GetStep,
+// GetStepHead, ListFaults), one head key per (run, msp) that serialises that
+// registry's steps, see steps.go.
 package ganledger
 
 import (
@@ -60,7 +64,7 @@ func New() *Contract {
 
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
-	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound"}
+	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "ListFaults"}
 }
 
 // NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).

@@ -1,0 +1,110 @@
+package ganledger
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
+	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/state"
+	"github.com/synthreg/synthreg/chaincode/internal/validate"
+)
+
+// GetStep returns the generator and discriminator records of msp's step
+// (round, iter) in run as {"generator": GeneratorStep|null,
+// "discriminator": DiscriminatorStep|null}; round and iter are canonical
+// decimals 0..1000000. NOT_FOUND when neither exists. Any consortium role.
+func (c *Contract) GetStep(ctx contractapi.TransactionContextInterface, run string, msp string, round string, iter string) (string, error) {
+	if err := stepReadArgs(run, msp); err != nil {
+		return "", err
+	}
+	r, err := validate.Round("round", round)
+	if err != nil {
+		return "", err
+	}
+	i, err := validate.Round("iter", iter)
+	if err != nil {
+		return "", err
+	}
+	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	var pair StepPair
+	var g GeneratorStep
+	var d DiscriminatorStep
+	if found, err := loadStep(stub, objStepGenerator, run, msp, r, i, &g); err != nil {
+		return "", err
+	} else if found {
+		pair.Generator = &g
+	}
+	if found, err := loadStep(stub, objStepDiscrimin, run, msp, r, i, &d); err != nil {
+		return "", err
+	} else if found {
+		pair.Discriminator = &d
+	}
+	if pair.Generator == nil && pair.Discriminator == nil {
+		return "", &ccerr.NotFoundError{What: stepRecordWhatName, Key: fmt.Sprintf("%s/%s/%d/%d", run, msp, r, i)}
+	}
+	return state.Marshal(pair)
+}
+
+// GetStepHead returns msp's last step in run as {"round", "iter", "phase"}
+// (phase "g", "d" or "stopped"); NOT_FOUND before its first step. Any
+// consortium role.
+func (c *Contract) GetStepHead(ctx contractapi.TransactionContextInterface, run string, msp string) (string, error) {
+	if err := stepReadArgs(run, msp); err != nil {
+		return "", err
+	}
+	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return "", err
+	}
+	head, err := loadHead(ctx.GetStub(), run, msp)
+	if err != nil {
+		return "", err
+	}
+	if head == nil {
+		return "", &ccerr.NotFoundError{What: stepHeadWhatName, Key: run + "/" + msp}
+	}
+	return state.Marshal(head)
+}
+
+// ListFaults returns the faults msp recorded in run as a JSON list in key
+// (= txid) order; [] when none. Any consortium role.
+func (c *Contract) ListFaults(ctx contractapi.TransactionContextInterface, run string, msp string) (string, error) {
+	if err := stepReadArgs(run, msp); err != nil {
+		return "", err
+	}
+	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return "", err
+	}
+	stub := ctx.GetStub()
+	it, err := stub.GetStateByPartialCompositeKey(objStepFault, []string{run, msp})
+	if err != nil {
+		return "", ccerr.Internal(fmt.Sprintf("range query %s/%s/%s", objStepFault, run, msp), err)
+	}
+	defer it.Close()
+	faults := []Fault{}
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return "", ccerr.Internal(fmt.Sprintf("iterating %s/%s/%s", objStepFault, run, msp), err)
+		}
+		var f Fault
+		if err := json.Unmarshal(kv.GetValue(), &f); err != nil {
+			return "", ccerr.Internal("decoding "+kv.GetKey(), err)
+		}
+		faults = append(faults, f)
+	}
+	return state.Marshal(faults)
+}
+
+// stepReadArgs validates the run id and MSP id of a step read.
+func stepReadArgs(run, msp string) error {
+	if err := validate.Key("run", run); err != nil {
+		return err
+	}
+	return consortiumMSPArg("msp", msp)
+}
