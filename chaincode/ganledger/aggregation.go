@@ -353,27 +353,22 @@ func putRoundEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, ro
 // set: phantom-protected at validation, see the package comment) and
 // decodes each value with decode. Returns the msps in key (= string) order.
 func rangeEntries(stub shim.ChaincodeStubInterface, obj, run string, round int, decode func(msp string, raw []byte) error) ([]string, error) {
-	it, err := stub.GetStateByPartialCompositeKey(obj, []string{run, roundAttr(round)})
-	if err != nil {
-		return nil, ccerr.Internal(fmt.Sprintf("range query %s/%s/%d", obj, run, round), err)
-	}
-	defer it.Close()
 	var msps []string
-	for it.HasNext() {
-		kv, err := it.Next()
-		if err != nil {
-			return nil, ccerr.Internal(fmt.Sprintf("iterating %s/%s/%d", obj, run, round), err)
-		}
-		_, attrs, err := stub.SplitCompositeKey(kv.GetKey())
+	err := eachInRange(stub, obj, []string{run, roundAttr(round)}, fmt.Sprintf("%s/%s/%d", obj, run, round), func(key string, value []byte) error {
+		_, attrs, err := stub.SplitCompositeKey(key)
 		if err != nil || len(attrs) != 3 {
-			return nil, ccerr.Internal("splitting key "+kv.GetKey(), fmt.Errorf("unexpected layout (%v)", err))
+			return ccerr.Internal("splitting key "+key, fmt.Errorf("unexpected layout (%v)", err))
 		}
 		if decode != nil {
-			if err := decode(attrs[2], kv.GetValue()); err != nil {
-				return nil, ccerr.Internal("decoding "+kv.GetKey(), err)
+			if err := decode(attrs[2], value); err != nil {
+				return ccerr.Internal("decoding "+key, err)
 			}
 		}
 		msps = append(msps, attrs[2])
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return msps, nil
 }
@@ -408,12 +403,7 @@ func loadRoundStatus(stub shim.ChaincodeStubInterface, run string, round int) (*
 	if err != nil {
 		return nil, err
 	}
-	var st RoundStatus
-	found, err := state.GetJSON(stub, key, &st)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &st, nil
+	return loadOptional[RoundStatus](stub, key)
 }
 
 // frozenRound returns the status of a frozen round and the caller's

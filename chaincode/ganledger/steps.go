@@ -23,10 +23,13 @@ package ganledger
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -210,14 +213,6 @@ func oneOf(arg, s string, allowed []string) error {
 	return nil
 }
 
-// consortiumMSPArg checks an MSP id argument of the reads.
-func consortiumMSPArg(arg, msp string) error {
-	if !access.IsConsortiumMSP(msp) {
-		return invalid(arg, "%q is not a consortium MSP id (%s)", msp, access.ConsortiumMSPPattern)
-	}
-	return nil
-}
-
 func stepAttr(n int) string { return fmt.Sprintf("%010d", n) }
 
 // stepKey is obj/run/msp/round/iter (obj = step_g or step_d).
@@ -233,12 +228,17 @@ func loadHead(stub shim.ChaincodeStubInterface, run, msp string) (*StepHead, err
 	if err != nil {
 		return nil, err
 	}
-	var h StepHead
-	found, err := state.GetJSON(stub, key, &h)
+	return loadOptional[StepHead](stub, key)
+}
+
+// loadOptional reads key as JSON into a new T; nil (no error) when absent.
+func loadOptional[T any](stub shim.ChaincodeStubInterface, key string) (*T, error) {
+	var v T
+	found, err := state.GetJSON(stub, key, &v)
 	if err != nil || !found {
 		return nil, err
 	}
-	return &h, nil
+	return &v, nil
 }
 
 // loadStep reads obj/run/msp/round/iter into v; found false when absent.
@@ -261,6 +261,39 @@ func waitingError(run, msp string, h *StepHead) error {
 	return precondition("waiting for the discriminator step of round %d iter %d of %s in run %s", h.Round, h.Iter, msp, run)
 }
 
+// stepCaller admits the caller of a step write with one of roles
+// (ACCESS_DENIED otherwise) and reads its registry's head in run (nil before
+// the first step).
+func stepCaller(ctx contractapi.TransactionContextInterface, run string, roles ...access.Role) (shim.ChaincodeStubInterface, access.Caller, *StepHead, error) {
+	caller, err := access.Require(ctx, roles...)
+	if err != nil {
+		return nil, access.Caller{}, nil, err
+	}
+	stub := ctx.GetStub()
+	head, err := loadHead(stub, run, caller.MSPID)
+	if err != nil {
+		return nil, access.Caller{}, nil, err
+	}
+	return stub, caller, head, nil
+}
+
+// stepWrite is one kind of head-advancing write: the state object of its
+// record (per step, or one per registry for the stop), the phase it leaves
+// the head in and its event.
+type stepWrite struct {
+	obj     string
+	perStep bool
+	phase   string
+	event   string
+}
+
+// The three head-advancing writes.
+var (
+	writeGenerator     = stepWrite{objStepGenerator, true, PhaseGenerator, EventGeneratorStep}
+	writeDiscriminator = stepWrite{objStepDiscrimin, true, PhaseDiscriminator, EventDiscriminatorStep}
+	writeStop          = stepWrite{objStepStop, false, PhaseStopped, EventTrainingStopped}
+)
+
 // stampOf builds the stamp of the caller's transaction.
 func stampOf(stub shim.ChaincodeStubInterface, caller access.Caller) (Stamp, error) {
 	ts, err := state.TxTime(stub)
@@ -270,25 +303,62 @@ func stampOf(stub shim.ChaincodeStubInterface, caller access.Caller) (Stamp, err
 	return Stamp{MSPID: caller.MSPID, Role: string(caller.Role), TxID: stub.GetTxID(), Timestamp: ts}, nil
 }
 
-// putStepWithHead writes record under key, sets the registry's head to
-// (round, iter, phase), emits ev (txid filled in) and returns record as JSON.
-func putStepWithHead(stub shim.ChaincodeStubInterface, key string, record any, head StepHead, name string, ev StepEvent) (string, error) {
+// recordStep stores the record build makes from the caller's stamp under
+// w's key (ALREADY_EXISTS when present, which the head rules make
+// unreachable), sets the registry's head to (ev.Round, ev.Iter, w.phase),
+// emits w.event with ev (txid filled in) and returns the record as JSON.
+func recordStep(stub shim.ChaincodeStubInterface, caller access.Caller, w stepWrite, ev StepEvent, build func(Stamp) any) (string, error) {
+	stamp, err := stampOf(stub, caller)
+	if err != nil {
+		return "", err
+	}
+	attrs := []string{ev.Run, ev.MSPID}
+	if w.perStep {
+		attrs = append(attrs, stepAttr(ev.Round), stepAttr(ev.Iter))
+	}
+	key, err := state.Key(stub, w.obj, attrs...)
+	if err != nil {
+		return "", err
+	}
 	headKey, err := state.Key(stub, objStepHead, ev.Run, ev.MSPID)
 	if err != nil {
 		return "", err
 	}
-	if err := refuseExisting(stub, key, stepRecordWhatName, fmt.Sprintf("%s/%s/%d/%d", ev.Run, ev.MSPID, head.Round, head.Iter)); err != nil {
+	if err := refuseExisting(stub, key, w.obj, strings.Join(attrs, "/")); err != nil {
 		return "", err
 	}
+	record := build(stamp)
 	if err := state.PutJSON(stub, key, record); err != nil {
 		return "", err
 	}
-	if err := state.PutJSON(stub, headKey, head); err != nil {
+	if err := state.PutJSON(stub, headKey, StepHead{Round: ev.Round, Iter: ev.Iter, Phase: w.phase}); err != nil {
 		return "", err
 	}
-	ev.TxID = stub.GetTxID()
-	if err := state.Emit(stub, name, ev); err != nil {
+	ev.TxID = stamp.TxID
+	if err := state.Emit(stub, w.event, ev); err != nil {
 		return "", err
 	}
 	return state.Marshal(record)
+}
+
+// eachInRange iterates the committed keys obj/attrs/... in key order by
+// range query (recorded in the read set: phantom-protected at validation)
+// and hands each key and value to each; what names the range in errors.
+// Errors of each are returned as they are.
+func eachInRange(stub shim.ChaincodeStubInterface, obj string, attrs []string, what string, each func(key string, value []byte) error) error {
+	it, err := stub.GetStateByPartialCompositeKey(obj, attrs)
+	if err != nil {
+		return ccerr.Internal("range query "+what, err)
+	}
+	defer it.Close()
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return ccerr.Internal("iterating "+what, err)
+		}
+		if err := each(kv.GetKey(), kv.GetValue()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
@@ -17,9 +18,6 @@ import (
 // "discriminator": DiscriminatorStep|null}; round and iter are canonical
 // decimals 0..1000000. NOT_FOUND when neither exists. Any consortium role.
 func (c *Contract) GetStep(ctx contractapi.TransactionContextInterface, run string, msp string, round string, iter string) (string, error) {
-	if err := stepReadArgs(run, msp); err != nil {
-		return "", err
-	}
 	r, err := validate.Round("round", round)
 	if err != nil {
 		return "", err
@@ -28,10 +26,10 @@ func (c *Contract) GetStep(ctx contractapi.TransactionContextInterface, run stri
 	if err != nil {
 		return "", err
 	}
-	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+	stub, err := stepReader(ctx, run, msp)
+	if err != nil {
 		return "", err
 	}
-	stub := ctx.GetStub()
 	var pair StepPair
 	var g GeneratorStep
 	var d DiscriminatorStep
@@ -55,13 +53,11 @@ func (c *Contract) GetStep(ctx contractapi.TransactionContextInterface, run stri
 // (phase "g", "d" or "stopped"); NOT_FOUND before its first step. Any
 // consortium role.
 func (c *Contract) GetStepHead(ctx contractapi.TransactionContextInterface, run string, msp string) (string, error) {
-	if err := stepReadArgs(run, msp); err != nil {
+	stub, err := stepReader(ctx, run, msp)
+	if err != nil {
 		return "", err
 	}
-	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
-		return "", err
-	}
-	head, err := loadHead(ctx.GetStub(), run, msp)
+	head, err := loadHead(stub, run, msp)
 	if err != nil {
 		return "", err
 	}
@@ -74,37 +70,36 @@ func (c *Contract) GetStepHead(ctx contractapi.TransactionContextInterface, run 
 // ListFaults returns the faults msp recorded in run as a JSON list in key
 // (= txid) order; [] when none. Any consortium role.
 func (c *Contract) ListFaults(ctx contractapi.TransactionContextInterface, run string, msp string) (string, error) {
-	if err := stepReadArgs(run, msp); err != nil {
-		return "", err
-	}
-	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	it, err := stub.GetStateByPartialCompositeKey(objStepFault, []string{run, msp})
+	stub, err := stepReader(ctx, run, msp)
 	if err != nil {
-		return "", ccerr.Internal(fmt.Sprintf("range query %s/%s/%s", objStepFault, run, msp), err)
+		return "", err
 	}
-	defer it.Close()
 	faults := []Fault{}
-	for it.HasNext() {
-		kv, err := it.Next()
-		if err != nil {
-			return "", ccerr.Internal(fmt.Sprintf("iterating %s/%s/%s", objStepFault, run, msp), err)
-		}
+	err = eachInRange(stub, objStepFault, []string{run, msp}, fmt.Sprintf("%s/%s/%s", objStepFault, run, msp), func(key string, value []byte) error {
 		var f Fault
-		if err := json.Unmarshal(kv.GetValue(), &f); err != nil {
-			return "", ccerr.Internal("decoding "+kv.GetKey(), err)
+		if err := json.Unmarshal(value, &f); err != nil {
+			return ccerr.Internal("decoding "+key, err)
 		}
 		faults = append(faults, f)
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return state.Marshal(faults)
 }
 
-// stepReadArgs validates the run id and MSP id of a step read.
-func stepReadArgs(run, msp string) error {
+// stepReader validates the run id and MSP id of a step read, then admits
+// any consortium role; returns the stub.
+func stepReader(ctx contractapi.TransactionContextInterface, run, msp string) (shim.ChaincodeStubInterface, error) {
 	if err := validate.Key("run", run); err != nil {
-		return err
+		return nil, err
 	}
-	return consortiumMSPArg("msp", msp)
+	if !access.IsConsortiumMSP(msp) {
+		return nil, invalid("msp", "%q is not a consortium MSP id (%s)", msp, access.ConsortiumMSPPattern)
+	}
+	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return nil, err
+	}
+	return ctx.GetStub(), nil
 }

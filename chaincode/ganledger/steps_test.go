@@ -52,6 +52,13 @@ func (s *steps) disc(n, round, iter int) fakestub.Result {
 	return s.call(s.d(n), "RecordDiscriminatorStep", testRun, toJSON(s.t, discArg(n, round, iter)))
 }
 
+// complete records registry n's generator and discriminator step (round, iter).
+func (s *steps) complete(n, round, iter int) {
+	s.t.Helper()
+	s.ok(s.gen(n, round, iter))
+	s.ok(s.disc(n, round, iter))
+}
+
 func (s *steps) stop(n, round, iter int) fakestub.Result {
 	return s.call(s.g(n), "RecordStop", testRun, toJSON(s.t, stopArg(round, iter)))
 }
@@ -131,8 +138,7 @@ func TestStepsFullSequenceOverTwoRounds(t *testing.T) {
 func TestStepsDiscriminatorBeforeGeneratorRefused(t *testing.T) {
 	s := newSteps(t)
 	mustFail(t, s.disc(1, 0, 0), "PRECONDITION_FAILED", "no generator step of Registry1MSP in run run-1 is waiting")
-	s.ok(s.gen(1, 0, 0))
-	s.ok(s.disc(1, 0, 0))
+	s.complete(1, 0, 0)
 	mustFail(t, s.disc(1, 0, 0), "PRECONDITION_FAILED", "round 0 iter 0, is complete")
 	s.ok(s.gen(1, 0, 1))
 	before := maps.Clone(s.ledger.State)
@@ -170,16 +176,14 @@ func TestStepsGeneratorWhileWaitingForDiscriminatorRefused(t *testing.T) {
 
 func TestStepsGeneratorNotAfterHeadRefused(t *testing.T) {
 	s := newSteps(t)
-	s.ok(s.gen(1, 1, 5))
-	s.ok(s.disc(1, 1, 5))
+	s.complete(1, 1, 5)
 	before := maps.Clone(s.ledger.State)
 	for _, ri := range [][2]int{{1, 5}, {1, 4}, {0, 9}, {0, 0}} {
 		mustFail(t, s.gen(1, ri[0], ri[1]), "PRECONDITION_FAILED",
 			fmt.Sprintf("round %d iter %d is not after the last step of Registry1MSP in run run-1, round 1 iter 5", ri[0], ri[1]))
 	}
 	s.unchanged(before)
-	s.ok(s.gen(1, 2, 0)) // a later round may restart iter
-	s.ok(s.disc(1, 2, 0))
+	s.complete(1, 2, 0)  // a later round may restart iter
 	s.ok(s.gen(1, 2, 7)) // gaps are allowed, order is what counts
 }
 
@@ -218,8 +222,7 @@ func TestStepsDiscriminatorOfAnotherMSPCannotAnswer(t *testing.T) {
 func TestStepsStopAfterCompletedStepThenEverythingRefused(t *testing.T) {
 	s := newSteps(t)
 	mustFail(t, s.stop(1, 0, 0), "PRECONDITION_FAILED", "no completed step of Registry1MSP in run run-1 to stop after")
-	s.ok(s.gen(1, 0, 0))
-	s.ok(s.disc(1, 0, 0))
+	s.complete(1, 0, 0)
 	mustFail(t, s.stop(1, 0, 1), "PRECONDITION_FAILED", "last completed step of Registry1MSP in run run-1, round 0 iter 0, not round 0 iter 1")
 	s.ok(s.stop(1, 0, 0))
 	before := maps.Clone(s.ledger.State)

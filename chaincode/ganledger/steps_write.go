@@ -36,12 +36,7 @@ func (c *Contract) RecordGeneratorStep(ctx contractapi.TransactionContextInterfa
 	if err := validate.IntRange(argName+".batch_size", int64(arg.BatchSize), 1, MaxBatchSize); err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleGenerator)
-	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	head, err := loadHead(stub, run, caller.MSPID)
+	stub, caller, head, err := stepCaller(ctx, run, access.RoleGenerator)
 	if err != nil {
 		return "", err
 	}
@@ -56,17 +51,8 @@ func (c *Contract) RecordGeneratorStep(ctx contractapi.TransactionContextInterfa
 				arg.Round, arg.Iter, caller.MSPID, run, head.Round, head.Iter)
 		}
 	}
-	stamp, err := stampOf(stub, caller)
-	if err != nil {
-		return "", err
-	}
-	key, err := stepKey(stub, objStepGenerator, run, caller.MSPID, arg.Round, arg.Iter)
-	if err != nil {
-		return "", err
-	}
-	return putStepWithHead(stub, key, GeneratorStep{GeneratorStepArg: arg, Stamp: stamp},
-		StepHead{Round: arg.Round, Iter: arg.Iter, Phase: PhaseGenerator}, EventGeneratorStep,
-		StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, FakeSHA256: arg.FakeSHA256})
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, FakeSHA256: arg.FakeSHA256}
+	return recordStep(stub, caller, writeGenerator, ev, func(st Stamp) any { return GeneratorStep{arg, st} })
 }
 
 // RecordDiscriminatorStep records flow 2 of the caller's registry in run:
@@ -94,12 +80,7 @@ func (c *Contract) RecordDiscriminatorStep(ctx contractapi.TransactionContextInt
 	if err := validate.Bounded(argName+".g_loss", arg.GLoss, MaxLoss); err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleDiscriminator)
-	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	head, err := loadHead(stub, run, caller.MSPID)
+	stub, caller, head, err := stepCaller(ctx, run, access.RoleDiscriminator)
 	if err != nil {
 		return "", err
 	}
@@ -125,17 +106,8 @@ func (c *Contract) RecordDiscriminatorStep(ctx contractapi.TransactionContextInt
 		return "", precondition("fake batch hash %s of round %d iter %d differs from the generator's %s (%s in run %s): record the fault instead",
 			arg.FakeSHA256, arg.Round, arg.Iter, g.FakeSHA256, caller.MSPID, run)
 	}
-	stamp, err := stampOf(stub, caller)
-	if err != nil {
-		return "", err
-	}
-	key, err := stepKey(stub, objStepDiscrimin, run, caller.MSPID, arg.Round, arg.Iter)
-	if err != nil {
-		return "", err
-	}
-	return putStepWithHead(stub, key, DiscriminatorStep{DiscriminatorStepArg: arg, Stamp: stamp},
-		StepHead{Round: arg.Round, Iter: arg.Iter, Phase: PhaseDiscriminator}, EventDiscriminatorStep,
-		StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, FeedbackSHA256: arg.FeedbackSHA256})
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, FeedbackSHA256: arg.FeedbackSHA256}
+	return recordStep(stub, caller, writeDiscriminator, ev, func(st Stamp) any { return DiscriminatorStep{arg, st} })
 }
 
 // RecordStop ends training of the caller's registry in run (flow 3):
@@ -157,12 +129,7 @@ func (c *Contract) RecordStop(ctx contractapi.TransactionContextInterface, run s
 	if err := validate.Bounded(argName+".g_loss", arg.GLoss, MaxLoss); err != nil {
 		return "", err
 	}
-	caller, err := access.Require(ctx, access.RoleGenerator)
-	if err != nil {
-		return "", err
-	}
-	stub := ctx.GetStub()
-	head, err := loadHead(stub, run, caller.MSPID)
+	stub, caller, head, err := stepCaller(ctx, run, access.RoleGenerator)
 	if err != nil {
 		return "", err
 	}
@@ -177,17 +144,8 @@ func (c *Contract) RecordStop(ctx contractapi.TransactionContextInterface, run s
 		return "", precondition("a stop names the last completed step of %s in run %s, round %d iter %d, not round %d iter %d",
 			caller.MSPID, run, head.Round, head.Iter, arg.Round, arg.Iter)
 	}
-	stamp, err := stampOf(stub, caller)
-	if err != nil {
-		return "", err
-	}
-	key, err := state.Key(stub, objStepStop, run, caller.MSPID)
-	if err != nil {
-		return "", err
-	}
-	return putStepWithHead(stub, key, Stop{StopArg: arg, Stamp: stamp},
-		StepHead{Round: arg.Round, Iter: arg.Iter, Phase: PhaseStopped}, EventTrainingStopped,
-		StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, Reason: arg.Reason})
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, Reason: arg.Reason}
+	return recordStep(stub, caller, writeStop, ev, func(st Stamp) any { return Stop{arg, st} })
 }
 
 // RecordFault records a fault the caller's app detected in run (e.g. the
