@@ -57,7 +57,7 @@ var (
 
 // Limits of the wire spec.
 const (
-	MaxNoiseSeed       = 1<<53 - 1 // exact in a JSON double
+	MaxNoiseSeed       = 1<<63 - 1 // the 63-bit seeds of synthreg.gan.step.derive_seed; JSON integers are decoded exactly into int64
 	MaxBatchSize       = 1_000_000
 	MaxLoss            = 1e12
 	MaxFaultDetail     = 1024 // characters
