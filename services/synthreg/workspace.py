@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 
@@ -54,7 +55,7 @@ class Workspace:
         if path.exists():
             return digest
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
         return digest
@@ -70,6 +71,11 @@ class Workspace:
         if actual != digest:
             raise TamperedArtefactError(path, digest, actual)
         return data
+
+    def discard(self, digest: str) -> None:
+        """Remove the artefact stored under ``digest`` if present (its hash stays
+        wherever it was recorded)."""
+        self._path(digest).unlink(missing_ok=True)
 
     def __contains__(self, digest: str) -> bool:
         return self._path(digest).exists()

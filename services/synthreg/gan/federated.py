@@ -30,6 +30,7 @@ pac, no registries, non-positive counts).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -44,6 +45,7 @@ from synthreg.gan.encoder import DEFAULT_BINS, EncoderStats, TabularEncoder
 from synthreg.gan.models import Generator, ModelConfig, build_models
 from synthreg.gan.step import (
     DiscriminatorSide,
+    DStepResult,
     GeneratorSide,
     OptimConfig,
     RealBatchSampler,
@@ -200,6 +202,7 @@ def train_federated(
     encoder: TabularEncoder | None = None,
     on_round: RoundHook | None = None,
     aggregate: Aggregator | None = None,
+    step: StepRunner | None = None,
 ) -> FederatedResult:
     """Train one G/D pair per registry with K local iterations and FedAvg per round.
 
@@ -212,6 +215,10 @@ def train_federated(
     :func:`fedavg` (e.g. secure aggregation over the ledger,
     :func:`synthreg.secagg.round.secure_average`); it receives the round index,
     the per-registry [G ‖ D] vectors and the averaging weights (None = uniform).
+    ``step``, if given, runs each local iteration instead of the in-process
+    G -> D -> G hand-over (e.g. :class:`synthreg.trail.steps.LedgerSteps`, which
+    passes every batch and feedback through the workspace with its hash on the
+    ledger); the registries then run their local iterations in parallel threads.
     """
     if not registry_frames:
         raise TrainConfigError("no registries")
@@ -241,21 +248,31 @@ def train_federated(
     with bar:
         task = bar.add_task("training", total=config.rounds * len(registries))
         for rnd in range(config.rounds):
-            for reg in registries:
+
+            def local(reg: _Registry, rnd: int = rnd) -> RoundLoss:
                 d_sum = g_sum = 0.0
                 for it in range(config.local_iters):
-                    fake = reg.g.make_fake(
-                        config.batch_size, derive_seed(config.seed, "noise", reg.index, rnd, it)
-                    )
-                    res = reg.d.step(fake.array, reg.real.sample(config.batch_size))
-                    reg.g.apply_feedback(res.feedback)
+                    seed = derive_seed(config.seed, "noise", reg.index, rnd, it)
+                    if step is None:
+                        fake = reg.g.make_fake(config.batch_size, seed)
+                        res = reg.d.step(fake.array, reg.real.sample(config.batch_size))
+                        reg.g.apply_feedback(res.feedback)
+                    else:
+                        res = step(StepContext(reg.index, rnd, it, config.batch_size, seed), reg.g, reg.d, reg.real)
                     d_sum += res.d_loss
                     g_sum += res.g_loss
-                loss = RoundLoss(rnd, reg.index, d_sum / config.local_iters,
-                                 g_sum / config.local_iters)
+                return RoundLoss(rnd, reg.index, d_sum / config.local_iters, g_sum / config.local_iters)
+
+            if step is None:
+                losses = [local(reg) for reg in registries]
+            else:
+                # the registries' iterations wait on the ledger: run them side by side
+                with ThreadPoolExecutor(max_workers=len(registries)) as pool:
+                    losses = list(pool.map(local, registries))
+            for loss in losses:
                 history.append(loss)
                 bar.update(task, advance=1, description=(
-                    f"round {rnd + 1}/{config.rounds} reg {reg.index} "
+                    f"round {rnd + 1}/{config.rounds} reg {loss.registry} "
                     f"D {loss.d_loss:+.3f} G {loss.g_loss:+.3f}"))
             vectors, average = _average_into(registries, avg_weights, rnd, aggregate)
             if on_round is not None:
@@ -275,6 +292,22 @@ def train_federated(
 
 RoundHook = Callable[[int, list[np.ndarray], np.ndarray], None]
 """on_round(round, per-registry [G ‖ D] vectors, averaged [G ‖ D] vector)"""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Which local iteration a :data:`StepRunner` runs, and its noise seed."""
+
+    registry: int
+    round: int
+    iter: int
+    batch_size: int
+    noise_seed: int
+
+
+StepRunner = Callable[[StepContext, GeneratorSide, DiscriminatorSide, RealBatchSampler], DStepResult]
+"""step(context, generator side, discriminator side, real sampler) -> the D step's result,
+after the generator has applied the feedback."""
 
 
 Aggregator = Callable[[int, list[np.ndarray], list[float] | None], np.ndarray]
