@@ -6,7 +6,11 @@
    evaluation, the rest split non-IID by diagnosis period into 3 registries,
    each validated against the agreed schema; the schema hash and run
    configuration are recorded on `gan`.
-4. **Training**: federated GAN training; every round's average is computed by
+4. **Training**: federated GAN training in which every local iteration is
+   recorded (DESIGN.md §3): each registry's generator records its fake batch's
+   hash, its discriminator trains only on the batch matching that ledger hash
+   and records the feedback's hash, which the generator checks before applying
+   it (each app with its own identity); every round's average is computed by
    secure aggregation over `gan` (DESIGN.md §4: each registry's merger posts
    only a masked update; the mergers unmask the sum together and agree on the
    hash of the average; on audited rounds each submission also carries the
@@ -52,12 +56,14 @@ from synthreg.keys.keyfiles import (
 )
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.vault import LedgerKeyVault
+from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
 from synthreg.network.topology import NetworkConfig
 from synthreg.secagg.round import LedgerAggregator
 from synthreg.trail.record import TrailRecorder
+from synthreg.trail.steps import LedgerSteps, RegistryStepClients
 from synthreg.trail.verify import TrailReport, verify_run
 from synthreg.workspace import Workspace
 
@@ -149,14 +155,23 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
                 contracts, msps, run_id, audit_rounds=audit_rounds,
                 audit=lambda vec: encrypt_vector(public, vec.astype(np.float64)).to_bytes())
             recorder.ciphertext_source = aggregator.audit_ciphertext
+
+            def app(msp: str, role: str) -> Contract:
+                return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
+
+            steps = LedgerSteps(run_id, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
+                                                             workspaces[m]) for m in msps],
+                                msps, keep_rounds=audit_rounds)
             result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
-                                     aggregate=aggregator)
-        res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids)
+                                     aggregate=aggregator, step=steps)
+        step_txs = sum(steps.tx_counts.values())
+        res.facts["step_transactions"] = step_txs
+        res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids) + step_txs
         res.facts["secagg_transactions"] = len(aggregator.tx_ids)
         res.facts["secagg_rounds_agreed"] = len(aggregator.outcomes)
         res.facts["train_seconds"] = round(result.wall_seconds, 1)
-        log(f"  {res.facts['ledger_transactions']} transactions committed "
-            f"({len(aggregator.tx_ids)} of them secure aggregation: {len(aggregator.outcomes)} rounds agreed); "
+        log(f"  {res.facts['ledger_transactions']} transactions committed ({step_txs} generator/discriminator "
+            f"step records; {len(aggregator.tx_ids)} secure aggregation: {len(aggregator.outcomes)} rounds agreed); "
             f"{len(audit_rounds)} audited rounds ({sorted(audit_rounds)})")
         done()
 
@@ -209,6 +224,7 @@ def summarize(res: DemoResult) -> list[tuple[str, str]]:
         ("run id", res.run_id),
         ("ledger transactions (gan)", str(res.facts.get("ledger_transactions"))),
         ("training wall time", f"{res.facts.get('train_seconds')} s"),
+        ("step records (G/D hand-overs)", f"{res.facts.get('step_transactions')} transactions"),
         ("secure aggregation", f"{res.facts.get('secagg_rounds_agreed')} rounds agreed on the ledger, "
                                f"{res.facts.get('secagg_transactions')} transactions"),
         ("SDMetrics quality score", _fmt(q.get("score"))),
