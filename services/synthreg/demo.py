@@ -150,7 +150,8 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
             recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
                                  "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
-                                 "ceremony_id": record.ceremony_id, "averaging": "secagg-ledger-uniform"})
+                                 "ceremony_id": record.ceremony_id, "averaging": "secagg-ledger-uniform",
+                                 "step_records": "ledger"})
             aggregator = LedgerAggregator(
                 contracts, msps, run_id, audit_rounds=audit_rounds,
                 audit=lambda vec: encrypt_vector(public, vec.astype(np.float64)).to_bytes())
@@ -234,7 +235,7 @@ def summarize(res: DemoResult) -> list[tuple[str, str]]:
                                                 f"{_fmt(p.get('dcr_holdout_median'))}"),
         ("audit", ("[green]verified[/]" if res.audit and res.audit.ok else "[red]FAILED[/]") +
          (f": {res.audit.records_checked} records, {res.audit.secagg_rounds_checked} secure-aggregation "
-          f"rounds, rounds {res.audit.audited_rounds} decrypted, "
+          f"rounds, {res.audit.steps_checked} steps, rounds {res.audit.audited_rounds} decrypted, "
           f"max error {res.audit.max_abs_error:.1e}" if res.audit else "")),
         ("outputs", str(res.out)),
     ]

@@ -115,3 +115,34 @@ def test_roles_are_checked_by_the_chaincode(clients: list[RegistryStepClients], 
     with pytest.raises(StepLedgerError) as err:  # nor may the discriminator step before the generator did
         steps._submit(c.discriminator, c.msp, "RecordDiscriminatorStep", payload)
     assert err.value.code == "PRECONDITION_FAILED"
+
+
+def test_the_auditor_checks_the_step_records(
+        clients: list[RegistryStepClients], profile: Profile, frames: list[pd.DataFrame], unique: str) -> None:
+    from synthreg.crypto.ckks import create_audit_context
+    from synthreg.trail.record import TrailRecorder
+    from synthreg.trail.verify import verify_run
+
+    keys = create_audit_context()
+    schema = Schema.bundled("rotterdam")
+    run = f"steps-audit-{unique}"
+    msps = [c.msp for c in clients]
+    workspaces = {c.msp: c.workspace for c in clients}
+    with ExitStack() as stack:
+        mergers = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
+                   for m in msps}
+        recorder = TrailRecorder(run, msps, mergers, workspaces, keys.public, {1})
+        recorder.record_run({"config": TINY.to_dict(), "schema_sha256": schema.hash(), "step_records": "ledger"})
+        steps = LedgerSteps(run, clients, profile.msp_ids, keep_rounds={1})
+        train_federated(frames, schema, TINY, progress=False, step=steps, on_round=recorder.on_round)
+    with open_gateway(profile, msps[0], "auditor") as gw:
+        contract = gw.network("gan").contract("ganledger")
+        report = verify_run(run, contract, keys.secret, keys.public, workspaces)
+        assert report.ok, report.failures
+        assert report.steps_checked == len(msps) * TINY.local_iters  # the audited round's steps
+        # a kept feedback artefact altered after the fact is named
+        step = json.loads(contract.evaluate("GetStep", run, msps[2], "1", "0"))
+        path = workspaces[msps[2]]._path(step["discriminator"]["feedback_sha256"])
+        path.write_bytes(b"\x01" + path.read_bytes()[1:])
+        report = verify_run(run, contract, keys.secret, keys.public, workspaces)
+    assert len(report.failures) == 1 and report.failures[0].startswith(f"{msps[2]} round 1 iter 0: artefact")

@@ -77,3 +77,20 @@ def test_bound_listener_that_does_not_serve_tls_is_not_ready(healthz_url: str) -
         port = listener.getsockname()[1]
         health = process.Health(url=healthz_url, tcp=("127.0.0.1", port), tcp_tls=True)
         assert not process.is_healthy(health, timeout=0.3)
+
+
+def test_a_network_home_keeps_the_shape_it_was_created_with(tmp_path) -> None:  # noqa: ANN001
+    from synthreg.network.launcher import Launcher, NetworkError
+    from synthreg.network.topology import NetworkConfig
+
+    def launcher(**kw: object) -> Launcher:
+        cfg = NetworkConfig(home=tmp_path / "net", fabric_bin=tmp_path / "bin", repo_root=tmp_path, **kw)
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        return Launcher(cfg, log=lambda m: None)
+
+    launcher(base_port=7000).check_topology()
+    launcher(base_port=7000).check_topology()  # same shape: resumable
+    with pytest.raises(NetworkError, match=r"base_port 7000 \(asked 8000\).*down --wipe"):
+        launcher(base_port=8000).check_topology()
+    with pytest.raises(NetworkError, match=r"n_orgs 3 \(asked 2\)"):
+        launcher(n_orgs=2).check_topology()

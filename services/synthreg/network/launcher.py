@@ -250,6 +250,7 @@ class Launcher:
         t0 = time.monotonic()
         for d in (self.cfg.home, self.cfg.logs_dir, self.cfg.run_dir, self.cfg.data_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self.check_topology()
         self.generate_crypto()
         self.generate_configs(sample_dir)
         self.start_orderers()
@@ -262,6 +263,22 @@ class Launcher:
                 deployer.deploy(channel, name)
         write_profile(self.cfg, self.cryptos)
         self.log(f"network up in {time.monotonic() - t0:.1f}s; profile: {self.cfg.profile_path}")
+
+    def check_topology(self) -> None:
+        """A home keeps the shape it was created with: its genesis blocks name the
+        consenters' ports, so resuming with other ports or orgs would start nodes
+        that cannot reach each other. Refused with a clear error instead."""
+        path = self.cfg.home / "topology.json"
+        want = {"n_orgs": self.cfg.n_orgs, "base_port": self.cfg.base_port,
+                "batch_timeout": self.cfg.batch_timeout, "channels": list(self.cfg.channels)}
+        if path.exists():
+            have = json.loads(path.read_text())
+            if have != want:
+                diff = ", ".join(f"{k} {have.get(k)!r} (asked {v!r})" for k, v in want.items() if have.get(k) != v)
+                raise NetworkError(f"network home {self.cfg.home} was created with {diff}; "
+                                   "use the same options, or `synthreg network down --wipe` it first")
+        else:
+            path.write_text(json.dumps(want, indent=2))
 
     def down(self, wipe: bool = False) -> list[str]:
         stopped = []

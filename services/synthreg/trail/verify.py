@@ -12,6 +12,10 @@ and the registries' workspaces it was given. For every round and registry it:
   with every registry surviving, that the survivors agreed, and that the hash
   they agreed on is the recorded average, and on audited rounds that each
   submission carried the audit ciphertext the registry recorded;
+* for runs with per-iteration step records (header ``step_records`` =
+  ``ledger``), checks that every registry completed its last step without a
+  recorded fault, and on audited rounds that each step's records agree and
+  the kept fake batches and feedback match their ledger hashes;
 * on audited rounds, sums the registries' CKKS ciphertexts homomorphically,
   decrypts the sum, divides by N and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
@@ -43,6 +47,7 @@ class TrailReport:
     records_checked: int = 0
     audited_rounds: list[int] = field(default_factory=list)
     secagg_rounds_checked: int = 0
+    steps_checked: int = 0
     max_abs_error: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -53,7 +58,8 @@ class TrailReport:
     def to_dict(self) -> dict[str, object]:
         return {"run_id": self.run_id, "ok": self.ok, "rounds_checked": self.rounds_checked,
                 "records_checked": self.records_checked, "audited_rounds": self.audited_rounds,
-                "secagg_rounds_checked": self.secagg_rounds_checked, "max_abs_error": self.max_abs_error, "failures": self.failures}
+                "secagg_rounds_checked": self.secagg_rounds_checked,
+                "steps_checked": self.steps_checked, "max_abs_error": self.max_abs_error, "failures": self.failures}
 
 
 def _value(record: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +147,9 @@ def verify_run(
                                         f"(max error {err:.2e} > {tolerance})")
                 rep.audited_rounds.append(rnd)
         rep.rounds_checked += 1
+    if header.get("step_records") == "ledger":
+        _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
+                     sorted(audit_rounds), workspaces)
     return rep
 
 
@@ -169,3 +178,41 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
         if submitted != entry.audit_ct_sha256:
             rep.failures.append(f"round {rnd} {msp}: the audit ciphertext submitted with secure aggregation "
                                 f"({submitted or 'none'}) is not the one recorded ({entry.audit_ct_sha256})")
+
+
+def _check_steps(rep: TrailReport, contract: Contract, run_id: str, msps: list[str], rounds: int,
+                 local_iters: int, audit_rounds: list[int], workspaces: Mapping[str, Workspace]) -> None:
+    """Per-iteration step records (DESIGN.md §3): every registry completed its
+    last step and recorded no fault; on audited rounds every step's generator
+    and discriminator records agree on the fake batch, and the batch and the
+    feedback kept in the workspace match their ledger hashes."""
+    for msp in msps:
+        try:
+            head = json.loads(contract.evaluate("GetStepHead", run_id, msp))
+            faults = json.loads(contract.evaluate("ListFaults", run_id, msp))
+        except EvaluateError as exc:
+            rep.failures.append(f"{msp}: no step records on the ledger ({exc.message})")
+            continue
+        if (head.get("round"), head.get("iter")) != (rounds - 1, local_iters - 1) or head.get("phase") == "g":
+            rep.failures.append(f"{msp}: last recorded step is round {head.get('round')} iter {head.get('iter')} "
+                                f"({head.get('phase')}), expected round {rounds - 1} iter {local_iters - 1} completed")
+        for f in faults:
+            rep.failures.append(f"{msp}: step fault in round {f.get('round')} iter {f.get('iter')}: {f.get('kind')}")
+        for rnd in audit_rounds:
+            for it in range(local_iters):
+                try:
+                    step = json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
+                except EvaluateError as exc:
+                    rep.failures.append(f"{msp} round {rnd} iter {it}: no step record ({exc.message})")
+                    continue
+                g, d = step.get("generator"), step.get("discriminator")
+                if not g or not d or d["fake_sha256"] != g["fake_sha256"]:
+                    rep.failures.append(f"{msp} round {rnd} iter {it}: incomplete or inconsistent step records")
+                    continue
+                try:
+                    workspaces[msp].get(g["fake_sha256"])
+                    workspaces[msp].get(d["feedback_sha256"])
+                except WorkspaceError as exc:
+                    rep.failures.append(f"{msp} round {rnd} iter {it}: {exc}")
+                    continue
+                rep.steps_checked += 1
