@@ -109,6 +109,7 @@ def verify(
     elif report.ok:
         console.print(f"[green]run {run} verified[/]: {report.records_checked} ledger records, "
                       f"{report.rounds_checked} rounds ({report.secagg_rounds_checked} by secure aggregation), "
+                      f"{report.steps_checked} G/D steps, "
                       f"audited rounds {report.audited_rounds} decrypted "
                       f"(max error {report.max_abs_error:.1e})")
     else:
