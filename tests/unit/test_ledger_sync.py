@@ -61,3 +61,44 @@ def test_a_lagging_peer_is_named_after_the_timeout() -> None:
                        sleep=clock.sleep)
     assert (err.value.org, err.value.block, err.value.height) == ("B", 5, 3)
     assert "peer of B" in str(err.value) and "block 5" in str(err.value)
+
+
+class _FlakyContract:
+    """Raises the queued errors from submit, then succeeds in block 7."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.calls = 0
+        self.network = _Network(_Qscc({"A": [8]}))
+
+    def submit(self, fn: str, *args: str):  # noqa: ANN201
+        from synthreg.ledger.contract import SubmitResult
+
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return SubmitResult(tx_id="t", result=b"", block_number=7, status=0)
+
+
+def test_submit_synced_retries_only_transient_races() -> None:
+    from synthreg.ledger import CommitError, GatewayError
+    from synthreg.ledger.sync import submit_synced
+
+    no_sleep = lambda s: None  # noqa: E731
+    flaky = _FlakyContract([CommitError("t", 11, 3), GatewayError("ABORTED: ProposalResponsePayloads do not match"),
+                            CommitError("t", 12, 4)])
+    res = submit_synced(flaky, "Submit", "x", orgs=["A"], sleep=no_sleep)  # type: ignore[arg-type]
+    assert (res.block_number, flaky.calls) == (7, 4)
+    assert flaky.network.qscc.calls == ["A"]  # then waited for A's peer to have block 7
+
+    endorsement = _FlakyContract([GatewayError("ABORTED: PRECONDITION_FAILED: round frozen")])
+    with pytest.raises(GatewayError):
+        submit_synced(endorsement, "Submit", orgs=["A"], sleep=no_sleep)  # type: ignore[arg-type]
+    assert endorsement.calls == 1
+    invalid = _FlakyContract([CommitError("t", 10, 3)])  # ENDORSEMENT_POLICY_FAILURE: not a race
+    with pytest.raises(CommitError):
+        submit_synced(invalid, "Submit", orgs=["A"], sleep=no_sleep)  # type: ignore[arg-type]
+    always = _FlakyContract([CommitError("t", 11, i) for i in range(5)])
+    with pytest.raises(CommitError):
+        submit_synced(always, "Submit", orgs=["A"], retries=2, sleep=no_sleep)  # type: ignore[arg-type]
+    assert always.calls == 3

@@ -1,7 +1,8 @@
 """Wait until other organisations' peers have caught up with a committed block.
 
-Who calls: multi-party protocols (secure aggregation rounds) after a write that
-the next step of *another* party depends on. The Gateway reports a commit as
+Who calls: multi-party protocols (secure aggregation rounds, G/D step records)
+after a write that the next step of *another* party depends on, usually through
+:func:`submit_synced`. The Gateway reports a commit as
 soon as its own peer has committed; the endorsing peers of the next
 transaction may still be a block behind and would endorse against stale state
 (a spurious PRECONDITION_FAILED, or endorsements that "do not match").
@@ -17,10 +18,11 @@ from collections.abc import Callable, Sequence
 
 from fabric_protos.common import ledger_pb2
 
-from synthreg.ledger.errors import LedgerError
+from synthreg.ledger.contract import Contract, SubmitResult
+from synthreg.ledger.errors import CommitError, GatewayError, LedgerError
 from synthreg.ledger.gateway import Network
 
-__all__ = ["PeerLagError", "chain_height", "wait_for_block"]
+__all__ = ["PeerLagError", "chain_height", "submit_synced", "wait_for_block"]
 
 
 class PeerLagError(LedgerError):
@@ -49,3 +51,37 @@ def wait_for_block(network: Network, orgs: Sequence[str], block: int, timeout: f
             if clock() > deadline:
                 raise PeerLagError(org, network.name, block, height, timeout)
             sleep(0.01)
+
+
+RETRYABLE_VALIDATION = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+"""Validation codes of a transaction that lost a read race: it wrote nothing."""
+
+ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
+"""The Gateway's text when endorsing peers simulated at different block heights."""
+
+
+def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
+                  sleep: Callable[[float], None] = time.sleep) -> SubmitResult:
+    """Submit ``fn(*args)`` and return once every peer of ``orgs`` has its block.
+
+    For multi-party protocols whose next step, by another party, is endorsed
+    by every organisation's peer. Two transient outcomes are endorsed afresh,
+    up to ``retries`` times (neither wrote anything): a read conflict at
+    validation (:data:`RETRYABLE_VALIDATION`), and endorsements that "do not
+    match" because peers were a block apart while the state was changing.
+    Other failures, and the last transient one, raise as :meth:`Contract.submit`
+    does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
+    """
+    for attempt in range(retries + 1):
+        try:
+            res = contract.submit(fn, *args)
+            break
+        except CommitError as exc:
+            if exc.name not in RETRYABLE_VALIDATION or attempt == retries:
+                raise
+        except GatewayError as exc:
+            if ENDORSEMENT_MISMATCH not in str(exc) or attempt == retries:
+                raise
+        sleep(0.05 * (attempt + 1))
+    wait_for_block(contract.network, orgs, res.block_number)
+    return res

@@ -53,7 +53,7 @@ import numpy as np
 
 from synthreg.ledger import Contract, GatewayError
 from synthreg.ledger.errors import CommitError, chaincode_error_code
-from synthreg.ledger.sync import wait_for_block
+from synthreg.ledger.sync import submit_synced
 from synthreg.secagg import (
     Advertisement,
     Params,
@@ -82,10 +82,6 @@ T = TypeVar("T")
 
 AuditEncryptor = Callable[[np.ndarray], bytes]
 """weights vector -> serialized CKKS audit ciphertext (under the consortium's audit public key)"""
-
-_RETRYABLE = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
-_CONFLICT_RETRIES = 8
-_MISMATCH = "ProposalResponsePayloads do not match"
 
 
 # --------------------------------------------------------------------- errors
@@ -214,29 +210,13 @@ class LedgerMerger:
 
     # -- plumbing
     def _submit(self, fn: str, *args: str) -> str:
-        """Submit and wait for the commit.
-
-        Two transient outcomes are retried with a fresh endorsement (neither
-        wrote anything): a read conflict at validation (e.g. two Submits in one
-        block: the chaincode numbers submissions in ledger order), and peers
-        that simulated at different block heights while the round's state was
-        changing (endorsements "do not match"). Returns once every
-        participant's peer has committed the transaction's block.
-        """
-        for attempt in range(_CONFLICT_RETRIES + 1):
-            try:
-                res = self.contract.submit(fn, *args)
-                break
-            except CommitError as exc:
-                if exc.name not in _RETRYABLE or attempt == _CONFLICT_RETRIES:
-                    raise _ledger_error(fn, self.msp, exc) from exc
-            except GatewayError as exc:
-                if _MISMATCH not in str(exc) or attempt == _CONFLICT_RETRIES:
-                    raise _ledger_error(fn, self.msp, exc) from exc
-            time.sleep(0.05 * (attempt + 1))
-        # the next step (another merger's, endorsed by every registry's peer)
-        # depends on this write: wait until all participants' peers have it
-        wait_for_block(self.contract.network, self.config.participants, res.block_number)
+        """Submit, wait until every participant's peer has the block (the next
+        step, another merger's, is endorsed by them); transient races are
+        retried (:func:`synthreg.ledger.sync.submit_synced`)."""
+        try:
+            res = submit_synced(self.contract, fn, *args, orgs=self.config.participants)
+        except (GatewayError, CommitError) as exc:
+            raise _ledger_error(fn, self.msp, exc) from exc
         self.tx_ids.append(res.tx_id)
         return res.tx_id
 

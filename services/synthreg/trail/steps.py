@@ -33,7 +33,6 @@ is refused by the chaincode with PRECONDITION_FAILED).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,13 +44,10 @@ from synthreg.gan.step import DiscriminatorSide, DStepResult, GeneratorSide, Rea
 from synthreg.gan.weights import state_dict_to_vector
 from synthreg.ledger import Contract, GatewayError
 from synthreg.ledger.errors import CommitError, chaincode_error_code
-from synthreg.ledger.sync import wait_for_block
+from synthreg.ledger.sync import submit_synced
 from synthreg.workspace import Workspace, WorkspaceError, sha256_hex
 
 __all__ = ["LedgerSteps", "RegistryStepClients", "StepFaultError", "StepLedgerError", "array_bytes"]
-
-_MISMATCH = "ProposalResponsePayloads do not match"
-_RETRIES = 8
 
 
 class StepLedgerError(Exception):
@@ -108,20 +104,10 @@ class LedgerSteps:
 
     # -- ledger plumbing
     def _submit(self, contract: Contract, msp: str, fn: str, payload: Mapping[str, Any]) -> None:
-        body = json.dumps(payload, sort_keys=True)
-        for attempt in range(_RETRIES + 1):
-            try:
-                res = contract.submit(fn, self.run, body)
-                break
-            except CommitError as exc:
-                if attempt == _RETRIES:
-                    raise StepLedgerError(fn, msp, "", str(exc)) from exc
-            except GatewayError as exc:
-                # endorsing peers a block apart while this registry's head moved
-                if _MISMATCH not in str(exc) or attempt == _RETRIES:
-                    raise StepLedgerError(fn, msp, *chaincode_error_code(str(exc))) from exc
-            time.sleep(0.05 * (attempt + 1))
-        wait_for_block(contract.network, self.participants, res.block_number)
+        try:
+            submit_synced(contract, fn, self.run, json.dumps(payload, sort_keys=True), orgs=self.participants)
+        except (GatewayError, CommitError) as exc:
+            raise StepLedgerError(fn, msp, *chaincode_error_code(str(exc))) from exc
         self.tx_counts[msp] += 1
 
     def _step(self, contract: Contract, msp: str, rnd: int, it: int) -> dict[str, Any]:
