@@ -44,7 +44,7 @@ from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
-from synthreg.gan.federated import TrainConfig, train_federated
+from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
 from synthreg.keys.audit import load_unsealed_secret, unseal_audit_key
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError
@@ -61,7 +61,7 @@ from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
 from synthreg.network.topology import NetworkConfig
-from synthreg.secagg.round import LedgerAggregator
+from synthreg.secagg.round import LedgerAggregator, secure_sum
 from synthreg.trail.record import TrailRecorder
 from synthreg.trail.steps import LedgerSteps, RegistryStepClients
 from synthreg.trail.verify import TrailReport, verify_run
@@ -163,8 +163,13 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             steps = LedgerSteps(run_id, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
                                                              workspaces[m]) for m in msps],
                                 msps, keep_rounds=audit_rounds)
+            # the encoder's pooled histograms, summed by secure aggregation too
+            encoder = build_encoder(frames, schema, config, secure_sum=lambda vecs: secure_sum(
+                contracts, msps, f"{run_id}/encoder", vecs))
+            log(f"  encoder agreed: registries' histograms summed by secure aggregation "
+                f"(aggregation run {run_id}/encoder), encoder {encoder.hash()[:16]}")
             result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
-                                     aggregate=aggregator, step=steps)
+                                     aggregate=aggregator, step=steps, encoder=encoder)
         step_txs = sum(steps.tx_counts.values())
         res.facts["step_transactions"] = step_txs
         res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids) + step_txs

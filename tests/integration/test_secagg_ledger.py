@@ -155,3 +155,22 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
     own = reports["own-ciphertext"]
     assert len(own.failures) == len(msps) and all(
         "audit ciphertext submitted with secure aggregation" in f for f in own.failures), own.failures
+
+
+def test_the_encoder_built_from_a_secure_sum_of_histograms_is_the_agreed_one(
+        profile: Profile, unique: str) -> None:
+    from synthreg.data import Schema, load_dataset, split_registries
+    from synthreg.gan.federated import TrainConfig, build_encoder
+    from synthreg.secagg.round import secure_sum
+
+    schema = Schema.bundled("rotterdam")
+    frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
+    msps = list(profile.msp_ids)
+    with ExitStack() as stack:
+        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
+                     for m in msps}
+        enc = build_encoder(frames, schema, TrainConfig(), secure_sum=lambda vecs: secure_sum(
+            contracts, msps, f"enc-{unique}", vecs))
+        state = json.loads(contracts[msps[0]].evaluate("GetRound", f"enc-{unique}", "0"))
+    assert enc.hash() == build_encoder(frames, schema, TrainConfig()).hash()
+    assert state["status"] == "frozen" and state["agreed"] is True and sorted(state["survivors"]) == sorted(msps)

@@ -92,3 +92,22 @@ def test_nullable_columns_roundtrip() -> None:
 def test_decode_rejects_wrong_width(schema: Schema) -> None:
     with pytest.raises(EncodingShapeError):
         TabularEncoder(schema).decode(np.zeros((4, 5), dtype=np.float32))
+
+
+def test_a_secure_sum_of_flattened_histograms_gives_the_same_encoder() -> None:
+    from synthreg.data import Schema, load_dataset, split_registries
+    from synthreg.gan.encoder import EncoderStats, EncoderStatsError
+    from synthreg.gan.federated import TrainConfig, build_encoder
+
+    schema = Schema.bundled("rotterdam")
+    frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
+    config = TrainConfig()
+    noisy = lambda vecs: np.sum(vecs, axis=0) + 3e-9  # noqa: E731  (fixed-point residue of a masked sum)
+    assert build_encoder(frames, schema, config, secure_sum=noisy).hash() == build_encoder(frames, schema,
+                                                                                          config).hash()
+    stats = EncoderStats.from_frame(frames[0], schema)
+    assert stats.from_vector(stats.to_vector()) == stats
+    with pytest.raises(EncoderStatsError):
+        stats.from_vector(stats.to_vector()[:-1])
+    with pytest.raises(EncoderStatsError):
+        stats.from_vector(-stats.to_vector() - 1)

@@ -148,6 +148,24 @@ class EncoderStats:
     def to_dict(self) -> dict[str, object]:
         return {"bins": self.bins, "counts": {k: list(v) for k, v in sorted(self.counts.items())}}
 
+    def to_vector(self) -> np.ndarray:
+        """All counts as one float64 vector, columns in sorted order (for a secure sum)."""
+        return np.concatenate([np.asarray(self.counts[k], dtype=np.float64) for k in sorted(self.counts)])
+
+    def from_vector(self, vec: np.ndarray) -> EncoderStats:
+        """Statistics of this shape holding ``vec``'s counts, rounded to integers
+        (a securely aggregated sum carries fixed-point noise far below 0.5).
+        Raises :class:`EncoderStatsError` for a wrong length or negative/non-finite counts."""
+        vec = np.asarray(vec, dtype=np.float64)
+        sizes = [len(self.counts[k]) for k in sorted(self.counts)]
+        if vec.shape != (sum(sizes),):
+            raise EncoderStatsError(f"expected {sum(sizes)} counts, got shape {vec.shape}")
+        if not np.isfinite(vec).all() or (vec < -0.5).any():
+            raise EncoderStatsError("counts must be finite and non-negative")
+        parts = np.split(np.rint(vec), np.cumsum(sizes)[:-1])
+        return EncoderStats(self.bins, {k: tuple(float(x) for x in part)
+                                        for k, part in zip(sorted(self.counts), parts, strict=True)})
+
 
 # --------------------------------------------------------------------------- encoder
 

@@ -186,11 +186,21 @@ class _Registry:
     real: RealBatchSampler
 
 
-def build_encoder(frames: Sequence[pd.DataFrame], schema: Schema, config: TrainConfig) -> TabularEncoder:
-    """The consortium encoder: schema + sum of registries' histograms (or schema only)."""
+def build_encoder(frames: Sequence[pd.DataFrame], schema: Schema, config: TrainConfig,
+                  secure_sum: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> TabularEncoder:
+    """The consortium encoder: schema + sum of registries' histograms (or schema only).
+
+    ``secure_sum``, if given, sums the registries' flattened histograms without
+    anyone seeing another's (e.g. secure aggregation over the ledger); by
+    default they are summed in the clear. Both give the same encoder.
+    """
     if config.encoder_stats == "schema":
         return TabularEncoder(schema)
-    stats = EncoderStats.combine([EncoderStats.from_frame(f, schema, config.bins) for f in frames])
+    parts = [EncoderStats.from_frame(f, schema, config.bins) for f in frames]
+    if secure_sum is None:
+        stats = EncoderStats.combine(parts)
+    else:
+        stats = parts[0].from_vector(secure_sum([p.to_vector() for p in parts]))
     return TabularEncoder(schema, stats)
 
 

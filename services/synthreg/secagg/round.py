@@ -76,6 +76,7 @@ __all__ = [
     "RoundVoidError",
     "open_aggregation",
     "secure_average",
+    "secure_sum",
 ]
 
 T = TypeVar("T")
@@ -462,3 +463,13 @@ class LedgerAggregator:
     @property
     def tx_ids(self) -> list[str]:
         return [tx for m in self.mergers for tx in m.tx_ids]
+
+
+def secure_sum(contracts: Mapping[str, Contract], msps: Sequence[str], run: str,
+               vectors: Sequence[np.ndarray], round_timeout_s: int = 30) -> np.ndarray:
+    """Σ of registry ``i``'s ``vectors[i]`` over the survivors, by one secure-aggregation
+    round (round 0 of aggregation run ``run``): e.g. the encoder's pooled
+    histograms, so that no registry sees another's counts. float64."""
+    agg = LedgerAggregator(contracts, msps, run, round_timeout_s)
+    average = agg(0, [np.asarray(v, dtype=np.float64) for v in vectors], None)
+    return average.astype(np.float64) * len(agg.outcomes[-1].survivors)
