@@ -170,6 +170,8 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
                 f"(aggregation run {run_id}/encoder), encoder {encoder.hash()[:16]}")
             result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
                                      aggregate=aggregator, step=steps, encoder=encoder)
+            last = {msps[h.registry]: h.g_loss for h in result.history if h.round == rounds - 1}
+            steps.stop(rounds - 1, local_iters - 1, last, reason="budget")
         step_txs = sum(steps.tx_counts.values())
         res.facts["step_transactions"] = step_txs
         res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids) + step_txs

@@ -70,6 +70,15 @@ def test_every_step_is_on_the_ledger_and_training_is_unchanged(
         head = json.loads(reader.evaluate("GetStepHead", run, c.msp))
         assert head == {"round": TINY.rounds - 1, "iter": TINY.local_iters - 1, "phase": "d"}
 
+    # the budget is spent: each generator records the stop; a further step is refused
+    steps.stop(TINY.rounds - 1, TINY.local_iters - 1, {c.msp: 0.0 for c in clients})
+    assert json.loads(reader.evaluate("GetStepHead", run, clients[0].msp))["phase"] == "stopped"
+    with pytest.raises(StepLedgerError) as err:
+        steps._submit(clients[0].generator, clients[0].msp, "RecordGeneratorStep", {
+            "round": TINY.rounds, "iter": 0, "fake_sha256": "a" * 64, "g_weights_sha256": "b" * 64,
+            "noise_seed": 1, "batch_size": TINY.batch_size})
+    assert err.value.code == "PRECONDITION_FAILED" and "stopped" in err.value.detail
+
 
 class _TamperingWorkspace(Workspace):
     """A workspace in which the fake batch is altered after it was stored."""

@@ -164,3 +164,10 @@ class LedgerSteps:
         g.apply_feedback(feedback)
         self._discard(reg, ctx.round, fake_sha, feedback_sha)
         return res
+
+    def stop(self, rnd: int, it: int, g_losses: Mapping[str, float], reason: str = "budget") -> None:
+        """Each registry's generator records the end of its training after the
+        completed step (``rnd``, ``it``); the chaincode refuses every later step."""
+        for reg in self.registries:
+            self._submit(reg.generator, reg.msp, "RecordStop", {
+                "round": rnd, "iter": it, "reason": reason, "g_loss": float(g_losses[reg.msp])})
