@@ -1,7 +1,7 @@
 package ganledger
 
 // Secure aggregation over the ledger (DESIGN.md §4, wire spec
-// /tmp/secagg/SPEC.md): types, state keys and the shared loaders of the
+// chaincode/spec/secagg.md): types, state keys and the shared loaders of the
 // aggregation functions in aggregation_write.go and aggregation_read.go.
 //
 // Who calls: the merger app of each registry (synthreg ledger driver) for the

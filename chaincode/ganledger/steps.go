@@ -1,7 +1,7 @@
 package ganledger
 
 // Per-iteration training step records (DESIGN.md §3, the paper's Figure 3
-// flows 1–3; wire spec /tmp/steps/SPEC.md): types, state keys and the shared
+// flows 1–3; wire spec chaincode/spec/steps.md): types, state keys and the shared
 // helpers of steps_write.go and steps_read.go.
 //
 // Who calls: each registry's generator app (RecordGeneratorStep, RecordStop,

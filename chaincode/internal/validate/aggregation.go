@@ -1,7 +1,7 @@
 package validate
 
 // Validators added for the secure-aggregation functions of ganledger
-// (DESIGN.md §4, /tmp/secagg/SPEC.md): round numbers, canonical base64 and
+// (DESIGN.md §4, chaincode/spec/secagg.md): round numbers, canonical base64 and
 // flat JSON string maps with duplicate-key detection. Same contract as the
 // rest of this package: every failure is a *ccerr.InvalidArgumentError
 // naming the argument (or "argument.field").

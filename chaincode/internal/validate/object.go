@@ -1,7 +1,7 @@
 package validate
 
 // Validators added for the per-iteration step records of ganledger
-// (DESIGN.md §3, /tmp/steps/SPEC.md): a strict JSON object decoder that also
+// (DESIGN.md §3, chaincode/spec/steps.md): a strict JSON object decoder that also
 // refuses duplicate, null and missing fields, and numeric range checks. Same
 // contract as the rest of this package: every failure is a
 // *ccerr.InvalidArgumentError naming the argument (or "argument.field").

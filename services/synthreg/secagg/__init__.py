@@ -1,4 +1,4 @@
-"""synthreg.secagg: pure-Python secure aggregation core (DESIGN.md §4, /tmp/secagg/SPEC.md).
+"""synthreg.secagg: pure-Python secure aggregation core (DESIGN.md §4, chaincode/spec/secagg.md).
 
 No ledger, no network, no disk. The ledger driver (:mod:`synthreg.secagg.round`)
 moves the values this package produces to and from the ``ganledger`` chaincode.
