@@ -82,7 +82,8 @@ def verify(
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a recorded training run: ledger hashes vs workspaces, agreement, secure-aggregation rounds, G/D step records, decrypted mean vs average."""
+    """Verify a recorded training run: ledger hashes vs workspaces, agreement,
+    secure-aggregation rounds, G/D step records, decrypted mean vs average."""
     from synthreg.crypto.ckks import load_public_context
     from synthreg.keys.audit import load_unsealed_secret
     from synthreg.network.client import open_gateway
