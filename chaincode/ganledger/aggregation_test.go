@@ -1,9 +1,7 @@
 package ganledger
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -59,20 +57,6 @@ func toJSON(t *testing.T, v any) string {
 	return string(raw)
 }
 
-func decodeAs[T any](t *testing.T, raw []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("decoding %.300q: %v", raw, err)
-	}
-	return v
-}
-
-func sumHex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func fill(n int, c byte) []byte { return []byte(strings.Repeat(string(c), n)) }
@@ -93,7 +77,7 @@ func (a *agg) open(n, threshold int, timeoutS int64) {
 }
 
 func pubKey(n int) string { return b64(fill(32, byte('a'+n))) }
-func commit(n int) string { return sumHex([]byte(fmt.Sprint("seed", n))) }
+func commit(n int) string { return fakestub.SHA256Hex([]byte(fmt.Sprint("seed", n))) }
 func envelope(from, to int) string {
 	return b64([]byte(fmt.Sprintf(`{"from":%d,"to":%d}`, from, to)))
 }
@@ -120,7 +104,7 @@ func (a *agg) postShares(n int, round string, to ...int) fakestub.Result {
 func (a *agg) blob(n int, round string) string {
 	a.t.Helper()
 	data := []byte(fmt.Sprintf("masked-%d-%s-........", n, round))
-	h := sumHex(data)
+	h := fakestub.SHA256Hex(data)
 	a.ok(a.call(a.m(n), "PutBlob", testRun, h, b64(data)))
 	return h
 }
@@ -156,7 +140,7 @@ func resultJSON(h string) string { return `{"average_sha256":"` + h + `"}` }
 
 func (a *agg) round(round string) RoundView {
 	a.t.Helper()
-	return decodeAs[RoundView](a.t, a.ok(a.call(a.as(msp(3), "auditor"), "GetRound", testRun, round)).Payload)
+	return fakestub.Decode[RoundView](a.t, a.ok(a.call(a.as(msp(3), "auditor"), "GetRound", testRun, round)).Payload)
 }
 
 // toShared runs advertise (all of adv) and post shares (all of post, to
@@ -190,7 +174,7 @@ func others(all []int, n int) []int {
 func (a *agg) lastEvent() (string, AggEvent) {
 	a.t.Helper()
 	ev := a.ledger.Events[len(a.ledger.Events)-1]
-	return ev.Name, decodeAs[AggEvent](a.t, ev.Payload)
+	return ev.Name, fakestub.Decode[AggEvent](a.t, ev.Payload)
 }
 
 func (a *agg) wantEvent(r fakestub.Result, name, round string, n int, status string) {
@@ -207,7 +191,7 @@ func (a *agg) wantEvent(r fakestub.Result, name, round string, n int, status str
 func TestAggregationRoundWithOneDropout(t *testing.T) {
 	a := newAgg(t)
 	a.open(3, 2, 30)
-	got := decodeAs[Aggregation](t, a.ok(a.call(a.as(msp(2), "generator"), "GetAggregation", testRun)).Payload)
+	got := fakestub.Decode[Aggregation](t, a.ok(a.call(a.as(msp(2), "generator"), "GetAggregation", testRun)).Payload)
 	if got.OpenedBy != msp(1) || got.Threshold != 2 || !reflect.DeepEqual(got.Participants, []string{msp(1), msp(2), msp(3)}) || got.RoundTimeoutS != 30 || got.TxID == "" {
 		t.Fatalf("aggregation %+v", got)
 	}
@@ -223,11 +207,11 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	// Registry2 submits first, then Registry1; Registry3 drops out.
 	r2 := a.ok(a.submit(2, "7", 1, 3))
 	a.wantEvent(r2, EventAggSubmitted, "7", 2, "")
-	if rc := decodeAs[Receipt](t, r2.Payload); rc.Order == nil || *rc.Order != 0 || rc.MSPID != msp(2) || rc.Round != 7 {
+	if rc := fakestub.Decode[Receipt](t, r2.Payload); rc.Order == nil || *rc.Order != 0 || rc.MSPID != msp(2) || rc.Round != 7 {
 		t.Fatalf("receipt %s", r2.Payload)
 	}
 	r1 := a.ok(a.submit(1, "7", 2, 3))
-	if rc := decodeAs[Receipt](t, r1.Payload); *rc.Order != 1 {
+	if rc := fakestub.Decode[Receipt](t, r1.Payload); *rc.Order != 1 {
 		t.Fatalf("second submission order: %s", r1.Payload)
 	}
 	if v := a.round("7"); v.Status != StatusOpen || len(v.Survivors) != 0 || v.Agreed != nil {
@@ -240,7 +224,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	a.ledger.Advance(30 * time.Second)
 	fr := a.ok(a.call(a.m(3), "Freeze", testRun, "7"))
 	a.wantEvent(fr, EventAggFrozen, "7", 3, StatusFrozen)
-	st := decodeAs[RoundStatus](t, fr.Payload)
+	st := fakestub.Decode[RoundStatus](t, fr.Payload)
 	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(2), msp(1)}) || !reflect.DeepEqual(st.Dropped, []string{msp(3)}) {
 		t.Fatalf("frozen status %+v", st)
 	}
@@ -252,7 +236,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 		rv := a.ok(a.call(a.m(n), "Reveal", testRun, "7", revealJSON([]int{1, 2}, []int{3})))
 		a.wantEvent(rv, EventAggRevealed, "7", n, "")
 	}
-	avg := sumHex([]byte("average"))
+	avg := fakestub.SHA256Hex([]byte("average"))
 	rr := a.ok(a.call(a.m(1), "PostResult", testRun, "7", resultJSON(avg)))
 	a.wantEvent(rr, EventAggResultPosted, "7", 1, "")
 	if v := a.round("7"); v.Agreed != nil || len(v.Mismatched) != 0 {
@@ -311,7 +295,7 @@ func TestFreezeEarlyWhenEveryoneSubmitted(t *testing.T) {
 	for _, n := range all {
 		a.ok(a.submit(n, "0", others(all, n)...))
 	}
-	st := decodeAs[RoundStatus](t, a.ok(a.call(a.m(2), "Freeze", testRun, "0")).Payload)
+	st := fakestub.Decode[RoundStatus](t, a.ok(a.call(a.m(2), "Freeze", testRun, "0")).Payload)
 	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2), msp(3)}) || len(st.Dropped) != 0 || st.Dropped == nil {
 		t.Fatalf("status %+v", st)
 	}
@@ -344,7 +328,7 @@ func TestFreezeTimeoutBoundary(t *testing.T) {
 	a.open(3, 2, 10)
 	all := []int{1, 2, 3}
 	a.toShared("0", all, all)
-	first := decodeAs[Receipt](t, a.ok(a.submit(1, "0", 2, 3)).Payload)
+	first := fakestub.Decode[Receipt](t, a.ok(a.submit(1, "0", 2, 3)).Payload)
 	a.ok(a.submit(2, "0", 1, 3))
 	start, err := time.Parse(time.RFC3339Nano, first.Timestamp)
 	if err != nil {
@@ -354,7 +338,7 @@ func TestFreezeTimeoutBoundary(t *testing.T) {
 	// one land at first + 9 s, then first + 10 s.
 	a.ledger.Advance(start.Add(9*time.Second).Sub(a.ledger.Now()) - time.Second)
 	mustFail(t, a.call(a.m(1), "Freeze", testRun, "0"), "PRECONDITION_FAILED", "2 of 3")
-	st := decodeAs[RoundStatus](t, a.ok(a.call(a.m(1), "Freeze", testRun, "0")).Payload)
+	st := fakestub.Decode[RoundStatus](t, a.ok(a.call(a.m(1), "Freeze", testRun, "0")).Payload)
 	if st.Timestamp != start.Add(10*time.Second).Format(time.RFC3339Nano) {
 		t.Fatalf("froze at %s, first submission %s", st.Timestamp, first.Timestamp)
 	}
@@ -438,11 +422,11 @@ func TestSubmitRules(t *testing.T) {
 	mustFail(t, sub(1, `{"masked_sha256":"`+masked+`"} {}`), "INVALID_ARGUMENT", "trailing")
 
 	audit := []byte("ckks-ciphertexts")
-	a.ok(a.call(a.m(1), "PutBlob", testRun, sumHex(audit), b64(audit)))
-	r := a.ok(sub(1, a.submission(masked, sumHex(audit), 2)))
+	a.ok(a.call(a.m(1), "PutBlob", testRun, fakestub.SHA256Hex(audit), b64(audit)))
+	r := a.ok(sub(1, a.submission(masked, fakestub.SHA256Hex(audit), 2)))
 	a.wantEvent(r, EventAggSubmitted, "4", 1, "")
 	mustFail(t, sub(1, a.submission(masked, "", 2)), "ALREADY_EXISTS", "submission", "run-1/4/Registry1MSP")
-	if s := a.round("4").Submissions[msp(1)]; s.AuditSHA256 != sumHex(audit) || s.MaskedSHA256 != masked || s.Order != 0 {
+	if s := a.round("4").Submissions[msp(1)]; s.AuditSHA256 != fakestub.SHA256Hex(audit) || s.MaskedSHA256 != masked || s.Order != 0 {
 		t.Fatalf("stored submission %+v", s)
 	}
 }
@@ -450,15 +434,15 @@ func TestSubmitRules(t *testing.T) {
 func TestBlobs(t *testing.T) {
 	a := newAgg(t)
 	data := []byte{0, 1, 2, 250, 255, 7, 8, 9}
-	h := sumHex(data)
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, sumHex([]byte("other")), b64(data)), "INVALID_ARGUMENT", "dataB64", "sha256 of the decoded 8 bytes")
+	h := fakestub.SHA256Hex(data)
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, fakestub.SHA256Hex([]byte("other")), b64(data)), "INVALID_ARGUMENT", "dataB64", "sha256 of the decoded 8 bytes")
 	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, "AAEC+v8HCAk"), "INVALID_ARGUMENT", "dataB64")
 	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, ""), "INVALID_ARGUMENT", "dataB64")
 	mustFail(t, a.call(a.m(1), "PutBlob", testRun, strings.ToUpper(h), b64(data)), "INVALID_ARGUMENT", "sha256Hex")
 	mustFail(t, a.call(a.as(msp(1), "generator"), "PutBlob", testRun, h, b64(data)), "ACCESS_DENIED", "generator")
 	mustFail(t, a.call(a.m(1), "GetBlob", testRun, h), "NOT_FOUND", "blob", h)
 
-	meta := decodeAs[BlobMeta](t, a.ok(a.call(a.m(2), "PutBlob", testRun, h, b64(data))).Payload)
+	meta := fakestub.Decode[BlobMeta](t, a.ok(a.call(a.m(2), "PutBlob", testRun, h, b64(data))).Payload)
 	if meta.Size != 8 || meta.SHA256 != h || meta.MSPID != msp(2) || meta.Run != testRun {
 		t.Fatalf("meta %+v", meta)
 	}
@@ -538,7 +522,7 @@ func TestAgreementNamesTheMismatchedMerger(t *testing.T) {
 		a.ok(a.submit(n, "1", others(all, n)...))
 	}
 	a.ok(a.call(a.m(1), "Freeze", testRun, "1"))
-	good, bad := sumHex([]byte("good")), sumHex([]byte("bad"))
+	good, bad := fakestub.SHA256Hex([]byte("good")), fakestub.SHA256Hex([]byte("bad"))
 	for _, n := range all {
 		a.ok(a.call(a.m(n), "Reveal", testRun, "1", revealJSON(all, nil)))
 	}
@@ -576,7 +560,7 @@ func TestAggregationAccess(t *testing.T) {
 		{"OpenAggregation", "run-x", toJSON(t, config(3, 2, 30))},
 		{"Advertise", testRun, "6", pubKey(1), commit(1)},
 		{"PostShares", testRun, "6", a.sharesFor(1, 2, 3)},
-		{"PutBlob", testRun, sumHex([]byte("b")), b64([]byte("b"))},
+		{"PutBlob", testRun, fakestub.SHA256Hex([]byte("b")), b64([]byte("b"))},
 		{"Submit", testRun, "6", a.submission(h, "", 2, 3)},
 		{"Freeze", testRun, "6"},
 		{"Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})},
@@ -744,7 +728,7 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 		t.Fatalf("submits %+v / %+v", res[0], res[1])
 	}
 	r := b.ok(b.call(b.m(2), "Submit", testRun, "0", s2))
-	if rc := decodeAs[Receipt](t, r.Payload); *rc.Order != 1 {
+	if rc := fakestub.Decode[Receipt](t, r.Payload); *rc.Order != 1 {
 		t.Fatalf("re-submitted order %s", r.Payload)
 	}
 	// A PostShares racing the first Submit: either order, one is invalid.

@@ -19,9 +19,11 @@ func newSteps(t *testing.T) *steps { return &steps{newAgg(t)} }
 func (s *steps) g(n int) fakestub.Identity { return s.as(msp(n), "generator") }
 func (s *steps) d(n int) fakestub.Identity { return s.as(msp(n), "discriminator") }
 
-func fakeHash(n, round, iter int) string { return sumHex([]byte(fmt.Sprint("fake", n, round, iter))) }
+func fakeHash(n, round, iter int) string {
+	return fakestub.SHA256Hex([]byte(fmt.Sprint("fake", n, round, iter)))
+}
 func hashOf(what string, n, round, iter int) string {
-	return sumHex([]byte(fmt.Sprint(what, n, round, iter)))
+	return fakestub.SHA256Hex([]byte(fmt.Sprint(what, n, round, iter)))
 }
 
 func genArg(n, round, iter int) map[string]any {
@@ -65,7 +67,7 @@ func (s *steps) stop(n, round, iter int) fakestub.Result {
 
 func (s *steps) head(n int) StepHead {
 	s.t.Helper()
-	return decodeAs[StepHead](s.t, s.ok(s.call(s.g(n), "GetStepHead", testRun, msp(n))).Payload)
+	return fakestub.Decode[StepHead](s.t, s.ok(s.call(s.g(n), "GetStepHead", testRun, msp(n))).Payload)
 }
 
 func (s *steps) wantHead(n, round, iter int, phase string) {
@@ -89,7 +91,7 @@ func wantEvent(t *testing.T, r fakestub.Result, name string, want StepEvent) {
 		t.Fatalf("event %+v, want %s", r.Event, name)
 	}
 	want.TxID = r.TxID
-	if got := decodeAs[StepEvent](t, r.Event.Payload); got != want {
+	if got := fakestub.Decode[StepEvent](t, r.Event.Payload); got != want {
 		t.Fatalf("event payload %+v, want %+v", got, want)
 	}
 }
@@ -105,7 +107,7 @@ func TestStepsFullSequenceOverTwoRounds(t *testing.T) {
 			wantEvent(t, rd, EventDiscriminatorStep, StepEvent{Run: testRun, MSPID: msp(1), Round: round, Iter: iter, FeedbackSHA256: hashOf("fb", 1, round, iter)})
 			s.wantHead(1, round, iter, PhaseDiscriminator)
 
-			pair := decodeAs[StepPair](t, s.ok(s.call(s.as(msp(3), "auditor"), "GetStep", testRun, msp(1), fmt.Sprint(round), fmt.Sprint(iter))).Payload)
+			pair := fakestub.Decode[StepPair](t, s.ok(s.call(s.as(msp(3), "auditor"), "GetStep", testRun, msp(1), fmt.Sprint(round), fmt.Sprint(iter))).Payload)
 			g, d := pair.Generator, pair.Discriminator
 			if g == nil || d == nil {
 				t.Fatalf("GetStep(%d, %d) = %+v, want both sides", round, iter, pair)
@@ -118,14 +120,14 @@ func TestStepsFullSequenceOverTwoRounds(t *testing.T) {
 				d.GLoss != -1.25 || d.Role != "discriminator" || d.TxID != rd.TxID {
 				t.Fatalf("discriminator record %+v (tx %s)", d, rd.TxID)
 			}
-			if stored := decodeAs[GeneratorStep](t, rg.Payload); stored != *g {
+			if stored := fakestub.Decode[GeneratorStep](t, rg.Payload); stored != *g {
 				t.Fatalf("RecordGeneratorStep returned %+v, GetStep %+v", stored, *g)
 			}
 		}
 	}
 	rs := s.ok(s.stop(1, 1, 2))
 	wantEvent(t, rs, EventTrainingStopped, StepEvent{Run: testRun, MSPID: msp(1), Round: 1, Iter: 2, Reason: "budget"})
-	if st := decodeAs[Stop](t, rs.Payload); st.Reason != "budget" || st.GLoss != 0.75 || st.TxID != rs.TxID || st.MSPID != msp(1) {
+	if st := fakestub.Decode[Stop](t, rs.Payload); st.Reason != "budget" || st.GLoss != 0.75 || st.TxID != rs.TxID || st.MSPID != msp(1) {
 		t.Fatalf("stop record %+v", st)
 	}
 	s.wantHead(1, 1, 2, PhaseStopped)
@@ -159,7 +161,7 @@ func TestStepsDiscriminatorWithDifferentFakeHashRefusedAndNothingWritten(t *test
 	}
 	s.unchanged(before)
 	s.wantHead(1, 0, 0, PhaseGenerator)
-	pair := decodeAs[StepPair](t, s.ok(s.call(s.d(1), "GetStep", testRun, msp(1), "0", "0")).Payload)
+	pair := fakestub.Decode[StepPair](t, s.ok(s.call(s.d(1), "GetStep", testRun, msp(1), "0", "0")).Payload)
 	if pair.Generator == nil || pair.Discriminator != nil {
 		t.Fatalf("GetStep after a refused D step = %+v, want generator only", pair)
 	}
@@ -261,7 +263,7 @@ func TestStepsFaultsRecordedAndListedByBothRoles(t *testing.T) {
 			"ACCESS_DENIED", "allowed: discriminator,generator")
 	}
 	for _, reader := range []fakestub.Identity{s.g(1), s.d(1), s.as(msp(2), "auditor")} {
-		faults := decodeAs[[]Fault](t, s.ok(s.call(reader, "ListFaults", testRun, msp(1))).Payload)
+		faults := fakestub.Decode[[]Fault](t, s.ok(s.call(reader, "ListFaults", testRun, msp(1))).Payload)
 		if len(faults) != 2 || faults[0].TxID != rd.TxID || faults[1].TxID != rg.TxID ||
 			faults[0].Role != "discriminator" || faults[1].Role != "generator" || faults[1].Kind != "feedback_hash_mismatch" ||
 			faults[0].Expected != fakeHash(1, 0, 0) || faults[0].Detail != "workspace file hashes differently" {

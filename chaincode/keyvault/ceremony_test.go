@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
 )
 
 func TestRecordCeremonyStoresHostFromIdentityAndEmitsEvent(t *testing.T) {
@@ -11,7 +13,7 @@ func TestRecordCeremonyStoresHostFromIdentityAndEmitsEvent(t *testing.T) {
 	doc := ceremonyDoc(2, 3)
 	input := toJSON(t, doc)
 	r := f.mustOK(f.call(f.admin(2), "RecordCeremony", input))
-	cer := decode[Ceremony](t, r.Payload)
+	cer := fakestub.Decode[Ceremony](t, r.Payload)
 	if cer.Host.MSPID != "Registry2MSP" || cer.Host.Role != "admin" || !strings.Contains(cer.Host.Subject, "admin@Registry2MSP") || cer.Host.ID == "" {
 		t.Fatalf("host %+v not taken from the caller certificate", cer.Host)
 	}
@@ -21,13 +23,13 @@ func TestRecordCeremonyStoresHostFromIdentityAndEmitsEvent(t *testing.T) {
 	if len(f.ledger.Events) != 1 || f.ledger.Events[0].Name != EventCeremonyRecorded {
 		t.Fatalf("events %+v", f.ledger.Events)
 	}
-	ev := decode[CeremonyRecordedEvent](t, f.ledger.Events[0].Payload)
+	ev := fakestub.Decode[CeremonyRecordedEvent](t, f.ledger.Events[0].Payload)
 	if ev.CeremonyID != "cer-0001" || ev.HostMSPID != "Registry2MSP" || ev.T != 2 || ev.N != 3 || ev.TxID != r.TxID {
 		t.Fatalf("event %+v", ev)
 	}
 
 	// Everyone in the consortium reads the facts; the record comes back verbatim (compacted).
-	got := decode[Ceremony](t, f.mustOK(f.call(f.id("Registry3MSP", "auditor"), "GetCeremony")).Payload)
+	got := fakestub.Decode[Ceremony](t, f.mustOK(f.call(f.id("Registry3MSP", "auditor"), "GetCeremony")).Payload)
 	if got.CeremonyID != "cer-0001" || got.Host != cer.Host || len(got.Shares) != 0 {
 		t.Fatalf("GetCeremony = %+v", got)
 	}
@@ -44,7 +46,7 @@ func TestSecondCeremonyIsRefused(t *testing.T) {
 	doc["ceremony_id"] = "cer-0002"
 	doc["commitments"].(map[string]any)["ceremony_id"] = "cer-0002"
 	mustFail(t, f.call(f.admin(3), "RecordCeremony", toJSON(t, doc)), "ALREADY_EXISTS", "cer-0001", "Registry1MSP")
-	if got := decode[Ceremony](t, f.mustOK(f.call(f.admin(3), "GetCeremony")).Payload); got.CeremonyID != "cer-0001" || got.T != 2 {
+	if got := fakestub.Decode[Ceremony](t, f.mustOK(f.call(f.admin(3), "GetCeremony")).Payload); got.CeremonyID != "cer-0001" || got.T != 2 {
 		t.Fatalf("first ceremony replaced: %+v", got)
 	}
 }
@@ -124,7 +126,7 @@ func TestRecordCeremonyValidation(t *testing.T) {
 	})
 	t.Run("5 registries 3 of 5", func(t *testing.T) {
 		f := newFixture(t)
-		cer := decode[Ceremony](t, f.mustOK(f.call(f.admin(4), "RecordCeremony", toJSON(t, ceremonyDoc(3, 5)))).Payload)
+		cer := fakestub.Decode[Ceremony](t, f.mustOK(f.call(f.admin(4), "RecordCeremony", toJSON(t, ceremonyDoc(3, 5)))).Payload)
 		if cer.N != 5 || len(cer.ShareIndex) != 5 {
 			t.Fatalf("%+v", cer)
 		}
@@ -136,7 +138,7 @@ func TestSealedKeyHashIsOfCompactedJSON(t *testing.T) {
 	doc := ceremonyDoc(2, 3)
 	cer := f.recordCeremony()
 	compact, _ := json.Marshal(doc["sealed_key"])
-	if cer.SealedKeySHA256 != hexSum(compact) {
-		t.Fatalf("sealed_key_sha256 %s, want %s", cer.SealedKeySHA256, hexSum(compact))
+	if cer.SealedKeySHA256 != fakestub.SHA256Hex(compact) {
+		t.Fatalf("sealed_key_sha256 %s, want %s", cer.SealedKeySHA256, fakestub.SHA256Hex(compact))
 	}
 }

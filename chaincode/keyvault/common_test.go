@@ -1,9 +1,7 @@
 package keyvault
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -80,35 +78,21 @@ func mustFail(t *testing.T, r fakestub.Result, wantPrefix string, wantParts ...s
 	}
 }
 
-func decode[T any](t *testing.T, raw []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("decoding %.200q: %v", raw, err)
-	}
-	return v
-}
-
-func hexSum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 // ceremonyDoc builds a consistent public_record()-shaped ceremony for
 // Registry1..Registry<n> with threshold t, as a generic map so tests can
 // break single fields.
 func ceremonyDoc(t, n int) map[string]any {
 	pubCtx := []byte(strings.Repeat("public-context;", 1000))
 	testCt := []byte("test-ciphertext-bytes")
-	pubHash := hexSum(pubCtx)
+	pubHash := fakestub.SHA256Hex(pubCtx)
 	digests := map[string]any{}
 	shareIndex := map[string]any{}
 	keys := map[string]any{}
 	for i := 1; i <= n; i++ {
 		org := fmt.Sprintf("Registry%dMSP", i)
-		digests[fmt.Sprint(i)] = hexSum([]byte("share" + fmt.Sprint(i)))
+		digests[fmt.Sprint(i)] = fakestub.SHA256Hex([]byte("share" + fmt.Sprint(i)))
 		shareIndex[org] = i
-		keys[org] = hexSum([]byte("x25519" + org)) // 32 bytes, hex
+		keys[org] = fakestub.SHA256Hex([]byte("x25519" + org)) // 32 bytes, hex
 	}
 	return map[string]any{
 		"ceremony_id":         "cer-0001",
@@ -123,7 +107,7 @@ func ceremonyDoc(t, n int) map[string]any {
 		"commitments":            map[string]any{"ceremony_id": "cer-0001", "digests": digests},
 		"share_index":            shareIndex,
 		"recipient_public_keys":  keys,
-		"test_ciphertext_sha256": hexSum(testCt),
+		"test_ciphertext_sha256": fakestub.SHA256Hex(testCt),
 		"test_ciphertext_b64":    base64.StdEncoding.EncodeToString(testCt),
 	}
 }
@@ -141,7 +125,7 @@ func toJSON(t *testing.T, v any) string {
 func (f *fixture) recordCeremony() Ceremony {
 	f.t.Helper()
 	r := f.mustOK(f.call(f.admin(1), "RecordCeremony", toJSON(f.t, ceremonyDoc(2, 3))))
-	return decode[Ceremony](f.t, r.Payload)
+	return fakestub.Decode[Ceremony](f.t, r.Payload)
 }
 
 // distribute puts org n's share (content "envelope-of-<org>") as Registry1's admin.

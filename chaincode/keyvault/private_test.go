@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
 )
 
 func TestPutPrivateWritesCallerCollectionAndEmitsEventWithoutValue(t *testing.T) {
@@ -29,17 +31,17 @@ func TestPutPrivateWritesCallerCollectionAndEmitsEventWithoutValue(t *testing.T)
 	if strings.Contains(string(f.ledger.Events[0].Payload), "secret-42") {
 		t.Fatalf("event payload carries the private value: %s", f.ledger.Events[0].Payload)
 	}
-	ev := decode[PrivatePutEvent](t, f.ledger.Events[0].Payload)
-	want := PrivatePutEvent{Key: "k1", MSPID: "Registry1MSP", Collection: "shares_Registry1MSP", SHA256: hexSum([]byte("secret-42")), TxID: r.TxID}
+	ev := fakestub.Decode[PrivatePutEvent](t, f.ledger.Events[0].Payload)
+	want := PrivatePutEvent{Key: "k1", MSPID: "Registry1MSP", Collection: "shares_Registry1MSP", SHA256: fakestub.SHA256Hex([]byte("secret-42")), TxID: r.TxID}
 	if ev != want {
 		t.Fatalf("event %+v, want %+v", ev, want)
 	}
 
-	got := decode[PrivateValue](t, f.mustOK(f.call(f.id("Registry1MSP", "merger"), "GetPrivate", "Registry1MSP", "k1")).Payload)
+	got := fakestub.Decode[PrivateValue](t, f.mustOK(f.call(f.id("Registry1MSP", "merger"), "GetPrivate", "Registry1MSP", "k1")).Payload)
 	if v, _ := base64.StdEncoding.DecodeString(got.ValueB64); string(v) != "secret-42" || got.SHA256 != want.SHA256 {
 		t.Fatalf("GetPrivate = %+v", got)
 	}
-	h := decode[PrivateHash](t, f.mustOK(f.call(f.admin(2), "GetPrivateHash", "Registry1MSP", "k1")).Payload)
+	h := fakestub.Decode[PrivateHash](t, f.mustOK(f.call(f.admin(2), "GetPrivateHash", "Registry1MSP", "k1")).Payload)
 	if h.SHA256 != want.SHA256 {
 		t.Fatalf("on-chain hash %s, want %s", h.SHA256, want.SHA256)
 	}
@@ -69,7 +71,7 @@ func TestPutPrivateRules(t *testing.T) {
 
 	f.mustOK(f.callT(gen, map[string][]byte{TransientValue: []byte("first")}, "PutPrivate", "k"))
 	mustFail(t, f.callT(gen, map[string][]byte{TransientValue: []byte("second")}, "PutPrivate", "k"), "ALREADY_EXISTS", `"k"`)
-	got := decode[PrivateValue](t, f.mustOK(f.call(gen, "GetPrivate", "Registry3MSP", "k")).Payload)
+	got := fakestub.Decode[PrivateValue](t, f.mustOK(f.call(gen, "GetPrivate", "Registry3MSP", "k")).Payload)
 	if v, _ := base64.StdEncoding.DecodeString(got.ValueB64); string(v) != "first" {
 		t.Fatalf("value overwritten: %q", v)
 	}

@@ -2,6 +2,8 @@ package keyvault
 
 import (
 	"testing"
+
+	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
 )
 
 const envelope = `{"version":1,"epk":"ZXBr","nonce":"bm9uY2U=","ciphertext":"Y3Q="}`
@@ -13,28 +15,28 @@ func TestReleaseShareRecordedAndListed(t *testing.T) {
 		f.mustOK(f.distribute(i))
 	}
 	r3 := f.mustOK(f.call(f.admin(3), "ReleaseShare", "auditor-A", envelope))
-	rel := decode[Release](t, r3.Payload)
+	rel := fakestub.Decode[Release](t, r3.Payload)
 	if rel.Org != "Registry3MSP" || rel.Auditor != "auditor-A" || rel.ShareIndex != 3 || rel.TxID != r3.TxID ||
-		rel.ReleasedBy.MSPID != "Registry3MSP" || rel.CeremonyID != "cer-0001" || string(rel.Envelope) != envelope || rel.EnvelopeSHA256 != hexSum([]byte(envelope)) {
+		rel.ReleasedBy.MSPID != "Registry3MSP" || rel.CeremonyID != "cer-0001" || string(rel.Envelope) != envelope || rel.EnvelopeSHA256 != fakestub.SHA256Hex([]byte(envelope)) {
 		t.Fatalf("release %+v", rel)
 	}
 	last := f.ledger.Events[len(f.ledger.Events)-1]
 	want := ShareReleasedEvent{CeremonyID: "cer-0001", Auditor: "auditor-A", Org: "Registry3MSP", ShareIndex: 3, EnvelopeSHA256: rel.EnvelopeSHA256, TxID: r3.TxID}
-	if last.Name != EventShareReleased || decode[ShareReleasedEvent](t, last.Payload) != want {
+	if last.Name != EventShareReleased || fakestub.Decode[ShareReleasedEvent](t, last.Payload) != want {
 		t.Fatalf("event %s %s", last.Name, last.Payload)
 	}
 	f.mustOK(f.call(f.admin(1), "ReleaseShare", "auditor-A", envelope))
 	f.mustOK(f.call(f.admin(1), "ReleaseShare", "auditor-B", envelope))
 
-	list := decode[Releases](t, f.mustOK(f.call(f.id("Registry2MSP", "auditor"), "ListReleases", "auditor-A")).Payload)
+	list := fakestub.Decode[Releases](t, f.mustOK(f.call(f.id("Registry2MSP", "auditor"), "ListReleases", "auditor-A")).Payload)
 	if list.T != 2 || list.Auditor != "auditor-A" || len(list.Releases) != 2 || list.Releases[0].Org != "Registry1MSP" || list.Releases[1].Org != "Registry3MSP" {
 		t.Fatalf("ListReleases(auditor-A) = %+v", list)
 	}
-	if b := decode[Releases](t, f.mustOK(f.call(f.admin(2), "ListReleases", "auditor-B")).Payload); len(b.Releases) != 1 {
+	if b := fakestub.Decode[Releases](t, f.mustOK(f.call(f.admin(2), "ListReleases", "auditor-B")).Payload); len(b.Releases) != 1 {
 		t.Fatalf("ListReleases(auditor-B) = %+v", b)
 	}
 	// Prefix of another auditor id does not match.
-	if none := decode[Releases](t, f.mustOK(f.call(f.admin(2), "ListReleases", "auditor")).Payload); len(none.Releases) != 0 || none.Releases == nil {
+	if none := fakestub.Decode[Releases](t, f.mustOK(f.call(f.admin(2), "ListReleases", "auditor")).Payload); len(none.Releases) != 0 || none.Releases == nil {
 		t.Fatalf("ListReleases(auditor) = %+v", none)
 	}
 }

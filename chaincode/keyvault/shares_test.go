@@ -3,6 +3,8 @@ package keyvault
 import (
 	"encoding/base64"
 	"testing"
+
+	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
 )
 
 func TestShareBeforeCeremonyIsRefused(t *testing.T) {
@@ -24,8 +26,8 @@ func TestPutShareWritesRecipientCollectionWithReceiptAndEvent(t *testing.T) {
 	if _, ok := f.ledger.Private["shares_Registry1MSP"]; ok {
 		t.Fatal("host's own collection written")
 	}
-	rec := decode[ShareReceipt](t, r.Payload)
-	want := ShareReceipt{Org: "Registry2MSP", Collection: "shares_Registry2MSP", ShareIndex: 2, SHA256: hexSum([]byte(envelope)), HostMSPID: "Registry1MSP", TxID: r.TxID}
+	rec := fakestub.Decode[ShareReceipt](t, r.Payload)
+	want := ShareReceipt{Org: "Registry2MSP", Collection: "shares_Registry2MSP", ShareIndex: 2, SHA256: fakestub.SHA256Hex([]byte(envelope)), HostMSPID: "Registry1MSP", TxID: r.TxID}
 	if rec != want {
 		t.Fatalf("receipt %+v, want %+v", rec, want)
 	}
@@ -33,7 +35,7 @@ func TestPutShareWritesRecipientCollectionWithReceiptAndEvent(t *testing.T) {
 	if last.Name != EventSharePut {
 		t.Fatalf("last event %s", last.Name)
 	}
-	if ev := decode[SharePutEvent](t, last.Payload); ev != (SharePutEvent{Org: "Registry2MSP", ShareIndex: 2, SHA256: want.SHA256, HostMSPID: "Registry1MSP", TxID: r.TxID}) {
+	if ev := fakestub.Decode[SharePutEvent](t, last.Payload); ev != (SharePutEvent{Org: "Registry2MSP", ShareIndex: 2, SHA256: want.SHA256, HostMSPID: "Registry1MSP", TxID: r.TxID}) {
 		t.Fatalf("event %+v", ev)
 	}
 	// No public state written: only the recipient's collection (so only its peer endorses).
@@ -42,11 +44,11 @@ func TestPutShareWritesRecipientCollectionWithReceiptAndEvent(t *testing.T) {
 		t.Fatalf("PutShare wrote public state: %d keys", stateBefore)
 	}
 	// GetCeremony lists the on-chain hash of the distributed share.
-	cer := decode[Ceremony](t, f.mustOK(f.call(f.id("Registry3MSP", "merger"), "GetCeremony")).Payload)
+	cer := fakestub.Decode[Ceremony](t, f.mustOK(f.call(f.id("Registry3MSP", "merger"), "GetCeremony")).Payload)
 	if cer.Shares["Registry2MSP"] != rec.SHA256 || len(cer.Shares) != 1 {
 		t.Fatalf("GetCeremony shares %+v", cer.Shares)
 	}
-	h := decode[PrivateHash](t, f.mustOK(f.call(f.admin(3), "GetShareHash", "Registry2MSP")).Payload)
+	h := fakestub.Decode[PrivateHash](t, f.mustOK(f.call(f.admin(3), "GetShareHash", "Registry2MSP")).Payload)
 	if h.SHA256 != rec.SHA256 {
 		t.Fatalf("private data hash %s != receipt %s", h.SHA256, rec.SHA256)
 	}
@@ -77,9 +79,9 @@ func TestGetShareOnlyByOwnOrgAdmin(t *testing.T) {
 	f.mustOK(f.distribute(1))
 	f.mustOK(f.distribute(2))
 
-	own := decode[OwnShare](t, f.mustOK(f.call(f.admin(2), "GetShare", "Registry2MSP")).Payload)
+	own := fakestub.Decode[OwnShare](t, f.mustOK(f.call(f.admin(2), "GetShare", "Registry2MSP")).Payload)
 	raw, _ := base64.StdEncoding.DecodeString(own.ShareB64)
-	if string(raw) != `{"envelope-of":"Registry2MSP"}` || own.ShareIndex != 2 || own.CeremonyID != "cer-0001" || own.SHA256 != hexSum(raw) {
+	if string(raw) != `{"envelope-of":"Registry2MSP"}` || own.ShareIndex != 2 || own.CeremonyID != "cer-0001" || own.SHA256 != fakestub.SHA256Hex(raw) {
 		t.Fatalf("GetShare = %+v", own)
 	}
 	// Another org, even the ceremony host, cannot read it.
