@@ -60,9 +60,9 @@ def _cli(*args: str) -> None:
 
 def measure(profile: Profile, n_registries: int, config: TrainConfig, workdir: Path) -> dict[str, float]:
     schema = Schema.bundled("rotterdam")
-    frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")[:n_registries]
-    encoder = build_encoder(split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year"),
-                            schema, config)  # the same 3-registry encoder for every arm
+    all_frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
+    frames = all_frames[:n_registries]
+    encoder = build_encoder(all_frames, schema, config)  # the same 3-registry encoder for every arm
     msps = list(profile.msp_ids)[:n_registries]
     iterations = config.rounds * config.local_iters
 
