@@ -145,8 +145,11 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         from contextlib import ExitStack
 
         with ExitStack() as stack:
-            contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
-                         for m in msps}
+            def app(msp: str, role: str) -> Contract:
+                """ganledger as ``msp``'s ``role`` app (one Gateway per app identity)."""
+                return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
+
+            contracts = {m: app(m, "merger") for m in msps}
             recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
             recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
                                  "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
@@ -156,10 +159,6 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
                 contracts, msps, run_id, audit_rounds=audit_rounds,
                 audit=lambda vec: encrypt_vector(public, vec.astype(np.float64)).to_bytes())
             recorder.ciphertext_source = aggregator.audit_ciphertext
-
-            def app(msp: str, role: str) -> Contract:
-                return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
-
             steps = LedgerSteps(run_id, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
                                                              workspaces[m]) for m in msps],
                                 msps, keep_rounds=audit_rounds)
