@@ -3,11 +3,11 @@
 What is measured, per vector length L (``--length``, default 1000, 10000 and
 85527 = the demo GAN's G‖D parameter count):
 
-* ``--rounds`` full rounds of :func:`synthreg.secagg.round.secure_average` with
+* ``--rounds`` full rounds of :func:`synthreg.chain.secagg.secure_average` with
   the 3 registries' mergers (each its own ``merger`` identity and Gateway),
   random float32 vectors (seeded), after one warm-up round that is not counted.
   Per round: wall time, and a per-phase breakdown taken by :class:`TimedMerger`,
-  a subclass of :class:`~synthreg.secagg.round.LedgerMerger` defined here that
+  a subclass of :class:`~synthreg.chain.secagg.LedgerMerger` defined here that
   times its public phase methods (advertise, post_shares, submit, freeze,
   reveal, result) -- no library code is patched. A phase's time is the span
   from the first merger starting it to the last one finishing it (the mergers
@@ -60,17 +60,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from synthreg.ledger import Contract
-from synthreg.network.client import open_gateway
-from synthreg.network.profile import Profile, load_profile
-from synthreg.secagg import Params, Party, average
-from synthreg.secagg.round import (
+from synthreg.chain.secagg import (
     AggregationConfig,
     LedgerMerger,
     RoundOutcome,
     open_aggregation,
     secure_average,
 )
+from synthreg.ledger import Contract
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile, load_profile
+from synthreg.secagg import Params, Party, average
 
 console = Console(width=210)
 

@@ -4,7 +4,7 @@ Measures, for the demo's model on the bundled data, the wall time per local
 iteration of federated training
 
 * in-process (G -> D -> G hand-over in memory; no ledger), and
-* with every hand-over recorded (`synthreg.trail.steps.LedgerSteps`: fake batch
+* with every hand-over recorded (`synthreg.chain.steps.LedgerSteps`: fake batch
   and feedback through the workspace, `RecordGeneratorStep` /
   `RecordDiscriminatorStep` on `gan`, each checked against the ledger),
 
@@ -39,11 +39,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients
 from synthreg.data import Schema, load_dataset, split_registries
 from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile, load_profile
-from synthreg.trail.steps import LedgerSteps, RegistryStepClients
 from synthreg.workspace import Workspace
 
 console = Console(width=140)

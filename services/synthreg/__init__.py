@@ -2,6 +2,7 @@
 
 Subpackages (each one concept, see README "Architecture"):
   ledger   Fabric Gateway client (identity, signing, proposals, events)
+  chain    typed clients of the chaincode contracts (secagg rounds, step records, keyvault)
   network  local Fabric network launcher (binaries, crypto, channels, chaincode)
   crypto   CKKS audit key, sealing, Shamir shares, share transport
   data     bundled datasets, schema validation, registry split, content hashing

@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 from rich.markup import escape
 
+from synthreg.chain.keyvault import LedgerKeyVault
+from synthreg.chain.secagg import LedgerAggregator, secure_sum
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
@@ -55,15 +58,12 @@ from synthreg.keys.keyfiles import (
     load_org_keypair,
 )
 from synthreg.keys.release import release_to_auditor
-from synthreg.keys.vault import LedgerKeyVault
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
 from synthreg.network.topology import NetworkConfig
-from synthreg.secagg.round import LedgerAggregator, secure_sum
 from synthreg.trail.record import TrailRecorder
-from synthreg.trail.steps import LedgerSteps, RegistryStepClients
 from synthreg.trail.verify import TrailReport, verify_run
 from synthreg.workspace import Workspace
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from synthreg.chain.keyvault import CHAINCODE, CHANNEL, LedgerKeyVault
 from synthreg.cli import audit_cmd, keys_cmd
 from synthreg.crypto.ceremony import audit_test_vector, open_share, run_ceremony
 from synthreg.crypto.ckks import EncryptedVector, decrypt
@@ -37,7 +38,6 @@ from synthreg.keys.errors import (
 from synthreg.keys.keyfiles import AuditorPublicKey, auditor_id, load_org_keypair
 from synthreg.keys.records import CeremonyFacts, decode_envelope
 from synthreg.keys.release import release_to_auditor
-from synthreg.keys.vault import CHAINCODE, CHANNEL, LedgerKeyVault
 from synthreg.ledger import EvaluateError
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile

@@ -13,9 +13,7 @@ from contextlib import ExitStack
 import numpy as np
 import pytest
 
-from synthreg.network.client import open_gateway
-from synthreg.network.profile import Profile
-from synthreg.secagg.round import (
+from synthreg.chain.secagg import (
     AggregationConfig,
     AggregationLedgerError,
     LedgerMerger,
@@ -23,6 +21,8 @@ from synthreg.secagg.round import (
     open_aggregation,
     secure_average,
 )
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile
 
 VECTOR_LEN = 5000
 
@@ -113,7 +113,7 @@ def test_non_merger_role_cannot_take_part(profile: Profile, mergers: list[Ledger
 def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_round(
         profile: Profile, unique: str, tmp_path) -> None:
     from synthreg.crypto.ckks import create_audit_context, encrypt_vector
-    from synthreg.secagg.round import LedgerAggregator
+    from synthreg.chain.secagg import LedgerAggregator
     from synthreg.trail.record import TrailRecorder
     from synthreg.trail.verify import verify_run
     from synthreg.workspace import Workspace
@@ -161,7 +161,7 @@ def test_the_encoder_built_from_a_secure_sum_of_histograms_is_the_agreed_one(
         profile: Profile, unique: str) -> None:
     from synthreg.data import Schema, load_dataset, split_registries
     from synthreg.gan.federated import TrainConfig, build_encoder
-    from synthreg.secagg.round import secure_sum
+    from synthreg.chain.secagg import secure_sum
 
     schema = Schema.bundled("rotterdam")
     frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")

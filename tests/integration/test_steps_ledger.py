@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients, StepFaultError, StepLedgerError
 from synthreg.data import Schema, load_dataset, split_registries
 from synthreg.gan.federated import TrainConfig, train_federated
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
-from synthreg.trail.steps import LedgerSteps, RegistryStepClients, StepFaultError, StepLedgerError
 from synthreg.workspace import Workspace
 
 TINY = TrainConfig(rounds=2, local_iters=2, batch_size=20, noise_dim=8, gen_dims=(16, 16),

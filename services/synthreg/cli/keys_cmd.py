@@ -3,7 +3,7 @@
 Thin wiring over :mod:`synthreg.keys`: this module picks the network profile
 (``--home``, default from ``SYNTHREG_NETWORK_HOME``, read here at the process
 edge), opens a Gateway for the acting org identity, wraps it in a
-:class:`~synthreg.keys.vault.LedgerKeyVault` and prints the result. Every
+:class:`~synthreg.chain.keyvault.LedgerKeyVault` and prints the result. Every
 expected failure (typed :class:`~synthreg.keys.errors.KeysError`, ledger
 client errors, a missing profile or file) becomes one red line on stderr and
 exit code 1 — never a gRPC traceback. ``--json`` prints data to stdout.
@@ -31,12 +31,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from synthreg.chain.keyvault import CHAINCODE, CHANNEL, LedgerKeyVault
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import KeysError
 from synthreg.keys.keyfiles import load_auditor_public_key, load_org_keypair
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.show import keys_overview
-from synthreg.keys.vault import CHAINCODE, CHANNEL, LedgerKeyVault
 from synthreg.ledger import ConnectError, LedgerError
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile, ProfileError, load_profile

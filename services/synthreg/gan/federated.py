@@ -223,10 +223,10 @@ def train_federated(
     average every registry loaded — the audit trail records these.
     ``aggregate``, if given, computes that average instead of the in-process
     :func:`fedavg` (e.g. secure aggregation over the ledger,
-    :func:`synthreg.secagg.round.secure_average`); it receives the round index,
+    :func:`synthreg.chain.secagg.secure_average`); it receives the round index,
     the per-registry [G ‖ D] vectors and the averaging weights (None = uniform).
     ``step``, if given, runs each local iteration instead of the in-process
-    G -> D -> G hand-over (e.g. :class:`synthreg.trail.steps.LedgerSteps`, which
+    G -> D -> G hand-over (e.g. :class:`synthreg.chain.steps.LedgerSteps`, which
     passes every batch and feedback through the workspace with its hash on the
     ledger); the registries then run their local iterations in parallel threads.
     """

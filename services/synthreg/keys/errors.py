@@ -2,14 +2,16 @@
 
 One class per failure kind; each carries the ids it is about (function, org,
 auditor, share index) and is raised ``from`` its cause (a
-:class:`~synthreg.ledger.GatewayError`, a :mod:`synthreg.crypto` error, an
+ledger error from :mod:`synthreg.chain`, a :mod:`synthreg.crypto` error, an
 ``OSError``). The CLIs (``synthreg keys``, ``synthreg audit``) catch
 :class:`KeysError` and print ``str(err)`` as one line.
 
 Chaincode errors: every keyvault error message starts with a stable code
 (``ACCESS_DENIED``, ``ALREADY_EXISTS``, ``NOT_FOUND``, ``PRECONDITION_FAILED``,
 ``INVALID_ARGUMENT``, ``INTERNAL``; see ``chaincode/README.md``);
-:func:`vault_error` maps it to one :class:`VaultError` subclass per code.
+:func:`vault_error` maps a code (as the ledger client parsed it, in
+:class:`synthreg.chain.keyvault.LedgerKeyVault`) to one :class:`VaultError`
+subclass per code.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from synthreg.crypto.shamir import NotEnoughSharesError
-from synthreg.ledger.errors import chaincode_error_code
 
 __all__ = [
     "AuditKeyError",
@@ -118,11 +119,9 @@ _BY_CODE: dict[str, type[VaultError]] = {
 }
 
 
-def vault_error(fn: str, text: str, *, tx_id: str = "") -> VaultError:
-    """The :class:`VaultError` subclass for a client error text (see
-    :func:`synthreg.ledger.errors.chaincode_error_code`); without a chaincode code
-    the result is :class:`VaultUnavailableError` with the whole text."""
-    code, detail = chaincode_error_code(text)
+def vault_error(fn: str, code: str, detail: str, *, tx_id: str = "") -> VaultError:
+    """The :class:`VaultError` subclass for a chaincode error ``code`` ("" or an
+    unknown code: :class:`VaultUnavailableError`), carrying ``detail``."""
     return _BY_CODE.get(code, VaultUnavailableError)(fn, detail, tx_id=tx_id)
 
 

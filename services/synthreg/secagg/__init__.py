@@ -1,6 +1,6 @@
 """synthreg.secagg: pure-Python secure aggregation core (DESIGN.md §4, chaincode/spec/secagg.md).
 
-No ledger, no network, no disk. The ledger driver (:mod:`synthreg.secagg.round`)
+No ledger, no network, no disk. The ledger driver (:mod:`synthreg.chain.secagg`)
 moves the values this package produces to and from the ``ganledger`` chaincode.
 
 Modules:

@@ -1,6 +1,6 @@
 """Typed failures of secure aggregation (DESIGN.md §4), one class per failure kind.
 
-Who catches: the ledger driver (``synthreg.secagg.round``) maps these to round
+Who catches: the ledger driver (``synthreg.chain.secagg``) maps these to round
 outcomes (e.g. :class:`SeedCommitmentMismatchError` names the party whose revealed
 shares are inconsistent; ``suspects`` names the revealers to exclude on a retry).
 Every class derives from :class:`SecAggError`; the input-validation ones also from

@@ -1,6 +1,6 @@
 """One merger's secrets and state for one aggregation round (DESIGN.md §4 steps 1-3, 5, 6).
 
-Who calls: the ledger driver (``synthreg.secagg.round``), once per round and merger:
+Who calls: the ledger driver (``synthreg.chain.secagg``), once per round and merger:
 :meth:`Party.new` -> :meth:`~Party.advertisement` (posted by ``Advertise``) ->
 :meth:`~Party.make_shares` (``PostShares``) -> :meth:`~Party.receive_shares` for every
 other sender -> :meth:`~Party.mask` (blob + ``Submit``) -> :meth:`~Party.reveal`

@@ -25,7 +25,7 @@ once consumed — their hashes stay on the ledger — so a 3,600-step run does n
 leave half a gigabyte behind.
 
 Errors: :class:`StepFaultError` (an artefact did not match its ledger hash; the
-fault is on the ledger), :class:`synthreg.secagg.round.AggregationLedgerError`-
+fault is on the ledger), :class:`synthreg.chain.secagg.AggregationLedgerError`-
 style typed ledger errors via :class:`StepLedgerError` (e.g. a step out of order
 is refused by the chaincode with PRECONDITION_FAILED).
 """
