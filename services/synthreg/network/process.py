@@ -52,6 +52,9 @@ class Health:
     tcp_tls: bool = False
     """complete a TLS handshake on ``tcp`` (trusting ``ca_file``), not just connect:
     a bound listener accepts connections before the server serves them"""
+    ready_file: Path | None = None
+    """a file the process writes once it is ready (the apps' status file; the
+    starter removes a stale one first)"""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ def running_pid(run_dir: Path, name: str) -> int | None:
 
 
 def is_healthy(health: Health, timeout: float = 1.0) -> bool:
+    if health.ready_file is not None and not health.ready_file.exists():
+        return False
     if health.url:
         ctx = ssl.create_default_context(cafile=str(health.ca_file) if health.ca_file else None)
         try:
@@ -146,6 +151,8 @@ def start(spec: ProcessSpec, run_dir: Path, logs_dir: Path, timeout: float = 60.
     proc: subprocess.Popen[bytes] | None = None
     if pid is None:
         _check_free(spec.name, spec.ports)
+        if spec.health.ready_file is not None:
+            spec.health.ready_file.unlink(missing_ok=True)
         env = {**os.environ, **spec.env}
         with open(log_path, "ab") as log:
             log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.argv[0]} ====\n".encode())

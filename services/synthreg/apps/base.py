@@ -1,0 +1,297 @@
+"""What a registry's three apps share: identity, workspace, event loop, run discovery.
+
+Who calls: :mod:`synthreg.apps.generator`, :mod:`.discriminator`, :mod:`.merger`
+(each its own OS process, ``synthreg app <role> --org ORG``), started by
+``synthreg registry up``.
+
+Where data lives (``state`` = the registry's state folder, default
+``<network home>/registries/<MSP>``):
+
+* ``state/workspace/``: the registry's content-addressed workspace, the only
+  thing its three apps share (fake batches, feedback, weight vectors, agreed
+  averages, audit ciphertexts; every hash is on the ledger);
+* ``state/apps/<role>.checkpoint.json``: the app's event-stream position;
+* ``state/apps/<role>.status.json``: what it is doing (read by ``registry status``);
+* ``state/runs/<run>/<role>.done`` / ``.failed``: runs this app has finished.
+
+An app loads only its own identity (one role of one org) from the network
+profile and talks only to its own org's peer.
+
+What fails when: a run whose spec the app cannot use is marked failed for this
+app (``.failed`` with the reason) and the app goes back to idling; a run
+aborted on the ledger stops the app's work on it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeoutError
+from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
+from synthreg.data.schema import Schema
+from synthreg.gan.encoder import EncoderStats, TabularEncoder
+from synthreg.ledger import Contract, LedgerError
+from synthreg.ledger.errors import chaincode_error_code
+from synthreg.ledger.events import Checkpoint
+from synthreg.ledger.sync import submit_synced
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import load_profile
+from synthreg.workspace import Workspace
+
+ROLES = ("generator", "discriminator", "merger")
+
+log = logging.getLogger("synthreg.apps")
+
+
+def encoder_run(run: str) -> str:
+    """The aggregation run of the encoder's pooled histograms."""
+    return f"{run}/encoder"
+
+
+def registry_state_dir(network_home: Path, msp: str) -> Path:
+    return network_home / "registries" / msp
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class AppSettings:
+    """One app process's settings (from the command line, at the process edge)."""
+
+    role: str
+    msp: str
+    network_home: Path
+    state: Path
+    data: Path | None = None
+    exit_after: int | None = None
+    """stop after this many finished runs (tests, demo); None: serve forever"""
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown app role {self.role!r} (one of {ROLES})")
+
+
+@dataclass
+class Progress:
+    run: str | None = None
+    phase: str = "idle"
+    round: int | None = None
+    iter: int | None = None
+    detail: str = ""
+    runs_done: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class App:
+    """One app of one registry: its Gateway (own identity, own peer), event feed,
+    workspace and status file. Subclasses implement :meth:`run_one`."""
+
+    role: str = ""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        self.msp = settings.msp
+        self.state = settings.state
+        self.workspace = Workspace(settings.state / "workspace")
+        self.progress = Progress()
+        self._status_at = 0.0
+        self._stop = threading.Event()
+        self._stack = ExitStack()
+        profile = load_profile(settings.network_home)
+        gw = self._stack.enter_context(open_gateway(profile, settings.msp, settings.role))
+        self.network = gw.network("gan")
+        self.contract: Contract = self.network.contract("ganledger")
+        self.runs = LedgerRuns(self.contract)
+        apps_dir = settings.state / "apps"
+        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json")).start()
+        self.status_path = apps_dir / f"{self.role}.status.json"
+
+    # -- lifecycle
+    def close(self) -> None:
+        self.feed.close()
+        self._stack.close()
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+        self.feed.close()
+
+    def serve(self) -> int:
+        """Idle until this org takes part in a started run, run it, repeat."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        self.set_status(phase="idle", force=True)
+        done = 0
+        try:
+            while not self._stop.is_set():
+                record = self._next_run()
+                if record is None:
+                    continue
+                self._run_guarded(record)
+                done += 1
+                self.progress.runs_done = done
+                self.set_status(phase="idle", force=True)
+                if self.settings.exit_after is not None and done >= self.settings.exit_after:
+                    break
+        except WaitTimeoutError:
+            if not self._stop.is_set():
+                raise
+        finally:
+            self.set_status(phase="stopped", force=True)
+            self.close()
+        return 0
+
+    def _marker(self, run: str, kind: str) -> Path:
+        return self.state / "runs" / run.replace("/", "_") / f"{self.role}.{kind}"
+
+    def _pending(self) -> RunRecord | None:
+        for entry in self.runs.list():
+            if entry.get("status") != "started":
+                continue
+            run = str(entry["run"])
+            if self._marker(run, "done").exists() or self._marker(run, "failed").exists():
+                continue
+            record = self.runs.get(run)
+            try:
+                if self.msp in record.spec.participants:
+                    return record
+            except ValueError as exc:
+                self._finish(run, "failed", f"unusable run spec: {exc}")
+        return None
+
+    def _next_run(self) -> RunRecord | None:
+        try:
+            return self.feed.wait(self._pending, lambda ev: ev.name == "RunStarted", "a run to take part in",
+                                  timeout=60.0)
+        except WaitTimeoutError:
+            return None
+
+    def _finish(self, run: str, kind: str, text: str) -> None:
+        atomic_write(self._marker(run, kind), text + "\n")
+
+    def _run_guarded(self, record: RunRecord) -> None:
+        run = record.run
+        self.progress = Progress(run=run, phase="starting", runs_done=self.progress.runs_done)
+        if self._marker(run, "started").exists():
+            # resuming a run mid-way needs per-round checkpoints (the crash-recovery issue)
+            self._finish(run, "failed", "app restarted during the run; resume is not supported yet")
+            log.error("%s %s: restarted during run %s: not resumable yet, marked failed", self.msp, self.role, run)
+            return
+        self._finish(run, "started", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        log.info("%s %s: taking part in run %s", self.msp, self.role, run)
+        try:
+            record.check_hash()
+            self.run_one(record, record.spec)
+        except RunAbortedError as exc:
+            log.warning("%s %s: %s", self.msp, self.role, exc)
+            self._finish(run, "failed", str(exc))
+            return
+        except Exception as exc:
+            if self._stop.is_set():
+                raise WaitTimeoutError("the run (app stopping)", 0) from exc
+            log.exception("%s %s: run %s failed", self.msp, self.role, run)
+            self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
+            return
+        self._finish(run, "done", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        log.info("%s %s: run %s done", self.msp, self.role, run)
+
+    def run_one(self, record: RunRecord, spec: RunSpec) -> None:
+        raise NotImplementedError
+
+    # -- status
+    def set_status(self, force: bool = False, **changes: Any) -> None:
+        for k, v in changes.items():
+            setattr(self.progress, k, v)
+        now = time.monotonic()
+        if not force and now - self._status_at < 0.5:
+            return
+        self._status_at = now
+        p = self.progress
+        atomic_write(self.status_path, json.dumps({
+            "pid": os.getpid(), "msp": self.msp, "role": self.role, "run": p.run, "phase": p.phase,
+            "round": p.round, "iter": p.iter, "detail": p.detail, "runs_done": p.runs_done,
+            "last_block": self.feed.last_block, "stream_error": self.feed.stream_error,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **p.extra}))
+
+    # -- ledger helpers
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        """``fn(*args)`` decoded from JSON, or None when the chaincode says NOT_FOUND."""
+        try:
+            return json.loads(self.contract.evaluate(fn, *args))
+        except LedgerError as exc:
+            if chaincode_error_code(str(exc))[0] == "NOT_FOUND":
+                return None
+            raise
+
+    def submit(self, spec: RunSpec, fn: str, *args: str) -> None:
+        """Submit and wait until every participant's peer has the block (the next
+        step, another app's, is endorsed by them)."""
+        submit_synced(self.contract, fn, *args, orgs=spec.participants)
+
+    def wait(self, ready: Callable[[], Any], match: Callable[[AppEvent], bool], what: str, run: str,
+             timeout: float | None = None) -> Any:
+        return self.feed.wait(ready, match, what, run=run, timeout=timeout)
+
+    def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
+        """Events of ``run`` by this registry's apps with one of ``names``."""
+        return lambda ev: ev.name in names and ev.run == run and ev.payload.get("msp") == self.msp
+
+    # -- what the merger hands to G and D through the workspace
+    def agreed_average(self, agg_run: str, rnd: int, run: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The average agreed on the ledger for ``agg_run`` round ``rnd``, loaded from
+        this registry's workspace by its ledger hash (the merger put it there before
+        posting that hash)."""
+        def ready() -> dict[str, Any] | None:
+            state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
+            if state is not None and state.get("agreed") is True:
+                return dict(state)
+            if state is not None and state.get("status") == "void":
+                raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
+            return None
+
+        state = self.wait(ready, lambda ev: ev.run == agg_run and ev.payload.get("round") == rnd,
+                          f"the agreed average of {agg_run} round {rnd}", run)
+        sha = next(iter(set(state["results"].values())))
+        vec = np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
+        return vec, state
+
+    def agreed_encoder(self, run: str, schema: Schema, bins: int) -> TabularEncoder:
+        """The consortium encoder: schema + the securely summed histograms."""
+        self.set_status(phase="encoder", force=True)
+        avg, state = self.agreed_average(encoder_run(run), 0, run)
+        template = EncoderStats.from_frame(pd.DataFrame(columns=schema.column_names), schema, bins)
+        stats = template.from_vector(avg.astype(np.float64) * len(state["survivors"]))
+        return TabularEncoder(schema, stats)
+
+
+def app_main(app_cls: type[App], settings: AppSettings) -> int:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {settings.msp} {settings.role} %(levelname)s "
+                                                    "%(message)s")
+    app = app_cls(settings)
+    return app.serve()
+
+
+def iter_rounds(spec: RunSpec) -> Iterator[int]:
+    return iter(range(spec.rounds))

@@ -1,0 +1,76 @@
+"""A registry's discriminator app (flows 3, 4a, 4b, 5a, 5b, 9b): its own process.
+
+Who runs it: ``synthreg app discriminator --org ORG --data CSV`` (started by
+``registry up``), signing as that org's *discriminator* identity. It is the only
+app that trains on the registry's real records; they never leave it (only the
+hash of each real batch is recorded).
+
+Per run: validates its CSV against the run's schema (a violation marks the run
+failed for this app, naming row and column; nothing is written), waits for the
+consortium encoder, builds D and its real-batch sampler from the run's seeds;
+then for each local iteration, on its generator's ``GeneratorStep`` event:
+loads the fake batch whose hash is on the ledger (a mismatch is recorded with
+``RecordFault`` and stops the run), samples a real batch, updates D, stores the
+feedback (and, on the round's last iteration, its weight vector) and submits
+``RecordDiscriminatorStep``. After each round it loads the agreed average
+(flow 9b).
+"""
+
+from __future__ import annotations
+
+import json
+
+from synthreg.apps.base import App
+from synthreg.apps.generator import array_bytes, load_checked
+from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.data.schema import load_registry_csv
+from synthreg.gan.models import build_models
+from synthreg.gan.step import DiscriminatorSide, RealBatchSampler, derive_seed
+from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
+from synthreg.workspace import sha256_hex
+
+__all__ = ["DiscriminatorApp"]
+
+
+class DiscriminatorApp(App):
+    role = "discriminator"
+
+    def run_one(self, record: RunRecord, spec: RunSpec) -> None:
+        run, cfg = record.run, spec.config
+        if self.settings.data is None:
+            raise ValueError("the discriminator needs its registry's --data CSV")
+        r = spec.registry_index(self.msp)
+        if cfg.num_threads is not None:
+            import torch
+            torch.set_num_threads(cfg.num_threads)
+        schema = spec.schema()
+        frame = load_registry_csv(self.settings.data, schema)
+        encoder = self.agreed_encoder(run, schema, cfg.bins)
+        gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
+        n_g = state_dict_to_vector(gen).size
+        del gen
+        d = DiscriminatorSide(dis, cfg.optim_config(), derive_seed(cfg.seed, "gp", r))
+        real = RealBatchSampler(encoder.encode(frame), derive_seed(cfg.seed, "real", r))
+        shape = (cfg.batch_size, encoder.output_dim)
+        last = spec.local_iters - 1
+        for rnd in range(spec.rounds):
+            for it in range(spec.local_iters):
+                self.set_status(phase="step", round=rnd, iter=it)
+                g_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
+                    "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"),
+                    self.mine(run, "GeneratorStep"), f"the generator step of round {rnd} iter {it}", run)
+                fake_sha = str(g_rec["fake_sha256"])
+                fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape)
+                real_batch = real.sample(cfg.batch_size)
+                res = d.step(fake, real_batch)
+                feedback_sha = self.workspace.put(array_bytes(res.feedback))
+                d_bytes = array_bytes(state_dict_to_vector(dis))
+                d_sha = self.workspace.put(d_bytes) if it == last else sha256_hex(d_bytes)
+                self.submit(spec, "RecordDiscriminatorStep", run, json.dumps({
+                    "round": rnd, "iter": it, "fake_sha256": fake_sha,
+                    "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
+                    "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}, sort_keys=True))
+            self.set_status(phase="merge", round=rnd, iter=None, force=True)
+            avg, _ = self.agreed_average(run, rnd, run)
+            vector_to_state_dict(dis, avg[n_g:])
+        self.set_status(phase="stopped-run", force=True)

@@ -1,0 +1,116 @@
+"""A registry's generator app (the paper's flows 1, 2a, 2b, 6, 9a): its own process.
+
+Who runs it: ``synthreg app generator --org ORG`` (started by ``registry up``),
+signing as that org's *generator* identity. It never reads real data.
+
+Per run it takes part in (learnt from ``RunStarted``; the spec from ``GetRun``):
+
+1. waits for the consortium encoder (the merger's secure sum of histograms;
+   :meth:`App.agreed_encoder`) and builds G from the run's seed, like every
+   other registry;
+2. per round, per local iteration: makes the seeded fake batch, stores it in
+   the workspace and submits ``RecordGeneratorStep`` (flows 1, 2a); waits for
+   its discriminator's ``DiscriminatorStep`` event, loads the feedback whose
+   hash is on the ledger (a mismatch is recorded with ``RecordFault`` and stops
+   the run, :class:`StepFaultError`) and applies it (flows 2b, 6);
+3. at the end of the round stores its weight vector and submits
+   ``RecordLocalUpdate`` (its own and its discriminator's weight hashes): the
+   merger's cue (flow 7);
+4. loads the agreed average from the workspace on the round's agreement
+   (flow 9a) and goes on; after the last round records ``RecordStop``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from synthreg.apps.base import App
+from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.gan.models import build_models
+from synthreg.gan.step import GeneratorSide, derive_seed
+from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
+from synthreg.workspace import WorkspaceError, sha256_hex
+
+__all__ = ["GeneratorApp", "StepFaultError", "array_bytes"]
+
+
+class StepFaultError(Exception):
+    """An artefact handed over between G and D did not match the hash on the ledger
+    (the fault is recorded on the ledger before this is raised)."""
+
+    def __init__(self, msp: str, rnd: int, it: int, kind: str, detail: str) -> None:
+        super().__init__(f"{msp} round {rnd} iter {it}: {kind}: {detail} (recorded on the ledger)")
+        self.msp, self.round, self.iter, self.kind = msp, rnd, it, kind
+
+
+def array_bytes(arr: np.ndarray) -> bytes:
+    """Canonical bytes of a batch, feedback or weight vector: float32 little endian, C order."""
+    return np.ascontiguousarray(arr, dtype="<f4").tobytes()
+
+
+def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str, digest: str,
+                 shape: tuple[int, ...]) -> np.ndarray:
+    """The artefact ``digest`` from the registry's workspace; a missing or altered
+    one is recorded as a fault on the ledger and raised."""
+    try:
+        data = app.workspace.get(digest)
+    except WorkspaceError as exc:
+        app.submit(spec, "RecordFault", run, json.dumps({
+            "round": rnd, "iter": it, "kind": kind, "expected": digest,
+            "got": getattr(exc, "actual", "0" * 64), "detail": str(exc)[:1000]}, sort_keys=True))
+        raise StepFaultError(app.msp, rnd, it, kind, str(exc)) from exc
+    return np.frombuffer(data, dtype="<f4").reshape(shape).copy()
+
+
+class GeneratorApp(App):
+    role = "generator"
+
+    def run_one(self, record: RunRecord, spec: RunSpec) -> None:
+        run, cfg = record.run, spec.config
+        r = spec.registry_index(self.msp)
+        keep = set(spec.audit_rounds)
+        if cfg.num_threads is not None:
+            import torch
+            torch.set_num_threads(cfg.num_threads)
+        encoder = self.agreed_encoder(run, spec.schema(), cfg.bins)
+        gen, _ = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
+        g = GeneratorSide(gen, encoder.output_info, cfg.tau, cfg.optim_config())
+        n_g = state_dict_to_vector(gen).size
+        shape = (cfg.batch_size, encoder.output_dim)
+        g_losses: list[float] = []
+        for rnd in range(spec.rounds):
+            g_losses = []
+            d_rec: dict[str, object] = {}
+            for it in range(spec.local_iters):
+                self.set_status(phase="step", round=rnd, iter=it)
+                seed = derive_seed(cfg.seed, "noise", r, rnd, it)
+                fake = g.make_fake(cfg.batch_size, seed)
+                fake_sha = self.workspace.put(array_bytes(fake.array))
+                self.submit(spec, "RecordGeneratorStep", run, json.dumps({
+                    "round": rnd, "iter": it, "fake_sha256": fake_sha,
+                    "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
+                    "noise_seed": seed, "batch_size": cfg.batch_size}, sort_keys=True))
+                d_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
+                    "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("discriminator"),
+                    self.mine(run, "DiscriminatorStep", "StepFault"),
+                    f"the discriminator step of round {rnd} iter {it}", run)
+                feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
+                                        str(d_rec["feedback_sha256"]), shape)
+                g.apply_feedback(feedback)
+                g_losses.append(float(d_rec["g_loss"]))  # type: ignore[arg-type]
+                if rnd not in keep:
+                    self.workspace.discard(fake_sha)
+                    self.workspace.discard(str(d_rec["feedback_sha256"]))
+            g_sha = self.workspace.put(array_bytes(state_dict_to_vector(gen)))
+            self.set_status(phase="merge", round=rnd, iter=None, force=True)
+            self.submit(spec, "RecordLocalUpdate", run, json.dumps({
+                "round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]},
+                sort_keys=True))
+            avg, _ = self.agreed_average(run, rnd, run)
+            vector_to_state_dict(gen, avg[:n_g])
+        self.submit(spec, "RecordStop", run, json.dumps({
+            "round": spec.rounds - 1, "iter": spec.local_iters - 1, "reason": "budget",
+            "g_loss": float(np.mean(g_losses))}, sort_keys=True))
+        self.set_status(phase="stopped-run", force=True)

@@ -1,0 +1,198 @@
+"""A registry's merger app (the paper's flows 7, 8): its own process.
+
+Who runs it: ``synthreg app merger --org ORG --data CSV`` (started by
+``registry up``), signing as that org's *merger* identity.
+
+Per run it takes part in:
+
+1. **Encoder**: validates its CSV against the run's schema, computes its
+   per-column histograms on the schema grid and sums them with the other
+   mergers by one secure-aggregation round (aggregation run ``<run>/encoder``),
+   so no registry sees another's counts. The first participant's merger opens
+   the aggregation runs and writes the run's trail header.
+2. **Rounds**: on its generator's ``LocalUpdate`` event it loads the round's
+   generator and discriminator weight vectors from the workspace (hashes from
+   the ledger) and runs one secure-aggregation round (DESIGN.md §4) with the
+   other mergers, each phase started by the ``Agg*`` events of the previous
+   one; on audited rounds its submission carries the CKKS audit copy. It puts
+   the average into the workspace *before* posting its hash, so G and D can
+   load it as soon as the ledger shows the agreement; then it records the
+   round's trail entry (hashes of its update, the average, the audit copy).
+3. **Bundle**: after the last round it writes the model bundle (generator
+   weights in safetensors, encoder, schema, run id, ledger hash of the final
+   average) to ``state/bundles/<run>/``.
+
+Round secrets live only in this process's memory and are erased per round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from synthreg.apps.base import App, encoder_run
+from synthreg.apps.generator import array_bytes
+from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.chain.secagg import (
+    AggregationConfig,
+    AggregationLedgerError,
+    DisagreementError,
+    LedgerMerger,
+    RoundVoidError,
+    open_aggregation,
+)
+from synthreg.crypto.ckks import encrypt_vector, load_public_context
+from synthreg.data.schema import load_registry_csv
+from synthreg.gan.encoder import EncoderStats, TabularEncoder
+from synthreg.gan.models import build_models
+from synthreg.gan.weights import state_dict_to_vector
+from synthreg.ledger.sync import chain_height, wait_for_block
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import load_profile
+from synthreg.trail.record import RoundEntry, round_key, run_key
+
+__all__ = ["MergerApp"]
+
+
+class MergerApp(App):
+    role = "merger"
+
+    # -- one secure-aggregation round, each phase woken by the previous one's events
+    def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
+                      audit_blob: bytes | None, run: str) -> np.ndarray:
+        n = len(spec.participants)
+        agg = merger.run
+
+        def on_round(*names: str) -> Any:
+            return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name in names
+
+        def until(pred: Any, what: str, *names: str, timeout: float | None = 120.0) -> dict[str, Any]:
+            return dict(self.wait(lambda: (lambda s: s if s is not None and pred(s) else None)(
+                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout))
+
+        merger.advertise(rnd)
+        until(lambda s: len(s["advertised"]) == n, "every advertisement", "AggAdvertised")
+        merger.post_shares(rnd)
+        until(lambda s: len(s["shares"]) == n, "every merger's shares", "AggSharesPosted")
+        merger.submit(rnd, vector, 1.0, audit_blob)
+        # Freeze: the first participant closes the round once everyone submitted;
+        # any other merger does so only after the round timeout (it may be gone).
+        first = spec.participants[0] == self.msp
+        started = time.monotonic()
+        while True:
+            since = self.feed.mark()
+            state = until(lambda s: True, "the round", "AggSubmitted", "AggFrozen")
+            if state["status"] != "open":
+                break
+            everyone = len(state.get("submissions", {})) == n
+            late = time.monotonic() - started > spec.round_timeout_s
+            if ((first and everyone) or late) and merger.freeze(rnd):
+                continue
+            self.feed.wait_event(since, on_round("AggSubmitted", "AggFrozen"), timeout=1.0 if late else 5.0)
+        if state["status"] == "void":
+            raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
+        u = set(state["survivors"])
+        if self.msp not in u:
+            merger.forget(rnd)
+            raise AggregationLedgerError("Freeze", self.msp, "", f"round {rnd} frozen without {self.msp}")
+        merger.reveal(rnd)
+        until(lambda s: set(s["reveals"]) == u, "every survivor's reveal", "AggRevealed")
+        outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)))
+        final = until(lambda s: set(s["results"]) == u, "every survivor's result", "AggResultPosted")
+        if final.get("agreed") is not True:
+            raise DisagreementError(agg, rnd, final.get("mismatched") or [])
+        return outcome.average
+
+    def _open(self, spec: RunSpec, agg_run: str, vector_len: int, run: str) -> AggregationConfig:
+        """Open aggregation run ``agg_run`` with the run's config: every merger tries
+        (OpenAggregation has no event to wait for); the first write wins and the
+        others check that what is on the ledger is what the run says."""
+        config = AggregationConfig(spec.participants, spec.threshold, vector_len, 32, spec.round_timeout_s)
+        for _ in range(5):
+            on_ledger = self.evaluate_or_none("GetAggregation", agg_run)
+            if on_ledger is not None:
+                break
+            try:
+                open_aggregation(self.contract, self.msp, agg_run, config)
+            except AggregationLedgerError as exc:
+                if exc.code not in ("ALREADY_EXISTS", ""):  # "": lost a same-block race
+                    raise
+            wait_for_block(self.network, spec.participants, chain_height(self.network, self.msp) - 1)
+        else:
+            raise AggregationLedgerError("OpenAggregation", self.msp, "", f"{agg_run} could not be opened")
+        agreed = AggregationConfig.from_dict(on_ledger)
+        if agreed != config:
+            raise AggregationLedgerError("GetAggregation", self.msp, "",
+                                         f"{agg_run} is open with {agreed}, the run says {config}")
+        return config
+
+    def run_one(self, record: RunRecord, spec: RunSpec) -> None:
+        run, cfg = record.run, spec.config
+        if self.settings.data is None:
+            raise ValueError("the merger needs its registry's --data CSV (for the encoder histograms)")
+        schema = spec.schema()
+        frame = load_registry_csv(self.settings.data, schema)
+        first = spec.participants[0] == self.msp
+        if first and self.evaluate_or_none("GetRecord", run_key(run)) is None:
+            self.contract.submit("PutRecord", run_key(run), json.dumps({
+                "schema_sha256": spec.schema_sha256, "config": cfg.to_dict(), "registries": list(spec.participants),
+                "audit_rounds": list(spec.audit_rounds), "averaging": "secagg-ledger-uniform",
+                "step_records": "ledger", "ceremony_id": spec.ceremony_id, "run_sha256": record.run_sha256},
+                sort_keys=True))
+
+        # 1. the encoder, from the securely summed histograms
+        self.set_status(phase="encoder", force=True)
+        hist = EncoderStats.from_frame(frame, schema, cfg.bins).to_vector()
+        enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
+        enc_avg = self._secagg_round(LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg), spec, 0,
+                                     np.asarray(hist, dtype=np.float64), None, run)
+        state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
+        stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins).from_vector(
+            enc_avg.astype(np.float64) * len(state["survivors"]))
+        encoder = TabularEncoder(schema, stats)
+        gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
+        n_g = state_dict_to_vector(gen).size
+        n = n_g + state_dict_to_vector(dis).size
+
+        # 2. the rounds
+        w_cfg = self._open(spec, run, n, run)
+        merger = LedgerMerger(self.contract, self.msp, run, w_cfg)
+        public = None
+        if spec.audit_rounds:
+            with open_gateway(load_profile(self.settings.network_home), self.msp, "merger") as gw:
+                from synthreg.chain.keyvault import LedgerKeyVault
+                ceremony = LedgerKeyVault(gw.network("keys").contract("keyvault")).get_ceremony_record()
+            public = load_public_context(ceremony.public_context)
+        avg = np.zeros(0, dtype=np.float32)
+        for rnd in range(spec.rounds):
+            self.set_status(phase="waiting for local update", round=rnd, force=True)
+            upd = self.wait(lambda rnd=rnd: self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)),
+                            self.mine(run, "LocalUpdate"), f"the local update of round {rnd}", run)
+            g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
+            d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
+            vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
+            if vector.size != n:
+                raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
+            audit_blob = None
+            if public is not None and rnd in spec.audit_rounds:
+                audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
+            self.set_status(phase="secure aggregation", round=rnd, force=True)
+            avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
+            entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
+                               self.workspace.put(array_bytes(avg)),
+                               self.workspace.put(audit_blob) if audit_blob is not None else None)
+            self.contract.submit("PutRecord", round_key(run, rnd, self.msp), entry.to_json())
+
+        # 3. the bundle
+        from synthreg.gan.bundle import write_bundle
+        from synthreg.gan.weights import vector_to_state_dict
+
+        vector_to_state_dict(gen, avg[:n_g])
+        out = self.state / "bundles" / run.replace("/", "_")
+        write_bundle(out, generator=gen, discriminator_vector=avg[n_g:], encoder=encoder, schema=schema,
+                     config=cfg, run_id=run, aggregation_run=run, round=spec.rounds - 1,
+                     average_sha256=entry.average_sha256)
+        self.set_status(phase="stopped-run", detail=f"bundle {out}", force=True)
