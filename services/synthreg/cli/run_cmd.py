@@ -123,36 +123,44 @@ def watch(run: Annotated[str, typer.Argument(help="Run id.")], org: OrgOpt = "Re
           home: HomeOpt = DEFAULT_HOME) -> None:
     """Live per-registry progress from chaincode events: round, iteration, losses, agreed averages."""
     with _errors("run watch"):
-        profile = load_profile(home)
-        st = admin.run_status(profile, org, run)
-        spec = st.record.spec
-        total = spec.rounds * spec.local_iters
-        bars = Progress(TextColumn("{task.fields[msp]:<14}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
-        tasks = {m: bars.add_task("", total=total, msp=m) for m in spec.participants}
-        stopped: set[str] = set()
-        agreed: list[int] = []
-
-        def on_event(name: str, p: dict[str, Any], contract: Any) -> bool:
-            msp = str(p.get("msp", ""))
-            if name == "RunAborted":
-                console.print(f"[red]run aborted by {msp}: {p.get('reason', '')}[/]")
-                return False
-            if name == "DiscriminatorStep" and msp in tasks:
-                done = int(p["round"]) * spec.local_iters + int(p["iter"]) + 1
-                bars.update(tasks[msp], completed=done,
-                            description=f"round {p['round']} iter {p['iter']}{_losses(contract, run, p)}")
-            elif name == "AggResultPosted" and p.get("run") == run and int(p["round"]) not in agreed:
-                agreed.append(int(p["round"]))
-            elif name == "TrainingStopped" and msp in tasks:
-                stopped.add(msp)
-                bars.update(tasks[msp], description=f"stopped ({p.get('reason', '')}); "
-                                                    f"{len(agreed)} averages posted")
-            return stopped != set(spec.participants)
-
-        with bars:
-            admin.watch_run(profile, org, run, on_event)
+        watch_progress(load_profile(home), org, run, console)
     console.print(f"run {run}: every registry stopped")
+
+
+def watch_progress(profile: Any, org: str, run: str, out: Console) -> dict[str, int]:
+    """Progress bars per registry until every registry recorded its stop (or the run
+    is aborted); returns the number of events seen per event name (one per transaction)."""
+    st = admin.run_status(profile, org, run)
+    spec = st.record.spec
+    total = spec.rounds * spec.local_iters
+    bars = Progress(TextColumn("{task.fields[msp]:<14}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.description}"), TimeElapsedColumn(), console=out)
+    tasks = {m: bars.add_task("waiting for the encoder", total=total, msp=m) for m in spec.participants}
+    stopped: set[str] = set()
+    agreed: set[int] = set()
+    counts: dict[str, int] = {}
+
+    def on_event(name: str, p: dict[str, Any], contract: Any) -> bool:
+        counts[name] = counts.get(name, 0) + 1
+        msp = str(p.get("msp", ""))
+        if name == "RunAborted":
+            out.print(f"[red]run aborted by {msp}: {p.get('reason', '')}[/]")
+            return False
+        if name == "DiscriminatorStep" and msp in tasks and p.get("run") == run:
+            done = int(p["round"]) * spec.local_iters + int(p["iter"]) + 1
+            bars.update(tasks[msp], completed=done,
+                        description=f"round {p['round']} iter {p['iter']}{_losses(contract, run, p)} "
+                                    f"| {len(agreed)} averages agreed")
+        elif name == "AggResultPosted" and p.get("run") == run:
+            agreed.add(int(p["round"]))
+        elif name == "TrainingStopped" and msp in tasks:
+            stopped.add(msp)
+            bars.update(tasks[msp], description=f"stopped ({p.get('reason', '')}) | {len(agreed)} averages agreed")
+        return stopped != set(spec.participants)
+
+    with bars:
+        admin.watch_run(profile, org, run, on_event)
+    return counts
 
 
 def _losses(contract: Any, run: str, p: dict[str, Any]) -> str:
