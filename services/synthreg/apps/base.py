@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import signal
 import tempfile
 import threading
@@ -232,7 +233,8 @@ class App:
         atomic_write(self.status_path, json.dumps({
             "pid": os.getpid(), "msp": self.msp, "role": self.role, "run": p.run, "phase": p.phase,
             "round": p.round, "iter": p.iter, "detail": p.detail, "runs_done": p.runs_done,
-            "last_block": self.feed.last_block, "stream_error": self.feed.stream_error,
+            "last_block": self.feed.last_block,
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "stream_error": self.feed.stream_error,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **p.extra}))
 
     # -- ledger helpers
