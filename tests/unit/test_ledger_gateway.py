@@ -22,10 +22,14 @@ from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_pb2, transaction_pb2
 
 from synthreg.ledger import (
+    ChaincodeError,
+    ChaincodeInfo,
     CommitError,
     CommitStatusError,
+    EndorseChaincodeError,
     EndorseError,
     ErrorDetail,
+    EvaluateChaincodeError,
     EvaluateError,
     Gateway,
     GatewayError,
@@ -34,7 +38,7 @@ from synthreg.ledger import (
     ecdsa_signer,
     is_low_s,
 )
-from synthreg.ledger.errors import decode_status_details, encode_status
+from synthreg.ledger.errors import decode_status_details, encode_status, parse_chaincode_error
 from synthreg.ledger.proposal import (
     NONCE_SIZE,
     TransactionContext,
@@ -223,6 +227,90 @@ def test_non_success_chaincode_response_is_an_evaluate_error(fake: FakeGateway, 
     with pytest.raises(EvaluateError, match="500: access denied: wrong org") as info:
         gateway.network("gan").contract("ganledger").evaluate("Get")
     assert info.value.tx_id
+
+
+# --- chaincode verdicts: parsed once, by the client --------------------------
+
+# What Fabric's Gateway really sends (status message, then one ErrorDetail per peer).
+_ACCESS_MSG = 'chaincode response 500, ACCESS_DENIED: caller Registry1MSP role "auditor" not allowed (allowed: admin)'
+
+
+@pytest.mark.parametrize(
+    ("message", "details", "expected"),
+    [
+        (f"evaluate call to endorser returned error: {_ACCESS_MSG}",
+         (ErrorDetail("127.0.0.1:8111", "Registry1MSP", _ACCESS_MSG),),
+         ChaincodeInfo("ACCESS_DENIED", 'ACCESS_DENIED: caller Registry1MSP role "auditor" not allowed (allowed: admin)')),
+        ("failed to endorse transaction, see attached details for more info",
+         (ErrorDetail("127.0.0.1:8111", "Registry1MSP", "chaincode response 500, ALREADY_EXISTS: key ceremony abc"),
+          ErrorDetail("127.0.0.1:8211", "Registry2MSP", "chaincode response 500, ALREADY_EXISTS: key ceremony abc")),
+         ChaincodeInfo("ALREADY_EXISTS", "ALREADY_EXISTS: key ceremony abc")),
+        ("failed to endorse transaction, see attached details for more info",
+         (ErrorDetail("127.0.0.1:8211", "Registry2MSP", "failed to execute transaction: timeout expired"),
+          ErrorDetail("127.0.0.1:8111", "Registry1MSP",
+                      "chaincode response 500, PRECONDITION_FAILED: run r1 round 3 is frozen")),
+         ChaincodeInfo("PRECONDITION_FAILED", "PRECONDITION_FAILED: run r1 round 3 is frozen")),
+        ("Deadline Exceeded", (), None),
+        ("failed to endorse transaction, see attached details for more info",
+         (ErrorDetail("127.0.0.1:8111", "Registry1MSP", "access denied: creator org unknown"),), None),
+    ],
+)
+def test_chaincode_verdict_is_parsed_from_message_then_peer_details(
+    message: str, details: tuple[ErrorDetail, ...], expected: ChaincodeInfo | None
+) -> None:
+    assert parse_chaincode_error(message, details) == expected
+
+
+def test_evaluate_chaincode_error_is_an_evaluate_error_with_the_parsed_code(
+    fake: FakeGateway, gateway: Gateway
+) -> None:
+    detail = ErrorDetail("127.0.0.1:8211", "Registry2MSP",
+                         'chaincode response 500, INVALID_ARGUMENT: argument "org": "X" is not a consortium MSP ID')
+    fake.servicer.failures["Evaluate"] = FakeFailure(grpc.StatusCode.UNKNOWN, "evaluate call returned error", (detail,))
+    with pytest.raises(ChaincodeError) as info:
+        gateway.network("keys").contract("keyvault").evaluate("GetShareHash", "X")
+    err = info.value
+    assert isinstance(err, EvaluateChaincodeError) and isinstance(err, EvaluateError)
+    assert err.chaincode == ChaincodeInfo(
+        "INVALID_ARGUMENT", 'INVALID_ARGUMENT: argument "org": "X" is not a consortium MSP ID')
+    assert err.code == grpc.StatusCode.UNKNOWN and err.details == (detail,) and err.tx_id
+    assert str(err).startswith(f"evaluate failed (tx {err.tx_id}): UNKNOWN: ")
+    assert isinstance(err.__cause__, grpc.RpcError)
+
+
+def test_endorse_chaincode_error_is_an_endorse_error_with_the_parsed_code(
+    fake: FakeGateway, gateway: Gateway
+) -> None:
+    detail = ErrorDetail("127.0.0.1:8111", "Registry1MSP",
+                         "chaincode response 500, PRECONDITION_FAILED: step r1/0/1 of Registry1MSP: generator first")
+    fake.servicer.failures["Endorse"] = FakeFailure(
+        grpc.StatusCode.ABORTED, "failed to endorse transaction, see attached details for more info", (detail,))
+    with pytest.raises(EndorseError) as info:
+        gateway.network("gan").contract("ganledger").submit("RecordDiscriminatorStep", "r1", "{}")
+    err = info.value
+    assert isinstance(err, EndorseChaincodeError) and isinstance(err, ChaincodeError)
+    assert err.chaincode.code == "PRECONDITION_FAILED"
+    assert err.chaincode.detail == "PRECONDITION_FAILED: step r1/0/1 of Registry1MSP: generator first"
+    assert err.code == grpc.StatusCode.ABORTED and err.stage == "endorse"
+
+
+def test_failures_without_a_chaincode_code_stay_plain_stage_errors(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.failures["Submit"] = FakeFailure(
+        grpc.StatusCode.ABORTED, "PRECONDITION_FAILED: text in an orderer message is no chaincode verdict")
+    with pytest.raises(SubmitError) as info:
+        gateway.network("gan").contract("ganledger").submit("Put", "a")
+    assert not isinstance(info.value, ChaincodeError)
+    fake.servicer.failures["Evaluate"] = FakeFailure(grpc.StatusCode.UNAVAILABLE, "connection refused")
+    with pytest.raises(EvaluateError) as ev:
+        gateway.network("gan").contract("ganledger").evaluate("Get")
+    assert not isinstance(ev.value, ChaincodeError)
+
+
+def test_non_success_response_with_a_code_is_a_chaincode_error(fake: FakeGateway, gateway: Gateway) -> None:
+    fake.servicer.evaluate_status, fake.servicer.evaluate_message = 500, "NOT_FOUND: no record run/x"
+    with pytest.raises(EvaluateChaincodeError) as info:
+        gateway.network("gan").contract("ganledger").evaluate("GetRecord", "run/x")
+    assert info.value.chaincode == ChaincodeInfo("NOT_FOUND", "NOT_FOUND: no record run/x") and info.value.tx_id
 
 
 def test_unreachable_peer_is_a_typed_error() -> None:

@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 
 from synthreg.keys.errors import VaultPreconditionError, VaultUnavailableError, vault_error
 from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases, parse_json
-from synthreg.ledger import CommitError, Contract, GatewayError, LedgerError
-from synthreg.ledger.errors import chaincode_error_code
+from synthreg.ledger import ChaincodeError, CommitError, Contract, GatewayError, LedgerError
 
 __all__ = ["CHAINCODE", "CHANNEL", "LedgerKeyVault", "TRANSIENT_SHARE"]
 
@@ -47,8 +46,10 @@ class LedgerKeyVault:
     def _call(self, fn: str, call: Callable[[], T]) -> T:
         try:
             return call()
+        except ChaincodeError as exc:
+            raise vault_error(fn, exc.chaincode.code, exc.chaincode.detail, tx_id=exc.tx_id) from exc
         except GatewayError as exc:
-            raise vault_error(fn, *chaincode_error_code(str(exc)), tx_id=exc.tx_id) from exc
+            raise VaultUnavailableError(fn, str(exc), tx_id=exc.tx_id) from exc
         except CommitError as exc:
             raise VaultUnavailableError(fn, str(exc), tx_id=exc.tx_id) from exc
         except LedgerError as exc:

@@ -51,8 +51,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from synthreg.ledger import Contract, GatewayError
-from synthreg.ledger.errors import CommitError, chaincode_error_code
+from synthreg.ledger import ChaincodeError, Contract, GatewayError
+from synthreg.ledger.errors import CommitError
 from synthreg.ledger.sync import submit_synced
 from synthreg.secagg import (
     Advertisement,
@@ -126,11 +126,14 @@ class DisagreementError(Exception):
         self.run, self.round, self.mismatched = run, rnd, list(mismatched)
 
 
-def _ledger_error(fn: str, msp: str, exc: Exception) -> AggregationLedgerError:
-    code, detail = chaincode_error_code(str(exc))
+def _ledger_error(fn: str, msp: str, exc: GatewayError | CommitError) -> AggregationLedgerError:
+    """The typed error for a failed call, from the code the ledger client parsed."""
+    if not isinstance(exc, ChaincodeError):
+        return AggregationLedgerError(fn, msp, "", str(exc))
+    code = exc.chaincode.code
     cls = {"PRECONDITION_FAILED": RoundClosedError, "ALREADY_EXISTS": AlreadyDoneError}.get(
         code, AggregationLedgerError)
-    return cls(fn, msp, code, detail)
+    return cls(fn, msp, code, exc.chaincode.detail)
 
 
 # --------------------------------------------------------------------- config

@@ -42,8 +42,8 @@ import numpy as np
 from synthreg.gan.federated import StepContext
 from synthreg.gan.step import DiscriminatorSide, DStepResult, GeneratorSide, RealBatchSampler
 from synthreg.gan.weights import state_dict_to_vector
-from synthreg.ledger import Contract, GatewayError
-from synthreg.ledger.errors import CommitError, chaincode_error_code
+from synthreg.ledger import ChaincodeError, Contract, GatewayError
+from synthreg.ledger.errors import CommitError
 from synthreg.ledger.sync import submit_synced
 from synthreg.workspace import Workspace, WorkspaceError, sha256_hex
 
@@ -56,6 +56,13 @@ class StepLedgerError(Exception):
     def __init__(self, fn: str, msp: str, code: str, detail: str) -> None:
         super().__init__(f"{fn} for {msp} failed: {detail}")
         self.fn, self.msp, self.code, self.detail = fn, msp, code, detail
+
+    @classmethod
+    def of(cls, fn: str, msp: str, exc: GatewayError | CommitError) -> StepLedgerError:
+        """From a failed ledger call, with the code the ledger client parsed."""
+        if isinstance(exc, ChaincodeError):
+            return cls(fn, msp, exc.chaincode.code, exc.chaincode.detail)
+        return cls(fn, msp, "", str(exc))
 
 
 class StepFaultError(Exception):
@@ -107,14 +114,14 @@ class LedgerSteps:
         try:
             submit_synced(contract, fn, self.run, json.dumps(payload, sort_keys=True), orgs=self.participants)
         except (GatewayError, CommitError) as exc:
-            raise StepLedgerError(fn, msp, *chaincode_error_code(str(exc))) from exc
+            raise StepLedgerError.of(fn, msp, exc) from exc
         self.tx_counts[msp] += 1
 
     def _step(self, contract: Contract, msp: str, rnd: int, it: int) -> dict[str, Any]:
         try:
             raw = contract.evaluate("GetStep", self.run, msp, str(rnd), str(it))
         except GatewayError as exc:
-            raise StepLedgerError("GetStep", msp, *chaincode_error_code(str(exc))) from exc
+            raise StepLedgerError.of("GetStep", msp, exc) from exc
         return json.loads(raw)
 
     def _load(self, side: Contract, reg: RegistryStepClients, ctx: StepContext, kind: str,

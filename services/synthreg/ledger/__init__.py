@@ -9,13 +9,17 @@ from synthreg.ledger.commit import CommitStatus
 from synthreg.ledger.connection import connect, wait_ready
 from synthreg.ledger.contract import Contract, SubmitResult
 from synthreg.ledger.errors import (
+    ChaincodeError,
     ChaincodeEventsError,
+    ChaincodeInfo,
     CheckpointError,
     CommitError,
     CommitStatusError,
     ConnectError,
+    EndorseChaincodeError,
     EndorseError,
     ErrorDetail,
+    EvaluateChaincodeError,
     EvaluateError,
     GatewayError,
     IdentityError,
@@ -28,9 +32,11 @@ from synthreg.ledger.identity import Identity, cert_attributes, load_msp_identit
 from synthreg.ledger.signing import Signer, ecdsa_signer, high_s, is_low_s
 
 __all__ = [
+    "ChaincodeError",
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsError",
+    "ChaincodeInfo",
     "Checkpoint",
     "CheckpointError",
     "CommitError",
@@ -38,8 +44,10 @@ __all__ = [
     "CommitStatusError",
     "ConnectError",
     "Contract",
+    "EndorseChaincodeError",
     "EndorseError",
     "ErrorDetail",
+    "EvaluateChaincodeError",
     "EvaluateError",
     "Gateway",
     "GatewayError",

@@ -5,7 +5,8 @@ Obtained from :meth:`synthreg.ledger.gateway.Network.contract`; apps call
 Nothing here holds keys or dials sockets: identity, signer and gRPC stub come
 from the :class:`~synthreg.ledger.gateway.Gateway`. Each stage that can fail
 raises its own error (see :mod:`synthreg.ledger.errors`), always carrying the
-transaction id and chained ``from`` the gRPC error.
+transaction id and chained ``from`` the gRPC error; a chaincode verdict is
+parsed here once (:class:`~synthreg.ledger.errors.ChaincodeError`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ class Contract:
         ``endorsing_orgs`` restricts which organisations' peers may run it (e.g.
         the org owning a private collection). A chaincode error (non-200
         response, e.g. ``access denied``) raises :class:`EvaluateError` with the
-        chaincode message in ``str(err)``.
+        chaincode message in ``str(err)``; when it carries a chaincode error code
+        the error is an :class:`~synthreg.ledger.errors.EvaluateChaincodeError`
+        with the parsed ``chaincode.code``.
         """
         gw = self.network.gateway
         tx_id, proposed = self._signed_proposal(fn, args, transient)
@@ -92,7 +95,7 @@ class Contract:
             raise EvaluateError.from_rpc_error(exc, tx_id) from exc
         if not 200 <= response.result.status < 400:
             # The Gateway normally turns chaincode errors into gRPC errors; be strict anyway.
-            raise EvaluateError(
+            raise EvaluateError.build(
                 f"chaincode response {response.result.status}: {response.result.message}", tx_id=tx_id
             )
         return bytes(response.result.payload)
@@ -108,8 +111,9 @@ class Contract:
 
         Stages and their errors: Endorse (:class:`EndorseError`: chaincode error,
         policy not satisfiable, or a prepared transaction that is not ours or
-        leaks transient data), Submit (:class:`SubmitError`: orderers refused
-        it), CommitStatus (:class:`CommitStatusError`: the status could not be
+        leaks transient data; a chaincode verdict makes it an
+        :class:`~synthreg.ledger.errors.EndorseChaincodeError`), Submit
+        (:class:`SubmitError`: orderers refused it), CommitStatus (:class:`CommitStatusError`: the status could not be
         obtained — the transaction may still commit), validation
         (:class:`CommitError` with the validation code, e.g. MVCC_READ_CONFLICT).
         ``transient`` values go to the endorsers only; with private data pass

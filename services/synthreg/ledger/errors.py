@@ -10,6 +10,19 @@ Gateway attaches as a rich status (``grpc-status-details-bin`` trailer holding a
 own message (e.g. ``access denied: ...``) usually arrives in those details, so
 ``str(err)`` always includes them.
 
+Chaincode verdicts are parsed once, here: every synthreg chaincode error
+message starts with a stable code (:data:`CHAINCODE_ERROR_CODES`,
+``chaincode/README.md``). When the status message or a peer's detail carries
+one, the stage error is raised as its chaincode variant —
+:class:`EvaluateChaincodeError` (an :class:`EvaluateError`) or
+:class:`EndorseChaincodeError` (an :class:`EndorseError`) — both also a
+:class:`ChaincodeError` whose ``chaincode`` is the parsed
+:class:`ChaincodeInfo` (``code``, ``detail``). So callers catch the stage they
+care about *or* ``ChaincodeError`` for "the chaincode said no", and map
+``err.chaincode.code`` to their own typed errors without re-reading text.
+``GatewayError.code`` stays the gRPC status code. Only the evaluate and endorse
+stages run chaincode; the other stages never carry a chaincode verdict.
+
 ``grpcio-status`` / ``googleapis-common-protos`` are not dependencies of this
 project; when ``google.rpc.status_pb2`` is not importable the ``Status`` message
 type is declared here in a private descriptor pool (three fields, stable wire
@@ -62,12 +75,24 @@ class CheckpointError(LedgerError):
     """An event-listener checkpoint file exists but cannot be read."""
 
 
+@dataclass(frozen=True)
+class ChaincodeInfo:
+    """The chaincode's own verdict inside a failed Gateway request."""
+
+    code: str
+    """One of :data:`CHAINCODE_ERROR_CODES`, e.g. ``"PRECONDITION_FAILED"``."""
+    detail: str
+    """The chaincode's message from its code on (``"ALREADY_EXISTS: key ceremony abc"``)."""
+
+
 class GatewayError(LedgerError):
     """A Gateway RPC failed; base of the per-stage errors.
 
     Attributes: ``tx_id`` (empty for stream requests without a transaction),
     ``code`` (:class:`grpc.StatusCode`), ``message`` (the status message) and
     ``details`` (per-peer :class:`ErrorDetail`, possibly empty).
+    :meth:`from_rpc_error` and :meth:`build` return the stage's
+    :class:`ChaincodeError` variant when the chaincode's verdict is in there.
     """
 
     stage = "gateway request"
@@ -96,10 +121,48 @@ class GatewayError(LedgerError):
         return text
 
     @classmethod
+    def build(
+        cls,
+        message: str,
+        *,
+        tx_id: str = "",
+        code: grpc.StatusCode = grpc.StatusCode.UNKNOWN,
+        details: tuple[ErrorDetail, ...] = (),
+    ) -> GatewayError:
+        """``cls(...)``, or its :class:`ChaincodeError` variant when ``message``
+        or a peer's detail carries a chaincode error code."""
+        info = parse_chaincode_error(message, details)
+        variant = _CHAINCODE_VARIANTS.get(cls)
+        if info is None or variant is None:
+            return cls(message, tx_id=tx_id, code=code, details=details)
+        return variant(message, info, tx_id=tx_id, code=code, details=details)
+
+    @classmethod
     def from_rpc_error(cls, exc: grpc.RpcError, tx_id: str = "") -> GatewayError:
-        """Build the error from a failed call; the caller raises it ``from exc``."""
+        """Build the error from a failed call (see :meth:`build`); the caller raises it ``from exc``."""
         code, message, details = parse_rpc_error(exc)
-        return cls(message, tx_id=tx_id, code=code, details=details)
+        return cls.build(message, tx_id=tx_id, code=code, details=details)
+
+
+class ChaincodeError(GatewayError):
+    """The chaincode refused the request with a stable error code.
+
+    Never raised bare: the stage variants below are what :class:`Contract`
+    raises. ``chaincode`` is the parsed :class:`ChaincodeInfo`; the gRPC
+    ``code``, ``message``, ``details`` and ``tx_id`` are those of the stage error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        chaincode: ChaincodeInfo,
+        *,
+        tx_id: str = "",
+        code: grpc.StatusCode = grpc.StatusCode.UNKNOWN,
+        details: tuple[ErrorDetail, ...] = (),
+    ) -> None:
+        self.chaincode = chaincode
+        super().__init__(message, tx_id=tx_id, code=code, details=details)
 
 
 class EvaluateError(GatewayError):
@@ -112,6 +175,20 @@ class EndorseError(GatewayError):
     """Endorsing a proposal failed, or the Gateway returned an unusable prepared transaction."""
 
     stage = "endorse"
+
+
+class EvaluateChaincodeError(ChaincodeError, EvaluateError):
+    """The chaincode refused an evaluation (an :class:`EvaluateError` and a :class:`ChaincodeError`)."""
+
+
+class EndorseChaincodeError(ChaincodeError, EndorseError):
+    """The chaincode refused to endorse (an :class:`EndorseError` and a :class:`ChaincodeError`)."""
+
+
+_CHAINCODE_VARIANTS: dict[type[GatewayError], type[ChaincodeError]] = {
+    EvaluateError: EvaluateChaincodeError,
+    EndorseError: EndorseChaincodeError,
+}
 
 
 class SubmitError(GatewayError):
@@ -248,14 +325,30 @@ CHAINCODE_ERROR_CODES = (
 _CHAINCODE_CODE_RE = re.compile(r"\b(" + "|".join(CHAINCODE_ERROR_CODES) + r"): ")
 
 
-def chaincode_error_code(text: str) -> tuple[str, str]:
-    """``(code, detail)`` of the chaincode error inside a client error's text.
+def parse_chaincode_error(message: str, details: tuple[ErrorDetail, ...] = ()) -> ChaincodeInfo | None:
+    """The chaincode's verdict in a Gateway status, or None (connection, timeout,
+    ordering, policy failure: no chaincode code anywhere).
 
-    The Gateway wraps the chaincode message (``endorse failed (tx ..): ABORTED:
-    ... chaincode response 500, ALREADY_EXISTS: ...``) and may repeat it per peer
-    after ``" | "``; ``detail`` is the first message from its code on. Without a
-    code (connection, timeout, ordering or validation failure) the result is
-    ``("", text)``.
+    The Gateway wraps the chaincode message (``evaluate call to endorser
+    returned error: chaincode response 500, ACCESS_DENIED: ...``) in the status
+    message and/or in each peer's :class:`ErrorDetail` (``Endorse``: ``failed to
+    endorse transaction, see attached details``). The status message is searched
+    first, then the details in order; ``detail`` runs from the code to the end of
+    that message.
+    """
+    for text in (message, *(d.message for d in details)):
+        match = _CHAINCODE_CODE_RE.search(text)
+        if match is not None:
+            return ChaincodeInfo(match.group(1), text[match.start():])
+    return None
+
+
+def chaincode_error_code(text: str) -> tuple[str, str]:
+    """``(code, detail)`` of a chaincode error found in rendered error *text*.
+
+    Superseded by :class:`ChaincodeError` (``err.chaincode``), which the client
+    parses from the status once; kept for callers that still only hold text.
+    Without a code the result is ``("", text)``.
     """
     match = _CHAINCODE_CODE_RE.search(text)
     if match is None:

@@ -1,0 +1,82 @@
+"""The chain clients build their typed errors from the code the ledger client parsed (fast, no network).
+
+The fake Gateway only scripts rich gRPC failures as the real Gateway encodes
+them; it runs no chaincode (real refusals: tests/integration/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from synthreg.chain.secagg import (
+    AggregationConfig,
+    AggregationLedgerError,
+    AlreadyDoneError,
+    RoundClosedError,
+    open_aggregation,
+)
+from synthreg.chain.steps import LedgerSteps, StepLedgerError
+from synthreg.ledger import ChaincodeError, Contract, Gateway, SubmitError, ecdsa_signer
+from synthreg.ledger.errors import ErrorDetail
+from synthreg.ledger.testing import FakeFailure, FakeGateway, FakeGatewayServicer, make_test_identity, serve_fake
+
+IDENTITY, KEY = make_test_identity("Registry1MSP", role="merger")
+ENDORSE_MSG = "failed to endorse transaction, see attached details for more info"
+CONFIG = AggregationConfig.default(["Registry1MSP", "Registry2MSP", "Registry3MSP"], 4)
+
+
+def _refusal(text: str) -> FakeFailure:
+    return FakeFailure(grpc.StatusCode.ABORTED, ENDORSE_MSG,
+                       (ErrorDetail("127.0.0.1:8111", "Registry1MSP", f"chaincode response 500, {text}"),))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGateway]:
+    with serve_fake(FakeGatewayServicer()) as running:
+        yield running
+
+
+@pytest.fixture
+def ganledger(fake: FakeGateway) -> Contract:
+    return Gateway(IDENTITY, ecdsa_signer(KEY), fake.channel, default_timeout=5.0).network("gan").contract("ganledger")
+
+
+@pytest.mark.parametrize(
+    ("text", "cls", "code"),
+    [
+        ("ALREADY_EXISTS: aggregation run r1 is already open", AlreadyDoneError, "ALREADY_EXISTS"),
+        ("PRECONDITION_FAILED: run r1 round 0 is frozen", RoundClosedError, "PRECONDITION_FAILED"),
+        ("ACCESS_DENIED: caller Registry1MSP role \"merger\" not allowed", AggregationLedgerError, "ACCESS_DENIED"),
+    ],
+)
+def test_aggregation_errors_come_from_the_parsed_chaincode_code(
+    fake: FakeGateway, ganledger: Contract, text: str, cls: type[AggregationLedgerError], code: str
+) -> None:
+    fake.servicer.failures["Endorse"] = _refusal(text)
+    with pytest.raises(AggregationLedgerError) as err:
+        open_aggregation(ganledger, "Registry1MSP", "r1", CONFIG)
+    assert type(err.value) is cls and err.value.code == code and err.value.detail == text
+    assert str(err.value) == f"OpenAggregation by Registry1MSP failed: {text}"
+    assert isinstance(err.value.__cause__, ChaincodeError)
+
+
+def test_aggregation_failure_outside_the_chaincode_has_no_code(fake: FakeGateway, ganledger: Contract) -> None:
+    fake.servicer.failures["Submit"] = FakeFailure(grpc.StatusCode.UNAVAILABLE, "orderer unreachable")
+    with pytest.raises(AggregationLedgerError) as err:
+        open_aggregation(ganledger, "Registry1MSP", "r1", CONFIG)
+    assert type(err.value) is AggregationLedgerError and err.value.code == ""
+    assert isinstance(err.value.__cause__, SubmitError) and "orderer unreachable" in err.value.detail
+
+
+def test_step_errors_come_from_the_parsed_chaincode_code(fake: FakeGateway, ganledger: Contract) -> None:
+    fake.servicer.failures["Evaluate"] = FakeFailure(
+        grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error: chaincode response 500, "
+        "NOT_FOUND: no step r1/Registry1MSP/0/0")
+    steps = LedgerSteps("r1", [], ["Registry1MSP"])
+    with pytest.raises(StepLedgerError) as err:
+        steps._step(ganledger, "Registry1MSP", 0, 0)
+    assert err.value.code == "NOT_FOUND" and err.value.detail == "NOT_FOUND: no step r1/Registry1MSP/0/0"
+    assert str(err.value) == "GetStep for Registry1MSP failed: NOT_FOUND: no step r1/Registry1MSP/0/0"
