@@ -262,14 +262,18 @@ func waitingError(run, msp string, h *StepHead) error {
 }
 
 // stepCaller admits the caller of a step write with one of roles
-// (ACCESS_DENIED otherwise) and reads its registry's head in run (nil before
-// the first step).
+// (ACCESS_DENIED otherwise), refuses the write when run has a run document
+// that is not started (PRECONDITION_FAILED, see refuseUnstartedRun) and
+// reads its registry's head in run (nil before the first step).
 func stepCaller(ctx contractapi.TransactionContextInterface, run string, roles ...access.Role) (shim.ChaincodeStubInterface, access.Caller, *StepHead, error) {
 	caller, err := access.Require(ctx, roles...)
 	if err != nil {
 		return nil, access.Caller{}, nil, err
 	}
 	stub := ctx.GetStub()
+	if err := refuseUnstartedRun(stub, run); err != nil {
+		return nil, access.Caller{}, nil, err
+	}
 	head, err := loadHead(stub, run, caller.MSPID)
 	if err != nil {
 		return nil, access.Caller{}, nil, err
