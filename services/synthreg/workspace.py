@@ -4,6 +4,9 @@ Shared by one registry's apps only (generator, discriminator, merger): fake
 batches, discriminator feedback, weight snapshots, CKKS audit ciphertexts.
 Artefacts are stored under their SHA-256; the ledger records only the hash, so
 the ledger stays the source of truth and a tampered file is detected on read.
+Arrays (batches, feedback, weight vectors) are stored as
+:func:`synthreg.data.hashing.array_bytes`, so their name here is
+:func:`~synthreg.data.hashing.array_sha256` — the hash the ledger records.
 Writes are atomic (temp file + rename): a crash never leaves a half artefact.
 """
 

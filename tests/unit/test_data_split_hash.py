@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
@@ -18,7 +19,8 @@ from synthreg.data import (
     sha256_hex,
     split_registries,
 )
-from synthreg.data.hashing import array_bytes
+from synthreg.data.hashing import UnhashableError, array_bytes, array_sha256
+from synthreg.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +74,23 @@ def test_split_errors(rotterdam: pd.DataFrame) -> None:
 
 def test_array_hash_is_content_based() -> None:
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    assert sha256_hex(x) == sha256_hex(torch.from_numpy(x.copy()))
-    assert sha256_hex(x) == sha256_hex(np.asfortranarray(x))
-    assert sha256_hex(x) == sha256_hex(x.astype(">f4"))  # byte order is canonicalised
-    assert sha256_hex(x) != sha256_hex(x.reshape(4, 3))  # shape is part of the content
-    assert sha256_hex(x) != sha256_hex(x.astype(np.float64))
+    assert array_sha256(x) == sha256_hex(x) == array_sha256(torch.from_numpy(x.copy()))
+    assert array_sha256(x) == array_sha256(np.asfortranarray(x))  # C order
+    assert array_sha256(x) == array_sha256(x.astype(">f4"))  # byte order is canonicalised
+    assert array_sha256(x) == array_sha256(x.astype(np.float64))  # values are hashed as float32
+    assert array_sha256(x) == array_sha256(x.reshape(4, 3))  # shapes are carried by records, not hashed
     y = x.copy()
     y[2, 3] = np.nextafter(y[2, 3], np.float32(100))
-    assert sha256_hex(x) != sha256_hex(y)
-    assert array_bytes(x).startswith(b"SRA1")
+    assert array_sha256(x) != array_sha256(y)
+    with pytest.raises(UnhashableError):
+        array_bytes(np.array(["a", "b"], dtype=object))
+
+
+def test_array_hash_is_the_workspace_name_of_the_raw_float32_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x = np.linspace(-1, 1, 9, dtype=np.float64).reshape(3, 3)
+    raw = x.astype("<f4").tobytes(order="C")
+    assert array_bytes(x) == raw  # no header: exactly what the workspace stores
+    assert Workspace(tmp_path).put(array_bytes(x)) == array_sha256(x) == hashlib.sha256(raw).hexdigest()
 
 
 def test_frame_hash_ignores_index_but_not_values(rotterdam: pd.DataFrame) -> None:

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from synthreg.crypto.ckks import create_audit_context
+from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.ledger import EvaluateError
-from synthreg.trail.record import TrailRecorder, vector_bytes
+from synthreg.secagg import average_sha256
+from synthreg.trail.record import TrailRecorder
 from synthreg.trail.verify import verify_run
 from synthreg.workspace import TamperedArtefactError, Workspace
 
@@ -106,5 +108,14 @@ def test_record_by_wrong_role_is_flagged(tmp_path: Path, keys) -> None:  # type:
     assert any("not its merger" in f for f in report.failures)
 
 
-def test_vector_bytes_is_float32_little_endian() -> None:
-    assert vector_bytes(np.array([1.0], dtype=np.float64)) == np.array([1.0], dtype="<f4").tobytes()
+def test_recorded_hashes_are_the_one_canonical_array_hash(tmp_path: Path) -> None:
+    store: dict[str, dict[str, str]] = {}
+    ws = {m: Workspace(tmp_path / m) for m in MSPS}
+    rec = TrailRecorder("run1", MSPS, {m: FakeGanledger(store, m) for m in MSPS}, ws, None, set())  # type: ignore[arg-type]
+    vecs = [np.linspace(-1, 1, 7, dtype=np.float32) * (i + 1) for i in range(3)]
+    avg = np.mean(np.stack(vecs), axis=0).astype(np.float32)
+    rec.on_round(0, vecs, avg)
+    for entry, vec in zip(rec.entries, vecs, strict=True):
+        assert entry.weights_sha256 == array_sha256(vec)
+        assert entry.average_sha256 == array_sha256(avg) == average_sha256(avg)  # what secagg agrees on
+        assert ws[entry.msp_id].get(entry.weights_sha256) == array_bytes(vec) == vec.astype("<f4").tobytes()

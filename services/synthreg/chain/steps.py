@@ -39,15 +39,16 @@ from typing import Any
 
 import numpy as np
 
+from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.gan.federated import StepContext
 from synthreg.gan.step import DiscriminatorSide, DStepResult, GeneratorSide, RealBatchSampler
 from synthreg.gan.weights import state_dict_to_vector
 from synthreg.ledger import ChaincodeError, Contract, GatewayError
 from synthreg.ledger.errors import CommitError
 from synthreg.ledger.sync import submit_synced
-from synthreg.workspace import Workspace, WorkspaceError, sha256_hex
+from synthreg.workspace import Workspace, WorkspaceError
 
-__all__ = ["LedgerSteps", "RegistryStepClients", "StepFaultError", "StepLedgerError", "array_bytes"]
+__all__ = ["LedgerSteps", "RegistryStepClients", "StepFaultError", "StepLedgerError"]
 
 
 class StepLedgerError(Exception):
@@ -73,13 +74,8 @@ class StepFaultError(Exception):
         self.msp, self.round, self.iter, self.kind = msp, rnd, it, kind
 
 
-def array_bytes(arr: np.ndarray) -> bytes:
-    """Canonical bytes of a batch or feedback: float32, little endian, C order."""
-    return np.ascontiguousarray(arr, dtype="<f4").tobytes()
-
-
 def _weights_sha(module: Any) -> str:
-    return sha256_hex(array_bytes(state_dict_to_vector(module)))
+    return array_sha256(state_dict_to_vector(module))
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ class LedgerSteps:
         feedback_sha = reg.workspace.put(array_bytes(res.feedback))
         self._submit(reg.discriminator, reg.msp, "RecordDiscriminatorStep", {
             "round": ctx.round, "iter": ctx.iter, "fake_sha256": on_ledger["fake_sha256"],
-            "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
+            "real_sha256": array_sha256(real_batch), "feedback_sha256": feedback_sha,
             "d_weights_sha256": _weights_sha(d.discriminator), "d_loss": res.d_loss, "g_loss": res.g_loss})
         # 3. generator applies the feedback whose hash is on the ledger
         d_rec = self._step(reg.generator, reg.msp, ctx.round, ctx.iter)["discriminator"]

@@ -1,25 +1,31 @@
-"""Canonical byte encodings and SHA-256 content hashes of batches and frames.
+"""Canonical byte encodings and SHA-256 content hashes of vectors, batches and frames.
 
-Who calls: the generator and discriminator apps (fake batches, real batches,
-feedback, weight vectors -> hashes recorded on the ledger and names in the
-content-addressed workspace), tests. The same content gives the same bytes in
-every process and on every little- or big-endian machine.
+Who calls: the step and aggregation clients (:mod:`synthreg.chain`), the trail
+recorder (:mod:`synthreg.trail.record`), :func:`synthreg.secagg.average_sha256`
+and the CLIs: fake batches, real batches, feedback and weight vectors are stored
+in the content-addressed workspace as :func:`array_bytes`, and the ledger
+records :func:`array_sha256` of them — one form, so the same weights have one
+hash everywhere (workspace name, ledger record, agreed average). The same
+content gives the same bytes in every process and on every little- or
+big-endian machine.
 
-Canonical form of an array: ``b"SRA1"`` magic, dtype string (little-endian, e.g.
-``<f4``), shape, then the C-order little-endian bytes. Float arrays are hashed as
-they are (``-0.0`` and ``0.0`` differ, NaN payloads matter): callers hash what
-they transmit. A DataFrame is encoded column by column (name, dtype kind, values:
-numbers as little-endian float64/int64, text as length-prefixed UTF-8, missing as
-a marker), with the row count first; the index is not part of the content.
+Canonical form of an array (vector or batch): its values as float32, little
+endian, C order — no header. Shapes are not part of the content: the records
+and the step context carry them (a (3, 4) and a (4, 3) array of the same values
+hash alike). Values are hashed as they are after the float32 cast (``-0.0`` and
+``0.0`` differ, NaN payloads matter): callers hash what they store. A DataFrame
+(``SRF1``) is encoded column by column (name, dtype kind, values: numbers as
+little-endian float64/int64, text as length-prefixed UTF-8, missing as a
+marker), with the row count first; the index is not part of the content.
 
 What fails when: :class:`UnhashableError` for object columns holding values that
-are neither text nor numbers, or for unsupported array dtypes (object, complex).
+are neither text nor numbers, or for arrays that are not numeric (object,
+complex, text).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +35,6 @@ import pandas as pd
 if TYPE_CHECKING:  # torch is only needed for the type; tensors are duck-typed
     import torch
 
-_ARRAY_MAGIC = b"SRA1"
 _FRAME_MAGIC = b"SRF1"
 
 
@@ -38,15 +43,18 @@ class UnhashableError(TypeError):
 
 
 def array_bytes(array: np.ndarray | torch.Tensor) -> bytes:
-    """Canonical bytes of a numeric array or CPU tensor (header + LE C-order data)."""
+    """Canonical bytes of a numeric array or CPU tensor: float32, little endian, C order."""
     if hasattr(array, "detach"):  # torch.Tensor
         array = array.detach().cpu().numpy()
     arr = np.asarray(array)
     if arr.dtype.kind not in "biuf":
         raise UnhashableError(f"cannot hash array of dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
-    header = json.dumps({"dtype": arr.dtype.str, "shape": list(arr.shape)}).encode()
-    return _ARRAY_MAGIC + struct.pack("<I", len(header)) + header + arr.tobytes(order="C")
+    return np.ascontiguousarray(arr, dtype="<f4").tobytes()
+
+
+def array_sha256(array: np.ndarray | torch.Tensor) -> str:
+    """SHA-256 hex of :func:`array_bytes`: the workspace name and ledger hash of the array."""
+    return hashlib.sha256(array_bytes(array)).hexdigest()
 
 
 def frame_bytes(df: pd.DataFrame) -> bytes:

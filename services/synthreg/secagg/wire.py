@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthreg.crypto.transport import EnvelopeContext
+from synthreg.data.hashing import array_sha256
 from synthreg.secagg.errors import AdvertisementError, BlobLengthError, RevealFormatError, VectorShapeError
 from synthreg.secagg.params import Params
 
@@ -152,7 +153,8 @@ def decode_u64(data: bytes | bytearray | memoryview, length: int) -> npt.NDArray
 
 
 def average_sha256(avg: npt.NDArray[np.float32]) -> str:
-    """sha256 (hex) of the float32 little-endian bytes of the average (``average_sha256``)."""
+    """:func:`~synthreg.data.hashing.array_sha256` of the average (``average_sha256``):
+    the hash the workspace and the trail records give the same vector."""
     if not isinstance(avg, np.ndarray) or avg.dtype != np.float32 or avg.ndim != 1:
         raise VectorShapeError("average", getattr(avg, "dtype", type(avg).__name__), "1-D float32")
-    return hashlib.sha256(avg.astype("<f4", copy=False).tobytes()).hexdigest()
+    return array_sha256(avg)

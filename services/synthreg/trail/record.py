@@ -4,8 +4,9 @@ Who calls: the demo pipeline (and later the merger apps) through
 :class:`TrailRecorder.on_round`, once per merge round, with every registry's
 pre-average weight vector and the agreed average. For each registry it:
 
-1. stores the weight vector (float32, little endian) and the average in that
-   registry's own workspace (content-addressed);
+1. stores the weight vector and the average in that registry's own workspace
+   as :func:`synthreg.data.hashing.array_bytes` (float32, little endian), so
+   their names there are their :func:`~synthreg.data.hashing.array_sha256`;
 2. on audited rounds, encrypts the weight vector under the consortium's CKKS
    audit public key and stores the ciphertext in the workspace;
 3. submits ``PutRecord("run/<id>/round/<r>/<MSP>", {hashes})`` signed by that
@@ -31,13 +32,9 @@ from typing import Any
 import numpy as np
 
 from synthreg.crypto.ckks import PublicContext, encrypt_vector
+from synthreg.data.hashing import array_bytes
 from synthreg.ledger import Contract
 from synthreg.workspace import Workspace
-
-
-def vector_bytes(vec: np.ndarray) -> bytes:
-    """Canonical bytes of a weight vector: float32 little endian."""
-    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
 
 def run_key(run_id: str) -> str:
@@ -103,11 +100,11 @@ class TrailRecorder:
     def on_round(self, rnd: int, vectors: Sequence[np.ndarray], average: np.ndarray) -> None:
         if len(vectors) != len(self.msp_ids):
             raise ValueError(f"{len(vectors)} weight vectors for {len(self.msp_ids)} registries")
-        avg_bytes = vector_bytes(average)
+        avg_bytes = array_bytes(average)
         entries = []
         for msp, vec in zip(self.msp_ids, vectors, strict=True):
             ws = self.workspaces[msp]
-            w_hash = ws.put(vector_bytes(vec))
+            w_hash = ws.put(array_bytes(vec))
             a_hash = ws.put(avg_bytes)
             ct_hash = None
             if rnd in self.audit_rounds:
