@@ -11,14 +11,14 @@
 // reads GetAggregation, GetBlob, GetRound), one composite key per
 // (object, run, round, msp), see aggregation.go; and the per-iteration
 // training step records of each registry (steps*.go: RecordGeneratorStep,
-// RecordDiscriminatorStep, RecordStop, RecordFault and the reads GetStep,
-// GetStepHead, ListFaults), one head key per (run, msp) that serialises that
-// registry's steps, see steps.go; and the training runs the participants'
-// admins agree on before training (runs*.go: ProposeRun, ApproveRun,
-// AbortRun and the reads GetRun, ListRuns), one document per run under
-// ("run", run) holding the exact spec text, its hash, the approvals and the
-// status, see runs.go. The step writes refuse a run whose document exists
-// and is not started.
+// RecordDiscriminatorStep, RecordStop, RecordLocalUpdate, RecordFault and the
+// reads GetStep, GetStepHead, GetLocalUpdate, ListFaults), one head key per
+// (run, msp) that serialises that registry's steps, see steps.go; and the
+// training runs the participants' admins agree on before training (runs*.go:
+// ProposeRun, ApproveRun, AbortRun and the reads GetRun, ListRuns), one
+// document per run under ("run", run) holding the exact spec text, its
+// hash, the approvals and the status, see runs.go. The step writes refuse a
+// run whose document exists and is not started.
 package ganledger
 
 import (
@@ -70,7 +70,7 @@ func New() *Contract {
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
 	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "ListFaults",
-		"GetRun", "ListRuns"}
+		"GetLocalUpdate", "GetRun", "ListRuns"}
 }
 
 // NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).

@@ -351,6 +351,7 @@ func TestRunsAbortOfStartedRunStopsSteps(t *testing.T) {
 	mustFail(t, r.gen(1, 0, 1), "PRECONDITION_FAILED", "run run-1 is aborted")
 	mustFail(t, r.disc(2, 0, 0), "PRECONDITION_FAILED", "run run-1 is aborted")
 	mustFail(t, r.stop(1, 0, 0), "PRECONDITION_FAILED", "run run-1 is aborted")
+	mustFail(t, r.update(1, updateArg(1, 0, 0)), "PRECONDITION_FAILED", "run run-1 is aborted")
 	r.unchanged(before)
 	r.wantHead(1, 0, 0, PhaseDiscriminator) // the record of what happened stays readable
 }
@@ -364,6 +365,7 @@ func TestRunsStepsGatedWhileProposedButBareRunIDsStillStep(t *testing.T) {
 	mustFail(t, r.gen(1, 0, 0), "PRECONDITION_FAILED", notStarted)
 	mustFail(t, r.disc(1, 0, 0), "PRECONDITION_FAILED", notStarted)
 	mustFail(t, r.stop(1, 0, 0), "PRECONDITION_FAILED", notStarted)
+	mustFail(t, r.update(1, updateArg(1, 0, 0)), "PRECONDITION_FAILED", notStarted)
 	r.unchanged(before)
 	// Known gap (spec/runs.md): a run id without a run document steps as before.
 	r.ok(r.call(r.g(1), "RecordGeneratorStep", "run-2", toJSON(t, genArg(1, 0, 0))))
@@ -371,6 +373,7 @@ func TestRunsStepsGatedWhileProposedButBareRunIDsStillStep(t *testing.T) {
 		r.ok(r.approve(n, testRun, spec))
 	}
 	r.complete(1, 0, 0)
+	r.ok(r.update(1, updateArg(1, 0, 0)))
 }
 
 func TestRunsSameBlockApprovalsConflictAndAbortBeatsStep(t *testing.T) {

@@ -5,21 +5,27 @@ package ganledger
 // helpers of steps_write.go and steps_read.go.
 //
 // Who calls: each registry's generator app (RecordGeneratorStep, RecordStop,
-// RecordFault) and discriminator app (RecordDiscriminatorStep, RecordFault);
-// any consortium app or the auditor for the reads.
+// RecordLocalUpdate, RecordFault) and discriminator app
+// (RecordDiscriminatorStep, RecordFault); any consortium app or the auditor
+// for the reads.
 // Where data lives: public world state of channel "gan":
 //
-//	step_head  /run/msp                  {round, iter, phase}: the registry's last step
-//	step_g     /run/msp/round/iter       generator step record (stamped)
-//	step_d     /run/msp/round/iter       discriminator step record (stamped)
-//	step_stop  /run/msp                  the stop record (stamped), written once
-//	step_fault /run/msp/txid             fault record (stamped), append-only
+//	step_head   /run/msp                  {round, iter, phase}: the registry's last step
+//	step_g      /run/msp/round/iter       generator step record (stamped)
+//	step_d      /run/msp/round/iter       discriminator step record (stamped)
+//	step_stop   /run/msp                  the stop record (stamped), written once
+//	step_update /run/msp/round            local update record (stamped), written once per round
+//	step_fault  /run/msp/txid             fault record (stamped), append-only
 //
 // round and iter are 10-digit zero-padded in keys so that key order is step
 // order. Every step write reads and writes the registry's own head key, so
 // the steps of one registry are serialised by MVCC (a second step endorsed
 // against the same head in one block is invalidated), while registries never
-// touch each other's keys and step concurrently. Faults do not touch the head.
+// touch each other's keys and step concurrently. Faults do not touch the head;
+// a local update reads it but does not write it (a generator step committed
+// first in the same block invalidates the update, not the other way round).
+// Every write but RecordFault also reads the run document (runs.go), which
+// gates it on the run's status.
 
 import (
 	"fmt"
@@ -40,6 +46,7 @@ const (
 	EventDiscriminatorStep = "DiscriminatorStep"
 	EventTrainingStopped   = "TrainingStopped"
 	EventStepFault         = "StepFault"
+	EventLocalUpdate       = "LocalUpdate"
 )
 
 // Head phases as returned by GetStepHead.
@@ -68,6 +75,8 @@ const (
 	objStepDiscrimin   = "step_d"
 	objStepStop        = "step_stop"
 	objStepFault       = "step_fault"
+	objStepUpdate      = "step_update"
+	localUpdateWhat    = "local update"
 	stepHeadWhatName   = "step head"
 	stepRecordWhatName = "step"
 )
@@ -151,14 +160,32 @@ type Fault struct {
 	Stamp
 }
 
+// LocalUpdateArg is the updateJSON of RecordLocalUpdate: the registry's
+// generator and discriminator weights at the end of round's local
+// iterations, before its merger averages them with the other registries'.
+type LocalUpdateArg struct {
+	Round          int    `json:"round"`
+	GWeightsSHA256 string `json:"g_weights_sha256"`
+	DWeightsSHA256 string `json:"d_weights_sha256"`
+}
+
+// LocalUpdate is the stored local update record: the argument, the iter of
+// the round's last step (the head when it was recorded) and the stamp.
+type LocalUpdate struct {
+	LocalUpdateArg
+	Iter int `json:"iter"`
+	Stamp
+}
+
 // StepPair is the result of GetStep; a side not recorded is null.
 type StepPair struct {
 	Generator     *GeneratorStep     `json:"generator"`
 	Discriminator *DiscriminatorStep `json:"discriminator"`
 }
 
-// StepEvent is the payload of the four step events; the optional field is
-// the one the event names (fake hash, feedback hash, stop reason, fault kind).
+// StepEvent is the payload of the five step events; the optional field is
+// the one the event names (fake hash, feedback hash, stop reason, fault kind;
+// none for LocalUpdate, whose iter is the round's last step).
 type StepEvent struct {
 	Run            string `json:"run"`
 	MSPID          string `json:"msp"`

@@ -89,6 +89,33 @@ func (c *Contract) ListFaults(ctx contractapi.TransactionContextInterface, run s
 	return state.Marshal(faults)
 }
 
+// GetLocalUpdate returns msp's local update of round (a canonical decimal
+// 0..1000000) in run as the stored LocalUpdate {round, g_weights_sha256,
+// d_weights_sha256, iter, msp, role, txid, timestamp}; NOT_FOUND when
+// absent. Any consortium role.
+func (c *Contract) GetLocalUpdate(ctx contractapi.TransactionContextInterface, run string, msp string, round string) (string, error) {
+	r, err := validate.Round("round", round)
+	if err != nil {
+		return "", err
+	}
+	stub, err := stepReader(ctx, run, msp)
+	if err != nil {
+		return "", err
+	}
+	key, err := state.Key(stub, objStepUpdate, run, msp, stepAttr(r))
+	if err != nil {
+		return "", err
+	}
+	update, err := loadOptional[LocalUpdate](stub, key)
+	if err != nil {
+		return "", err
+	}
+	if update == nil {
+		return "", &ccerr.NotFoundError{What: localUpdateWhat, Key: fmt.Sprintf("%s/%s/%d", run, msp, r)}
+	}
+	return state.Marshal(update)
+}
+
 // stepReader validates the run id and MSP id of a step read, then admits
 // any consortium role; returns the stub.
 func stepReader(ctx contractapi.TransactionContextInterface, run, msp string) (shim.ChaincodeStubInterface, error) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/synthreg/synthreg/chaincode/internal/fakestub"
 )
@@ -394,4 +395,146 @@ func TestStepsRegistriesStepConcurrentlyButOneRegistrySerialises(t *testing.T) {
 	if raw, _ := json.Marshal(evs); strings.Count(string(raw), `"`+EventGeneratorStep+`"`) != 5 || strings.Count(string(raw), EventTrainingStopped) != 1 {
 		t.Fatalf("events %s: want 5 committed generator steps and 1 stop", raw)
 	}
+}
+
+// updateArg is registry n's local update of round, ending with step (round,
+// iter): its d_weights_sha256 is that discriminator step's.
+func updateArg(n, round, iter int) map[string]any {
+	return map[string]any{"round": round, "g_weights_sha256": hashOf("gw-end", n, round, iter), "d_weights_sha256": hashOf("dw", n, round, iter)}
+}
+
+func (s *steps) update(n int, arg map[string]any) fakestub.Result {
+	return s.call(s.g(n), "RecordLocalUpdate", testRun, toJSON(s.t, arg))
+}
+
+func TestStepsLocalUpdateAfterTheRoundsLastStep(t *testing.T) {
+	s := newSteps(t)
+	s.complete(1, 0, 0)
+	s.complete(1, 0, 1)
+	ru := s.ok(s.update(1, updateArg(1, 0, 1)))
+	wantEvent(t, ru, EventLocalUpdate, StepEvent{Run: testRun, MSPID: msp(1), Round: 0, Iter: 1})
+	want := LocalUpdate{
+		LocalUpdateArg: LocalUpdateArg{Round: 0, GWeightsSHA256: hashOf("gw-end", 1, 0, 1), DWeightsSHA256: hashOf("dw", 1, 0, 1)},
+		Iter:           1,
+		Stamp:          Stamp{MSPID: msp(1), Role: "generator", TxID: ru.TxID, Timestamp: s.ledger.Now().UTC().Format(time.RFC3339Nano)},
+	}
+	if got := fakestub.Decode[LocalUpdate](t, ru.Payload); got != want {
+		t.Fatalf("RecordLocalUpdate returned %+v, want %+v", got, want)
+	}
+	if p := string(ru.Payload); !strings.HasPrefix(p, `{"round":0,"g_weights_sha256":"`) || !strings.Contains(p, `","iter":1,"msp":"Registry1MSP","role":"generator","txid":"`) {
+		t.Fatalf("stored record layout %s", p)
+	}
+	s.wantHead(1, 0, 1, PhaseDiscriminator) // the head is not changed
+	for _, reader := range []fakestub.Identity{s.as(msp(3), "auditor"), s.m(1), s.d(2)} {
+		if got := s.ok(s.call(reader, "GetLocalUpdate", testRun, msp(1), "0")); string(got.Payload) != string(ru.Payload) {
+			t.Fatalf("GetLocalUpdate = %s, want %s", got.Payload, ru.Payload)
+		}
+	}
+
+	before := maps.Clone(s.ledger.State)
+	mustFail(t, s.update(1, updateArg(1, 0, 1)), "ALREADY_EXISTS", `local update "run-1/Registry1MSP/0"`)
+	other := updateArg(1, 0, 1)
+	other["g_weights_sha256"] = hashOf("other", 1, 0, 1)
+	mustFail(t, s.update(1, other), "ALREADY_EXISTS", `local update "run-1/Registry1MSP/0"`)
+	s.unchanged(before)
+
+	// The next round goes on as before; its update names its own last step.
+	s.complete(1, 1, 0)
+	if got := fakestub.Decode[LocalUpdate](t, s.ok(s.update(1, updateArg(1, 1, 0))).Payload); got.Round != 1 || got.Iter != 0 {
+		t.Fatalf("round 1 update %+v", got)
+	}
+	s.complete(1, 1, 1) // more steps of a round after its update are the generator's business
+	mustFail(t, s.update(1, updateArg(1, 1, 1)), "ALREADY_EXISTS", `local update "run-1/Registry1MSP/1"`)
+
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", testRun, msp(1), "2"), "NOT_FOUND", `local update "run-1/Registry1MSP/2" not found`)
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", testRun, msp(2), "0"), "NOT_FOUND")
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", "run-2", msp(1), "0"), "NOT_FOUND")
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", testRun, msp(1), "00"), "INVALID_ARGUMENT", `"round"`)
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", testRun, "OutsiderMSP", "0"), "INVALID_ARGUMENT", `"msp"`)
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", "bad run", msp(1), "0"), "INVALID_ARGUMENT", `"run"`)
+	mustFail(t, s.call(s.as("OutsiderMSP", "auditor"), "GetLocalUpdate", testRun, msp(1), "0"), "ACCESS_DENIED")
+}
+
+func TestStepsLocalUpdateRefusals(t *testing.T) {
+	s := newSteps(t)
+	mustFail(t, s.update(1, updateArg(1, 0, 0)), "PRECONDITION_FAILED", "no completed step of Registry1MSP in run run-1")
+	s.complete(1, 0, 0)
+	s.complete(1, 0, 1)
+	before := maps.Clone(s.ledger.State)
+	mustFail(t, s.update(1, updateArg(1, 1, 1)), "PRECONDITION_FAILED",
+		"the last completed step of Registry1MSP in run run-1 is round 0 iter 1, not a step of round 1")
+	stale := updateArg(1, 0, 0) // the discriminator weights of an earlier iteration
+	mustFail(t, s.update(1, stale), "PRECONDITION_FAILED",
+		"discriminator weights hash "+hashOf("dw", 1, 0, 0)+" differs from the discriminator's "+hashOf("dw", 1, 0, 1)+" of round 0 iter 1")
+	mustFail(t, s.call(s.d(1), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "discriminator", "allowed: generator")
+	for _, role := range []string{"merger", "admin", "auditor"} {
+		mustFail(t, s.call(s.as(msp(1), role), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "allowed: generator")
+	}
+	mustFail(t, s.call(s.as("OutsiderMSP", "generator"), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "not a consortium registry")
+	// Another registry's generator finds its own (absent) head.
+	mustFail(t, s.call(s.g(2), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "PRECONDITION_FAILED", "no completed step of Registry2MSP")
+
+	with := func(k string, v any) string {
+		m := updateArg(1, 0, 1)
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return toJSON(t, m)
+	}
+	good := toJSON(t, updateArg(1, 0, 1))
+	for arg, field := range map[string]string{
+		with("iter", 1):               `"updateJSON": malformed JSON: json: unknown field "iter"`,
+		with("d_weights_sha256", nil): `"updateJSON.d_weights_sha256": missing`,
+		strings.Replace(good, `"round":0`, `"round":null`, 1):        `"updateJSON.round": null`,
+		strings.Replace(good, `"round":0`, `"round":0,"round":0`, 1): `duplicate field "round"`,
+		with("round", -1):               `"updateJSON.round"`,
+		with("round", 1_000_001):        `"updateJSON.round"`,
+		with("round", 0.5):              `"updateJSON"`,
+		with("g_weights_sha256", "abc"): `"updateJSON.g_weights_sha256"`,
+		with("d_weights_sha256", strings.ToUpper(hashOf("dw", 1, 0, 1))): `"updateJSON.d_weights_sha256"`,
+		`[` + good + `]`: `"updateJSON"`,
+	} {
+		mustFail(t, s.update1(arg), "INVALID_ARGUMENT", field)
+	}
+	mustFail(t, s.call(s.g(1), "RecordLocalUpdate", "bad run", good), "INVALID_ARGUMENT", `"run"`)
+	s.unchanged(before)
+
+	s.ok(s.gen(1, 0, 2))
+	mustFail(t, s.update(1, updateArg(1, 0, 1)), "PRECONDITION_FAILED", "waiting for the discriminator step of round 0 iter 2")
+	s.ok(s.disc(1, 0, 2))
+	s.ok(s.stop(1, 0, 2))
+	before = maps.Clone(s.ledger.State)
+	mustFail(t, s.update(1, updateArg(1, 0, 2)), "PRECONDITION_FAILED", "training of Registry1MSP in run run-1 stopped")
+	s.unchanged(before)
+}
+
+// update1 sends a raw updateJSON as registry 1's generator.
+func (s *steps) update1(raw string) fakestub.Result {
+	return s.call(s.g(1), "RecordLocalUpdate", testRun, raw)
+}
+
+func TestStepsLocalUpdateRacingTheNextRound(t *testing.T) {
+	s := newSteps(t)
+	s.complete(1, 0, 0)
+	s.complete(2, 0, 0)
+	updateCall := func(n int) fakestub.Call {
+		return fakestub.Call{Chaincode: s.cc, ID: s.g(n), Fn: "RecordLocalUpdate", Args: []string{testRun, toJSON(t, updateArg(n, 0, 0))}}
+	}
+	genCall := func(n int) fakestub.Call {
+		return fakestub.Call{Chaincode: s.cc, ID: s.g(n), Fn: "RecordGeneratorStep", Args: []string{testRun, toJSON(t, genArg(n, 1, 0))}}
+	}
+	// Update first: the next round's step only reads the head the update
+	// did not write, so both commit.
+	res := s.ledger.Block(updateCall(1), genCall(1))
+	if !res[0].OK() || !res[1].OK() {
+		t.Fatalf("update then step: %+v / %+v", res[0], res[1])
+	}
+	// Step first: the update was endorsed against a head the step moved on.
+	res = s.ledger.Block(genCall(2), updateCall(2))
+	if !res[0].OK() || res[1].Invalid != fakestub.MVCCReadConflict {
+		t.Fatalf("step then update: %+v / %+v", res[0], res[1])
+	}
+	mustFail(t, s.call(s.g(2), "GetLocalUpdate", testRun, msp(2), "0"), "NOT_FOUND")
 }

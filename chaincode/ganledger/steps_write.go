@@ -193,3 +193,77 @@ func (c *Contract) RecordFault(ctx contractapi.TransactionContextInterface, run 
 	}
 	return state.Marshal(fault)
 }
+
+// RecordLocalUpdate records the caller registry's pre-average weights at the
+// end of a round's local iterations, which its merger then aggregates:
+// updateJSON = LocalUpdateArg {round, g_weights_sha256, d_weights_sha256}
+// (every field required, none other; round 0..1000000). Generator role
+// only. Allowed when the registry's head is a completed step (phase "d") of
+// that round, otherwise PRECONDITION_FAILED naming the head; d_weights_sha256
+// must equal the discriminator record's at the head (PRECONDITION_FAILED
+// naming both hashes). Write-once per (run, msp, round) under
+// step_update/run/msp/round (ALREADY_EXISTS). Stores the argument plus iter
+// = the head's iter and the stamp; the head is not changed. Emits
+// LocalUpdate {run, msp, round, iter, txid}; returns the stored LocalUpdate.
+func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface, run string, updateJSON string) (string, error) {
+	const argName = "updateJSON"
+	if err := validate.Key("run", run); err != nil {
+		return "", err
+	}
+	var arg LocalUpdateArg
+	if err := validate.Complete(argName, []byte(updateJSON), maxStepJSONBytes, &arg); err != nil {
+		return "", err
+	}
+	if err := validate.IntRange(argName+".round", int64(arg.Round), 0, validate.MaxRound); err != nil {
+		return "", err
+	}
+	if err := hashFields(argName, [2]string{"g_weights_sha256", arg.GWeightsSHA256}, [2]string{"d_weights_sha256", arg.DWeightsSHA256}); err != nil {
+		return "", err
+	}
+	stub, caller, head, err := stepCaller(ctx, run, access.RoleGenerator)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case head == nil:
+		return "", precondition("no completed step of %s in run %s: a local update follows the last step of round %d", caller.MSPID, run, arg.Round)
+	case head.Phase == PhaseStopped:
+		return "", stoppedError(run, caller.MSPID, head)
+	case head.Phase == PhaseGenerator:
+		return "", waitingError(run, caller.MSPID, head)
+	case head.Round != arg.Round:
+		return "", precondition("the last completed step of %s in run %s is round %d iter %d, not a step of round %d",
+			caller.MSPID, run, head.Round, head.Iter, arg.Round)
+	}
+	id := fmt.Sprintf("%s/%s/%d", run, caller.MSPID, arg.Round)
+	key, err := state.Key(stub, objStepUpdate, run, caller.MSPID, stepAttr(arg.Round))
+	if err != nil {
+		return "", err
+	}
+	if err := refuseExisting(stub, key, localUpdateWhat, id); err != nil {
+		return "", err
+	}
+	var d DiscriminatorStep
+	if found, err := loadStep(stub, objStepDiscrimin, run, caller.MSPID, head.Round, head.Iter, &d); err != nil {
+		return "", err
+	} else if !found {
+		return "", ccerr.Internal("reading the discriminator step the head names", fmt.Errorf("%s/%s/%d/%d absent", run, caller.MSPID, head.Round, head.Iter))
+	}
+	if d.DWeightsSHA256 != arg.DWeightsSHA256 {
+		return "", precondition("discriminator weights hash %s differs from the discriminator's %s of round %d iter %d (%s in run %s)",
+			arg.DWeightsSHA256, d.DWeightsSHA256, head.Round, head.Iter, caller.MSPID, run)
+	}
+	stamp, err := stampOf(stub, caller)
+	if err != nil {
+		return "", err
+	}
+	update := LocalUpdate{LocalUpdateArg: arg, Iter: head.Iter, Stamp: stamp}
+	if err := state.PutJSON(stub, key, update); err != nil {
+		return "", err
+	}
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: head.Iter, TxID: stamp.TxID}
+	if err := state.Emit(stub, EventLocalUpdate, ev); err != nil {
+		return "", err
+	}
+	return state.Marshal(update)
+}
