@@ -45,8 +45,7 @@ from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeo
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
 from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
-from synthreg.ledger import Contract, LedgerError
-from synthreg.ledger.errors import chaincode_error_code
+from synthreg.ledger import ChaincodeError, Contract
 from synthreg.ledger.events import Checkpoint
 from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
@@ -242,8 +241,8 @@ class App:
         """``fn(*args)`` decoded from JSON, or None when the chaincode says NOT_FOUND."""
         try:
             return json.loads(self.contract.evaluate(fn, *args))
-        except LedgerError as exc:
-            if chaincode_error_code(str(exc))[0] == "NOT_FOUND":
+        except ChaincodeError as exc:
+            if exc.chaincode.code == "NOT_FOUND":
                 return None
             raise
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 
 from synthreg.apps.base import App
-from synthreg.apps.generator import array_bytes, load_checked
+from synthreg.apps.generator import load_checked
 from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
 from synthreg.gan.models import build_models
 from synthreg.gan.step import DiscriminatorSide, RealBatchSampler, derive_seed

@@ -28,12 +28,13 @@ import numpy as np
 
 from synthreg.apps.base import App
 from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.data.hashing import array_bytes
 from synthreg.gan.models import build_models
 from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
 from synthreg.workspace import WorkspaceError, sha256_hex
 
-__all__ = ["GeneratorApp", "StepFaultError", "array_bytes"]
+__all__ = ["GeneratorApp", "StepFaultError", "load_checked"]
 
 
 class StepFaultError(Exception):
@@ -43,11 +44,6 @@ class StepFaultError(Exception):
     def __init__(self, msp: str, rnd: int, it: int, kind: str, detail: str) -> None:
         super().__init__(f"{msp} round {rnd} iter {it}: {kind}: {detail} (recorded on the ledger)")
         self.msp, self.round, self.iter, self.kind = msp, rnd, it, kind
-
-
-def array_bytes(arr: np.ndarray) -> bytes:
-    """Canonical bytes of a batch, feedback or weight vector: float32 little endian, C order."""
-    return np.ascontiguousarray(arr, dtype="<f4").tobytes()
 
 
 def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str, digest: str,

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from synthreg.apps.base import App, encoder_run
-from synthreg.apps.generator import array_bytes
 from synthreg.chain.runs import RunRecord, RunSpec
+from synthreg.data.hashing import array_bytes
 from synthreg.chain.secagg import (
     AggregationConfig,
     AggregationLedgerError,

@@ -28,8 +28,7 @@ from typing import Any
 
 from synthreg.data.schema import Schema
 from synthreg.gan.federated import TrainConfig
-from synthreg.ledger import Contract, LedgerError
-from synthreg.ledger.errors import chaincode_error_code
+from synthreg.ledger import ChaincodeError, Contract, LedgerError
 
 __all__ = [
     "ApprovalRefusedError",
@@ -233,9 +232,10 @@ class LedgerRuns:
             if submit:
                 return self.contract.submit(fn, *args).result
             return self.contract.evaluate(fn, *args)
+        except ChaincodeError as exc:
+            raise RunLedgerError(fn, exc.chaincode.code, exc.chaincode.detail) from exc
         except LedgerError as exc:
-            code, detail = chaincode_error_code(str(exc))
-            raise RunLedgerError(fn, code, detail) from exc
+            raise RunLedgerError(fn, "", str(exc)) from exc
 
     def propose(self, run: str, spec: RunSpec) -> str:
         """Submit the spec; returns its run_sha256 (of the exact text sent)."""

@@ -329,8 +329,13 @@ class LedgerMerger:
         rev = party.reveal(state["survivors"], state["dropped"])
         return self._submit("Reveal", self.run, str(rnd), json.dumps(rev.to_json(), sort_keys=True))
 
-    def result(self, rnd: int, weights: Mapping[str, float] | None = None) -> RoundOutcome:
-        """Unmask the sum from the ledger alone, post the hash of the average, erase secrets."""
+    def result(self, rnd: int, weights: Mapping[str, float] | None = None,
+               before_post: Callable[[np.ndarray, str], object] | None = None) -> RoundOutcome:
+        """Unmask the sum from the ledger alone, post the hash of the average, erase secrets.
+
+        ``before_post(average, sha256)`` runs before the hash is posted (a merger
+        app puts the average into its registry's workspace there, so that G and D
+        find it as soon as the ledger shows the agreement)."""
         state = self.state(rnd)
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         params = self.config.params(self.run, rnd)
@@ -345,6 +350,8 @@ class LedgerMerger:
         w = {m: float((weights or {}).get(m, 1.0)) for m in survivors}
         avg = average(params, self._adverts(state), masked, reveals, dropped, peers_of, w)
         sha = average_sha256(avg)
+        if before_post is not None:
+            before_post(avg, sha)
         self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
         party = self._parties.pop(rnd, None)
         if party is not None:
