@@ -342,15 +342,3 @@ def parse_chaincode_error(message: str, details: tuple[ErrorDetail, ...] = ()) -
             return ChaincodeInfo(match.group(1), text[match.start():])
     return None
 
-
-def chaincode_error_code(text: str) -> tuple[str, str]:
-    """``(code, detail)`` of a chaincode error found in rendered error *text*.
-
-    Superseded by :class:`ChaincodeError` (``err.chaincode``), which the client
-    parses from the status once; kept for callers that still only hold text.
-    Without a code the result is ``("", text)``.
-    """
-    match = _CHAINCODE_CODE_RE.search(text)
-    if match is None:
-        return "", text
-    return match.group(1), text[match.start():].split(" | ", 1)[0]
