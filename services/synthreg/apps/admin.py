@@ -121,13 +121,14 @@ def approve_run(profile: Profile, org: str, run: str, data: Path, schema_file: P
         record = runs.get(run)
         spec = check_local_facts(record, org, local_schema, ceremony)
         load_registry_csv(data, spec.schema())  # typed error naming row and column
-        runs.approve(run, record.run_sha256, spec.schema_sha256)
+        runs.approve(run, record.run_sha256, spec.schema_sha256, orgs=spec.participants)
         return runs.get(run)
 
 
 def abort_run(profile: Profile, org: str, run: str, reason: str) -> None:
     with open_gateway(profile, org, "admin") as gw:
-        LedgerRuns(gw.network("gan").contract("ganledger")).abort(run, reason)
+        runs = LedgerRuns(gw.network("gan").contract("ganledger"))
+        runs.abort(run, reason, orgs=runs.get(run).spec.participants)
 
 
 @dataclass

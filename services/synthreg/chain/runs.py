@@ -29,6 +29,7 @@ from typing import Any
 from synthreg.data.schema import Schema
 from synthreg.gan.federated import TrainConfig
 from synthreg.ledger import ChaincodeError, Contract, LedgerError
+from synthreg.ledger.sync import submit_synced
 
 __all__ = [
     "ApprovalRefusedError",
@@ -227,10 +228,12 @@ class LedgerRuns:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
 
-    def _call(self, fn: str, *args: str, submit: bool) -> bytes:
+    def _call(self, fn: str, *args: str, submit: bool, orgs: Sequence[str] = ()) -> bytes:
+        """Evaluate, or submit and wait until every peer of ``orgs`` has the block
+        (the next approval, another org's, is endorsed against it)."""
         try:
             if submit:
-                return self.contract.submit(fn, *args).result
+                return submit_synced(self.contract, fn, *args, orgs=orgs).result
             return self.contract.evaluate(fn, *args)
         except ChaincodeError as exc:
             raise RunLedgerError(fn, exc.chaincode.code, exc.chaincode.detail) from exc
@@ -240,15 +243,15 @@ class LedgerRuns:
     def propose(self, run: str, spec: RunSpec) -> str:
         """Submit the spec; returns its run_sha256 (of the exact text sent)."""
         text = spec.to_json()
-        self._call("ProposeRun", run, text, submit=True)
+        self._call("ProposeRun", run, text, submit=True, orgs=spec.participants)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def approve(self, run: str, run_sha256: str, schema_sha256: str) -> None:
+    def approve(self, run: str, run_sha256: str, schema_sha256: str, orgs: Sequence[str] = ()) -> None:
         self._call("ApproveRun", run, canonical_json({"run_sha256": run_sha256, "schema_sha256": schema_sha256}),
-                   submit=True)
+                   submit=True, orgs=orgs)
 
-    def abort(self, run: str, reason: str) -> None:
-        self._call("AbortRun", run, reason, submit=True)
+    def abort(self, run: str, reason: str, orgs: Sequence[str] = ()) -> None:
+        self._call("AbortRun", run, reason, submit=True, orgs=orgs)
 
     def get(self, run: str) -> RunRecord:
         return RunRecord.from_ledger(self._call("GetRun", run, submit=False))
