@@ -12,16 +12,18 @@ re-formatting the YAML does not change the hash while any semantic change does.
 What fails when: :meth:`Schema.load` / :meth:`Schema.from_dict` raise
 :class:`SchemaFormatError` for a malformed schema document; :func:`validate`
 raises a subclass of :class:`SchemaValidationError` naming the first offending
-row and column; :func:`load_registry_csv` raises :class:`MalformedCSVError` when
-the file cannot be parsed as CSV at all. Nothing is written anywhere.
+row and column (:func:`validation_errors` collects one per offending column
+instead); :func:`load_registry_csv` (see :mod:`synthreg.data.csvload`) raises
+:class:`MalformedCSVError` when the file cannot be parsed as CSV at all and
+names the file line of every data error. Nothing is written anywhere.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,8 +57,11 @@ class SchemaValidationError(ValueError):
     """Base of all data-vs-schema failures; carries the column and (if any) row.
 
     ``row`` is the DataFrame index label of the first offending row (for data read
-    by :func:`load_registry_csv` that is the 0-based data row, CSV line = row + 2);
-    ``n_bad`` counts all offending rows of that kind in that column.
+    by :func:`load_registry_csv` that is the 0-based data row); ``n_bad`` counts
+    all offending rows of that kind in that column. Errors raised for a file
+    (:mod:`synthreg.data.csvload`) also carry ``source`` (the path) and ``line``,
+    the 1-based line of the file where that record starts, the header being
+    line 1 (so the first data row is line 2); the message then says so.
     """
 
     kind: str = "invalid data"
@@ -68,16 +73,34 @@ class SchemaValidationError(ValueError):
         value: Any = None,
         detail: str = "",
         n_bad: int = 1,
+        *,
+        source: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.column = column
         self.row = row
         self.value = value
         self.detail = detail
         self.n_bad = n_bad
-        at = f"row {row}, " if row is not None else ""
+        self.source = source
+        self.line = line
+        if line is not None:
+            what = "header" if line == 1 and row is None else "header is line 1"
+            at = f"{source or 'file'} line {line} ({what}), "
+        else:
+            at = (f"{source}: " if source else "") + (f"row {row}, " if row is not None else "")
         val = f" (value {value!r})" if row is not None else ""
         more = f"; {n_bad} rows affected" if n_bad > 1 else ""
         super().__init__(f"{self.kind}: {at}column {column!r}{val}: {detail}{more}")
+
+    def located(self, source: str, line: int | None, note: str = "") -> SchemaValidationError:
+        """The same error (same class and fields) placed in file ``source`` at ``line``.
+
+        Called by :mod:`synthreg.data.csvload`, which knows where each record
+        starts; ``note`` is appended to the detail (e.g. a decimal-comma hint).
+        """
+        return type(self)(self.column, self.row, self.value, self.detail + note, self.n_bad,
+                          source=source, line=line)
 
 
 class MissingColumnError(SchemaValidationError):
@@ -105,12 +128,17 @@ class MissingValueError(SchemaValidationError):
 
 
 class MalformedCSVError(ValueError):
-    """A registry CSV could not be parsed (not CSV, ragged rows, bad encoding, empty)."""
+    """A registry CSV could not be parsed (not CSV, ragged rows, bad encoding, empty).
 
-    def __init__(self, path: str, detail: str) -> None:
+    ``line`` is the 1-based file line of the problem (header = line 1), if known.
+    """
+
+    def __init__(self, path: str, detail: str, line: int | None = None) -> None:
         self.path = path
         self.detail = detail
-        super().__init__(f"malformed registry CSV {path}: {detail}")
+        self.line = line
+        at = f" line {line}" if line is not None else ""
+        super().__init__(f"malformed registry CSV {path}{at}: {detail}")
 
 
 # --------------------------------------------------------------------------- schema
@@ -329,8 +357,15 @@ def _missing_mask(series: pd.Series) -> pd.Series:
     return mask.astype(bool)
 
 
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 def _to_numeric(series: pd.Series, spec: ColumnSpec) -> pd.Series:
-    """Coerce to float64; raise WrongTypeError / MissingValueError naming the row."""
+    """Coerce to float64; raise WrongTypeError / MissingValueError naming the row.
+
+    A well-formed number too large for a float (``1e400``, a 400-digit integer)
+    is out of range (or an unknown level of a discrete column), not of the wrong type.
+    """
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("float64")
     numeric = pd.to_numeric(series, errors="coerce").astype("float64")
@@ -338,8 +373,16 @@ def _to_numeric(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         # strings such as "True" or "1e3x" coerce to NaN -> wrong type
         bad = numeric.isna() & ~series.isna()
         if bad.any():
+            looks = series.map(lambda v: isinstance(v, str) and bool(_NUMBER_TEXT.match(v.strip())))
+            wrong = bad & ~looks.astype(bool)
+            if wrong.any():
+                row, value, n = _first_bad(wrong, series)
+                raise WrongTypeError(spec.name, row, value, f"expected {spec.type}", n)
             row, value, n = _first_bad(bad, series)
-            raise WrongTypeError(spec.name, row, value, f"expected {spec.type}", n)
+            size = f"a {len(str(value).strip())}-character number, too large to represent"
+            if spec.is_numeric:
+                raise OutOfRangeError(spec.name, row, value, f"allowed [{spec.min}, {spec.max}]; {size}", n)
+            raise UnknownCategoryError(spec.name, row, value, f"allowed: {list(spec.levels)}; {size}", n)
     nonfinite = ~np.isfinite(numeric) & ~numeric.isna()
     if nonfinite.any():
         row, value, n = _first_bad(nonfinite, series)
@@ -392,6 +435,21 @@ def _validate_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     return numeric.astype("int64")
 
 
+def _header_errors(df: pd.DataFrame, schema: Schema, allow_extra: bool) -> list[SchemaValidationError]:
+    """Every missing column (schema order), then unexpected and duplicate columns."""
+    present = [str(c) for c in df.columns]
+    errors: list[SchemaValidationError] = [
+        MissingColumnError(spec.name, detail=f"schema {schema.name!r} requires it")
+        for spec in schema.columns if spec.name not in present
+    ]
+    if not allow_extra:
+        errors += [UnexpectedColumnError(c, detail=f"not in schema {schema.name!r}")
+                   for c in present if c not in schema.column_names]
+    dups = sorted({c for c in present if present.count(c) > 1}, key=present.index)
+    errors += [UnexpectedColumnError(c, detail="duplicate column") for c in dups]
+    return errors
+
+
 def validate(df: pd.DataFrame, schema: Schema, allow_extra: bool = False) -> pd.DataFrame:
     """Check ``df`` against ``schema`` and return a clean copy in schema column order.
 
@@ -402,46 +460,41 @@ def validate(df: pd.DataFrame, schema: Schema, allow_extra: bool = False) -> pd.
     ``allow_extra``, then extras are dropped), :class:`MissingValueError`,
     :class:`WrongTypeError`, :class:`UnknownCategoryError`, :class:`OutOfRangeError`.
     """
-    present = [str(c) for c in df.columns]
-    for spec in schema.columns:
-        if spec.name not in present:
-            raise MissingColumnError(spec.name, detail=f"schema {schema.name!r} requires it")
-    if not allow_extra:
-        extra = [c for c in present if c not in schema.column_names]
-        if extra:
-            raise UnexpectedColumnError(extra[0], detail=f"not in schema {schema.name!r}")
-    if len(set(present)) != len(present):
-        dup = next(c for c in present if present.count(c) > 1)
-        raise UnexpectedColumnError(dup, detail="duplicate column")
+    header = _header_errors(df, schema, allow_extra)
+    if header:
+        raise header[0]
     out = {spec.name: _validate_column(df[spec.name], spec) for spec in schema.columns}
     return pd.DataFrame(out, index=df.index)
 
 
-def load_registry_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a registry's CSV (header row required) and :func:`validate` it.
+def validation_errors(df: pd.DataFrame, schema: Schema, allow_extra: bool = False) -> list[SchemaValidationError]:
+    """All header errors, then the first error of every offending column (schema order).
 
-    Every cell is read as text and coerced by the schema, so type errors name the
-    row (0-based data row; the CSV line number is row + 2) and column.
+    The same checks as :func:`validate`, which stops at the first; used to report
+    everything wrong with a registry's file at once (``synthreg schema check``).
+    An empty list means :func:`validate` succeeds.
+    """
+    errors = _header_errors(df, schema, allow_extra)
+    present = [str(c) for c in df.columns]
+    for spec in schema.columns:
+        if present.count(spec.name) != 1:
+            continue  # missing or duplicated: already reported
+        try:
+            _validate_column(df[spec.name], spec)
+        except SchemaValidationError as exc:
+            errors.append(exc)
+    return errors
+
+
+def load_registry_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a registry's CSV and :func:`validate` it (no minimum row count).
+
+    Kept for existing callers (``synthreg report``); it is
+    :func:`synthreg.data.csvload.load_csv` with ``min_rows=0``: errors name the
+    file line (header = line 1) and column, ``row`` stays the 0-based data row.
     Raises :class:`MalformedCSVError` if the file is not parseable CSV,
     :class:`FileNotFoundError` if it does not exist, else validation errors.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = [row for row in csv.reader(fh, skipinitialspace=True, strict=True) if row]
-    except FileNotFoundError:
-        raise
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise MalformedCSVError(str(path), str(exc)) from exc
-    if not rows:
-        raise MalformedCSVError(str(path), "empty file (no header row)")
-    header = [h.strip() for h in rows[0]]
-    if any(not h for h in header):
-        raise MalformedCSVError(str(path), "header has an empty column name")
-    for i, row in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise MalformedCSVError(
-                str(path), f"data row {i} has {len(row)} fields, header has {len(header)}"
-            )
-    df = pd.DataFrame(rows[1:], columns=header, dtype=object)
-    return validate(df, schema)
+    from synthreg.data.csvload import load_csv  # csvload builds on this module
+
+    return load_csv(path, schema, min_rows=0)
