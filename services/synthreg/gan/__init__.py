@@ -1,7 +1,8 @@
 """synthreg.gan: the consortium encoder, generator/discriminator, the separable
-step API, weight vectors and in-process federated training (FedAvg)."""
+step API, weight vectors, in-process federated training (FedAvg) and sampling.
+Model bundles on disk: :mod:`synthreg.gan.bundle` (imported on its own)."""
 
-from synthreg.gan.encoder import EncoderStats, SpanInfo, TabularEncoder
+from synthreg.gan.encoder import EncoderFormatError, EncoderStats, SpanInfo, TabularEncoder
 from synthreg.gan.federated import (
     FederatedResult,
     RoundLoss,
@@ -12,6 +13,7 @@ from synthreg.gan.federated import (
     train_federated,
 )
 from synthreg.gan.models import Discriminator, Generator, ModelConfig, build_models
+from synthreg.gan.sampling import sample_records
 from synthreg.gan.step import (
     DiscriminatorSide,
     DStepResult,
@@ -26,6 +28,7 @@ __all__ = [
     "DStepResult",
     "Discriminator",
     "DiscriminatorSide",
+    "EncoderFormatError",
     "EncoderStats",
     "FakeBatch",
     "FederatedResult",
@@ -41,6 +44,7 @@ __all__ = [
     "TrainConfigError",
     "build_models",
     "fedavg",
+    "sample_records",
     "state_dict_to_vector",
     "train_centralised",
     "train_federated",

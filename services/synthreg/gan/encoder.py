@@ -28,7 +28,9 @@ Feature layout, in schema column order:
 
 What fails when: :class:`EncoderStatsError` if stats do not match the schema
 (wrong columns / bins); :class:`EncodingShapeError` if a decoded array has the
-wrong width. Data is expected to be validated already (validate() first).
+wrong width; :class:`EncoderFormatError` if a serialised encoder
+(:meth:`TabularEncoder.from_bytes`) is malformed or belongs to another schema.
+Data is expected to be validated already (validate() first).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,10 +50,16 @@ SpanKind = Literal["continuous", "softmax"]
 DEFAULT_BINS = 64
 _PSEUDO_COUNT = 1e-3  # per bin, relative to one record: keeps the CDF strictly increasing
 _U_EPS = 1e-6  # u is clipped to [eps, 1 - eps] -> |x| <= 4.75
+_FORMAT = "synthreg.TabularEncoder/1"
 
 
 class EncoderStatsError(ValueError):
     """Agreed statistics do not fit the schema (unknown column, wrong bin count)."""
+
+
+class EncoderFormatError(ValueError):
+    """A serialised encoder (:meth:`TabularEncoder.from_dict`) is malformed or does
+    not describe the encoder its schema and stats give."""
 
 
 class EncodingShapeError(ValueError):
@@ -299,7 +307,7 @@ class TabularEncoder:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "format": "synthreg.TabularEncoder/1",
+            "format": _FORMAT,
             "schema_sha256": self.schema.hash(),
             "stats": None if self.stats is None else self.stats.to_dict(),
             "output_info": [
@@ -311,6 +319,49 @@ class TabularEncoder:
     def to_bytes(self) -> bytes:
         """Canonical bytes (sorted compact JSON) that fully determine the encoder."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, raw: Any, schema: Schema) -> TabularEncoder:
+        """Rebuild an encoder from :meth:`to_dict` and the schema it was built on.
+
+        Who calls: :func:`synthreg.gan.bundle.load_bundle` (``encoder.json`` next to
+        ``schema.yaml``). The encoder is a pure function of (schema, stats), so this
+        reconstructs it and then checks that it is the one described: format,
+        ``schema_sha256`` and ``output_info`` must match, else
+        :class:`EncoderFormatError`; stats that do not fit the schema raise
+        :class:`EncoderStatsError`. The result has the same :meth:`hash`.
+        """
+        if not isinstance(raw, dict):
+            raise EncoderFormatError(f"expected a JSON object, got {type(raw).__name__}")
+        if raw.get("format") != _FORMAT:
+            raise EncoderFormatError(f"unknown format {raw.get('format')!r} (expected {_FORMAT!r})")
+        if raw.get("schema_sha256") != schema.hash():
+            raise EncoderFormatError(
+                f"built on schema {raw.get('schema_sha256')!r}, not on {schema.name!r} ({schema.hash()})")
+        stats_raw = raw.get("stats")
+        stats = None
+        if stats_raw is not None:
+            try:
+                bins = stats_raw["bins"]
+                counts = {str(k): tuple(float(x) for x in v) for k, v in stats_raw["counts"].items()}
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise EncoderFormatError(f"malformed stats: {exc!r}") from exc
+            if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+                raise EncoderFormatError(f"stats bins must be a positive integer, got {bins!r}")
+            stats = EncoderStats(bins=bins, counts=counts)
+        encoder = cls(schema, stats)
+        if encoder.to_dict()["output_info"] != raw.get("output_info"):
+            raise EncoderFormatError("output_info does not match the one this schema and stats give")
+        return encoder
+
+    @classmethod
+    def from_bytes(cls, data: bytes, schema: Schema) -> TabularEncoder:
+        """Inverse of :meth:`to_bytes` (see :meth:`from_dict`); bad JSON -> :class:`EncoderFormatError`."""
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EncoderFormatError(f"not JSON: {exc}") from exc
+        return cls.from_dict(raw, schema)
 
     def hash(self) -> str:
         """SHA-256 hex of :meth:`to_bytes`: equal in every registry or it is a bug."""

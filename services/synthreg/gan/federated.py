@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from synthreg.data.schema import Schema, validate
 from synthreg.gan.encoder import DEFAULT_BINS, EncoderStats, TabularEncoder
 from synthreg.gan.models import Generator, ModelConfig, build_models
+from synthreg.gan.sampling import sample_records
 from synthreg.gan.step import (
     DiscriminatorSide,
     DStepResult,
@@ -109,6 +110,22 @@ class TrainConfig:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict` (e.g. from a model bundle's JSON): lists become
+        tuples; unknown keys or bad values raise :class:`TrainConfigError`."""
+        if not isinstance(raw, Mapping):
+            raise TrainConfigError(f"config must be a mapping, got {type(raw).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise TrainConfigError(f"unknown config keys {unknown}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise TrainConfigError(f"bad config: {exc}") from exc
+
 
 @dataclass(frozen=True)
 class RoundLoss:
@@ -145,13 +162,21 @@ class FederatedResult:
     def generator_vector(self) -> np.ndarray:
         return state_dict_to_vector(self.generator())
 
+    def discriminator_vector(self) -> np.ndarray:
+        """:attr:`discriminator_state` as a flat float32 vector (sorted state-dict keys)."""
+        _, dis = build_models(self.encoder.output_dim, self.config.model_config(), 0)
+        dis.load_state_dict(self.discriminator_state)
+        return state_dict_to_vector(dis)
+
+    def average_vector(self) -> np.ndarray:
+        """[G ‖ D] of the final model: the last round's average that every registry
+        loaded (what secure aggregation hashes as ``average_sha256``)."""
+        return np.concatenate([self.generator_vector(), self.discriminator_vector()])
+
     def sample(self, n: int, seed: int) -> pd.DataFrame:
-        """``n`` synthetic records in the schema's columns and dtypes (seeded)."""
-        gen = self.generator()
-        side = GeneratorSide(gen, self.encoder.output_info, self.config.tau, OptimConfig())
-        with torch.no_grad():
-            fake = side.forward(n, derive_seed(seed, "sample"))
-        return self.encoder.decode(fake.numpy())
+        """``n`` synthetic records in the schema's columns and dtypes (seeded);
+        see :func:`synthreg.gan.sampling.sample_records`."""
+        return sample_records(self.generator(), self.encoder, self.config.tau, n, seed)
 
     def history_records(self) -> list[dict[str, float | int]]:
         """History as plain dicts (JSON / DataFrame friendly)."""

@@ -98,6 +98,19 @@ def derive_seed(base: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
+def generate_batch(
+    generator: Generator, output_info: Sequence[SpanInfo], tau: float, batch_size: int, seed: int
+) -> torch.Tensor:
+    """G's activated output for ``batch_size`` noise rows; noise and Gumbel draws from ``seed``.
+
+    The one forward pass of the generator: :meth:`GeneratorSide.forward` (training,
+    graph kept) and :func:`synthreg.gan.sampling.sample_records` (under ``no_grad``).
+    """
+    rng = torch.Generator().manual_seed(seed)
+    z = sample_noise(batch_size, generator.noise_dim, rng)
+    return activate(generator(z), output_info, tau, rng)
+
+
 class GeneratorSide:
     """Owns G and its optimiser; holds the last forward pass until feedback arrives."""
 
@@ -119,9 +132,7 @@ class GeneratorSide:
 
     def forward(self, batch_size: int, seed: int) -> torch.Tensor:
         """Fake batch as a tensor attached to G's graph (noise and Gumbel from ``seed``)."""
-        rng = torch.Generator().manual_seed(seed)
-        z = sample_noise(batch_size, self.generator.noise_dim, rng)
-        return activate(self.generator(z), self.output_info, self.tau, rng)
+        return generate_batch(self.generator, self.output_info, self.tau, batch_size, seed)
 
     def make_fake(self, batch_size: int, seed: int) -> FakeBatch:
         """Step 1: generate a batch and remember its graph for :meth:`apply_feedback`."""
