@@ -175,10 +175,15 @@ class App:
                 continue
             record = self.runs.get(run)
             try:
-                if self.msp in record.spec.participants:
-                    return record
+                if self.msp not in record.spec.participants:
+                    continue
             except ValueError as exc:
                 self._finish(run, "failed", f"unusable run spec: {exc}")
+                continue
+            head = self.evaluate_or_none("GetStepHead", run, self.msp)
+            if head is not None and head.get("phase") == "stopped":
+                continue  # this registry finished the run (before this app's state existed)
+            return record
         return None
 
     def _next_run(self) -> RunRecord | None:

@@ -1,0 +1,231 @@
+"""Separate app processes vs one driver process, same config, same ledger (issue: registries as services).
+
+Runs the same training twice on one real local network and prints what each cost:
+
+* **single process**: the pre-services path. One driver holds every registry's
+  data and every app identity and runs `train_federated` with the ledger hooks
+  (`LedgerSteps`: every G/D hand-over recorded; `LedgerAggregator`: every average
+  by secure aggregation; `TrailRecorder`: per-round trail records; the encoder by
+  a secure sum) — what `make demo` did before;
+* **separate processes**: `registry up` per registry (9 app processes woken by
+  chaincode events), `run propose` + 3 `run approve`, until every app is done.
+
+For each: training wall time (first ledger write of training to the final model),
+transactions committed on `gan` (counted block by block with qscc), growth of the
+peers' and orderers' data on disk, peak RSS per process, SDMetrics quality of
+2,386 synthetic rows against the training pool; and whether both produced the
+same generator bit for bit. The last line is `services/single-process ratio: R`.
+
+Usage (starts its own network on base port 9900 unless --home is given):
+
+    python bench/services_overhead.py                       # the demo config: 120 rounds x 10 iterations
+    python bench/services_overhead.py --rounds 10           # shorter
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from fabric_protos.common import common_pb2
+from rich.console import Console
+from rich.table import Table
+
+from synthreg.apps import admin
+from synthreg.apps.registry import RegistryStack
+from synthreg.chain.keyvault import LedgerKeyVault
+from synthreg.chain.runs import default_audit_rounds
+from synthreg.chain.secagg import LedgerAggregator, secure_sum
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients
+from synthreg.crypto.ckks import encrypt_vector, load_public_context
+from synthreg.data import dataset_schema, load_dataset, split_registries
+from synthreg.demo import ensure_ceremony
+from synthreg.eval.quality import quality
+from synthreg.eval.table import TableSpec
+from synthreg.eval.utility import holdout_split
+from synthreg.gan.bundle import load_bundle
+from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
+from synthreg.ledger import Contract
+from synthreg.ledger.sync import chain_height
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile, load_profile
+from synthreg.trail.record import TrailRecorder
+from synthreg.workspace import Workspace
+
+console = Console(width=150)
+
+
+def _cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def _ledger_bytes(home: Path) -> dict[str, int]:
+    return {d.name: _du(d) for d in sorted((home / "data").glob("*"))}
+
+
+def _transactions(profile: Profile, first: int, last: int) -> int:
+    """Transactions in blocks first..last-1 of `gan` (qscc on Registry1's peer)."""
+    n = 0
+    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
+        qscc = gw.network("gan").contract("qscc")
+        for b in range(first, last):
+            n += len(common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b))).data.data)
+    return n
+
+
+def _height(profile: Profile) -> int:
+    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
+        return chain_height(gw.network("gan"), profile.msp_ids[0])
+
+
+def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainConfig, audit: tuple[int, ...],
+                   work: Path) -> tuple[float, np.ndarray, Any]:
+    """The pre-services demo path; returns (seconds, generator vector, result)."""
+    schema = dataset_schema("rotterdam")
+    msps = list(profile.msp_ids)
+    run = f"bench-single-{uuid.uuid4().hex[:8]}"
+    with open_gateway(profile, msps[0], "admin") as gw:
+        record = LedgerKeyVault(gw.network("keys").contract("keyvault")).get_ceremony_record()
+    public = load_public_context(record.public_context)
+    workspaces = {m: Workspace(work / "single" / m) for m in msps}
+    with ExitStack() as stack:
+        def app(msp: str, role: str) -> Contract:
+            return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
+
+        t0 = time.perf_counter()
+        contracts = {m: app(m, "merger") for m in msps}
+        recorder = TrailRecorder(run, msps, contracts, workspaces, public, set(audit))
+        recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
+                             "averaging": "secagg-ledger-uniform", "step_records": "ledger"})
+        aggregator = LedgerAggregator(contracts, msps, run, audit_rounds=audit,
+                                      audit=lambda v: encrypt_vector(public, v.astype(np.float64)).to_bytes())
+        recorder.ciphertext_source = aggregator.audit_ciphertext
+        steps = LedgerSteps(run, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
+                                                      workspaces[m]) for m in msps], msps, keep_rounds=audit)
+        encoder = build_encoder(frames, schema, config, secure_sum=lambda vecs: secure_sum(
+            contracts, msps, f"{run}/encoder", vecs))
+        result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
+                                 aggregate=aggregator, step=steps, encoder=encoder)
+        steps.stop(config.rounds - 1, config.local_iters - 1,
+                   {m: 0.0 for m in msps}, reason="budget")
+        seconds = time.perf_counter() - t0
+    return seconds, result.generator_vector(), result
+
+
+def separate_processes(profile: Profile, data: dict[str, Path], schema_files: dict[str, Path],
+                       config: TrainConfig, audit: tuple[int, ...], work: Path) -> tuple[float, Any, dict[str, float]]:
+    """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, peak RSS MB per process)."""
+    msps = list(profile.msp_ids)
+    run = f"bench-apps-{uuid.uuid4().hex[:8]}"
+    stacks = [RegistryStack(profile.home, m, work / "apps" / m) for m in msps]
+    try:
+        for st in stacks:
+            st.up(data[st.msp], exit_after=1)
+        ceremony = admin.ceremony_id(profile, msps[0])
+        assert ceremony is not None
+        raw = {"run": run, "schema": schema_files[msps[0]].name, "audit_rounds": list(audit), "threshold": 2,
+               "training": json.loads(json.dumps(config.to_dict()))}
+        run, spec = admin.spec_from_config(raw, profile, ceremony, schema_files[msps[0]].parent)
+        admin.propose_run(profile, msps[0], run, spec)
+        t0 = time.perf_counter()
+        for m in msps:
+            admin.approve_run(profile, m, run, data[m], schema_files[m])
+        outcomes = {st.msp: st.wait_idle(run, timeout=6 * 3600) for st in stacks}
+        seconds = time.perf_counter() - t0
+        if any(set(o.values()) != {"done"} for o in outcomes.values()):
+            raise RuntimeError(f"apps did not finish: {outcomes}")
+        rss = {f"{st.msp}/{s.role}": float(s.status.get("max_rss_mb", float("nan")))
+               for st in stacks for s in st.status()}
+    finally:
+        for st in stacks:
+            st.down(grace=5)
+    return seconds, load_bundle(stacks[0].state / "bundles" / run), rss
+
+
+def main(
+    home: Annotated[Path | None, typer.Option(help="An already running network (else one is started).")] = None,
+    rounds: Annotated[int, typer.Option(min=1)] = TrainConfig.rounds,
+    local_iters: Annotated[int, typer.Option(min=1)] = TrainConfig.local_iters,
+    audit_every: Annotated[int, typer.Option(min=1)] = 40,
+    base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,
+) -> None:
+    config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1)
+    audit = default_audit_rounds(rounds, audit_every)
+    schema = dataset_schema("rotterdam")
+    train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
+    frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="synthreg-services-") as tmp:
+        work = Path(tmp)
+        net = home or work / "net"
+        started = home is None
+        try:
+            if started:
+                console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
+                _cli("up", "--home", str(net), "--base-port", str(base_port))
+            profile = load_profile(net)
+            ensure_ceremony(profile, t=2, log=console.print)
+            data, schema_files = {}, {}
+            for m, f in zip(profile.msp_ids, frames, strict=True):
+                (work / "data" / m).mkdir(parents=True)
+                data[m] = work / "data" / m / "data.csv"
+                f.to_csv(data[m], index=False)
+                schema_files[m] = work / "data" / m / "schema.yaml"
+                schema_files[m].write_text(schema.dump())
+            spec = TableSpec.from_schema(schema)
+
+            for arm in ("single process", "separate processes"):
+                h0, disk0 = _height(profile), _ledger_bytes(net)
+                console.print(f"[bold]{arm}[/] ...")
+                if arm == "single process":
+                    seconds, g_vec, result = single_process(profile, frames, config, audit, work)
+                    synthetic = result.sample(len(train_pool), 0)
+                    rss = {"driver (all 9 roles)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                else:
+                    seconds, bundle, rss = separate_processes(profile, data, schema_files, config, audit, work)
+                    g_vec = bundle.generator_vector()
+                    synthetic = bundle.sample(len(train_pool), 0)
+                h1, disk1 = _height(profile), _ledger_bytes(net)
+                rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                             "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1}, "rss": rss,
+                             "quality": quality(train_pool, synthetic, spec).score, "g": g_vec}
+        finally:
+            if started:
+                _cli("down", "--home", str(net), "--wipe")
+    single, apps = rows["single process"], rows["separate processes"]
+    table = Table(title=f"{rounds} rounds x {local_iters} local iterations, 3 registries, audit rounds "
+                        f"{list(audit)}, same network, one after the other")
+    for col in ("path", "train wall s", "transactions", "blocks", "ledger growth MB (all hosts)",
+                "peak RSS MB per process", "SDMetrics quality"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss"].items())
+        table.add_row(name, f"{r['seconds']:.1f}", str(r["txs"]), str(r["blocks"]),
+                      f"{sum(r['disk'].values()) / 1e6:.1f}", rss, f"{r['quality']:.3f}")
+    console.print(table)
+    for name, r in rows.items():
+        console.print(f"{name}: ledger growth per node MB " + ", ".join(
+            f"{k} {v / 1e6:.1f}" for k, v in r["disk"].items()))
+    same = np.array_equal(single["g"], apps["g"])
+    console.print(f"final generator bit-identical between the two paths: {same}")
+    console.print(f"services/single-process ratio: {apps['seconds'] / single['seconds']:.3f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

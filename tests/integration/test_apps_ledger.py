@@ -1,0 +1,269 @@
+"""Registries as separate services on the REAL local network (DESIGN.md §2, §8).
+
+One 3-registry run through 9 separate app processes (``registry up`` per
+registry), agreed on the ledger (``run propose`` + three ``run approve``); its
+final generator is compared bit for bit with the same config trained through
+the single-process ledger path; every step record and aggregation entry is
+checked against the creator of its transaction in the block (qscc), not
+against the record's payload. The refusals of ``run approve`` (data that breaks
+the schema, another schema) and of ``sample --verify`` (a changed weight) too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import safetensors.numpy
+from cryptography import x509
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import transaction_pb2
+
+from typer.testing import CliRunner
+
+from synthreg.apps import admin
+from synthreg.cli.main import app as main_app
+from synthreg.apps.registry import RegistryStack
+from synthreg.chain.runs import ApprovalRefusedError, LedgerRuns, RunLedgerError, RunSpec
+from synthreg.chain.secagg import LedgerAggregator
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients
+from synthreg.data import load_dataset, split_registries
+from synthreg.data.datasets import dataset_schema
+from synthreg.data.schema import Schema, SchemaValidationError, load_registry_csv
+from synthreg.demo import ensure_ceremony
+from synthreg.gan.bundle import BundleVerificationError, load_bundle, verify_bundle
+from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
+from synthreg.ledger import Contract
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile
+from synthreg.workspace import Workspace
+
+CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
+          "dis_dims": [16], "pac": 5, "seed": 5, "num_threads": 1}
+ROLE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
+
+
+@dataclass
+class Consortium:
+    profile: Profile
+    base: Path
+    schema_file: Path
+    data: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def consortium(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Consortium:
+    """Each registry's own CSV and schema copy on disk; the audit ceremony on `keys`."""
+    base = tmp_path_factory.mktemp("apps")
+    schema = dataset_schema("rotterdam")
+    schema_file = base / "schema.yaml"
+    schema_file.write_text(schema.dump())
+    parts = split_registries(load_dataset("rotterdam"), len(profile.msp_ids), "non-iid", seed=0, by="year")
+    data = {}
+    for msp, part in zip(profile.msp_ids, parts, strict=True):
+        data[msp] = base / msp / "data.csv"
+        data[msp].parent.mkdir(parents=True)
+        part.head(120).to_csv(data[msp], index=False)
+    ensure_ceremony(profile, t=2, log=lambda _m: None)
+    return Consortium(profile, base, schema_file, data)
+
+
+def _propose(c: Consortium, run: str, **overrides: object) -> RunSpec:
+    ceremony = admin.ceremony_id(c.profile, c.profile.msp_ids[0])
+    assert ceremony is not None
+    raw = {"run": run, "schema": c.schema_file.name, "training": CONFIG, "audit_rounds": [1], **overrides}
+    run_id, spec = admin.spec_from_config(raw, c.profile, ceremony, c.base)
+    admin.propose_run(c.profile, c.profile.msp_ids[0], run_id, spec)
+    return spec
+
+
+@dataclass
+class AppsRun:
+    run: str
+    spec: RunSpec
+    states: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def apps_run(consortium: Consortium) -> Iterator[AppsRun]:
+    """One run through 9 app processes, start to finish."""
+    c = consortium
+    run = f"apps-{uuid.uuid4().hex[:10]}"
+    states = {m: c.base / m / "state" for m in c.profile.msp_ids}
+    stacks = [RegistryStack(c.profile.home, m, states[m]) for m in c.profile.msp_ids]
+    finished = False
+    try:
+        for st in stacks:
+            st.up(c.data[st.msp], exit_after=1)
+        spec = _propose(c, run)
+        for m in c.profile.msp_ids:
+            admin.approve_run(c.profile, m, run, c.data[m], c.schema_file)
+        outcomes = {st.msp: st.wait_idle(run, timeout=600) for st in stacks}
+        logs = {st.msp: {r: st.log_path(r).read_text()[-3000:] for r in ("generator", "discriminator", "merger")}
+                for st in stacks}
+        assert all(o == {"generator": "done", "discriminator": "done", "merger": "done"}
+                   for o in outcomes.values()), (outcomes, logs)
+        finished = True
+        yield AppsRun(run, spec, states)
+    finally:
+        for st in stacks:
+            st.down(grace=5)
+        if not finished:  # leave no started run behind for later apps on this ledger
+            with contextlib.suppress(Exception):  # the run may never have been proposed
+                admin.abort_run(c.profile, c.profile.msp_ids[0], run, "test failed")
+
+
+def test_nine_processes_train_the_same_model_as_the_single_process_ledger_path(
+        consortium: Consortium, apps_run: AppsRun) -> None:
+    c, spec = consortium, apps_run.spec
+    bundles = [load_bundle(apps_run.states[m] / "bundles" / apps_run.run) for m in c.profile.msp_ids]
+    assert len({b.average_sha256 for b in bundles}) == 1  # every merger holds the agreed final model
+    # the same config through the single-process ledger path (one driver, every app identity)
+    frames = [load_registry_csv(c.data[m], spec.schema()) for m in c.profile.msp_ids]
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in CONFIG.items()})
+    run = f"{apps_run.run}-single"
+    with ExitStack() as stack:
+        def app(msp: str, role: str) -> Contract:
+            return stack.enter_context(open_gateway(c.profile, msp, role)).network("gan").contract("ganledger")
+        msps = list(c.profile.msp_ids)
+        steps = LedgerSteps(run, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
+                                                      Workspace(c.base / "single" / m)) for m in msps], msps)
+        aggregator = LedgerAggregator({m: app(m, "merger") for m in msps}, msps, run)
+        encoder = build_encoder(frames, spec.schema(), cfg)
+        assert encoder.hash() == bundles[0].encoder.hash()  # secure sum of histograms == clear sum
+        single = train_federated(frames, spec.schema(), cfg, progress=False, aggregate=aggregator, step=steps,
+                                 encoder=encoder)
+    assert np.array_equal(bundles[0].generator_vector(), single.generator_vector())
+
+
+def _creator(network_contract: Contract, channel: str, tx_id: str) -> tuple[str, str]:
+    """(MSP ID, synthreg.role) of the creator of ``tx_id``, read from its block via qscc."""
+    raw = network_contract.evaluate("GetTransactionByID", channel, tx_id)
+    envelope = transaction_pb2.ProcessedTransaction.FromString(raw).transactionEnvelope
+    payload = common_pb2.Payload.FromString(envelope.payload)
+    header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+    ident = identities_pb2.SerializedIdentity.FromString(header.creator)
+    cert = x509.load_pem_x509_certificate(ident.id_bytes)
+    attrs = json.loads(cert.extensions.get_extension_for_oid(ROLE_OID).value.value)
+    return ident.mspid, attrs["attrs"]["synthreg.role"]
+
+
+def test_every_record_was_submitted_by_the_right_app(consortium: Consortium, apps_run: AppsRun) -> None:
+    c, run, spec = consortium, apps_run.run, apps_run.spec
+    with open_gateway(c.profile, c.profile.msp_ids[0], "auditor") as gw:
+        net = gw.network("gan")
+        qscc, cc = net.contract("qscc"), net.contract("ganledger")
+        checked = 0
+        for m in spec.participants:
+            for rnd in range(spec.rounds):
+                for it in range(spec.local_iters):
+                    step = json.loads(cc.evaluate("GetStep", run, m, str(rnd), str(it)))
+                    assert _creator(qscc, net.name, step["generator"]["txid"]) == (m, "generator")
+                    assert _creator(qscc, net.name, step["discriminator"]["txid"]) == (m, "discriminator")
+                    checked += 2
+                update = json.loads(cc.evaluate("GetLocalUpdate", run, m, str(rnd)))
+                assert _creator(qscc, net.name, update["txid"]) == (m, "generator")
+                checked += 1
+        for agg, rounds in ((f"{run}/encoder", 1), (run, spec.rounds)):
+            for rnd in range(rounds):
+                state = json.loads(cc.evaluate("GetRound", agg, str(rnd)))
+                assert state["agreed"] is True and sorted(state["survivors"]) == list(spec.participants)
+                for m in spec.participants:
+                    for tx in (state["advertised"][m]["txid"], state["submissions"][m]["txid"]):
+                        assert _creator(qscc, net.name, tx) == (m, "merger")
+                        checked += 1
+    assert checked == len(spec.participants) * (spec.rounds * (2 * spec.local_iters + 1) + 2 * (1 + spec.rounds))
+
+
+def test_data_that_breaks_the_schema_cannot_approve(consortium: Consortium, tmp_path: Path) -> None:
+    c = consortium
+    run = f"badcsv-{uuid.uuid4().hex[:10]}"
+    _propose(c, run)
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(c.data["Registry2MSP"])
+    frame.loc[7, "age"] = 999  # far outside the schema's range
+    frame.to_csv(bad, index=False)
+    with pytest.raises(SchemaValidationError) as err:
+        admin.approve_run(c.profile, "Registry2MSP", run, bad, c.schema_file)
+    assert err.value.column == "age" and err.value.row == 7
+    admin.approve_run(c.profile, "Registry1MSP", run, c.data["Registry1MSP"], c.schema_file)
+    with open_gateway(c.profile, "Registry3MSP", "admin") as gw:
+        record = LedgerRuns(gw.network("gan").contract("ganledger")).get(run)
+    assert record.status == "proposed" and sorted(record.approvals) == ["Registry1MSP"]
+
+
+def test_approve_with_another_schema_is_refused_naming_both_hashes(consortium: Consortium, tmp_path: Path) -> None:
+    c = consortium
+    run = f"schema-{uuid.uuid4().hex[:10]}"
+    spec = _propose(c, run)
+    doc = Schema.load(c.schema_file).to_dict()
+    age = next(col for col in doc["columns"] if col["name"] == "age")
+    age["max"] = float(age["max"]) + 1
+    other = tmp_path / "other.yaml"
+    other.write_text(Schema.from_dict(doc).dump())
+    local = Schema.load(other).hash()
+    with pytest.raises(ApprovalRefusedError) as err:
+        admin.approve_run(c.profile, "Registry3MSP", run, c.data["Registry3MSP"], other)
+    assert spec.schema_sha256 in str(err.value) and local in str(err.value)
+    # the chaincode refuses it too, whatever a client checks
+    with open_gateway(c.profile, "Registry3MSP", "admin") as gw:
+        runs = LedgerRuns(gw.network("gan").contract("ganledger"))
+        with pytest.raises(RunLedgerError) as cc_err:
+            runs.approve(run, runs.get(run).run_sha256, local)
+        assert cc_err.value.code == "PRECONDITION_FAILED"
+        assert spec.schema_sha256 in str(cc_err.value) and local in str(cc_err.value)
+        assert runs.get(run).status == "proposed"
+
+
+def test_sample_verify_refuses_a_bundle_with_one_weight_changed(
+        consortium: Consortium, apps_run: AppsRun, tmp_path: Path) -> None:
+    c = consortium
+    src = apps_run.states["Registry1MSP"] / "bundles" / apps_run.run
+    with open_gateway(c.profile, "Registry2MSP", "admin") as gw:
+        cc = gw.network("gan").contract("ganledger")
+
+        def agreed(agg_run: str, rnd: int) -> str:
+            state = json.loads(cc.evaluate("GetRound", agg_run, str(rnd)))
+            assert state["agreed"] is True
+            return str(next(iter(set(state["results"].values()))))
+
+        verify_bundle(load_bundle(src), agreed)  # the genuine bundle passes
+        # one weight changed, and every hash in bundle.json made to match it: only the ledger can tell
+        tampered = tmp_path / "tampered"
+        shutil.copytree(src, tampered)
+        _change_one_weight(tampered)
+        forged = load_bundle(tampered)
+        assert forged.average_sha256 == forged.average_sha256_computed() != load_bundle(src).average_sha256
+        with pytest.raises(BundleVerificationError) as err:
+            verify_bundle(forged, agreed)
+        assert forged.average_sha256 in str(err.value) and load_bundle(src).average_sha256 in str(err.value)
+    res = CliRunner().invoke(main_app, ["sample", "--model", str(tampered), "--rows", "5", "--seed", "0", "--out",
+                                          str(tmp_path / "s.csv"), "--verify", "--home", str(c.profile.home),
+                                          "--org", "Registry2MSP"])
+    assert res.exit_code == 1 and not (tmp_path / "s.csv").exists(), res.output
+
+
+def _change_one_weight(bundle_dir: Path) -> None:
+    """Add 0.01 to one generator weight and rewrite bundle.json's hashes to match."""
+    model = bundle_dir / "model.safetensors"
+    tensors = safetensors.numpy.load_file(str(model))
+    name = next(k for k in sorted(tensors) if k != "discriminator_vector")
+    tensors[name].flat[0] += np.float32(0.01)
+    model.write_bytes(safetensors.numpy.save(tensors, metadata={"format": json.loads(
+        (bundle_dir / "bundle.json").read_text())["format"]}))
+    manifest = json.loads((bundle_dir / "bundle.json").read_text())
+    manifest["files"]["model.safetensors"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (bundle_dir / "bundle.json").write_text(json.dumps(manifest))
+    manifest["average_sha256"] = load_bundle(bundle_dir).average_sha256_computed()
+    (bundle_dir / "bundle.json").write_text(json.dumps(manifest))
