@@ -23,7 +23,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "registry": ("registry_cmd", "app", "One registry's generator, discriminator and merger as separate processes."),
     "run": ("run_cmd", "app", "Training runs agreed on the ledger: propose, approve, status, watch, abort."),
     "app": ("app_cmd", "app", "Run one app of one registry in this process (normally via `registry up`)."),
+    "schema": ("schema_cmd", "app", "Draft a schema from a CSV, check a CSV against a schema, print its hash."),
     "train-local": ("train_cmd", "train_local", "Federated GAN training in-process (no ledger)."),
+    "sample": ("sample_cmd", "sample", "Synthetic records from a model bundle (--verify: against the ledger)."),
     "report": ("report_cmd", "report", "Quality report of synthetic vs real data."),
     "demo": ("demo_cmd", "demo", "End-to-end demo: network, key ceremony, recorded training, report, audit."),
 }
