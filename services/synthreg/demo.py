@@ -1,27 +1,30 @@
 """The end-to-end demo pipeline (`synthreg demo`, `make demo`): every real part that exists.
 
+It only orchestrates the commands a consortium would run; nothing here trains
+or signs for a registry itself.
+
 1. **Network**: the local 3-registry Fabric network (started if needed).
 2. **Audit key**: the key ceremony on channel `keys` (2-of-3), unless one is recorded.
 3. **Data**: the bundled Rotterdam cohort, a 20 % real holdout kept aside for
-   evaluation, the rest split non-IID by diagnosis period into 3 registries,
-   each validated against the agreed schema; the schema hash and run
-   configuration are recorded on `gan`.
-4. **Training**: federated GAN training in which every local iteration is
-   recorded (DESIGN.md §3): each registry's generator records its fake batch's
-   hash, its discriminator trains only on the batch matching that ledger hash
-   and records the feedback's hash, which the generator checks before applying
-   it (each app with its own identity); every round's average is computed by
-   secure aggregation over `gan` (DESIGN.md §4: each registry's merger posts
-   only a masked update; the mergers unmask the sum together and agree on the
-   hash of the average; on audited rounds each submission also carries the
-   registry's CKKS audit copy of its update); each registry's merger then
-   records the hashes of its update and of the agreed average on `gan`.
-5. **Quality**: synthetic records + report (SDMetrics quality, utility on the
-   holdout, DCR privacy, plots).
-6. **Audit**: two registries release their shares to a fresh auditor key; the
-   auditor unseals the audit key and verifies the whole trail: ledger records
-   vs workspace artefacts, agreement on averages, and the decrypted sum of the
-   encrypted updates against the agreed average.
+   evaluation, the rest split non-IID by diagnosis period into 3 registries;
+   each registry's split is written to *its own* data folder as a CSV, next to
+   its copy of the agreed schema.
+4. **Registries**: ``registry up`` per registry: its generator, discriminator
+   and merger as three separate OS processes (9 in all), each with its own
+   identity, meeting the others only on the ledger.
+5. **Run**: ``run propose`` by Registry1's admin (schema, training config,
+   threshold, audit schedule, stop rule), ``run approve`` by each registry's
+   admin after its client checked its own data against the schema; the
+   chaincode starts the run, the apps pick it up from the ``RunStarted`` event
+   and train (DESIGN.md §3, §4): every local iteration recorded, the encoder and
+   every round's average by secure aggregation, audit copies on audited rounds.
+   ``run watch`` shows per-registry progress from chaincode events.
+6. **Quality**: synthetic records sampled from Registry1's model bundle (checked
+   against the ledger's agreed final average first) + report (SDMetrics
+   quality, utility on the holdout, DCR privacy, plots).
+7. **Audit**: two registries release their shares to a fresh auditor key; the
+   auditor unseals the audit key and verifies the whole trail against the run
+   every registry approved.
 
 Everything lands in ``out``; nothing here is canned: every number printed is
 computed in this run.
@@ -38,16 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from rich.markup import escape
 
+from synthreg.apps import admin
+from synthreg.apps.registry import RegistryStack
 from synthreg.chain.keyvault import LedgerKeyVault
-from synthreg.chain.secagg import LedgerAggregator, secure_sum
-from synthreg.chain.steps import LedgerSteps, RegistryStepClients
-from synthreg.crypto.ckks import encrypt_vector, load_public_context
+from synthreg.crypto.ckks import load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
-from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
+from synthreg.gan.bundle import load_bundle, verify_bundle
+from synthreg.gan.federated import TrainConfig
 from synthreg.keys.audit import load_unsealed_secret, unseal_audit_key
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError
@@ -63,7 +68,6 @@ from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
 from synthreg.network.topology import NetworkConfig
-from synthreg.trail.record import TrailRecorder
 from synthreg.trail.verify import TrailReport, verify_run
 from synthreg.workspace import Workspace
 
@@ -105,20 +109,34 @@ def ensure_ceremony(profile: Profile, t: int, log: Log) -> dict[str, Any]:
         return {"ceremony_id": report.ceremony_id, "t": t, "n": len(keys), "new": True}
 
 
+def _write_registry_data(out: Path, msps: list[str], frames: list[pd.DataFrame], schema_text: str) -> dict[str, Path]:
+    """Each registry's split as its own CSV (and its copy of the schema) in its own folder."""
+    paths = {}
+    for msp, frame in zip(msps, frames, strict=True):
+        folder = out / "registries" / msp
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / "data.csv", index=False)
+        (folder / "schema.yaml").write_text(schema_text, encoding="utf-8")
+        paths[msp] = folder / "data.csv"
+    return paths
+
+
 def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *,
              rounds: int = TrainConfig.rounds, local_iters: int = TrainConfig.local_iters, seed: int = 0,
              audit_every: int = 40, threads: int = 1, keep_network: bool = True,
-             log: Log = print) -> DemoResult:
+             log: Log = print, watch: Callable[[Profile, str, str], dict[str, int]] | None = None) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"demo-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     res = DemoResult(out, run_id)
+    report = None
+    stacks: list[RegistryStack] = []
 
     cfg = NetworkConfig(home=network_home, fabric_bin=fabric_bin, repo_root=repo_root)
     try:
         done = _stage(res, "1. local Fabric network (3 registries)", log)
         Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).up(fabric_bin.parent / "config")
         profile = load_profile(network_home)
-        msps = profile.msp_ids
+        msps = list(profile.msp_ids)
         done()
 
         done = _stage(res, "2. audit key ceremony on channel 'keys'", log)
@@ -128,72 +146,72 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         public = load_public_context(record.public_context)
         done()
 
-        done = _stage(res, "3. data: Rotterdam cohort → holdout + 3 non-IID registries", log)
+        done = _stage(res, "3. data: Rotterdam cohort → holdout + 3 non-IID registries, each in its own folder", log)
         schema = dataset_schema("rotterdam")
         real = load_dataset("rotterdam")
         train_pool, holdout = holdout_split(real, 0.2, seed)
         frames = split_registries(train_pool, len(msps), "non-iid", seed=seed, by=schema.partition)
-        config = TrainConfig(rounds=rounds, local_iters=local_iters, seed=seed, num_threads=threads)
-        audit_rounds = set(range(audit_every - 1, rounds, audit_every)) | {rounds - 1}
-        workspaces = {m: Workspace(out / "workspaces" / m) for m in msps}
-        log(f"  registries: {', '.join(f'{m}={len(f)}' for m, f in zip(msps, frames, strict=True))} rows; "
-            f"holdout {len(holdout)} rows")
+        data = _write_registry_data(out, msps, frames, schema.dump())
+        log(f"  registries: {', '.join(f'{m}={len(f)}' for m, f in zip(msps, frames, strict=True))} rows "
+            f"(in {out / 'registries'}/<MSP>/data.csv); holdout {len(holdout)} rows")
         done()
 
-        done = _stage(res, f"4. federated training ({rounds} rounds x {local_iters} local iterations), "
-                           f"recorded on channel 'gan'", log)
-        from contextlib import ExitStack
-
-        with ExitStack() as stack:
-            def app(msp: str, role: str) -> Contract:
-                """ganledger as ``msp``'s ``role`` app (one Gateway per app identity)."""
-                return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
-
-            contracts = {m: app(m, "merger") for m in msps}
-            recorder = TrailRecorder(run_id, msps, contracts, workspaces, public, audit_rounds)
-            recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
-                                 "registry_sizes": [len(f) for f in frames], "dataset": "rotterdam",
-                                 "ceremony_id": record.ceremony_id, "averaging": "secagg-ledger-uniform",
-                                 "step_records": "ledger"})
-            aggregator = LedgerAggregator(
-                contracts, msps, run_id, audit_rounds=audit_rounds,
-                audit=lambda vec: encrypt_vector(public, vec.astype(np.float64)).to_bytes())
-            recorder.ciphertext_source = aggregator.audit_ciphertext
-            steps = LedgerSteps(run_id, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
-                                                             workspaces[m]) for m in msps],
-                                msps, keep_rounds=audit_rounds)
-            # the encoder's pooled histograms, summed by secure aggregation too
-            encoder = build_encoder(frames, schema, config, secure_sum=lambda vecs: secure_sum(
-                contracts, msps, f"{run_id}/encoder", vecs))
-            log(f"  encoder agreed: registries' histograms summed by secure aggregation "
-                f"(aggregation run {run_id}/encoder), encoder {encoder.hash()[:16]}")
-            result = train_federated(frames, schema, config, progress=True, on_round=recorder.on_round,
-                                     aggregate=aggregator, step=steps, encoder=encoder)
-            last = {msps[h.registry]: h.g_loss for h in result.history if h.round == rounds - 1}
-            steps.stop(rounds - 1, local_iters - 1, last, reason="budget")
-        step_txs = sum(steps.tx_counts.values())
-        res.facts["step_transactions"] = step_txs
-        res.facts["ledger_transactions"] = len(recorder.tx_ids) + len(aggregator.tx_ids) + step_txs
-        res.facts["secagg_transactions"] = len(aggregator.tx_ids)
-        res.facts["secagg_rounds_agreed"] = len(aggregator.outcomes)
-        res.facts["train_seconds"] = round(result.wall_seconds, 1)
-        log(f"  {res.facts['ledger_transactions']} transactions committed ({step_txs} generator/discriminator "
-            f"step records; {len(aggregator.tx_ids)} secure aggregation: {len(aggregator.outcomes)} rounds agreed); "
-            f"{len(audit_rounds)} audited rounds ({sorted(audit_rounds)})")
+        done = _stage(res, "4. registry up: each registry's generator, discriminator and merger processes", log)
+        for m in msps:
+            stack = RegistryStack(network_home, m, out / "registries" / m / "state")
+            stacks.append(stack)
+            pids = stack.up(data[m], exit_after=1)
+            log(f"  {m}: " + ", ".join(f"{r} pid {p}" for r, p in pids.items()))
         done()
 
-        done = _stage(res, "5. synthetic data and quality report", log)
-        synthetic = result.sample(len(train_pool), seed)
+        done = _stage(res, f"5. run agreed on the ledger and trained ({rounds} rounds x {local_iters} "
+                           "local iterations)", log)
+        raw = {"run": run_id, "schema": "schema.yaml", "audit_every": audit_every, "threshold": 2,
+               "training": {"rounds": rounds, "local_iters": local_iters, "seed": seed, "num_threads": threads}}
+        ceremony = admin.ceremony_id(profile, msps[0])
+        assert ceremony is not None
+        run_id, spec = admin.spec_from_config(raw, profile, ceremony, out / "registries" / msps[0])
+        sha = admin.propose_run(profile, msps[0], run_id, spec)
+        log(f"  {msps[0]} proposed run {run_id} (spec sha256 {sha[:16]}…, audited rounds {list(spec.audit_rounds)})")
+        t0 = time.perf_counter()
+        for m in msps:
+            rec = admin.approve_run(profile, m, run_id, data[m], out / "registries" / m / "schema.yaml")
+            log(f"  {m} checked its data and schema and approved: run {rec.status}")
+        counts = watch(profile, msps[0], run_id) if watch is not None else {}
+        outcomes = {s.msp: s.wait_idle(run_id, timeout=4 * 3600) for s in stacks}
+        res.facts["train_seconds"] = round(time.perf_counter() - t0, 1)
+        failed = {m: o for m, o in outcomes.items() if set(o.values()) != {"done"}}
+        if failed:
+            raise RuntimeError(f"apps did not finish run {run_id}: {failed} (see registry logs)")
+        res.facts["ledger_events"] = counts
+        res.facts["ledger_transactions"] = sum(counts.values())
+        res.facts["step_transactions"] = sum(counts.get(k, 0) for k in (
+            "GeneratorStep", "DiscriminatorStep", "LocalUpdate", "TrainingStopped"))
+        res.facts["secagg_transactions"] = sum(v for k, v in counts.items() if k.startswith("Agg"))
+        res.facts["secagg_rounds_agreed"] = admin.run_status(profile, msps[0], run_id).agreed_rounds
+        log(f"  {sum(counts.values())} transactions with events on 'gan' ({res.facts['step_transactions']} step "
+            f"records, {res.facts['secagg_transactions']} secure aggregation); "
+            f"{res.facts['secagg_rounds_agreed']} rounds agreed; {res.facts['train_seconds']} s")
+        done()
+
+        done = _stage(res, "6. synthetic data from the model bundle, and the quality report", log)
+        bundle = load_bundle(stacks[0].state / "bundles" / run_id)
+        with open_gateway(profile, msps[0], "admin") as gw:
+            contract = gw.network("gan").contract("ganledger")
+            verify_bundle(bundle, lambda agg, rnd: _agreed_hash(contract, agg, rnd))
+        log(f"  bundle {bundle.path} verified against the ledger's agreed final average")
+        synthetic = bundle.sample(len(train_pool), seed)
         synthetic.to_csv(out / "synthetic.csv", index=False)
-        (out / "history.json").write_text(json.dumps({"history": result.history_records()}, indent=1))
-        report_path = write_report(train_pool, synthetic, schema, out / "report", history=result.history_records(),
+        history = _history(profile, msps[0], run_id, spec)
+        (out / "history.json").write_text(json.dumps({"history": history}, indent=1))
+        report_path = write_report(train_pool, synthetic, schema, out / "report", history=history,
                                    holdout=holdout, seed=seed)
         metrics = json.loads((out / "report" / "metrics.json").read_text())
         res.facts["report"] = str(report_path)
         res.facts["metrics"] = metrics
         done()
 
-        done = _stage(res, "6. audit: release 2 shares, unseal, verify the trail", log)
+        done = _stage(res, "7. audit: release 2 shares, unseal, verify the trail", log)
         auditor_dir = out / "auditor" / run_id  # a fresh auditor key per run
         files = generate_auditor_key(auditor_dir / "key")
         auditor_pub = load_auditor_public_key(files.public_key_file)
@@ -208,18 +226,43 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             secret = load_unsealed_secret(auditor_dir / "unsealed", record.public_context_hash)
             log(f"  audit key unsealed from shares {summary.shares_used}; ceremony test ciphertext decrypted "
                 f"(max error {summary.proof_max_abs_error:.1e})")
+            workspaces = {m: Workspace(s.state / "workspace") for m, s in zip(msps, stacks, strict=True)}
             report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces, rounds)
         (out / "audit_report.json").write_text(json.dumps(report.to_dict(), indent=2))
         res.audit = report
         done()
 
     finally:
+        for stack in stacks:
+            stack.down(grace=5)
         if not keep_network:
             stopped = Launcher(cfg, log=lambda m: log(f"  {escape(m)}")).down()
             log(f"  network stopped ({len(stopped)} processes); rerun with --keep-network to keep it")
     (out / "demo.json").write_text(json.dumps({"run_id": run_id, "timings_s": res.timings, **res.facts,
-                                               "audit": report.to_dict()}, indent=2, default=str))
+                                               "audit": report.to_dict() if report else None},
+                                              indent=2, default=str))
     return res
+
+
+def _agreed_hash(contract: Contract, agg_run: str, rnd: int) -> str:
+    state = json.loads(contract.evaluate("GetRound", agg_run, str(rnd)))
+    if state.get("agreed") is not True:
+        raise RuntimeError(f"aggregation {agg_run} round {rnd} has no agreed average on the ledger")
+    return str(next(iter(set(state["results"].values()))))
+
+
+def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, float | int]]:
+    """Per round and registry, the mean D and G losses of the recorded discriminator steps."""
+    rows: list[dict[str, float | int]] = []
+    with open_gateway(profile, org, "auditor") as gw:
+        contract = gw.network("gan").contract("ganledger")
+        for r, msp in enumerate(spec.participants):
+            for rnd in range(spec.rounds):
+                d = [json.loads(contract.evaluate("GetStep", run, msp, str(rnd), str(it)))["discriminator"]
+                     for it in range(spec.local_iters)]
+                rows.append({"round": rnd, "registry": r, "d_loss": float(np.mean([x["d_loss"] for x in d])),
+                             "g_loss": float(np.mean([x["g_loss"] for x in d]))})
+    return rows
 
 
 def summarize(res: DemoResult) -> list[tuple[str, str]]:

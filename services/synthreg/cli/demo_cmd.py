@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from synthreg.cli.run_cmd import watch_progress
 from synthreg.demo import run_demo, summarize
 from synthreg.gan.federated import TrainConfig
 
@@ -35,7 +36,8 @@ def demo(
     try:
         res = run_demo(out, (home or out / "network").resolve(), fabric_bin, repo_root, rounds=rounds,
                        local_iters=local_iters, seed=seed, audit_every=audit_every, threads=threads,
-                       keep_network=keep_network, log=console.print)
+                       keep_network=keep_network, log=console.print,
+                       watch=lambda profile, org, run: watch_progress(profile, org, run, console))
     except Exception as exc:  # the CLI edge: one readable line, details in the log
         console.print(f"[bold red]demo failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         raise typer.Exit(1) from exc
