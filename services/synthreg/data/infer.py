@@ -163,8 +163,8 @@ def render_schema_yaml(schema: Schema, comment: str = "") -> str:
 
 
 def _dump(value: dict[str, Any], flow: bool = False) -> str:
-    return yaml.safe_dump(value, default_flow_style=flow, sort_keys=False, allow_unicode=True,
-                          width=1 << 30).strip()
+    return str(yaml.safe_dump(value, default_flow_style=flow, sort_keys=False, allow_unicode=True,
+                              width=1 << 30)).strip()
 
 
 def _infer_column(
@@ -240,8 +240,8 @@ def _widened_range(lo: float, hi: float, margin: float, integral: bool) -> tuple
     if lo >= 0:
         new_lo = max(new_lo, 0.0)
     if integral:
-        a, b = math.floor(new_lo), math.ceil(new_hi)
-        return (a, b) if a < b else (a, a + 1)
+        low, high = math.floor(new_lo), math.ceil(new_hi)
+        return (low, high) if low < high else (low, low + 1)
     width = new_hi - new_lo if new_hi > new_lo else max(abs(lo), 1.0)
     digits = max(0, 2 - math.floor(math.log10(width)))
     step = 10.0 ** -digits if digits else 10.0 ** (math.floor(math.log10(width)) - 2)

@@ -120,7 +120,7 @@ class TrainConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise TrainConfigError(f"unknown config keys {unknown}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
         try:
             return cls(**values)
         except TypeError as exc:
