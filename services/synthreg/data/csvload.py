@@ -67,6 +67,7 @@ class MinimumRowsError(MalformedCSVError):
         self.min_rows = min_rows
         what = "only a header, no data rows" if rows == 0 else f"{rows} data row{'s' if rows != 1 else ''}"
         super().__init__(path, f"{what}; at least {min_rows} needed")
+        self.args = (f"registry CSV {path} is too small: {self.detail}",)  # well-formed, not "malformed"
 
 
 @dataclass(frozen=True)
