@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -267,3 +268,38 @@ def _change_one_weight(bundle_dir: Path) -> None:
     (bundle_dir / "bundle.json").write_text(json.dumps(manifest))
     manifest["average_sha256"] = load_bundle(bundle_dir).average_sha256_computed()
     (bundle_dir / "bundle.json").write_text(json.dumps(manifest))
+
+
+def test_abort_stops_every_app_cleanly(consortium: Consortium, tmp_path: Path) -> None:
+    """An admin's recorded abort mid-run: every app stops working on the run, says why, and idles on."""
+    c = consortium
+    run = f"abort-{uuid.uuid4().hex[:10]}"
+    stacks = [RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids]
+    try:
+        for st in stacks:
+            st.up(c.data[st.msp])
+        _propose(c, run, training={**CONFIG, "rounds": 200}, audit_rounds=[])
+        for m in c.profile.msp_ids:
+            admin.approve_run(c.profile, m, run, c.data[m], c.schema_file)
+        with open_gateway(c.profile, "Registry3MSP", "admin") as gw:
+            cc = gw.network("gan").contract("ganledger")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # until training is under way (round 1 reached)
+                with contextlib.suppress(Exception):
+                    if json.loads(cc.evaluate("GetStepHead", run, "Registry1MSP"))["round"] >= 1:
+                        break
+                time.sleep(0.5)
+        admin.abort_run(c.profile, "Registry2MSP", run, "registry maintenance window")
+        outcomes = {st.msp: st.wait_idle(run, timeout=120) for st in stacks}
+        assert all(o == {r: "failed" for r in ("generator", "discriminator", "merger")} for o in outcomes.values())
+        for st in stacks:
+            for role in ("generator", "discriminator", "merger"):
+                text = (st.state / "runs" / run / f"{role}.failed").read_text()
+                assert "aborted" in text, (st.msp, role, text)
+            assert all(s.alive and s.status["phase"] == "idle" for s in st.status())
+        status = admin.run_status(c.profile, "Registry1MSP", run)
+        assert status.record.status == "aborted" and status.record.aborted["reason"] == "registry maintenance window"
+        assert status.agreed_rounds < 200
+    finally:
+        for st in stacks:
+            st.down(grace=5)

@@ -76,15 +76,13 @@ class RegistryStack:
         data = data.resolve()
         if not data.is_file():
             raise RegistryError(f"data file {data} does not exist")
-        pids = {}
-        for role in ROLES:
-            pids[role] = process.start(self._spec(role, data, exit_after), self.run_dir, self.logs_dir,
-                                       timeout=timeout)
-        return pids
+        spawned = [process.spawn(self._spec(role, data, exit_after), self.run_dir, self.logs_dir)
+                   for role in ROLES]  # all three start side by side
+        return {s.spec.name: process.wait_ready(s, timeout) for s in spawned}
 
     def down(self, grace: float = 10.0) -> list[str]:
         """Stop the apps (SIGTERM, then SIGKILL); returns the roles that were running."""
-        return [role for role in ROLES if process.stop(self.run_dir, role, grace)]
+        return process.stop_all(self.run_dir, list(ROLES), grace)
 
     def status(self) -> list[AppStatus]:
         out = []

@@ -144,6 +144,22 @@ def is_healthy(health: Health, timeout: float = 1.0) -> bool:
 
 def start(spec: ProcessSpec, run_dir: Path, logs_dir: Path, timeout: float = 60.0) -> int:
     """Start ``spec`` unless it already runs; return its PID once healthy."""
+    return wait_ready(spawn(spec, run_dir, logs_dir), timeout)
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A process started (or found running) by :func:`spawn`, not yet known to be healthy."""
+
+    spec: ProcessSpec
+    pid: int
+    run_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+
+
+def spawn(spec: ProcessSpec, run_dir: Path, logs_dir: Path) -> Spawned:
+    """Start ``spec`` unless it already runs (pid file and log as :func:`start`); do not wait."""
     run_dir.mkdir(parents=True, exist_ok=True)
     logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = logs_dir / f"{spec.name}.log"
@@ -163,44 +179,57 @@ def start(spec: ProcessSpec, run_dir: Path, logs_dir: Path, timeout: float = 60.
             )
         pid = proc.pid
         _pid_file(run_dir, spec.name).write_text(f"{pid}\n{spec.argv[0]}\n")
+    return Spawned(spec, pid, run_dir, log_path, proc)
+
+
+def wait_ready(started: Spawned, timeout: float = 60.0) -> int:
+    """Return ``started``'s PID once its health check passes; raises :class:`ProcessStartError`
+    if it exits first or is not healthy after ``timeout`` seconds."""
+    spec, proc = started.spec, started.proc
     deadline = time.monotonic() + timeout
     while not is_healthy(spec.health):
         # our own child: ask it (its /proc cmdline is the parent's until exec)
-        exited = proc.poll() is not None if proc is not None else running_pid(run_dir, spec.name) is None
+        exited = proc.poll() is not None if proc is not None else running_pid(started.run_dir, spec.name) is None
         if exited:
-            raise ProcessStartError(spec.name, "process exited during start-up", log_path)
+            raise ProcessStartError(spec.name, "process exited during start-up", started.log_path)
         if time.monotonic() > deadline:
-            raise ProcessStartError(spec.name, f"not healthy after {timeout:.0f}s", log_path)
+            raise ProcessStartError(spec.name, f"not healthy after {timeout:.0f}s", started.log_path)
         time.sleep(0.1)  # poll interval of the readiness condition above
-    return pid
+    return started.pid
 
 
 def stop(run_dir: Path, name: str, grace: float = 10.0) -> bool:
     """SIGTERM (then SIGKILL after ``grace``) the named process; True if one was running."""
-    pid = running_pid(run_dir, name)
-    pf = _pid_file(run_dir, name)
-    if pid is None:
-        pf.unlink(missing_ok=True)
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + grace
-    while running_pid(run_dir, name) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if running_pid(run_dir, name) is not None:
+    return bool(stop_all(run_dir, [name], grace))
+
+
+def stop_all(run_dir: Path, names: list[str], grace: float = 10.0) -> list[str]:
+    """SIGTERM every named process at once, SIGKILL those still running after
+    ``grace``; returns the names that were running."""
+    pids = {n: running_pid(run_dir, n) for n in names}
+    running = {n: p for n, p in pids.items() if p is not None}
+    for n, pid in running.items():
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    # reap if it was our child (same interpreter started it)
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    pf.unlink(missing_ok=True)
-    return True
+    deadline = time.monotonic() + grace
+    while any(running_pid(run_dir, n) is not None for n in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for n, pid in running.items():
+        if running_pid(run_dir, n) is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # reap if it was our child (same interpreter started it)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    for n in names:
+        _pid_file(run_dir, n).unlink(missing_ok=True)
+    return list(running)
 
 
 def known_processes(run_dir: Path) -> list[str]:
