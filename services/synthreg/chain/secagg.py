@@ -1,8 +1,12 @@
 """Secure-aggregation rounds over the ledger (DESIGN.md §4): the merger side.
 
-Who calls: the training pipeline (demo, ``synthreg train``), once per merge
-round, through :func:`secure_average`; tests drive the phases of
-:class:`LedgerMerger` one by one to make registries drop out.
+Who calls: each registry's merger app (:mod:`synthreg.apps.merger`, its own
+process), which runs the phases of one :class:`LedgerMerger` and waits between
+them on the ``Agg*`` chaincode events; the single-process reference path
+(:func:`secure_average` / :class:`LedgerAggregator` through
+``train_federated``'s ``aggregate`` hook, used by tests and
+``bench/services_overhead.py``); tests drive the phases one by one to make
+registries drop out.
 
 What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
 
@@ -33,9 +37,10 @@ code (e.g. :class:`RoundClosedError` for a late transaction), raised ``from``
 the Gateway error; :class:`RoundVoidError`, :class:`DisagreementError`;
 crypto failures raise :mod:`synthreg.secagg` errors naming the party.
 
-Scope: this driver runs the registries' mergers in lock step from one process
-(each with its own identity, Gateway and secrets); separate merger processes
-would run the same phases, waiting on the ``Agg*`` chaincode events instead.
+Two drivers of the same phases: the merger app (one merger per process,
+woken by events) and :func:`secure_average` (every registry's merger in lock
+step from one process, each with its own identity, Gateway and secrets; the
+reference the apps are compared with bit for bit).
 """
 
 from __future__ import annotations

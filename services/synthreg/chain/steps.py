@@ -1,9 +1,11 @@
 """Accountable training steps: every G/D hand-over goes through the ledger (DESIGN.md §3).
 
 Who calls: :func:`synthreg.gan.federated.train_federated` through its ``step``
-hook (the demo, and later the registries' generator and discriminator apps as
-separate processes). One :class:`LedgerSteps` serves every registry; each
-registry's generator and discriminator sign with their *own* identities.
+hook: the single-process reference path (tests, ``bench/step_latency.py``,
+``bench/services_overhead.py``). One :class:`LedgerSteps` serves every
+registry; each registry's generator and discriminator sign with their *own*
+identities. The registries' generator and discriminator apps
+(:mod:`synthreg.apps`) write the same records from separate processes.
 
 One local iteration of registry r (the paper's Figure 3, flows 1–3):
 

@@ -1,8 +1,10 @@
 """In-process federated GAN training (FedAvg), centralised and local-only baselines.
 
-Who calls: the CLI ``synthreg train-local``, ``bench/quality.py``, the demo, and
-(as the reference result) the ledger-coordinated training, which runs the same
-algorithm with the step API split across processes.
+Who calls: the CLI ``synthreg train-local``, ``bench/quality.py``, and the
+single-process ledger path (its ``step`` and ``aggregate`` hooks; tests and
+benchmarks). The registries' apps (:mod:`synthreg.apps`) run the same
+algorithm with the step API split across processes and reproduce it bit for
+bit.
 
 Algorithm (per registry r = 0..N-1, all in this process, sequentially):
 
@@ -30,8 +32,8 @@ pac, no registries, non-positive counts).
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 

@@ -1,8 +1,11 @@
 """Record a federated training run on the `gan` channel (accountability + audit copies).
 
-Who calls: the demo pipeline (and later the merger apps) through
-:class:`TrailRecorder.on_round`, once per merge round, with every registry's
-pre-average weight vector and the agreed average. For each registry it:
+Who calls: the single-process reference path (tests,
+``bench/services_overhead.py``) through :class:`TrailRecorder.on_round`, once
+per merge round, with every registry's pre-average weight vector and the
+agreed average; each merger app (:mod:`synthreg.apps.merger`) writes the same
+:class:`RoundEntry` for its own registry with :func:`round_key`. For each
+registry it:
 
 1. stores the weight vector and the average in that registry's own workspace
    as :func:`synthreg.data.hashing.array_bytes` (float32, little endian), so
@@ -16,16 +19,16 @@ pre-average weight vector and the agreed average. For each registry it:
 Where data lives: weights and ciphertexts in the registries' workspaces; the
 hashes, sizes and the run's configuration on the ledger.
 
-Scope today: averaging is done in-process (plain FedAvg); secure aggregation
-over the ledger (DESIGN.md §4) replaces it in a later issue. The trail format
-already carries what the auditor needs to check the averages.
+The averages themselves are agreed by secure aggregation over the ledger
+(DESIGN.md §4); this record ties each registry's update, its audit copy and the
+agreed average together for the auditor.
 """
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 

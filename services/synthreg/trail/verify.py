@@ -1,6 +1,6 @@
 """The auditor's check of a recorded training run (DESIGN.md §5, last bullet).
 
-Who calls: ``synthreg demo`` after unsealing (and the auditor CLI later), with a
+Who calls: ``synthreg demo`` and ``synthreg audit verify`` after unsealing, with a
 ganledger Contract readable by the auditor, the unsealed CKKS secret context
 and the registries' workspaces it was given. For every round and registry it:
 
