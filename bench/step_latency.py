@@ -73,7 +73,7 @@ def measure(profile: Profile, n_registries: int, config: TrainConfig, workdir: P
     plain_s = time.perf_counter() - t0
 
     with ExitStack() as stack:
-        def contract(msp: str, role: str):  # noqa: ANN202
+        def contract(msp: str, role: str):
             return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
 
         clients = [RegistryStepClients(m, contract(m, "generator"), contract(m, "discriminator"),

@@ -186,9 +186,8 @@ def test_t_minus_1_releases_fail_loudly(profile: Profile, ceremony: Ceremony, tm
     t = ceremony.facts.t
     for org in profile.msp_ids[-(t - 1):]:
         _release(profile, org, auditor.public_raw())
-    with open_gateway(profile, R1, "auditor") as gw:
-        with pytest.raises(NotEnoughSharesError) as err:
-            unseal_audit_key(_vault(gw), auditor, tmp_path / "out")
+    with open_gateway(profile, R1, "auditor") as gw, pytest.raises(NotEnoughSharesError) as err:
+        unseal_audit_key(_vault(gw), auditor, tmp_path / "out")
     assert isinstance(err.value, NotEnoughReleasesError)
     assert (err.value.have, err.value.need) == (t - 1, t)
     assert err.value.auditor_id == auditor_id(auditor.public_raw())
@@ -211,9 +210,8 @@ def test_tampered_released_share_is_named(profile: Profile, ceremony: Ceremony, 
         raw[-1] ^= 0x01
         bad = seal_to(auditor.public_raw(), raw, EnvelopeContext(PURPOSE_RELEASE, facts.ceremony_id, aid))
         vault.release_share(aid, bad.to_dict())
-    with open_gateway(profile, R1, "auditor") as gw:
-        with pytest.raises(ReleasedShareError) as err:
-            unseal_audit_key(_vault(gw), auditor, tmp_path / "out")
+    with open_gateway(profile, R1, "auditor") as gw, pytest.raises(ReleasedShareError) as err:
+        unseal_audit_key(_vault(gw), auditor, tmp_path / "out")
     assert (err.value.org, err.value.share_index) == (R3, facts.share_index[R3])
     assert f"share {facts.share_index[R3]} released by {R3}" in str(err.value)
     assert "commitment" in str(err.value)

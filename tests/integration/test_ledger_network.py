@@ -142,9 +142,8 @@ def test_identity_outside_consortium_is_rejected(profile: Profile, unique: str) 
     finally:
         channel.close()
     # nothing was written
-    with open_gateway(profile, R1, "generator") as gw:
-        with pytest.raises(EvaluateError):
-            gw.network("gan").contract("ganledger").evaluate("GetRecord", f"out-{unique}")
+    with open_gateway(profile, R1, "generator") as gw, pytest.raises(EvaluateError):
+        gw.network("gan").contract("ganledger").evaluate("GetRecord", f"out-{unique}")
 
 
 def test_peer_rejects_high_s_and_accepts_all_client_signatures(profile: Profile, unique: str) -> None:
@@ -175,9 +174,8 @@ def test_peer_rejects_high_s_and_accepts_all_client_signatures(profile: Profile,
         with pytest.raises(EndorseError) as err2:
             contract.submit("PutRecord", f"highs-{unique}", _record(0))
         assert "access denied" in str(err2.value)
-    with open_gateway(profile, R1, "generator") as gw:
-        with pytest.raises(EvaluateError, match="NOT_FOUND"):
-            gw.network("gan").contract("ganledger").evaluate("GetRecord", f"highs-{unique}")
+    with open_gateway(profile, R1, "generator") as gw, pytest.raises(EvaluateError, match="NOT_FOUND"):
+        gw.network("gan").contract("ganledger").evaluate("GetRecord", f"highs-{unique}")
 
 
 def test_concurrent_listeners_and_submitters(profile: Profile, unique: str) -> None:

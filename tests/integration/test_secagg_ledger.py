@@ -112,8 +112,8 @@ def test_non_merger_role_cannot_take_part(profile: Profile, mergers: list[Ledger
 
 def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_round(
         profile: Profile, unique: str, tmp_path) -> None:
-    from synthreg.crypto.ckks import create_audit_context, encrypt_vector
     from synthreg.chain.secagg import LedgerAggregator
+    from synthreg.crypto.ckks import create_audit_context, encrypt_vector
     from synthreg.trail.record import TrailRecorder
     from synthreg.trail.verify import verify_run
     from synthreg.workspace import Workspace
@@ -159,9 +159,9 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
 
 def test_the_encoder_built_from_a_secure_sum_of_histograms_is_the_agreed_one(
         profile: Profile, unique: str) -> None:
+    from synthreg.chain.secagg import secure_sum
     from synthreg.data import Schema, load_dataset, split_registries
     from synthreg.gan.federated import TrainConfig, build_encoder
-    from synthreg.chain.secagg import secure_sum
 
     schema = Schema.bundled("rotterdam")
     frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")

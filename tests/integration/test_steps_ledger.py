@@ -37,7 +37,7 @@ def frames() -> list[pd.DataFrame]:
 def clients(profile: Profile, tmp_path: Path) -> Iterator[list[RegistryStepClients]]:
     msps = list(profile.msp_ids)
     with ExitStack() as stack:
-        def contract(msp: str, role: str):  # noqa: ANN202
+        def contract(msp: str, role: str):
             return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
 
         yield [RegistryStepClients(m, contract(m, "generator"), contract(m, "discriminator"),

@@ -16,8 +16,8 @@ from synthreg.gan.step import (
     DiscriminatorSide,
     FeedbackShapeError,
     GeneratorSide,
-    NoPendingBatchError,
     NonFiniteFeedbackError,
+    NoPendingBatchError,
     OptimConfig,
 )
 

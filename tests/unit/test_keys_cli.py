@@ -24,14 +24,14 @@ def test_keygen_json_prints_id_and_paths(tmp_path: Path) -> None:
 
 
 def _one_red_line(res: object, *needles: str) -> None:
-    exit_code = getattr(res, "exit_code")
-    stderr: str = getattr(res, "stderr")
+    exit_code = res.exit_code
+    stderr: str = res.stderr
     assert exit_code == 1
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, stderr
     for n in needles:
         assert n in lines[0]
-    assert "Traceback" not in getattr(res, "output")
+    assert "Traceback" not in res.output
 
 
 def test_missing_network_profile_is_one_line(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from synthreg.crypto.ceremony import audit_test_vector
-from synthreg.crypto.ckks import decrypt, EncryptedVector
+from synthreg.crypto.ckks import EncryptedVector, decrypt
 from synthreg.crypto.shamir import NotEnoughSharesError, Share
 from synthreg.crypto.transport import (
     PURPOSE_RELEASE,

@@ -41,6 +41,7 @@ from synthreg.ledger.errors import ErrorDetail
 from synthreg.ledger.proposal import parse_signed_proposal
 from synthreg.ledger.testing import FakeFailure, FakeGateway, FakeGatewayServicer, make_test_identity, serve_fake
 
+
 @pytest.mark.parametrize(
     ("code", "cls"),
     [

@@ -104,8 +104,8 @@ def test_signed_proposal_round_trip() -> None:
     assert compute_tx_id(info.nonce, info.creator) == info.tx_id
     _verify(signed.signature, signed.proposal_bytes)
     header = common_pb2.Header.FromString(proposal_pb2.Proposal.FromString(signed.proposal_bytes).header)
-    timestamp = common_pb2.ChannelHeader.FromString(header.channel_header).timestamp.ToDatetime(dt.timezone.utc)
-    assert abs((dt.datetime.now(dt.timezone.utc) - timestamp).total_seconds()) < 60
+    timestamp = common_pb2.ChannelHeader.FromString(header.channel_header).timestamp.ToDatetime(dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - timestamp).total_seconds()) < 60
 
 
 # --- evaluate ------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_status_details_codec_ignores_foreign_and_garbage() -> None:
 def _tls_material(host: str) -> tuple[bytes, bytes, bytes]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlsca.test")])
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     ca = (
         x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
         .public_key(ca_key.public_key()).serial_number(1)

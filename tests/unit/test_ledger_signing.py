@@ -95,7 +95,7 @@ def test_malformed_attribute_extension_yields_no_attributes() -> None:
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "x")])
     import datetime as dt
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name)
         .public_key(key.public_key()).serial_number(1)

@@ -71,7 +71,7 @@ class _FlakyContract:
         self.calls = 0
         self.network = _Network(_Qscc({"A": [8]}))
 
-    def submit(self, fn: str, *args: str):  # noqa: ANN201
+    def submit(self, fn: str, *args: str):
         from synthreg.ledger.contract import SubmitResult
 
         self.calls += 1

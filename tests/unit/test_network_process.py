@@ -19,7 +19,7 @@ from synthreg.network import process
 @pytest.fixture
 def healthz_url() -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             self.send_response(200)
             self.end_headers()
 
@@ -79,7 +79,7 @@ def test_bound_listener_that_does_not_serve_tls_is_not_ready(healthz_url: str) -
         assert not process.is_healthy(health, timeout=0.3)
 
 
-def test_a_network_home_keeps_the_shape_it_was_created_with(tmp_path) -> None:  # noqa: ANN001
+def test_a_network_home_keeps_the_shape_it_was_created_with(tmp_path) -> None:
     from synthreg.network.launcher import Launcher, NetworkError
     from synthreg.network.topology import NetworkConfig
 

@@ -27,9 +27,10 @@ from synthreg.secagg import (
     decode_u64,
     default_threshold,
     encode_u64,
+    fixedpoint,
+    prg,
     seed_commitment,
 )
-from synthreg.secagg import fixedpoint, prg
 
 P3 = ("Registry1MSP", "Registry2MSP", "Registry3MSP")
 

@@ -38,10 +38,11 @@ from synthreg.secagg import (
     TooFewSurvivorsError,
     average,
     average_sha256,
+    fixedpoint,
+    prg,
     seed_commitment,
     unmask,
 )
-from synthreg.secagg import fixedpoint, prg
 
 L = 257
 

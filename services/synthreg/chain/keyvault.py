@@ -24,7 +24,7 @@ from synthreg.keys.errors import VaultPreconditionError, VaultUnavailableError, 
 from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases, parse_json
 from synthreg.ledger import ChaincodeError, CommitError, Contract, GatewayError, LedgerError
 
-__all__ = ["CHAINCODE", "CHANNEL", "LedgerKeyVault", "TRANSIENT_SHARE"]
+__all__ = ["CHAINCODE", "CHANNEL", "TRANSIENT_SHARE", "LedgerKeyVault"]
 
 CHANNEL = "keys"
 CHAINCODE = "keyvault"

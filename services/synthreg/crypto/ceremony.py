@@ -53,10 +53,10 @@ from synthreg.crypto.transport import (
 )
 
 __all__ = [
+    "PROOF_TOLERANCE",
     "AuditProofError",
     "CeremonyOutput",
     "InvalidCeremonyError",
-    "PROOF_TOLERANCE",
     "audit_test_vector",
     "open_released_share",
     "open_share",

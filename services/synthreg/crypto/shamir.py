@@ -32,14 +32,14 @@ from typing import Any
 from Crypto.Protocol.SecretSharing import Shamir
 
 __all__ = [
+    "SECRET_BYTES",
     "DuplicateShareError",
     "KeyVerificationError",
     "NotEnoughSharesError",
-    "SECRET_BYTES",
+    "ShamirError",
     "Share",
     "ShareCommitments",
     "ShareFormatError",
-    "ShamirError",
     "TamperedShareError",
     "combine",
     "commit",

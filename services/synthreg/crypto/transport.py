@@ -30,12 +30,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = [
+    "PURPOSE_RELEASE",
+    "PURPOSE_SHARE",
     "Envelope",
     "EnvelopeContext",
     "EnvelopeError",
     "KeyFormatError",
-    "PURPOSE_RELEASE",
-    "PURPOSE_SHARE",
     "RecipientKeyPair",
     "derive_pairwise_seed",
     "generate_recipient_keypair",

@@ -33,9 +33,9 @@ from synthreg.data.schema import (
 from synthreg.data.split import SplitError, split_registries
 
 __all__ = [
-    "CSVCheck",
     "DATASETS",
     "DEFAULT_MIN_ROWS",
+    "CSVCheck",
     "ColumnSpec",
     "MalformedCSVError",
     "MinimumRowsError",

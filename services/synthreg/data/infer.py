@@ -184,9 +184,7 @@ def _infer_column(
                                          "told; remove the column or fill it", source)
     nullable = bool(missing.any())
     note = ""
-    if pd.api.types.is_bool_dtype(present.dtype):
-        numbers = present.astype("float64")
-    elif pd.api.types.is_numeric_dtype(present.dtype):
+    if pd.api.types.is_bool_dtype(present.dtype) or pd.api.types.is_numeric_dtype(present.dtype):
         numbers = present.astype("float64")
     else:
         text = present.astype(str).str.strip()

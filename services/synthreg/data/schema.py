@@ -346,7 +346,7 @@ class Schema:
 def _first_bad(mask: pd.Series, series: pd.Series) -> tuple[Any, Any, int]:
     idx = mask.to_numpy().nonzero()[0]
     pos = int(idx[0])
-    return series.index[pos], series.iloc[pos], int(len(idx))
+    return series.index[pos], series.iloc[pos], len(idx)
 
 
 def _missing_mask(series: pd.Series) -> pd.Series:

@@ -15,13 +15,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from synthreg.eval.associations import association_matrix  # noqa: E402
-from synthreg.eval.history import LossRecord  # noqa: E402
-from synthreg.eval.table import TableSpec  # noqa: E402
+from synthreg.eval.associations import association_matrix
+from synthreg.eval.history import LossRecord
+from synthreg.eval.table import TableSpec
 
 _REAL, _SYNTH = "#1f77b4", "#ff7f0e"
 

@@ -33,7 +33,6 @@ from sklearn.neighbors import NearestNeighbors
 from synthreg.eval.table import TableSpec, check_frame
 
 
-
 @dataclass(frozen=True)
 class PrivacyResult:
     """DCR summary of synthetic rows and of real holdout rows against real training rows."""

@@ -26,8 +26,8 @@ fake batch; :class:`NonFiniteFeedbackError` for NaN/Inf feedback;
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

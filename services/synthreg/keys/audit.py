@@ -50,7 +50,7 @@ from synthreg.crypto.ckks import (
     load_secret_context,
 )
 from synthreg.crypto.seal import UnsealError
-from synthreg.crypto.shamir import Share, ShamirError
+from synthreg.crypto.shamir import ShamirError, Share
 from synthreg.crypto.transport import EnvelopeError, RecipientKeyPair
 from synthreg.keys.errors import (
     NoCeremonyError,

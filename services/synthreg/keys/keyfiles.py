@@ -37,10 +37,10 @@ from synthreg.keys.errors import AuditKeyError, OutputExistsError
 __all__ = [
     "AUDITOR_PUBLIC_FILE",
     "AUDITOR_SECRET_FILE",
-    "AuditorKeyFiles",
-    "AuditorPublicKey",
     "ORG_PUBLIC_FILE",
     "ORG_SECRET_FILE",
+    "AuditorKeyFiles",
+    "AuditorPublicKey",
     "auditor_id",
     "generate_auditor_key",
     "load_auditor_keypair",

@@ -46,8 +46,8 @@ from synthreg.secagg.unmask import average, unmask
 from synthreg.secagg.wire import Advertisement, Reveal, average_sha256, decode_u64, encode_u64, seed_commitment
 
 __all__ = [
-    "AdvertisementError",
     "Advertisement",
+    "AdvertisementError",
     "AlreadyUsedError",
     "BlobLengthError",
     "DuplicateSharesError",

@@ -27,11 +27,11 @@ from synthreg.secagg.errors import AdvertisementError, BlobLengthError, RevealFo
 from synthreg.secagg.params import Params
 
 __all__ = [
-    "Advertisement",
     "ENVELOPE_PURPOSE",
     "PUBLIC_KEY_BYTES",
-    "Reveal",
     "SHARE_BYTES",
+    "Advertisement",
+    "Reveal",
     "average_sha256",
     "decode_u64",
     "encode_u64",
