@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything synthreg needs on a fresh machine, idempotently:
-#   1. a Python 3.11 virtualenv with the pinned packages (cached, keyed by pyproject.toml)
+#   1. a Python 3.11 virtualenv with the pinned packages and the dev tools (pytest, ruff,
+#      mypy and stubs), cached, keyed by what pip installs from pyproject.toml
 #   2. the Fabric binaries built from source with `go build` (cached, keyed by the pin)
 #   3. the Go modules of the chaincode
 set -euo pipefail
@@ -14,13 +15,28 @@ command -v "$PY" >/dev/null || PY=python3
 "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || die "Python 3.11 is required (found $("$PY" --version 2>&1))"
 stamp="$SYNTHREG_VENV/.synthreg-stamp"
-want="$(cat "$REPO_ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+# Keyed by the install inputs only ([build-system], [project], [tool.setuptools]): editing
+# the ruff/mypy/pytest settings does not reinstall anything.
+want="$("$PY" - "$REPO_ROOT/pyproject.toml" <<'PYEOF'
+import hashlib, json, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    doc = tomllib.load(f)
+key = [doc.get("build-system"), doc.get("project"), doc.get("tool", {}).get("setuptools")]
+print(hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16])
+PYEOF
+)" || die "cannot read $REPO_ROOT/pyproject.toml"
 if [ ! -x "$SYNTHREG_VENV/bin/python" ]; then
   log "creating virtualenv $SYNTHREG_VENV"
   "$PY" -m venv "$SYNTHREG_VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "installing pinned Python packages (first run: torch with its CUDA wheels, ~7 GB, a few minutes)"
+  # Into the existing venv: pip keeps every package already at its pin (torch is not
+  # downloaded again when only, say, the dev extra changed) and installs the difference.
+  if [ -f "$stamp" ]; then
+    log "pyproject.toml's dependencies changed: installing the difference into $SYNTHREG_VENV"
+  else
+    log "installing pinned Python packages (first run: torch with its CUDA wheels, ~7 GB, a few minutes)"
+  fi
   start=$(date +%s)
   "$SYNTHREG_VENV/bin/pip" install --quiet --upgrade pip
   "$SYNTHREG_VENV/bin/pip" install --quiet -e "$REPO_ROOT[dev,bench]"
