@@ -32,7 +32,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.ledger import ChaincodeError, Contract
 from synthreg.ledger.events import Checkpoint
-from synthreg.ledger.sync import submit_synced
+from synthreg.ledger.sync import chain_height, submit_synced, wait_for_block
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
 from synthreg.workspace import Workspace
@@ -257,8 +257,16 @@ class App:
         submit_synced(self.contract, fn, *args, orgs=spec.participants)
 
     def wait(self, ready: Callable[[], Any], match: Callable[[AppEvent], bool], what: str, run: str,
-             timeout: float | None = None) -> Any:
-        return self.feed.wait(ready, match, what, run=run, timeout=timeout)
+             timeout: float | None = None, peers: Sequence[str] = ()) -> Any:
+        """``ready()`` once not None (woken by events ``match``ing). With ``peers``,
+        also until their peers have every block this app's own peer had then: the
+        app's next transaction, which depends on what it just saw, is endorsed by
+        them (an event reaches this app from its own peer first)."""
+        value = self.feed.wait(ready, match, what, run=run, timeout=timeout)
+        if peers:
+            wait_for_block(self.network, [p for p in peers if p != self.msp],
+                           chain_height(self.network, self.msp) - 1)
+        return value
 
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""

@@ -59,7 +59,8 @@ class DiscriminatorApp(App):
                 self.set_status(phase="step", round=rnd, iter=it)
                 g_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
                     "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"),
-                    self.mine(run, "GeneratorStep"), f"the generator step of round {rnd} iter {it}", run)
+                    self.mine(run, "GeneratorStep"), f"the generator step of round {rnd} iter {it}", run,
+                    peers=spec.participants)
                 fake_sha = str(g_rec["fake_sha256"])
                 fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape)
                 real_batch = real.sample(cfg.batch_size)

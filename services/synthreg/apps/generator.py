@@ -91,7 +91,7 @@ class GeneratorApp(App):
                 d_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
                     "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("discriminator"),
                     self.mine(run, "DiscriminatorStep", "StepFault"),
-                    f"the discriminator step of round {rnd} iter {it}", run)
+                    f"the discriminator step of round {rnd} iter {it}", run, peers=spec.participants)
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
                                         str(d_rec["feedback_sha256"]), shape)
                 g.apply_feedback(feedback)

@@ -71,7 +71,8 @@ class MergerApp(App):
 
         def until(pred: Any, what: str, *names: str, timeout: float | None = 120.0) -> dict[str, Any]:
             return dict(self.wait(lambda: (lambda s: s if s is not None and pred(s) else None)(
-                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout))
+                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout,
+                peers=spec.participants))
 
         merger.advertise(rnd)
         until(lambda s: len(s["advertised"]) == n, "every advertisement", "AggAdvertised")
