@@ -127,7 +127,8 @@ def main() -> None:
         f"secret context {len(keys.secret.serialize()):,} bytes"
     )
     print()
-    print("| floats | ciphertexts | encrypt s | add s | decrypt s | serialize s | ciphertext MB | bytes/float | max abs err |")
+    print("| floats | ciphertexts | encrypt s | add s | decrypt s | serialize s | ciphertext MB | bytes/float "
+          "| max abs err |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, size in enumerate(args.sizes):
         r = bench_ckks(keys, size, args.repeats, args.seed + i)
@@ -143,7 +144,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for t, n in ((2, 3), (3, 5)):
         k = bench_keys(keys, t, n, max(args.repeats, 5))
-        print(f"| {k.t}-of-{k.n} | {k.secret_bytes:,} | {k.seal_s * 1e3:.2f} | {k.split_s * 1e3:.2f} | {k.combine_s * 1e3:.2f} |")
+        print(f"| {k.t}-of-{k.n} | {k.secret_bytes:,} | {k.seal_s * 1e3:.2f} | {k.split_s * 1e3:.2f} "
+              f"| {k.combine_s * 1e3:.2f} |")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ network down. Usage:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -87,10 +88,8 @@ def concurrent(profile: Profile, workers: int, per_worker: int) -> tuple[float, 
                         lat.append(time.perf_counter() - t0)
         except BaseException as exc:
             errors.append(exc)
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 start.abort()
-            except threading.BrokenBarrierError:
-                pass
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
     for t in threads:
@@ -117,7 +116,9 @@ def _network(home: Path, base_port: int, batch_timeout: str, action: str) -> Non
 
 
 def main(
-    batch_timeout: Annotated[list[str], typer.Option(help="Orderer BatchTimeout(s) to compare.")] = ["2s", "50ms", "10ms"],  # noqa: B006
+    batch_timeout: Annotated[
+        list[str], typer.Option(help="Orderer BatchTimeout(s) to compare.")
+    ] = ["2s", "50ms", "10ms"],  # noqa: B006
     n: Annotated[int, typer.Option(help="Sequential transactions.")] = 60,
     workers: Annotated[int, typer.Option(help="Concurrent submitter threads.")] = 8,
     per_worker: Annotated[int, typer.Option(help="Transactions per thread.")] = 20,

@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(
         f"Budget: R={budget.rounds} rounds x K={budget.local_iters} local iterations, batch "
         f"{budget.batch_size}; alone = R·K steps, federated = R·K steps per registry (FedAvg each "
-        f"round), centralised = 3·R·K steps; CTGAN = {budget.ctgan_epochs(len(load_dataset('rotterdam')) - holdout_rows)} "
+        f"round), centralised = 3·R·K steps; "
+        f"CTGAN = {budget.ctgan_epochs(len(load_dataset('rotterdam')) - holdout_rows)} "
         f"epochs of batch {CTGAN_BATCH} (same number of records processed), CPU, {args.threads} torch threads.\n"
         f"Data: rotterdam, {holdout_rows} records held out per seed (never trained on), the rest split "
         f"non-IID by year (seed 0: {sizes}).\n"

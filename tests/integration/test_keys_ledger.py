@@ -126,9 +126,8 @@ def test_registry2_cannot_read_registry1_share(profile: Profile, ceremony: Cerem
         with pytest.raises(VaultAccessDeniedError):
             release_to_auditor(_vault(gw), R1, load_org_keypair(profile.org(R2).share_key_dir),
                                AuditorPublicKey(generate_recipient_keypair().public_raw()))
-    with open_gateway(profile, R1, "generator") as gw:  # own org, but not admin
-        with pytest.raises(VaultAccessDeniedError):
-            _vault(gw).get_share(R1)
+    with open_gateway(profile, R1, "generator") as gw, pytest.raises(VaultAccessDeniedError):  # own org, not admin
+        _vault(gw).get_share(R1)
 
 
 def test_second_ceremony_is_refused(profile: Profile, ceremony: Ceremony) -> None:

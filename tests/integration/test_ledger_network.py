@@ -201,12 +201,14 @@ def test_concurrent_listeners_and_submitters(profile: Profile, unique: str) -> N
     assert not errors, errors
     want = set(keys[R1] + keys[R2])
     got: set[str] = set()
-    with open_gateway(profile, "Registry3MSP", "merger") as gw:
-        with gw.network("gan").chaincode_events("ganledger", start_block=min(blocks), timeout=30) as events:
-            for ev in events:
-                k = json.loads(ev.payload).get("key")
-                if k in want:
-                    got.add(k)
-                if got == want:
-                    break
+    with (
+        open_gateway(profile, "Registry3MSP", "merger") as gw,
+        gw.network("gan").chaincode_events("ganledger", start_block=min(blocks), timeout=30) as events,
+    ):
+        for ev in events:
+            k = json.loads(ev.payload).get("key")
+            if k in want:
+                got.add(k)
+            if got == want:
+                break
     assert got == want

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -29,7 +29,7 @@ MSPS = ("Registry1MSP", "Registry2MSP", "Registry3MSP")
 
 
 class _Profile:
-    msp_ids = list(MSPS)
+    msp_ids: ClassVar[list[str]] = list(MSPS)
 
 
 def _spec(**kw: Any) -> RunSpec:

@@ -58,7 +58,7 @@ def test_train_local_on_registry_files(registry_files: tuple[Path, Path, Path], 
 
 
 def test_train_local_input_errors_are_one_line(registry_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    a, b, schema = registry_files
+    a, _, schema = registry_files
     res = runner.invoke(app, ["train-local", "--data", str(a), *TINY])
     assert res.exit_code == 2 and "--data needs --schema" in res.stderr
     res = runner.invoke(app, ["train-local", "--data", str(a), "--schema", str(schema), "--registries", "3",

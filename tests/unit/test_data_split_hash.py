@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import subprocess
 import sys
 
@@ -45,7 +46,7 @@ def test_iid_split_is_a_deterministic_partition(rotterdam: pd.DataFrame) -> None
     b = split_registries(rotterdam, 3, "iid", seed=7)
     c = split_registries(rotterdam, 3, "iid", seed=8)
     assert [len(p) for p in a] == [994, 994, 994]
-    assert all(x.equals(y) for x, y in zip(a, b))
+    assert all(x.equals(y) for x, y in zip(a, b, strict=True))
     assert not a[0].equals(c[0])
     pooled = pd.concat(a).sort_values(list(rotterdam.columns)).reset_index(drop=True)
     expected = rotterdam.sort_values(list(rotterdam.columns)).reset_index(drop=True)
@@ -58,7 +59,7 @@ def test_non_iid_split_by_period(rotterdam: pd.DataFrame) -> None:
     assert sum(sizes) == len(rotterdam)
     assert sizes[0] < sizes[1] < sizes[2]
     # periods do not overlap: every registry holds its own years
-    for left, right in zip(parts, parts[1:]):
+    for left, right in itertools.pairwise(parts):
         assert left["year"].max() < right["year"].min()
     assert split_registries(rotterdam, 3, "non-iid", seed=0, by="year")[1].equals(parts[1])
 

@@ -62,9 +62,9 @@ def test_feedback_and_g_update_equal_joint_graph(encoder: TabularEncoder) -> Non
     g_joint.optimizer.zero_grad()
     g_loss.backward()
     g_joint.optimizer.step()
-    for (name, p), (_, q) in zip(gen.named_parameters(), gen_j.named_parameters()):
+    for (name, p), (_, q) in zip(gen.named_parameters(), gen_j.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7, msg=name)
-    for (name, p), (_, q) in zip(dis.named_parameters(), dis_j.named_parameters()):
+    for (name, p), (_, q) in zip(dis.named_parameters(), dis_j.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
 
 
@@ -76,7 +76,7 @@ def test_d_step_changes_d_and_reports_finite_losses(encoder: TabularEncoder) -> 
                                                    _real(encoder))
     assert np.isfinite(res.d_loss) and np.isfinite(res.g_loss)
     assert res.feedback.dtype == np.float32 and res.feedback.shape == (BATCH, encoder.output_dim)
-    assert any(not torch.equal(a, b) for a, b in zip(before, dis.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, dis.parameters(), strict=True))
 
 
 def test_make_fake_is_a_function_of_weights_and_seed(encoder: TabularEncoder) -> None:

@@ -74,7 +74,8 @@ def vault(fake: FakeGateway) -> LedgerKeyVault:
     return LedgerKeyVault(gw.network("keys").contract("keyvault"))
 
 
-def test_put_share_is_endorsed_by_target_org_only_with_transient_share(fake: FakeGateway, vault: LedgerKeyVault) -> None:
+def test_put_share_is_endorsed_by_target_org_only_with_transient_share(
+        fake: FakeGateway, vault: LedgerKeyVault) -> None:
     vault.put_share("Registry2MSP", b'{"env":1}')
     req = fake.servicer.requests["Endorse"][0]
     assert list(req.endorsing_organizations) == ["Registry2MSP"]  # type: ignore[attr-defined]
@@ -128,5 +129,5 @@ def test_bad_key_files_are_typed(tmp_path: Path) -> None:
 def test_ceremony_record_parse_rejects_bad_shapes() -> None:
     with pytest.raises(RecordFormatError, match="not JSON"):
         CeremonyRecord.parse(b"{")
-    with pytest.raises(RecordFormatError, match="ceremony_id|sealed_key"):
+    with pytest.raises(RecordFormatError, match=r"ceremony_id|sealed_key"):
         CeremonyRecord.parse(b'{"t": 2}')

@@ -240,7 +240,8 @@ _ACCESS_MSG = 'chaincode response 500, ACCESS_DENIED: caller Registry1MSP role "
     [
         (f"evaluate call to endorser returned error: {_ACCESS_MSG}",
          (ErrorDetail("127.0.0.1:8111", "Registry1MSP", _ACCESS_MSG),),
-         ChaincodeInfo("ACCESS_DENIED", 'ACCESS_DENIED: caller Registry1MSP role "auditor" not allowed (allowed: admin)')),
+         ChaincodeInfo("ACCESS_DENIED",
+                       'ACCESS_DENIED: caller Registry1MSP role "auditor" not allowed (allowed: admin)')),
         ("failed to endorse transaction, see attached details for more info",
          (ErrorDetail("127.0.0.1:8111", "Registry1MSP", "chaincode response 500, ALREADY_EXISTS: key ceremony abc"),
           ErrorDetail("127.0.0.1:8211", "Registry2MSP", "chaincode response 500, ALREADY_EXISTS: key ceremony abc")),

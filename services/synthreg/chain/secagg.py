@@ -46,6 +46,7 @@ reference the apps are compared with bit for bit).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import time
@@ -305,10 +306,8 @@ class LedgerMerger:
 
     def _put_blob(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        try:
+        with contextlib.suppress(AlreadyDoneError):  # content-addressed: the same bytes are already there
             self._submit("PutBlob", self.run, sha, _b64(data))
-        except AlreadyDoneError:
-            pass  # content-addressed: the same bytes are already there
         return sha
 
     def freeze(self, rnd: int) -> bool:

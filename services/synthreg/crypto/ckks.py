@@ -341,7 +341,7 @@ def add(a: EncryptedVector, b: EncryptedVector) -> EncryptedVector:
         raise ContextMismatchError(a.context_hash, b.context_hash, "add")
     if a.length != b.length:
         raise ValueError(f"cannot add encrypted vectors of length {a.length} and {b.length}")
-    return EncryptedVector(a.length, a.context_hash, tuple(x + y for x, y in zip(a.chunks, b.chunks)))
+    return EncryptedVector(a.length, a.context_hash, tuple(x + y for x, y in zip(a.chunks, b.chunks, strict=True)))
 
 
 def sum_vectors(vectors: Iterable[EncryptedVector]) -> EncryptedVector:

@@ -196,7 +196,9 @@ def _derive_key(shared: bytes, epk: bytes, recipient_pub: bytes, context: Envelo
     ).derive(shared)
 
 
-def seal_to(recipient_public: bytes | X25519PublicKey, plaintext: bytes | bytearray, context: EnvelopeContext) -> Envelope:
+def seal_to(
+    recipient_public: bytes | X25519PublicKey, plaintext: bytes | bytearray, context: EnvelopeContext
+) -> Envelope:
     """Encrypt ``plaintext`` so only the holder of the matching private key can read it,
     and only under the same ``context``. Raises :class:`KeyFormatError` for a bad key."""
     pub = recipient_public if isinstance(recipient_public, X25519PublicKey) else load_public_key(recipient_public)
@@ -225,7 +227,8 @@ def open_envelope(
             envelope.nonce, envelope.ciphertext, envelope.ephemeral_public + context.encode()
         )
     except InvalidTag as exc:
-        raise EnvelopeError(context.recipient_id, "GCM tag check failed (wrong key, wrong context, or tampered)") from exc
+        raise EnvelopeError(context.recipient_id,
+                            "GCM tag check failed (wrong key, wrong context, or tampered)") from exc
     except ValueError as exc:  # low-order ephemeral key, bad nonce size, ...
         raise EnvelopeError(context.recipient_id, f"malformed envelope: {exc}") from exc
     return bytearray(plaintext)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,7 @@ def read_raw_csv(path: str | Path, *, delimiter: str | None = None) -> RawCSV:
     if any(not h for h in header):
         pos = next(i for i, h in enumerate(header) if not h) + 1
         raise MalformedCSVError(name, f"header field {pos} is an empty column name", lines[0])
-    for row, line in zip(records[1:], lines[1:]):
+    for row, line in zip(records[1:], lines[1:], strict=True):
         if len(row) != len(header):
             raise MalformedCSVError(
                 name, f"{len(row)} fields, but the header (line {lines[0]}) has {len(header)} "
@@ -178,9 +179,8 @@ def detect_delimiter(text: str) -> str:
     best, best_width = ",", 1
     for delim in DELIMITERS:
         try:
-            rows = [r for _, r in zip(range(_SNIFF_RECORDS),
-                                      csv.reader(io.StringIO(complete, newline=""), delimiter=delim,
-                                                 skipinitialspace=True)) if r]
+            rows = [r for r in itertools.islice(csv.reader(io.StringIO(complete, newline=""), delimiter=delim,
+                                                           skipinitialspace=True), _SNIFF_RECORDS) if r]
         except csv.Error:
             continue
         if not rows:

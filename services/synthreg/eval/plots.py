@@ -32,7 +32,7 @@ def plot_marginals(real: pd.DataFrame, synthetic: pd.DataFrame, spec: TableSpec,
     ncols = 4
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False)
-    for ax, column in zip(axes.flat, spec.columns):
+    for ax, column in zip(axes.flat, spec.columns, strict=False):  # the grid may have spare axes
         if spec.is_categorical(column):
             r = real[column].astype(str).value_counts(normalize=True)
             s = synthetic[column].astype(str).value_counts(normalize=True)

@@ -209,7 +209,7 @@ def render_markdown(e: Evaluation, spec: TableSpec, files: list[str],
         regs = sorted({r.registry for r in records})
         out += ["## Training", "", f"{len(regs)} registries, {rounds} rounds.", "",
                 "![loss curves](loss_curves.png)", ""]
-    out += ["Files: " + ", ".join(files + [METRICS_NAME]), ""]
+    out += ["Files: " + ", ".join([*files, METRICS_NAME]), ""]
     return "\n".join(out)
 
 

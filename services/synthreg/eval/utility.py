@@ -85,7 +85,7 @@ def holdout_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.D
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(frame))
-    n_hold = max(1, int(round(fraction * len(frame))))
+    n_hold = max(1, round(fraction * len(frame)))
     hold = np.sort(order[:n_hold])
     train = np.sort(order[n_hold:])
     return (

@@ -249,7 +249,7 @@ class TabularEncoder:
                 lookup = {lv: i for i, lv in enumerate(levels)}
                 idx = np.array(
                     [len(levels) if miss else lookup[_level_key(v, spec)]
-                     for v, miss in zip(col.tolist(), missing)],
+                     for v, miss in zip(col.tolist(), missing, strict=True)],
                     dtype=np.int64,
                 )
                 out[np.arange(len(df)), pos + idx] = 1.0

@@ -197,7 +197,7 @@ def fedavg(vectors: Sequence[np.ndarray], weights: Sequence[float] | None = None
         raise TrainConfigError(f"bad averaging weights {list(w)}")
     w = w / w.sum()
     acc = np.zeros(vectors[0].shape, dtype=np.float64)
-    for wi, v in zip(w, vectors):
+    for wi, v in zip(w, vectors, strict=True):
         if v.shape != acc.shape:
             raise TrainConfigError(f"vector shapes differ: {v.shape} vs {acc.shape}")
         acc += wi * v.astype(np.float64)

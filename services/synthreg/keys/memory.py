@@ -70,7 +70,8 @@ class InMemoryKeyVault:
     def record_ceremony(self, record: Mapping[str, Any]) -> dict[str, Any]:
         self._require_admin("RecordCeremony")
         if self.ledger.record is not None:
-            raise VaultAlreadyExistsError("RecordCeremony", f"ALREADY_EXISTS: key ceremony {self.ledger.record['ceremony_id']}")
+            raise VaultAlreadyExistsError("RecordCeremony",
+                                          f"ALREADY_EXISTS: key ceremony {self.ledger.record['ceremony_id']}")
         self.ledger.record = json.loads(json.dumps(record))
         self.ledger.host = self.msp_id
         return {"ceremony_id": record["ceremony_id"], "host": {"msp": self.msp_id}, "txid": self.ledger.next_tx()}

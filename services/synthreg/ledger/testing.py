@@ -107,7 +107,9 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
         if failure is not None:
             failure.abort(context)
 
-    def Evaluate(self, request: gateway_pb2.EvaluateRequest, context: grpc.ServicerContext) -> gateway_pb2.EvaluateResponse:
+    def Evaluate(
+        self, request: gateway_pb2.EvaluateRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.EvaluateResponse:
         self._record("Evaluate", request, context)
         info = parse_signed_proposal(request.proposed_transaction)
         return gateway_pb2.EvaluateResponse(
@@ -116,7 +118,9 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
             )
         )
 
-    def Endorse(self, request: gateway_pb2.EndorseRequest, context: grpc.ServicerContext) -> gateway_pb2.EndorseResponse:
+    def Endorse(
+        self, request: gateway_pb2.EndorseRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.EndorseResponse:
         self._record("Endorse", request, context)
         return gateway_pb2.EndorseResponse(prepared_transaction=self._prepare(request.proposed_transaction))
 
@@ -157,11 +161,15 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._record("Submit", request, context)
         return gateway_pb2.SubmitResponse()
 
-    def CommitStatus(self, request: gateway_pb2.SignedCommitStatusRequest, context: grpc.ServicerContext) -> gateway_pb2.CommitStatusResponse:
+    def CommitStatus(
+        self, request: gateway_pb2.SignedCommitStatusRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.CommitStatusResponse:
         self._record("CommitStatus", request, context)
         return gateway_pb2.CommitStatusResponse(result=self.commit_code, block_number=self.block_number)  # type: ignore[arg-type]
 
-    def ChaincodeEvents(self, request: gateway_pb2.SignedChaincodeEventsRequest, context: grpc.ServicerContext) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+    def ChaincodeEvents(
+        self, request: gateway_pb2.SignedChaincodeEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
         self._record("ChaincodeEvents", request, context)
         req = gateway_pb2.ChaincodeEventsRequest.FromString(request.request)
         start = req.start_position.specified.number if req.start_position.HasField("specified") else 0

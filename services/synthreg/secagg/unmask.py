@@ -190,7 +190,8 @@ def _collect_shares(
         if both:
             raise RevealConflictError(both[0])
         if set(rev.seed_shares) != u_set:
-            raise RevealFormatError(revealer, f"seed shares for {sorted(rev.seed_shares)}, expected U = {sorted(u_set)}")
+            raise RevealFormatError(revealer,
+                                    f"seed shares for {sorted(rev.seed_shares)}, expected U = {sorted(u_set)}")
         if set(rev.key_shares) != d_set:
             raise RevealFormatError(revealer, f"key shares for {sorted(rev.key_shares)}, expected D = {sorted(d_set)}")
         index = params.share_index(revealer)
