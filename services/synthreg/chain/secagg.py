@@ -238,7 +238,8 @@ class LedgerMerger:
 
     def state(self, rnd: int) -> dict[str, Any]:
         """``GetRound`` as a dict (see /chaincode/README.md)."""
-        return json.loads(self._evaluate("GetRound", self.run, str(rnd)))
+        state: dict[str, Any] = json.loads(self._evaluate("GetRound", self.run, str(rnd)))
+        return state
 
     def wait_for(self, rnd: int, ready: Callable[[dict[str, Any]], bool], what: str,
                  timeout: float = 30.0) -> dict[str, Any]:
@@ -315,7 +316,8 @@ class LedgerMerger:
         try:
             self._submit("Freeze", self.run, str(rnd))
         except RoundClosedError:
-            return self.state(rnd)["status"] != "open"
+            status: str = self.state(rnd)["status"]
+            return status != "open"
         except AlreadyDoneError:
             return True
         except AggregationLedgerError as exc:

@@ -120,7 +120,8 @@ class LedgerSteps:
             raw = contract.evaluate("GetStep", self.run, msp, str(rnd), str(it))
         except GatewayError as exc:
             raise StepLedgerError.of("GetStep", msp, exc) from exc
-        return json.loads(raw)
+        step: dict[str, Any] = json.loads(raw)
+        return step
 
     def _load(self, side: Contract, reg: RegistryStepClients, ctx: StepContext, kind: str,
               digest: str, shape: tuple[int, ...]) -> np.ndarray:

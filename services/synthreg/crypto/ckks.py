@@ -309,7 +309,8 @@ class EncryptedVector:
 
 
 def _slots(public: PublicContext) -> int:
-    return public.context.seal_context().data.key_context_data().parms().poly_modulus_degree() // 2
+    slots: int = public.context.seal_context().data.key_context_data().parms().poly_modulus_degree() // 2
+    return slots
 
 
 def encrypt_vector(public: PublicContext, vec: np.ndarray) -> EncryptedVector:

@@ -38,7 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -222,7 +222,8 @@ def _infer_column(
     else:
         spec["type"] = "integer" if integral else "continuous"
         spec["min"], spec["max"] = _widened_range(float(values.min()), float(values.max()), margin, integral)
-        if values.min() >= 0 and float(pd.Series(values).skew()) > _SKEW_LOG1P:
+        # a float column's skew is a float (pandas-stubs say Scalar)
+        if values.min() >= 0 and float(cast(float, pd.Series(values).skew())) > _SKEW_LOG1P:
             spec["transform"] = "log1p"
     if nullable:
         spec["nullable"] = True

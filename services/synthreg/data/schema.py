@@ -383,7 +383,8 @@ def _to_numeric(series: pd.Series, spec: ColumnSpec) -> pd.Series:
             if spec.is_numeric:
                 raise OutOfRangeError(spec.name, row, value, f"allowed [{spec.min}, {spec.max}]; {size}", n)
             raise UnknownCategoryError(spec.name, row, value, f"allowed: {list(spec.levels)}; {size}", n)
-    nonfinite = ~np.isfinite(numeric) & ~numeric.isna()
+    finite = cast("pd.Series[bool]", np.isfinite(numeric))  # a ufunc keeps the Series (the stubs say ndarray)
+    nonfinite = ~finite & ~numeric.isna()
     if nonfinite.any():
         row, value, n = _first_bad(nonfinite, series)
         raise MissingValueError(spec.name, row, value, "NaN/Inf not allowed", n)
@@ -402,7 +403,8 @@ def _validate_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
             bad = pd.Series([not isinstance(v, str) for v in series], index=series.index) & ~missing
             row, value, n = _first_bad(bad, series)
             raise WrongTypeError(spec.name, row, value, "expected a string category", n)
-        values = series.where(~missing, None).map(lambda v: v.strip() if isinstance(v, str) else v)
+        blanked: pd.Series = series.where(~missing, None)  # type: ignore[call-overload]  # pandas-stubs lack other=None
+        values = blanked.map(lambda v: v.strip() if isinstance(v, str) else v)
         unknown = ~values.isin(list(spec.categories)) & ~missing
         if unknown.any():
             row, value, n = _first_bad(unknown, series)

@@ -38,9 +38,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, SupportsInt
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import torch
 
@@ -100,13 +101,13 @@ def column_edges(spec: ColumnSpec, bins: int = DEFAULT_BINS) -> np.ndarray:
     return np.linspace(t[0], t[1], bins + 1, dtype=np.float64)
 
 
-def _forward_transform(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+def _forward_transform(values: npt.NDArray[np.float64], spec: ColumnSpec) -> npt.NDArray[np.float64]:
     if spec.transform == "log1p":
         return np.log1p(np.maximum(values, -0.5))
     return values
 
 
-def _inverse_transform(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+def _inverse_transform(values: npt.NDArray[np.float64], spec: ColumnSpec) -> npt.NDArray[np.float64]:
     if spec.transform == "log1p":
         return np.expm1(values)
     return values
@@ -232,6 +233,7 @@ class TabularEncoder:
             if spec.is_numeric:
                 m = self._maps[spec.name]
                 values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                assert spec.min is not None  # numeric columns have bounds (Schema.load checks min < max)
                 values = np.where(missing, spec.min, values)
                 if spec.type == "integer":
                     lo = np.interp(_forward_transform(values - 0.5, spec), m.edges, m.cdf)
@@ -281,7 +283,7 @@ class TabularEncoder:
                     missing = np.argmax(arr[:, pos:pos + 2], axis=1) == 1
                     pos += 2
                 if spec.type == "integer":
-                    series = pd.Series(np.round(values).astype(np.int64))
+                    series: pd.Series = pd.Series(np.round(values).astype(np.int64))
                     if spec.nullable:
                         series = series.astype("Int64").mask(missing)
                 else:
@@ -371,14 +373,16 @@ class TabularEncoder:
 def _probit(u: np.ndarray) -> np.ndarray:
     """Standard-normal quantile of u clipped to [eps, 1 - eps] (float64)."""
     clipped = torch.from_numpy(np.clip(np.asarray(u, dtype=np.float64), _U_EPS, 1 - _U_EPS))
-    return torch.special.ndtri(clipped).numpy()
+    out: np.ndarray = torch.special.ndtri(clipped).numpy()
+    return out
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    return torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+    out: np.ndarray = torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+    return out
 
 
-def _level_key(value: object, spec: ColumnSpec) -> str | int:
+def _level_key(value: SupportsInt | str, spec: ColumnSpec) -> str | int:
     if spec.type == "binary" or (spec.categories and isinstance(spec.categories[0], int)):
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     return str(value)

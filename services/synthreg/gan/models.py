@@ -66,7 +66,8 @@ class Generator(nn.Module):
         self.data_dim = data_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        out: torch.Tensor = self.net(z)
+        return out
 
 
 class Discriminator(nn.Module):
@@ -87,7 +88,8 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] % self.pac:
             raise ValueError(f"batch of {x.shape[0]} is not a multiple of pac={self.pac}")
-        return self.net(x.reshape(-1, self.data_dim * self.pac))
+        out: torch.Tensor = self.net(x.reshape(-1, self.data_dim * self.pac))
+        return out
 
 
 def activate(

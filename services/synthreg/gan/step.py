@@ -193,7 +193,8 @@ class DiscriminatorSide:
             self.discriminator(mixed).sum(), mixed, create_graph=True
         )
         norms = grads.reshape(-1, pac * dim).norm(2, dim=1)
-        return self.gp_weight * ((norms - 1) ** 2).mean()
+        penalty: torch.Tensor = self.gp_weight * ((norms - 1) ** 2).mean()
+        return penalty
 
     def step(self, fake: np.ndarray, real: np.ndarray) -> DStepResult:
         """Step 2: update D on (real, fake); return losses and the generator feedback."""

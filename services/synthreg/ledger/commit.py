@@ -19,7 +19,7 @@ from fabric_protos.peer import transaction_pb2
 from synthreg.ledger.errors import validation_code_name
 from synthreg.ledger.signing import Signer, digest
 
-VALID = transaction_pb2.VALID
+VALID: int = transaction_pb2.VALID
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ class Identity:
 
     def serialize(self) -> bytes:
         """``msp.SerializedIdentity`` bytes: the ``creator`` of proposals and requests."""
-        return identities_pb2.SerializedIdentity(
+        data: bytes = identities_pb2.SerializedIdentity(
             mspid=self.msp_id, id_bytes=self.cert_pem
         ).SerializeToString()
+        return data
 
     @cached_property
     def certificate(self) -> x509.Certificate:
@@ -109,6 +110,8 @@ def load_msp_identity(msp_id: str, msp_dir: Path) -> tuple[Identity, Signer]:
         raise IdentityError(f"cannot read identity in {msp_dir}: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise IdentityError(f"{key_path} is not an EC private key")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    cert_key = cert.public_key()
+    if (not isinstance(cert_key, ec.EllipticCurvePublicKey)
+            or key.public_key().public_numbers() != cert_key.public_numbers()):
         raise IdentityError(f"{key_path} does not match certificate {cert_path}")
     return Identity(msp_id=msp_id, cert_pem=cert_pem), ecdsa_signer(key)

@@ -47,7 +47,8 @@ class TransactionContext:
         return cls(nonce=nonce, creator=creator, tx_id=compute_tx_id(nonce, creator))
 
     def signature_header(self) -> bytes:
-        return common_pb2.SignatureHeader(creator=self.creator, nonce=self.nonce).SerializeToString()
+        header: bytes = common_pb2.SignatureHeader(creator=self.creator, nonce=self.nonce).SerializeToString()
+        return header
 
 
 def compute_tx_id(nonce: bytes, creator: bytes) -> str:

@@ -70,7 +70,7 @@ def _default_result(info: ProposalInfo) -> bytes:
 
 
 @dataclass
-class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
+class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]  # generated, untyped base
     """Scriptable Gateway: records requests, returns canned answers.
 
     ``result`` computes the chaincode "return value" from the decoded proposal;
@@ -165,7 +165,7 @@ class FakeGatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.SignedCommitStatusRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.CommitStatusResponse:
         self._record("CommitStatus", request, context)
-        return gateway_pb2.CommitStatusResponse(result=self.commit_code, block_number=self.block_number)  # type: ignore[arg-type]
+        return gateway_pb2.CommitStatusResponse(result=self.commit_code, block_number=self.block_number)
 
     def ChaincodeEvents(
         self, request: gateway_pb2.SignedChaincodeEventsRequest, context: grpc.ServicerContext

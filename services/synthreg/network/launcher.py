@@ -80,7 +80,9 @@ class Launcher:
     # --- steps ---------------------------------------------------------------
     def generate_crypto(self) -> None:
         for org in self.cfg.orgs:
-            extra = {f"ccserver-{name}": ("localhost", "127.0.0.1") for name in CHAINCODES.values()}
+            extra: dict[str, tuple[str, ...]] = {
+                f"ccserver-{name}": ("localhost", "127.0.0.1") for name in CHAINCODES.values()
+            }
             extra["peer-ccclient"] = (org.peer_host,)
             root = self.cfg.org_crypto_root(org)
             existed = (root / "ca" / "ca.pem").exists()

@@ -32,7 +32,7 @@ def prg(seed: bytes | bytearray, length: int) -> npt.NDArray[np.uint64]:
     if length < 0:
         raise ValueError(f"PRG length must be >= 0, got {length}")
     out = np.empty(length, dtype="<u8")
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     encryptor = Cipher(algorithms.AES(bytes(seed)), modes.CTR(_ZERO_COUNTER)).encryptor()
     zeros = bytes(8 * min(length, _CHUNK_ELEMS))
     for start in range(0, length, _CHUNK_ELEMS):
