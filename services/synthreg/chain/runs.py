@@ -72,8 +72,9 @@ def default_audit_rounds(rounds: int, every: int) -> tuple[int, ...]:
 
 
 def _train_config(raw: Mapping[str, Any]) -> TrainConfig:
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     try:
-        return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        return TrainConfig(**values)
     except TypeError as exc:
         raise RunSpecError(f"training config: {exc}") from exc
 
