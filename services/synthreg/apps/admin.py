@@ -60,7 +60,7 @@ def ceremony_id(profile: Profile, org: str) -> str | None:
     with open_gateway(profile, org, "admin") as gw:
         try:
             return LedgerKeyVault(gw.network(CHANNEL).contract(CHAINCODE)).get_ceremony().ceremony_id
-        except Exception:  # noqa: BLE001 - the vault's "no ceremony" errors; reported by the caller
+        except Exception:  # the vault's "no ceremony" errors; reported by the caller
             return None
 
 
@@ -80,8 +80,9 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
         raise RunSpecError("the run config needs `schema: FILE` (or `dataset: NAME` for a bundled one)")
     training = dict(raw.get("training") or {})
     training.setdefault("num_threads", 1)
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in training.items()}
     try:
-        config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in training.items()})
+        config = TrainConfig(**values)
     except TypeError as exc:
         raise RunSpecError(f"training: {exc}") from exc
     parts = participants_of(profile.msp_ids, raw.get("participants"))
