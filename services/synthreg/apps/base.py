@@ -238,7 +238,8 @@ class App:
             "pid": os.getpid(), "msp": self.msp, "role": self.role, "run": p.run, "phase": p.phase,
             "round": p.round, "iter": p.iter, "detail": p.detail, "runs_done": p.runs_done,
             "last_block": self.feed.last_block,
-            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "stream_error": self.feed.stream_error,
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "stream_error": self.feed.stream_error,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **p.extra}))
 
     # -- ledger helpers
