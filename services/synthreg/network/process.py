@@ -10,6 +10,7 @@ process died.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -208,25 +209,19 @@ def stop_all(run_dir: Path, names: list[str], grace: float = 10.0) -> list[str]:
     ``grace``; returns the names that were running."""
     pids = {n: running_pid(run_dir, n) for n in names}
     running = {n: p for n, p in pids.items() if p is not None}
-    for n, pid in running.items():
-        try:
+    for pid in running.values():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while any(running_pid(run_dir, n) is not None for n in running) and time.monotonic() < deadline:
         time.sleep(0.05)
     for n, pid in running.items():
         if running_pid(run_dir, n) is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         # reap if it was our child (same interpreter started it)
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
     for n in names:
         _pid_file(run_dir, n).unlink(missing_ok=True)
     return list(running)
