@@ -44,7 +44,10 @@ from synthreg.data.datasets import dataset_schema
 from synthreg.data.schema import Schema, SchemaValidationError, load_registry_csv
 from synthreg.demo import ensure_ceremony
 from synthreg.gan.bundle import BundleVerificationError, load_bundle, verify_bundle
+from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
+from synthreg.gan.models import build_models
+from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
@@ -303,3 +306,51 @@ def test_abort_stops_every_app_cleanly(consortium: Consortium, tmp_path: Path) -
     finally:
         for st in stacks:
             st.down(grace=5)
+
+
+def test_a_tampered_fake_batch_is_refused_and_recorded_by_the_discriminator_process(
+        consortium: Consortium, tmp_path: Path) -> None:
+    """Registry2's first fake batch is altered in its workspace before the generator
+    process writes it (the workspace keeps an existing file): its discriminator process
+    refuses it, records the fault on the ledger, and the registry's three apps stop the run."""
+    c = consortium
+    run = f"tamper-{uuid.uuid4().hex[:10]}"
+    spec = _propose(c, run, audit_rounds=[])
+    msp = "Registry2MSP"
+    # the generator's first fake batch is deterministic: compute its hash, plant other bytes under it
+    frames = [load_registry_csv(c.data[m], spec.schema()) for m in c.profile.msp_ids]
+    encoder = build_encoder(frames, spec.schema(), spec.config)
+    gen, _ = build_models(encoder.output_dim, spec.config.model_config(), spec.config.seed)
+    side = GeneratorSide(gen, encoder.output_info, spec.config.tau, spec.config.optim_config())
+    fake = side.make_fake(spec.config.batch_size, derive_seed(spec.config.seed, "noise", 1, 0, 0)).array
+    digest = array_sha256(fake)
+    planted = tmp_path / msp / "workspace" / digest[:2] / digest
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(array_bytes(fake + np.float32(1.0)))
+
+    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
+    try:
+        for m, st in stacks.items():
+            st.up(c.data[m], exit_after=1)
+        for m in c.profile.msp_ids:
+            admin.approve_run(c.profile, m, run, c.data[m], c.schema_file)
+        stack = stacks[msp]
+        outcome = stack.wait_idle(run, timeout=180)
+        assert outcome == {"generator": "failed", "discriminator": "failed", "merger": "failed"}
+        assert "fake_hash_mismatch" in (stack.state / "runs" / run / "discriminator.failed").read_text()
+        with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
+            cc = gw.network("gan").contract("ganledger")
+            faults = json.loads(cc.evaluate("ListFaults", run, msp))
+            head = json.loads(cc.evaluate("GetStepHead", run, msp))
+        assert [(f["kind"], f["expected"], f["role"]) for f in faults] == [("fake_hash_mismatch", digest,
+                                                                           "discriminator")]
+        assert (head["round"], head["iter"], head["phase"]) == (0, 0, "g")  # D never trained on it
+        # the consortium's answer: an admin aborts the run; the other registries' apps stop too
+        admin.abort_run(c.profile, "Registry1MSP", run, "Registry2MSP recorded a step fault")
+        for m in ("Registry1MSP", "Registry3MSP"):
+            assert set(stacks[m].wait_idle(run, timeout=120).values()) == {"failed"}
+    finally:
+        for st in stacks.values():
+            st.down(grace=5)
+        with contextlib.suppress(Exception):
+            admin.abort_run(c.profile, "Registry1MSP", run, "test over")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 from synthreg.apps.base import App
-from synthreg.apps.generator import load_checked
+from synthreg.apps.generator import load_checked, wait_step
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
@@ -57,10 +57,7 @@ class DiscriminatorApp(App):
         for rnd in range(spec.rounds):
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
-                g_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
-                    "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"),
-                    self.mine(run, "GeneratorStep"), f"the generator step of round {rnd} iter {it}", run,
-                    peers=spec.participants)
+                g_rec = wait_step(self, spec, run, rnd, it, "generator")
                 fake_sha = str(g_rec["fake_sha256"])
                 fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape)
                 real_batch = real.sample(cfg.batch_size)

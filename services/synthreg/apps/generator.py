@@ -23,6 +23,7 @@ Per run it takes part in (learnt from ``RunStarted``; the spec from ``GetRun``):
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
 from synthreg.workspace import WorkspaceError, sha256_hex
 
-__all__ = ["GeneratorApp", "StepFaultError", "load_checked"]
+__all__ = ["GeneratorApp", "StepFaultError", "load_checked", "wait_step"]
 
 
 class StepFaultError(Exception):
@@ -60,6 +61,24 @@ def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str
     return np.frombuffer(data, dtype="<f4").reshape(shape).copy()
 
 
+def wait_step(app: App, spec: RunSpec, run: str, rnd: int, it: int, side: str) -> dict[str, Any]:
+    """The ``side`` ("generator" or "discriminator") record of this registry's step
+    (``rnd``, ``it``) once it is on the ledger (woken by its event); raises
+    :class:`StepFaultError` if the registry's other app recorded a fault instead."""
+    event = {"generator": "GeneratorStep", "discriminator": "DiscriminatorStep"}[side]
+
+    def ready() -> dict[str, Any] | None:
+        fault = app.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == app.msp)
+        if fault is not None:
+            raise StepFaultError(app.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", it)),
+                                 str(fault.payload.get("kind", "fault")), "recorded by this registry's other app")
+        record = (app.evaluate_or_none("GetStep", run, app.msp, str(rnd), str(it)) or {}).get(side)
+        return dict(record) if record else None
+
+    return dict(app.wait(ready, app.mine(run, event, "StepFault"), f"the {side} step of round {rnd} iter {it}", run,
+                         peers=spec.participants))
+
+
 class GeneratorApp(App):
     role = "generator"
 
@@ -78,7 +97,7 @@ class GeneratorApp(App):
         g_losses: list[float] = []
         for rnd in range(spec.rounds):
             g_losses = []
-            d_rec: dict[str, object] = {}
+            d_rec: dict[str, Any] = {}
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
                 seed = derive_seed(cfg.seed, "noise", r, rnd, it)
@@ -88,14 +107,11 @@ class GeneratorApp(App):
                     "round": rnd, "iter": it, "fake_sha256": fake_sha,
                     "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
                     "noise_seed": seed, "batch_size": cfg.batch_size}, sort_keys=True))
-                d_rec = self.wait(lambda rnd=rnd, it=it: (self.evaluate_or_none(
-                    "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("discriminator"),
-                    self.mine(run, "DiscriminatorStep", "StepFault"),
-                    f"the discriminator step of round {rnd} iter {it}", run, peers=spec.participants)
+                d_rec = wait_step(self, spec, run, rnd, it, "discriminator")
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
                                         str(d_rec["feedback_sha256"]), shape)
                 g.apply_feedback(feedback)
-                g_losses.append(float(d_rec["g_loss"]))  # type: ignore[arg-type]
+                g_losses.append(float(d_rec["g_loss"]))
                 if rnd not in keep:
                     self.workspace.discard(fake_sha)
                     self.workspace.discard(str(d_rec["feedback_sha256"]))

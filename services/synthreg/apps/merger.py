@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from synthreg.apps.base import App, encoder_run
+from synthreg.apps.generator import StepFaultError
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.chain.secagg import (
@@ -130,6 +131,16 @@ class MergerApp(App):
                                          f"{agg_run} is open with {agreed}, the run says {config}")
         return config
 
+    def _local_update(self, run: str, rnd: int) -> dict[str, Any] | None:
+        """This registry's ``RecordLocalUpdate`` of round ``rnd``; raises if its G or D
+        recorded a fault instead (the registry cannot contribute this run)."""
+        fault = self.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == self.msp)
+        if fault is not None:
+            raise StepFaultError(self.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", 0)),
+                                 str(fault.payload.get("kind", "fault")), "recorded by this registry's G/D")
+        update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
+        return dict(update) if update else None
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         if self.settings.data is None:
@@ -170,8 +181,8 @@ class MergerApp(App):
         avg = np.zeros(0, dtype=np.float32)
         for rnd in range(spec.rounds):
             self.set_status(phase="waiting for local update", round=rnd, force=True)
-            upd = self.wait(lambda rnd=rnd: self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)),
-                            self.mine(run, "LocalUpdate"), f"the local update of round {rnd}", run)
+            upd = self.wait(lambda rnd=rnd: self._local_update(run, rnd), self.mine(run, "LocalUpdate", "StepFault"),
+                            f"the local update of round {rnd}", run)
             g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
             d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
             vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
