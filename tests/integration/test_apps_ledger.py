@@ -30,21 +30,20 @@ from cryptography import x509
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
-
 from typer.testing import CliRunner
 
 from synthreg.apps import admin
-from synthreg.cli.main import app as main_app
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import ApprovalRefusedError, LedgerRuns, RunLedgerError, RunSpec
 from synthreg.chain.secagg import LedgerAggregator
 from synthreg.chain.steps import LedgerSteps, RegistryStepClients
+from synthreg.cli.main import app as main_app
 from synthreg.data import load_dataset, split_registries
 from synthreg.data.datasets import dataset_schema
+from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.data.schema import Schema, SchemaValidationError, load_registry_csv
 from synthreg.demo import ensure_ceremony
 from synthreg.gan.bundle import BundleVerificationError, load_bundle, verify_bundle
-from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
 from synthreg.gan.models import build_models
 from synthreg.gan.step import GeneratorSide, derive_seed
