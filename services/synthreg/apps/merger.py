@@ -27,6 +27,7 @@ Round secrets live only in this process's memory and are erased per round.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -36,7 +37,6 @@ import numpy as np
 from synthreg.apps.base import App, encoder_run
 from synthreg.apps.generator import StepFaultError
 from synthreg.chain.runs import RunRecord, RunSpec
-from synthreg.data.hashing import array_bytes
 from synthreg.chain.secagg import (
     AggregationConfig,
     AggregationLedgerError,
@@ -46,6 +46,7 @@ from synthreg.chain.secagg import (
     open_aggregation,
 )
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
+from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.gan.models import build_models
@@ -134,7 +135,8 @@ class MergerApp(App):
     def _local_update(self, run: str, rnd: int) -> dict[str, Any] | None:
         """This registry's ``RecordLocalUpdate`` of round ``rnd``; raises if its G or D
         recorded a fault instead (the registry cannot contribute this run)."""
-        fault = self.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == self.msp)
+        fault = self.feed.seen(
+            lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == self.msp)
         if fault is not None:
             raise StepFaultError(self.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", 0)),
                                  str(fault.payload.get("kind", "fault")), "recorded by this registry's G/D")
@@ -181,7 +183,7 @@ class MergerApp(App):
         avg = np.zeros(0, dtype=np.float32)
         for rnd in range(spec.rounds):
             self.set_status(phase="waiting for local update", round=rnd, force=True)
-            upd = self.wait(lambda rnd=rnd: self._local_update(run, rnd), self.mine(run, "LocalUpdate", "StepFault"),
+            upd = self.wait(functools.partial(self._local_update, run, rnd), self.mine(run, "LocalUpdate", "StepFault"),
                             f"the local update of round {rnd}", run)
             g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
             d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
