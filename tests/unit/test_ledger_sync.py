@@ -102,3 +102,32 @@ def test_submit_synced_retries_only_transient_races() -> None:
     with pytest.raises(CommitError):
         submit_synced(always, "Submit", orgs=["A"], retries=2, sleep=no_sleep)  # type: ignore[arg-type]
     assert always.calls == 3
+
+
+def test_refusals_by_other_orgs_peers_only_are_endorsed_again() -> None:
+    """The caller's own peer endorsed (it had the block the caller acted on); peers of
+    other orgs still a block behind refused: endorse again. A refusal that includes the
+    caller's own peer is a verdict, not a lag."""
+    from types import SimpleNamespace
+
+    from synthreg.ledger import GatewayError
+    from synthreg.ledger.errors import ErrorDetail
+    from synthreg.ledger.sync import submit_synced
+
+    def short(*msps: str) -> GatewayError:
+        return GatewayError("ABORTED: failed to collect enough transaction endorsements", details=tuple(
+            ErrorDetail(f"{m}:7051", m, "chaincode response 500, PRECONDITION_FAILED: no generator step waiting")
+            for m in msps))
+
+    def contract(errors: list[Exception]) -> _FlakyContract:
+        c = _FlakyContract(errors)
+        c.network.gateway = SimpleNamespace(identity=SimpleNamespace(msp_id="A"))  # type: ignore[attr-defined]
+        return c
+
+    lagging = contract([short("B", "C"), short("B")])
+    assert submit_synced(lagging, "Step", orgs=(), sleep=lambda s: None).block_number == 7  # type: ignore[arg-type]
+    assert lagging.calls == 3
+    verdict = contract([short("A", "B")])
+    with pytest.raises(GatewayError):
+        submit_synced(verdict, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    assert verdict.calls == 1

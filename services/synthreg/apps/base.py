@@ -27,12 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.ledger import ChaincodeError, Contract
 from synthreg.ledger.events import Checkpoint
-from synthreg.ledger.sync import chain_height, submit_synced, wait_for_block
+from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
 from synthreg.workspace import Workspace
@@ -64,6 +63,18 @@ def encoder_run(run: str) -> str:
 
 def registry_state_dir(network_home: Path, msp: str) -> Path:
     return network_home / "registries" / msp
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set (VmHWM; unlike ``ru_maxrss`` it does not
+    carry over the parent's peak across fork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -238,7 +249,7 @@ class App:
             "pid": os.getpid(), "msp": self.msp, "role": self.role, "run": p.run, "phase": p.phase,
             "round": p.round, "iter": p.iter, "detail": p.detail, "runs_done": p.runs_done,
             "last_block": self.feed.last_block,
-            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "max_rss_mb": peak_rss_mb(),
             "stream_error": self.feed.stream_error,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **p.extra}))
 
@@ -253,21 +264,16 @@ class App:
             raise
 
     def submit(self, spec: RunSpec, fn: str, *args: str) -> None:
-        """Submit and wait until every participant's peer has the block (the next
-        step, another app's, is endorsed by them)."""
-        submit_synced(self.contract, fn, *args, orgs=spec.participants)
+        """Submit and return at the own peer's commit. The app that acts on it next
+        is woken by the block's event from *its* own peer and may endorse on peers
+        still a block behind; :func:`~synthreg.ledger.sync.submit_synced` endorses
+        such a refusal afresh (no polling of every peer after every write)."""
+        submit_synced(self.contract, fn, *args, orgs=())
 
     def wait(self, ready: Callable[[], Any], match: Callable[[AppEvent], bool], what: str, run: str,
-             timeout: float | None = None, peers: Sequence[str] = ()) -> Any:
-        """``ready()`` once not None (woken by events ``match``ing). With ``peers``,
-        also until their peers have every block this app's own peer had then: the
-        app's next transaction, which depends on what it just saw, is endorsed by
-        them (an event reaches this app from its own peer first)."""
-        value = self.feed.wait(ready, match, what, run=run, timeout=timeout)
-        if peers:
-            wait_for_block(self.network, [p for p in peers if p != self.msp],
-                           chain_height(self.network, self.msp) - 1)
-        return value
+             timeout: float | None = None) -> Any:
+        """``ready()`` once not None, re-checked on each event that ``match``es."""
+        return self.feed.wait(ready, match, what, run=run, timeout=timeout)
 
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""

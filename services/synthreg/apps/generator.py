@@ -75,8 +75,7 @@ def wait_step(app: App, spec: RunSpec, run: str, rnd: int, it: int, side: str) -
         record = (app.evaluate_or_none("GetStep", run, app.msp, str(rnd), str(it)) or {}).get(side)
         return dict(record) if record else None
 
-    return dict(app.wait(ready, app.mine(run, event, "StepFault"), f"the {side} step of round {rnd} iter {it}", run,
-                         peers=spec.participants))
+    return dict(app.wait(ready, app.mine(run, event, "StepFault"), f"the {side} step of round {rnd} iter {it}", run))
 
 
 class GeneratorApp(App):

@@ -73,8 +73,7 @@ class MergerApp(App):
 
         def until(pred: Any, what: str, *names: str, timeout: float | None = 120.0) -> dict[str, Any]:
             return dict(self.wait(lambda: (lambda s: s if s is not None and pred(s) else None)(
-                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout,
-                peers=spec.participants))
+                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout))
 
         merger.advertise(rnd)
         until(lambda s: len(s["advertised"]) == n, "every advertisement", "AggAdvertised")
@@ -161,8 +160,8 @@ class MergerApp(App):
         self.set_status(phase="encoder", force=True)
         hist = EncoderStats.from_frame(frame, schema, cfg.bins).to_vector()
         enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
-        enc_avg = self._secagg_round(LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg), spec, 0,
-                                     np.asarray(hist, dtype=np.float64), None, run)
+        enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
+        enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins).from_vector(
             enc_avg.astype(np.float64) * len(state["survivors"]))
@@ -173,7 +172,7 @@ class MergerApp(App):
 
         # 2. the rounds
         w_cfg = self._open(spec, run, n, run)
-        merger = LedgerMerger(self.contract, self.msp, run, w_cfg)
+        merger = LedgerMerger(self.contract, self.msp, run, w_cfg, sync=False)
         public = None
         if spec.audit_rounds:
             with open_gateway(load_profile(self.settings.network_home), self.msp, "merger") as gw:

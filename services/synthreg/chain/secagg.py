@@ -210,21 +210,25 @@ class LedgerMerger:
     """One registry's merger in one run: its own Contract (signing as that
     registry's merger identity) and its own per-round secrets."""
 
-    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig) -> None:
+    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig,
+                 sync: bool = True) -> None:
         if msp not in config.participants:
             raise ValueError(f"{msp} is not a participant of run {run} ({list(config.participants)})")
         self.contract, self.msp, self.run, self.config = contract, msp, run, config
+        self.sync = sync
+        """wait after each write until every participant's peer has its block (the
+        lock-step driver needs it; an event-driven merger app re-endorses instead)"""
         self._parties: dict[int, Party] = {}
         self._masked: dict[int, bytes] = {}
         self.tx_ids: list[str] = []
 
     # -- plumbing
     def _submit(self, fn: str, *args: str) -> str:
-        """Submit, wait until every participant's peer has the block (the next
-        step, another merger's, is endorsed by them); transient races are
-        retried (:func:`synthreg.ledger.sync.submit_synced`)."""
+        """Submit; with :attr:`sync`, wait until every participant's peer has the
+        block (the next step, another merger's, is endorsed by them); transient
+        races are retried (:func:`synthreg.ledger.sync.submit_synced`)."""
         try:
-            res = submit_synced(self.contract, fn, *args, orgs=self.config.participants)
+            res = submit_synced(self.contract, fn, *args, orgs=self.config.participants if self.sync else ())
         except (GatewayError, CommitError) as exc:
             raise _ledger_error(fn, self.msp, exc) from exc
         self.tx_ids.append(res.tx_id)

@@ -59,16 +59,33 @@ RETRYABLE_VALIDATION = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
 ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
 """The Gateway's text when endorsing peers simulated at different block heights."""
 
+ENDORSEMENTS_SHORT = "failed to collect enough transaction endorsements"
+"""The Gateway's text when other organisations' peers refused what the caller's own
+peer endorsed: they are still a block behind the state the caller acted on."""
+
+
+def _peers_behind(exc: GatewayError, contract: Contract) -> bool:
+    """Only other organisations' peers refused (the own peer, which the Gateway asks
+    first, endorsed): a transient lag of theirs, worth endorsing again."""
+    if ENDORSEMENTS_SHORT not in str(exc) or not exc.details:
+        return False
+    own = contract.network.gateway.identity.msp_id
+    return all(d.msp_id != own for d in exc.details)
+
 
 def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
                   sleep: Callable[[float], None] = time.sleep) -> SubmitResult:
     """Submit ``fn(*args)`` and return once every peer of ``orgs`` has its block.
 
     For multi-party protocols whose next step, by another party, is endorsed
-    by every organisation's peer. Two transient outcomes are endorsed afresh,
-    up to ``retries`` times (neither wrote anything): a read conflict at
-    validation (:data:`RETRYABLE_VALIDATION`), and endorsements that "do not
-    match" because peers were a block apart while the state was changing.
+    by every organisation's peer (``orgs=()`` returns at the own peer's commit:
+    for parties that wait on events and retry instead). Three transient
+    outcomes are endorsed afresh, up to ``retries`` times (none wrote
+    anything): a read conflict at validation (:data:`RETRYABLE_VALIDATION`),
+    endorsements that "do not match" because peers were a block apart while the
+    state was changing, and refusals by other organisations' peers only, which
+    have not yet committed the block the caller's own peer had
+    (:data:`ENDORSEMENTS_SHORT`).
     Other failures, and the last transient one, raise as :meth:`Contract.submit`
     does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
     """
@@ -80,7 +97,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             if exc.name not in RETRYABLE_VALIDATION or attempt == retries:
                 raise
         except GatewayError as exc:
-            if ENDORSEMENT_MISMATCH not in str(exc) or attempt == retries:
+            if (ENDORSEMENT_MISMATCH not in str(exc) and not _peers_behind(exc, contract)) or attempt == retries:
                 raise
         sleep(0.05 * (attempt + 1))
     wait_for_block(contract.network, orgs, res.block_number)
