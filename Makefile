@@ -1,6 +1,6 @@
 # The two README commands. Both install what they need first (scripts/bootstrap.sh).
 SHELL := /bin/bash
-.PHONY: demo test bootstrap unit network-up network-down clean
+.PHONY: demo test bootstrap unit lint network-up network-down clean
 
 demo: bootstrap
 	@scripts/demo.sh
@@ -10,6 +10,10 @@ test: bootstrap
 
 bootstrap:
 	@scripts/bootstrap.sh
+
+# static checks only: go vet, ruff, mypy (also the first step of `make test`)
+lint: bootstrap
+	@scripts/lint.sh
 
 # fast unit tests only (no network)
 unit: bootstrap

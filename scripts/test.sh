@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command (after bootstrap): chaincode unit tests, then a real
-# local Fabric network, then every Python test (unit and integration) against it,
-# then the network is torn down whatever happened.
+# The README's test command (after bootstrap): static checks (scripts/lint.sh: go vet,
+# ruff, mypy), chaincode unit tests, then a real local Fabric network, then every
+# Python test (unit and integration) against it, then the network is torn down
+# whatever happened.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
@@ -9,6 +10,8 @@ log() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 
 export SYNTHREG_NETWORK_HOME="${SYNTHREG_NETWORK_HOME:-$REPO_ROOT/.synthreg/test-network}"
 export SYNTHREG_REQUIRE_NETWORK=1
+
+"$REPO_ROOT/scripts/lint.sh"
 
 log "go test ./... (chaincode)"
 (cd chaincode && go test -count=1 ./...)
