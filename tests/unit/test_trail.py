@@ -42,7 +42,13 @@ class FakeGanledger:
         self.store[key] = {"key": key, "value": json.loads(value), "msp": self.msp, "role": self.role}
         return _Result(f"tx-{len(self.store)}")
 
+    runs: dict[str, dict[str, object]] = {}  # GetRun documents (runs agreed on the ledger)
+
     def evaluate(self, fn: str, key: str) -> bytes:
+        if fn == "GetRun":
+            if key not in self.runs:
+                raise EvaluateError(f"NOT_FOUND: run {key} not found")
+            return json.dumps(self.runs[key]).encode()
         assert fn == "GetRecord"
         if key not in self.store:
             raise EvaluateError(f"NOT_FOUND: record {key}")
@@ -73,6 +79,21 @@ def test_recorded_run_verifies(tmp_path: Path, keys) -> None:  # type: ignore[no
     assert report.records_checked == 6 and report.audited_rounds == [1]
     assert report.max_abs_error < 1e-6
     assert all(e.audit_ct_sha256 is None for e in rec.entries if e.round == 0)
+
+
+def test_a_header_that_contradicts_the_approved_run_is_named(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    """For a run agreed on the ledger the auditor expects the approved participants and
+    audited rounds; a header naming others (e.g. written to hide a registry) is reported."""
+    store, ws, _ = _run(tmp_path, keys)
+    auditor = FakeGanledger(store, "Registry1MSP", "auditor")
+    spec = {"participants": list(MSPS), "audit_rounds": [0, 1], "schema_sha256": "x", "rounds": 2, "local_iters": 1}
+    auditor.runs = {"run1": {"run": "run1", "status": "started", "spec_json": json.dumps(spec)}}
+    report = verify_run("run1", auditor, keys.secret, keys.public, ws, 2)
+    assert any("audit_rounds [1] differs from the approved run's [0, 1]" in f for f in report.failures)
+    assert any("round 0: audit round without every registry's ciphertext" in f for f in report.failures)
+    auditor.runs = {"run1": {"run": "run1", "status": "proposed", "spec_json": json.dumps(spec)}}
+    assert "run run1 was never started (status proposed)" in verify_run(
+        "run1", auditor, keys.secret, keys.public, ws, 2).failures
 
 
 def test_tampered_artefact_is_named(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]

@@ -87,6 +87,7 @@ def verify_run(
     """
     rep = TrailReport(run_id)
     header = _value(json.loads(contract.evaluate("GetRecord", run_key(run_id))))
+    _check_against_agreed_run(rep, contract, run_id, header)
     if rounds is None:
         rounds = int(header["config"]["rounds"])
     missing = [m for m in header["registries"] if m not in workspaces]
@@ -151,6 +152,27 @@ def verify_run(
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
                      sorted(audit_rounds), workspaces)
     return rep
+
+
+def _check_against_agreed_run(rep: TrailReport, contract: Contract, run_id: str, header: dict[str, Any]) -> None:
+    """For a run agreed on the ledger (``GetRun``), the expected registries, audited
+    rounds and config are the ones every participant approved: the header a merger
+    wrote must say the same, or the check names the difference and the approved
+    values are used."""
+    try:
+        doc = json.loads(contract.evaluate("GetRun", run_id))
+    except EvaluateError:
+        return  # a run recorded before runs were agreed on the ledger: only its header
+    spec = json.loads(doc["spec_json"])
+    if doc.get("status") not in ("started", "aborted"):
+        rep.failures.append(f"run {run_id} was never started (status {doc.get('status')})")
+    expected = {"registries": list(spec["participants"]), "audit_rounds": list(spec["audit_rounds"]),
+                "schema_sha256": spec["schema_sha256"]}
+    for key, value in expected.items():
+        if header.get(key) != value:
+            rep.failures.append(f"run header {key} {header.get(key)!r} differs from the approved run's {value!r}")
+        header[key] = value
+    header["config"] = {**header.get("config", {}), "rounds": spec["rounds"], "local_iters": spec["local_iters"]}
 
 
 def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,
