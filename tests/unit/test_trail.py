@@ -33,6 +33,7 @@ class FakeGanledger:
 
     def __init__(self, store: dict[str, dict[str, str]], msp: str, role: str = "merger") -> None:
         self.store, self.msp, self.role = store, msp, role
+        self.runs: dict[str, dict[str, object]] = {}  # GetRun documents (runs agreed on the ledger)
 
     def submit(self, fn: str, key: str, value: str) -> _Result:
         assert fn == "PutRecord"
@@ -41,8 +42,6 @@ class FakeGanledger:
         # like the chaincode: the value is stored (and returned) as a JSON object
         self.store[key] = {"key": key, "value": json.loads(value), "msp": self.msp, "role": self.role}
         return _Result(f"tx-{len(self.store)}")
-
-    runs: dict[str, dict[str, object]] = {}  # GetRun documents (runs agreed on the ledger)
 
     def evaluate(self, fn: str, key: str) -> bytes:
         if fn == "GetRun":
