@@ -227,7 +227,7 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             log(f"  audit key unsealed from shares {summary.shares_used}; ceremony test ciphertext decrypted "
                 f"(max error {summary.proof_max_abs_error:.1e})")
             workspaces = {m: Workspace(s.state / "workspace") for m, s in zip(msps, stacks, strict=True)}
-            report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces, rounds)
+            report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces)
         (out / "audit_report.json").write_text(json.dumps(report.to_dict(), indent=2))
         res.audit = report
         done()

@@ -18,7 +18,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import safetensors.numpy
+from apps_support import CONFIG, Consortium, make_consortium
 from cryptography import x509
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
@@ -35,60 +35,27 @@ from typer.testing import CliRunner
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import ApprovalRefusedError, LedgerRuns, RunLedgerError, RunSpec
-from synthreg.chain.secagg import LedgerAggregator
-from synthreg.chain.steps import LedgerSteps, RegistryStepClients
 from synthreg.cli.main import app as main_app
-from synthreg.data import load_dataset, split_registries
-from synthreg.data.datasets import dataset_schema
 from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.data.schema import Schema, SchemaValidationError, load_registry_csv
-from synthreg.demo import ensure_ceremony
 from synthreg.gan.bundle import BundleVerificationError, load_bundle, verify_bundle
-from synthreg.gan.federated import TrainConfig, build_encoder, train_federated
+from synthreg.gan.federated import build_encoder
 from synthreg.gan.models import build_models
 from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
-from synthreg.workspace import Workspace
 
-CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
-          "dis_dims": [16], "pac": 5, "seed": 5, "num_threads": 1}
 ROLE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
-
-
-@dataclass
-class Consortium:
-    profile: Profile
-    base: Path
-    schema_file: Path
-    data: dict[str, Path]
 
 
 @pytest.fixture(scope="module")
 def consortium(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Consortium:
-    """Each registry's own CSV and schema copy on disk; the audit ceremony on `keys`."""
-    base = tmp_path_factory.mktemp("apps")
-    schema = dataset_schema("rotterdam")
-    schema_file = base / "schema.yaml"
-    schema_file.write_text(schema.dump())
-    parts = split_registries(load_dataset("rotterdam"), len(profile.msp_ids), "non-iid", seed=0, by="year")
-    data = {}
-    for msp, part in zip(profile.msp_ids, parts, strict=True):
-        data[msp] = base / msp / "data.csv"
-        data[msp].parent.mkdir(parents=True)
-        part.head(120).to_csv(data[msp], index=False)
-    ensure_ceremony(profile, t=2, log=lambda _m: None)
-    return Consortium(profile, base, schema_file, data)
+    return make_consortium(profile, tmp_path_factory.mktemp("apps"))
 
 
 def _propose(c: Consortium, run: str, **overrides: object) -> RunSpec:
-    ceremony = admin.ceremony_id(c.profile, c.profile.msp_ids[0])
-    assert ceremony is not None
-    raw = {"run": run, "schema": c.schema_file.name, "training": CONFIG, "audit_rounds": [1], **overrides}
-    run_id, spec = admin.spec_from_config(raw, c.profile, ceremony, c.base)
-    admin.propose_run(c.profile, c.profile.msp_ids[0], run_id, spec)
-    return spec
+    return c.propose(run, **overrides)
 
 
 @dataclass
@@ -134,20 +101,9 @@ def test_nine_processes_train_the_same_model_as_the_single_process_ledger_path(
     assert len({b.average_sha256 for b in bundles}) == 1  # every merger holds the agreed final model
     # the same config through the single-process ledger path (one driver, every app identity)
     frames = [load_registry_csv(c.data[m], spec.schema()) for m in c.profile.msp_ids]
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in CONFIG.items()})
-    run = f"{apps_run.run}-single"
-    with ExitStack() as stack:
-        def app(msp: str, role: str) -> Contract:
-            return stack.enter_context(open_gateway(c.profile, msp, role)).network("gan").contract("ganledger")
-        msps = list(c.profile.msp_ids)
-        steps = LedgerSteps(run, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
-                                                      Workspace(c.base / "single" / m)) for m in msps], msps)
-        aggregator = LedgerAggregator({m: app(m, "merger") for m in msps}, msps, run)
-        encoder = build_encoder(frames, spec.schema(), cfg)
-        assert encoder.hash() == bundles[0].encoder.hash()  # secure sum of histograms == clear sum
-        single = train_federated(frames, spec.schema(), cfg, progress=False, aggregate=aggregator, step=steps,
-                                 encoder=encoder)
-    assert np.array_equal(bundles[0].generator_vector(), single.generator_vector())
+    assert build_encoder(frames, spec.schema(), spec.config).hash() == bundles[0].encoder.hash()  # secure == clear sum
+    single = c.reference_generator(spec, f"{apps_run.run}-single")
+    assert np.array_equal(bundles[0].generator_vector(), single)
 
 
 def _creator(network_contract: Contract, channel: str, tx_id: str) -> tuple[str, str]:

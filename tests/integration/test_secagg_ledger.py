@@ -61,7 +61,7 @@ def test_all_mergers_agree_on_the_weighted_average_and_only_masked_vectors_are_o
     assert set(state["results"]) == set(msps) and len(set(state["results"].values())) == 1
     # what is on the ledger for a registry is its masked vector, which is nowhere near its weights
     sub = state["submissions"][msps[0]]
-    masked = np.frombuffer(mergers[1]._blob(sub["masked_sha256"]), dtype="<u8")
+    masked = np.frombuffer(mergers[1].blob(sub["masked_sha256"]), dtype="<u8")
     as_fixed = np.round(vectors[msps[0]].astype(np.float64) * weights[msps[0]] * 2.0**32).astype(np.int64)
     assert np.mean(masked.view(np.int64) == as_fixed) < 0.01
     assert 0.45 < np.mean(masked >> np.uint64(63)) < 0.55  # top bit looks uniform

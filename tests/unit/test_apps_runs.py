@@ -59,7 +59,8 @@ def test_spec_round_trips_through_its_exact_text() -> None:
     ({"audit_rounds": (3, 1)}, "ascending"),
     ({"audit_rounds": (4,)}, "0..3"),
     ({"config": TrainConfig(rounds=4, local_iters=2)}, "num_threads"),
-    ({"stop_rule": {"kind": "threshold"}}, "not supported"),
+    ({"stop_rule": {"kind": "threshold"}}, "unknown stop rule"),
+    ({"stop_rule": {"kind": "loss_plateau", "epsilon": 0.1}}, "needs exactly"),
 ])
 def test_inconsistent_specs_are_refused_before_sending(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(RunSpecError, match=match):

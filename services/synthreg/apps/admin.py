@@ -47,7 +47,7 @@ from synthreg.chain.runs import (
 )
 from synthreg.data.datasets import dataset_schema
 from synthreg.data.schema import Schema, load_registry_csv
-from synthreg.gan.federated import TrainConfig
+from synthreg.gan.federated import TrainConfig, TrainConfigError
 from synthreg.ledger import LedgerError
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
@@ -80,10 +80,9 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
         raise RunSpecError("the run config needs `schema: FILE` (or `dataset: NAME` for a bundled one)")
     training = dict(raw.get("training") or {})
     training.setdefault("num_threads", 1)
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in training.items()}
     try:
-        config = TrainConfig(**values)
-    except TypeError as exc:
+        config = TrainConfig.from_dict(training)
+    except TrainConfigError as exc:
         raise RunSpecError(f"training: {exc}") from exc
     parts = participants_of(profile.msp_ids, raw.get("participants"))
     if "audit_rounds" in raw:

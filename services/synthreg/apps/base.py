@@ -130,6 +130,7 @@ class App:
         self.workspace = Workspace(settings.state / "workspace")
         self.progress = Progress()
         self._status_at = 0.0
+        self._losses: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
         self._stack = ExitStack()
         profile = load_profile(settings.network_home)
@@ -210,13 +211,9 @@ class App:
     def _run_guarded(self, record: RunRecord) -> None:
         run = record.run
         self.progress = Progress(run=run, phase="starting", runs_done=self.progress.runs_done)
-        if self._marker(run, "started").exists():
-            # resuming a run mid-way needs per-round checkpoints (the crash-recovery issue)
-            self._finish(run, "failed", "app restarted during the run; resume is not supported yet")
-            log.error("%s %s: restarted during run %s: not resumable yet, marked failed", self.msp, self.role, run)
-            return
+        resuming = self._marker(run, "started").exists()
         self._finish(run, "started", time.strftime("%Y-%m-%dT%H:%M:%S"))
-        log.info("%s %s: taking part in run %s", self.msp, self.role, run)
+        log.info("%s %s: %s run %s", self.msp, self.role, "resuming" if resuming else "taking part in", run)
         try:
             record.check_hash()
             self.run_one(record, record.spec)
@@ -274,6 +271,26 @@ class App:
              timeout: float | None = None) -> Any:
         """``ready()`` once not None, re-checked on each event that ``match``es."""
         return self.feed.wait(ready, match, what, run=run, timeout=timeout)
+
+    def mean_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
+        """L_r of the stop rule: the mean over participants of the generator losses
+        their discriminators recorded in round ``rnd`` (from the ledger; cached)."""
+        key = (run, rnd)
+        if key not in self._losses:
+            per_registry = []
+            for msp in spec.participants:
+                steps = [self.evaluate_or_none("GetStep", run, msp, str(rnd), str(it)) or {}
+                         for it in range(spec.local_iters)]
+                losses = [float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]
+                if len(losses) != spec.local_iters:
+                    raise RuntimeError(f"round {rnd} of {msp} is not complete on the ledger")
+                per_registry.append(sum(losses) / len(losses))
+            self._losses[key] = sum(per_registry) / len(per_registry)
+        return self._losses[key]
+
+    def stops_after(self, run: str, spec: RunSpec, rnd: int) -> bool:
+        """The run's stop rule after round ``rnd`` (the last round always stops)."""
+        return rnd == spec.rounds - 1 or spec.rule.stops_after(rnd, lambda r: self.mean_g_loss(run, spec, r))
 
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""

@@ -20,8 +20,17 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from synthreg.apps.base import App
-from synthreg.apps.generator import load_checked, wait_step
+from synthreg.apps.checkpoint import (
+    ResumeMismatchError,
+    adam_state,
+    load_adam_state,
+    numpy_rng_state,
+    set_numpy_rng_state,
+)
+from synthreg.apps.generator import checkpoints, load_checked, restore, wait_step
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
@@ -36,13 +45,19 @@ __all__ = ["DiscriminatorApp"]
 class DiscriminatorApp(App):
     role = "discriminator"
 
+    @staticmethod
+    def _state(d: DiscriminatorSide, real: RealBatchSampler) -> dict[str, torch.Tensor]:
+        """D's weights, Adam moments and gradient-penalty RNG (the real sampler's
+        numpy RNG state goes in the metadata)."""
+        return {"weights": torch.from_numpy(state_dict_to_vector(d.discriminator)), "gp_rng": d.rng.get_state(),
+                **adam_state(d.optimizer, "adam")}
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         if self.settings.data is None:
             raise ValueError("the discriminator needs its registry's --data CSV")
         r = spec.registry_index(self.msp)
         if cfg.num_threads is not None:
-            import torch
             torch.set_num_threads(cfg.num_threads)
         schema = spec.schema()
         frame = load_registry_csv(self.settings.data, schema)
@@ -54,22 +69,43 @@ class DiscriminatorApp(App):
         real = RealBatchSampler(encoder.encode(frame), derive_seed(cfg.seed, "real", r))
         shape = (cfg.batch_size, encoder.output_dim)
         last = spec.local_iters - 1
-        for rnd in range(spec.rounds):
+        store = checkpoints(self, run)
+        first = 0
+        ckpt = restore(self, run)
+        if ckpt is not None:
+            vector_to_state_dict(dis, ckpt.tensors["weights"].numpy())
+            load_adam_state(d.optimizer, ckpt.tensors, "adam")
+            d.rng.set_state(ckpt.tensors["gp_rng"])
+            set_numpy_rng_state(real.rng, ckpt.meta["real_rng"])
+            first = ckpt.round
+        else:
+            store.save(0, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
+        for rnd in range(first, spec.rounds):
+            if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
+                break
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
                 g_rec = wait_step(self, spec, run, rnd, it, "generator")
+                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(
+                    "discriminator")
                 fake_sha = str(g_rec["fake_sha256"])
-                fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape)
+                fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape,
+                                    replaying=recorded is not None)
                 real_batch = real.sample(cfg.batch_size)
                 res = d.step(fake, real_batch)
                 feedback_sha = self.workspace.put(array_bytes(res.feedback))
                 d_bytes = array_bytes(state_dict_to_vector(dis))
                 d_sha = self.workspace.put(d_bytes) if it == last else sha256_hex(d_bytes)
-                self.submit(spec, "RecordDiscriminatorStep", run, json.dumps({
-                    "round": rnd, "iter": it, "fake_sha256": fake_sha,
-                    "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
-                    "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}, sort_keys=True))
+                if recorded is None:
+                    self.submit(spec, "RecordDiscriminatorStep", run, json.dumps({
+                        "round": rnd, "iter": it, "fake_sha256": fake_sha,
+                        "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
+                        "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}, sort_keys=True))
+                elif (recorded["feedback_sha256"], recorded["d_weights_sha256"]) != (feedback_sha, d_sha):
+                    raise ResumeMismatchError(f"round {rnd} iter {it}: replayed discriminator step differs from "
+                                              "the recorded one")
             self.set_status(phase="merge", round=rnd, iter=None, force=True)
             avg, _ = self.agreed_average(run, rnd, run)
             vector_to_state_dict(dis, avg[n_g:])
+            store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
         self.set_status(phase="stopped-run", force=True)

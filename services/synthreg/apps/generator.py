@@ -22,12 +22,16 @@ Per run it takes part in (learnt from ``RunStarted``; the spec from ``GetRun``):
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 from typing import Any
 
 import numpy as np
+import torch
 
 from synthreg.apps.base import App
+from synthreg.apps.checkpoint import Checkpoint, Checkpoints, ResumeMismatchError, adam_state, load_adam_state
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.gan.models import build_models
@@ -35,7 +39,9 @@ from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
 from synthreg.workspace import WorkspaceError, sha256_hex
 
-__all__ = ["GeneratorApp", "StepFaultError", "load_checked", "wait_step"]
+__all__ = ["GeneratorApp", "StepFaultError", "checkpoints", "discard_round", "load_checked", "restore", "wait_step"]
+
+log = logging.getLogger("synthreg.apps")
 
 
 class StepFaultError(Exception):
@@ -48,12 +54,17 @@ class StepFaultError(Exception):
 
 
 def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str, digest: str,
-                 shape: tuple[int, ...]) -> np.ndarray:
+                 shape: tuple[int, ...], replaying: bool = False) -> np.ndarray:
     """The artefact ``digest`` from the registry's workspace; a missing or altered
-    one is recorded as a fault on the ledger and raised."""
+    one is recorded as a fault on the ledger and raised — unless the app is
+    ``replaying`` a step already recorded (after a restart): then nothing is
+    recorded and :class:`ResumeMismatchError` says the step cannot be replayed."""
     try:
         data = app.workspace.get(digest)
     except WorkspaceError as exc:
+        if replaying:
+            raise ResumeMismatchError(f"{app.msp} round {rnd} iter {it}: cannot replay the recorded step: "
+                                      f"{exc}") from exc
         app.submit(spec, "RecordFault", run, json.dumps({
             "round": rnd, "iter": it, "kind": kind, "expected": digest,
             "got": getattr(exc, "actual", "0" * 64), "detail": str(exc)[:1000]}, sort_keys=True))
@@ -78,50 +89,108 @@ def wait_step(app: App, spec: RunSpec, run: str, rnd: int, it: int, side: str) -
     return dict(app.wait(ready, app.mine(run, event, "StepFault"), f"the {side} step of round {rnd} iter {it}", run))
 
 
+def checkpoints(app: App, run: str) -> Checkpoints:
+    return Checkpoints(app.state / "checkpoints" / run.replace("/", "_") / app.role)
+
+
+def restore(app: App, run: str) -> Checkpoint | None:
+    """The newest intact checkpoint of this app in ``run``, saying which were skipped."""
+    ckpt = checkpoints(app, run).latest()
+    for reason in ckpt.skipped if ckpt else []:
+        log.warning("%s %s: skipping a damaged checkpoint: %s", app.msp, app.role, reason)
+    if ckpt is not None:
+        log.info("%s %s: resuming run %s from the checkpoint of round %d", app.msp, app.role, run, ckpt.round)
+    return ckpt
+
+
+def discard_round(app: App, run: str, rnd: int) -> None:
+    """Remove round ``rnd``'s fake batches and feedback from the workspace (their
+    hashes stay on the ledger); kept until two rounds later, so that a restart can
+    replay from either kept checkpoint."""
+    for it in itertools.count():
+        step = app.evaluate_or_none("GetStep", run, app.msp, str(rnd), str(it))
+        if step is None:
+            return
+        for side, key in (("generator", "fake_sha256"), ("discriminator", "feedback_sha256")):
+            if step.get(side):
+                app.workspace.discard(str(step[side][key]))
+
+
 class GeneratorApp(App):
     role = "generator"
+
+    def own_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
+        """This registry's mean generator loss of round ``rnd``, as its discriminator recorded it."""
+        steps = [self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}
+                 for it in range(spec.local_iters)]
+        return float(np.mean([float(s["discriminator"]["g_loss"]) for s in steps]))
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         r = spec.registry_index(self.msp)
         keep = set(spec.audit_rounds)
         if cfg.num_threads is not None:
-            import torch
             torch.set_num_threads(cfg.num_threads)
         encoder = self.agreed_encoder(run, spec.schema(), cfg.bins)
         gen, _ = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
         g = GeneratorSide(gen, encoder.output_info, cfg.tau, cfg.optim_config())
         n_g = state_dict_to_vector(gen).size
         shape = (cfg.batch_size, encoder.output_dim)
-        g_losses: list[float] = []
-        for rnd in range(spec.rounds):
-            g_losses = []
+        store = checkpoints(self, run)
+        first = 0
+        ckpt = restore(self, run)
+        if ckpt is not None:
+            vector_to_state_dict(gen, ckpt.tensors["weights"].numpy())
+            load_adam_state(g.optimizer, ckpt.tensors, "adam")
+            first = ckpt.round
+        else:
+            store.save(0, {"weights": torch.from_numpy(state_dict_to_vector(gen))}, {})
+        last = first - 1
+        for rnd in range(first, spec.rounds):
+            if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
+                break
             d_rec: dict[str, Any] = {}
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
                 seed = derive_seed(cfg.seed, "noise", r, rnd, it)
                 fake = g.make_fake(cfg.batch_size, seed)
                 fake_sha = self.workspace.put(array_bytes(fake.array))
-                self.submit(spec, "RecordGeneratorStep", run, json.dumps({
-                    "round": rnd, "iter": it, "fake_sha256": fake_sha,
-                    "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
-                    "noise_seed": seed, "batch_size": cfg.batch_size}, sort_keys=True))
+                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator")
+                if recorded is None:
+                    self.submit(spec, "RecordGeneratorStep", run, json.dumps({
+                        "round": rnd, "iter": it, "fake_sha256": fake_sha,
+                        "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
+                        "noise_seed": seed, "batch_size": cfg.batch_size}, sort_keys=True))
+                elif recorded["fake_sha256"] != fake_sha:  # replaying after a restart: must be the same batch
+                    raise ResumeMismatchError(f"round {rnd} iter {it}: recomputed fake batch {fake_sha} is not "
+                                              f"the recorded {recorded['fake_sha256']}")
                 d_rec = wait_step(self, spec, run, rnd, it, "discriminator")
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
-                                        str(d_rec["feedback_sha256"]), shape)
+                                        str(d_rec["feedback_sha256"]), shape, replaying=recorded is not None)
                 g.apply_feedback(feedback)
-                g_losses.append(float(d_rec["g_loss"]))
-                if rnd not in keep:
-                    self.workspace.discard(fake_sha)
-                    self.workspace.discard(str(d_rec["feedback_sha256"]))
             g_sha = self.workspace.put(array_bytes(state_dict_to_vector(gen)))
             self.set_status(phase="merge", round=rnd, iter=None, force=True)
-            self.submit(spec, "RecordLocalUpdate", run, json.dumps({
-                "round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]},
-                sort_keys=True))
+            update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
+            if update is None:
+                self.submit(spec, "RecordLocalUpdate", run, json.dumps({
+                    "round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]},
+                    sort_keys=True))
+            elif update["g_weights_sha256"] != g_sha:
+                raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
+                                          f"{update['g_weights_sha256']}")
             avg, _ = self.agreed_average(run, rnd, run)
             vector_to_state_dict(gen, avg[:n_g])
-        self.submit(spec, "RecordStop", run, json.dumps({
-            "round": spec.rounds - 1, "iter": spec.local_iters - 1, "reason": "budget",
-            "g_loss": float(np.mean(g_losses))}, sort_keys=True))
+            store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
+                                 **adam_state(g.optimizer, "adam")}, {})
+            if rnd - 1 >= 0 and rnd - 1 not in keep:
+                discard_round(self, run, rnd - 1)
+            last = rnd
+        head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
+        if head.get("phase") != "stopped":
+            self.submit(spec, "RecordStop", run, json.dumps({
+                "round": last, "iter": spec.local_iters - 1,
+                "reason": "budget" if last == spec.rounds - 1 else "threshold",
+                "g_loss": self.own_g_loss(run, spec, last)}, sort_keys=True))
+        if last not in keep:
+            discard_round(self, run, last)
         self.set_status(phase="stopped-run", force=True)

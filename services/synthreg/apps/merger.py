@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from synthreg.apps.base import App, encoder_run
+from synthreg.apps.checkpoint import ResumeMismatchError
 from synthreg.apps.generator import StepFaultError
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
@@ -142,6 +143,22 @@ class MergerApp(App):
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
+    def _finished_round(self, agg_run: str, rnd: int) -> np.ndarray | None:
+        """The average of a round this merger already finished (agreed, its own result
+        posted, the average in the workspace: a restart after it), or None if it has not
+        taken part yet. A round it took part in but did not finish cannot be resumed:
+        its round secrets lived only in the crashed process (:class:`ResumeMismatchError`)."""
+        state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
+        if state is None or self.msp not in state.get("advertised", {}):
+            return None
+        if state.get("agreed") is True and self.msp in state.get("results", {}):
+            sha = str(state["results"][self.msp])
+            if sha in self.workspace:
+                return np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
+        raise ResumeMismatchError(f"{self.msp} merger restarted inside round {rnd} of {agg_run}: its round "
+                                  "secrets are gone; completing the round with the other survivors is the "
+                                  "t-of-n rule of the crash-recovery issue (not yet)")
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         if self.settings.data is None:
@@ -160,8 +177,10 @@ class MergerApp(App):
         self.set_status(phase="encoder", force=True)
         hist = EncoderStats.from_frame(frame, schema, cfg.bins).to_vector()
         enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
-        enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
-        enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
+        enc_avg = self._finished_round(encoder_run(run), 0)
+        if enc_avg is None:
+            enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
+            enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins).from_vector(
             enc_avg.astype(np.float64) * len(state["survivors"]))
@@ -180,7 +199,17 @@ class MergerApp(App):
                 ceremony = LedgerKeyVault(gw.network("keys").contract("keyvault")).get_ceremony_record()
             public = load_public_context(ceremony.public_context)
         avg = np.zeros(0, dtype=np.float32)
+        average_sha = ""
+        last = 0
         for rnd in range(spec.rounds):
+            if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
+                break
+            done = self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
+            if done is not None:  # finished before a restart
+                average_sha = RoundEntry.from_json(done["value"]).average_sha256
+                avg = np.frombuffer(self.workspace.get(average_sha), dtype="<f4").copy()
+                last = rnd
+                continue
             self.set_status(phase="waiting for local update", round=rnd, force=True)
             upd = self.wait(functools.partial(self._local_update, run, rnd), self.mine(run, "LocalUpdate", "StepFault"),
                             f"the local update of round {rnd}", run)
@@ -190,14 +219,23 @@ class MergerApp(App):
             if vector.size != n:
                 raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
             audit_blob = None
-            if public is not None and rnd in spec.audit_rounds:
-                audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
-            self.set_status(phase="secure aggregation", round=rnd, force=True)
-            avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
+            finished = self._finished_round(run, rnd)
+            if finished is not None:  # agreed before a restart; the record was not yet written
+                avg = finished
+                submitted = self.evaluate_or_none("GetRound", run, str(rnd))["submissions"][self.msp]
+                if submitted.get("audit_sha256"):
+                    audit_blob = merger.blob(str(submitted["audit_sha256"]))
+            else:
+                if public is not None and rnd in spec.audit_rounds:
+                    audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
+                self.set_status(phase="secure aggregation", round=rnd, force=True)
+                avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
             entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
                                self.workspace.put(array_bytes(avg)),
                                self.workspace.put(audit_blob) if audit_blob is not None else None)
             self.contract.submit("PutRecord", round_key(run, rnd, self.msp), entry.to_json())
+            average_sha = entry.average_sha256
+            last = rnd
 
         # 3. the bundle
         from synthreg.gan.bundle import write_bundle
@@ -206,6 +244,6 @@ class MergerApp(App):
         vector_to_state_dict(gen, avg[:n_g])
         out = self.state / "bundles" / run.replace("/", "_")
         write_bundle(out, generator=gen, discriminator_vector=avg[n_g:], encoder=encoder, schema=schema,
-                     config=cfg, run_id=run, aggregation_run=run, round=spec.rounds - 1,
-                     average_sha256=entry.average_sha256)
+                     config=cfg, run_id=run, aggregation_run=run, round=last,
+                     average_sha256=average_sha, overwrite=True)
         self.set_status(phase="stopped-run", detail=f"bundle {out}", force=True)

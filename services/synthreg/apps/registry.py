@@ -7,8 +7,10 @@ registry: the processes it starts load only that org's app identities.
 Where things live (``state`` = ``<network home>/registries/<MSP>`` unless given):
 ``state/run/<role>.pid``, ``state/logs/<role>.log``, ``state/apps/<role>.status.json``
 (written by each app; its appearance is the health check), ``state/workspace/``,
-``state/bundles/<run>/``. ``up`` is idempotent: an app that already runs is
-left alone.
+``state/bundles/<run>/``; the supervisor (:mod:`synthreg.apps.supervisor`) that
+starts the apps and restarts one that dies has ``state/run/supervisor.pid`` and
+``state/apps/supervisor.json``. ``up`` is idempotent: a running supervisor and
+its apps are left alone.
 
 What fails when: :class:`RegistryError` for a missing data file or an org the
 network profile does not know; a process that exits during start-up raises
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from synthreg.apps.base import ROLES, registry_state_dir
+from synthreg.apps.supervisor import supervisor_file
 from synthreg.network import process
 from synthreg.network.profile import load_profile
 
@@ -71,27 +74,59 @@ class RegistryStack:
         return process.ProcessSpec(name=role, argv=argv, env={"PYTHONUNBUFFERED": "1"},
                                    health=process.Health(ready_file=self.status_file(role)))
 
+    def app_specs(self, data: Path, exit_after: int | None) -> dict[str, process.ProcessSpec]:
+        return {role: self._spec(role, data, exit_after) for role in ROLES}
+
     def up(self, data: Path, exit_after: int | None = None, timeout: float = 120.0) -> dict[str, int]:
-        """Start (or keep) the three apps; returns role -> pid once each is ready."""
+        """Start (or keep) the registry's supervisor, which starts the three apps and
+        restarts any that dies; returns role -> pid once each app is ready."""
         data = data.resolve()
         if not data.is_file():
             raise RegistryError(f"data file {data} does not exist")
-        spawned = [process.spawn(self._spec(role, data, exit_after), self.run_dir, self.logs_dir)
-                   for role in ROLES]  # all three start side by side
-        return {s.spec.name: process.wait_ready(s, timeout) for s in spawned}
+        argv = [sys.executable, "-m", "synthreg.cli.main", "registry", "supervise", "--org", self.msp,
+                "--home", str(self.network_home), "--state", str(self.state), "--data", str(data)]
+        if exit_after is not None:
+            argv += ["--exit-after", str(exit_after)]
+        spec = process.ProcessSpec(name="supervisor", argv=argv, env={"PYTHONUNBUFFERED": "1"},
+                                   health=process.Health(ready_file=supervisor_file(self.state)))
+        process.wait_ready(process.spawn(spec, self.run_dir, self.logs_dir), timeout)
+        deadline = time.monotonic() + timeout
+        while not all(self.status_file(role).exists() for role in ROLES):  # each app's own readiness
+            if process.running_pid(self.run_dir, "supervisor") is None:
+                raise process.ProcessStartError("supervisor", "exited while starting the apps",
+                                                self.logs_dir / "supervisor.log")
+            if time.monotonic() > deadline:
+                missing = [r for r in ROLES if not self.status_file(r).exists()]
+                raise process.ProcessStartError(f"{self.msp} {'/'.join(missing)}", f"not ready after {timeout:.0f}s",
+                                                self.log_path(missing[0]))
+            time.sleep(0.1)  # poll interval of the readiness files above
+        return {role: process.running_pid(self.run_dir, role) or 0 for role in ROLES}
 
     def down(self, grace: float = 10.0) -> list[str]:
-        """Stop the apps (SIGTERM, then SIGKILL); returns the roles that were running."""
-        return process.stop_all(self.run_dir, list(ROLES), grace)
+        """Stop the supervisor (which stops the apps), then any app still running;
+        returns the roles that were running."""
+        running = [r for r in ROLES if process.running_pid(self.run_dir, r) is not None]
+        process.stop_all(self.run_dir, ["supervisor"], grace + 5)
+        process.stop_all(self.run_dir, list(ROLES), grace)
+        return running
+
+    def supervision(self) -> dict[str, Any]:
+        """What the supervisor says per app (restarts, last exit, given up)."""
+        try:
+            return dict(json.loads(supervisor_file(self.state).read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
 
     def status(self) -> list[AppStatus]:
         out = []
+        sup = self.supervision()
         for role in ROLES:
             pid = process.running_pid(self.run_dir, role)
             try:
                 st = json.loads(self.status_file(role).read_text())
             except (FileNotFoundError, ValueError):
                 st = {}
+            st["restarts"] = sup.get(role, {}).get("restarts", 0)
             out.append(AppStatus(role, pid, pid is not None, st))
         return out
 
@@ -110,7 +145,10 @@ class RegistryStack:
                         outcome[role] = kind
             if len(outcome) == len(ROLES):
                 return outcome
-            dead = [s.role for s in self.status() if not s.alive and s.role not in outcome]
+            sup_alive = process.running_pid(self.run_dir, "supervisor") is not None
+            sup = self.supervision()
+            dead = [s.role for s in self.status() if s.role not in outcome and (
+                sup.get(s.role, {}).get("given_up") or (not s.alive and not sup_alive))]
             if dead:
                 raise RegistryError(f"{self.msp}: apps {dead} exited before finishing run {run} "
                                     f"(see {self.logs_dir})")

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthreg.data.schema import Schema
-from synthreg.gan.federated import TrainConfig
+from synthreg.gan.federated import TrainConfig, TrainConfigError
+from synthreg.gan.stoprule import StopRule, StopRuleError
 from synthreg.ledger import ChaincodeError, Contract, LedgerError
 from synthreg.ledger.sync import submit_synced
 
@@ -72,10 +73,9 @@ def default_audit_rounds(rounds: int, every: int) -> tuple[int, ...]:
 
 
 def _train_config(raw: Mapping[str, Any]) -> TrainConfig:
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     try:
-        return TrainConfig(**values)
-    except TypeError as exc:
+        return TrainConfig.from_dict(raw)
+    except TrainConfigError as exc:
         raise RunSpecError(f"training config: {exc}") from exc
 
 
@@ -104,11 +104,17 @@ class RunSpec:
                                f"unique and in 0..{self.config.rounds - 1}")
         if self.config.num_threads is None:
             raise RunSpecError("config.num_threads must be fixed (it changes the last bits of training)")
-        if self.stop_rule.get("kind") != "budget":
-            raise RunSpecError(f"stop rule {dict(self.stop_rule)} not supported (only {{'kind': 'budget'}})")
+        try:
+            StopRule.parse(self.stop_rule)
+        except StopRuleError as exc:
+            raise RunSpecError(str(exc)) from exc
         if self.round_timeout_s < 1:
             raise RunSpecError("round_timeout_s must be >= 1")
         self.schema()  # parses, or raises SchemaFormatError
+
+    @property
+    def rule(self) -> StopRule:
+        return StopRule.parse(self.stop_rule)
 
     @property
     def rounds(self) -> int:

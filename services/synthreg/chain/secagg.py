@@ -273,7 +273,7 @@ class LedgerMerger:
     def _adverts(state: Mapping[str, Any]) -> dict[str, Advertisement]:
         return {m: Advertisement.from_json(m, a) for m, a in state["advertised"].items()}
 
-    def _blob(self, sha: str) -> bytes:
+    def blob(self, sha: str) -> bytes:
         data = _unb64(self._evaluate("GetBlob", self.run, sha).decode("ascii"))
         if hashlib.sha256(data).hexdigest() != sha:  # the ledger is the source of truth; check anyway
             raise AggregationLedgerError("GetBlob", self.msp, "", f"blob {sha} does not match its hash")
@@ -351,7 +351,7 @@ class LedgerMerger:
         params = self.config.params(self.run, rnd)
         mine = self._masked.pop(rnd, None)  # my own masked vector: no need to read it back
         masked = {m: decode_u64(mine if m == self.msp and mine is not None
-                                else self._blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
+                                else self.blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
                   for m in survivors}
         if mine is not None and hashlib.sha256(mine).hexdigest() != state["submissions"][self.msp]["masked_sha256"]:
             raise AggregationLedgerError("GetRound", self.msp, "", "my submission on the ledger is not what I sent")

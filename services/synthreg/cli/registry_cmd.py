@@ -57,6 +57,18 @@ def up(org: OrgOpt, data: Annotated[Path, typer.Option("--data", help="This regi
             console.print(f"{org} {role} ready (pid {pid}, log {stack.log_path(role)})")
 
 
+@app.command(hidden=True)
+def supervise(org: OrgOpt, data: Annotated[Path, typer.Option("--data", help="This registry's own CSV.")],
+              home: HomeOpt = DEFAULT_HOME, state: StateOpt = None,
+              exit_after: Annotated[int | None, typer.Option("--exit-after", min=1)] = None) -> None:
+    """The supervisor process `registry up` starts (restarts apps that die)."""
+    from synthreg.apps.supervisor import supervise as run_supervisor
+
+    stack = RegistryStack(home, org, state)
+    raise typer.Exit(run_supervisor(stack.app_specs(data.resolve(), exit_after), stack.state, stack.run_dir,
+                                    stack.logs_dir))
+
+
 @app.command()
 def down(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, state: StateOpt = None) -> None:
     """Stop the registry's apps (SIGTERM, then SIGKILL)."""
@@ -75,11 +87,12 @@ def status(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, state: StateOpt = None,
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     table = Table(title=f"{org} apps")
-    for col in ("app", "pid", "alive", "last block", "run", "phase", "round", "iter"):
+    for col in ("app", "pid", "alive", "restarts", "last block", "run", "phase", "round", "iter"):
         table.add_column(col)
     for r in rows:
         s = r.status
-        table.add_row(r.role, str(r.pid or "-"), "yes" if r.alive else "[red]no[/]", str(s.get("last_block", "-")),
+        table.add_row(r.role, str(r.pid or "-"), "yes" if r.alive else "[red]no[/]", str(s.get("restarts", 0)),
+                      str(s.get("last_block", "-")),
                       str(s.get("run") or "-"), str(s.get("phase", "-")), str(s.get("round", "-")),
                       str(s.get("iter", "-")))
     Console().print(table)

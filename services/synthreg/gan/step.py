@@ -170,7 +170,8 @@ class DiscriminatorSide:
             discriminator.parameters(), lr=optim.lr_d, betas=optim.betas,
             weight_decay=optim.weight_decay,
         )
-        self._rng = torch.Generator().manual_seed(seed)
+        self.rng = torch.Generator().manual_seed(seed)
+        """the gradient penalty's RNG (its state is part of an app's checkpoint)"""
 
     def _check(self, fake: np.ndarray, real: np.ndarray) -> None:
         dim, pac = self.discriminator.data_dim, self.discriminator.pac
@@ -186,7 +187,7 @@ class DiscriminatorSide:
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         pac, dim = self.discriminator.pac, real.shape[1]
-        alpha = torch.rand((real.shape[0] // pac, 1, 1), generator=self._rng)
+        alpha = torch.rand((real.shape[0] // pac, 1, 1), generator=self.rng)
         alpha = alpha.repeat(1, pac, dim).reshape(-1, dim)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grads,) = torch.autograd.grad(
@@ -227,8 +228,9 @@ class RealBatchSampler:
         if encoded.ndim != 2 or encoded.shape[0] == 0:
             raise BatchShapeError(f"real data of shape {encoded.shape}")
         self.encoded = np.ascontiguousarray(encoded, dtype=np.float32)
-        self._rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)
+        """sampling RNG (its state is part of the discriminator app's checkpoint)"""
 
     def sample(self, batch_size: int) -> np.ndarray:
-        idx = self._rng.integers(0, self.encoded.shape[0], size=batch_size)
+        idx = self.rng.integers(0, self.encoded.shape[0], size=batch_size)
         return self.encoded[idx]

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
+from synthreg.gan.stoprule import StopRule
 from synthreg.ledger import Contract, EvaluateError
 from synthreg.trail.record import RoundEntry, round_key, run_key
 from synthreg.workspace import Workspace, WorkspaceError
@@ -81,7 +82,10 @@ def verify_run(
     rounds: int | None = None,
     tolerance: float = 1e-6,
 ) -> TrailReport:
-    """Check run ``run_id``; ``rounds`` defaults to the run header's ``config.rounds``.
+    """Check run ``run_id``; ``rounds`` defaults to the rounds the run trained: its
+    budget, or for a run agreed with a ``loss_plateau`` stop rule the round the rule
+    stops at, recomputed from the recorded losses (so an early stop must be the
+    rule's, and every registry's last step must be that round's).
 
     Raises :class:`~synthreg.ledger.EvaluateError` if the run header is not on the ledger.
     """
@@ -90,6 +94,13 @@ def verify_run(
     _check_against_agreed_run(rep, contract, run_id, header)
     if rounds is None:
         rounds = int(header["config"]["rounds"])
+        rule = StopRule.parse(header.get("stop_rule") or {"kind": "budget"})
+        if rule.kind != "budget":
+            try:
+                rounds = rounds_trained(contract, run_id, list(header["registries"]), rounds,
+                                         int(header["config"]["local_iters"]), rule)
+            except (EvaluateError, KeyError, TypeError) as exc:
+                rep.failures.append(f"the stop rule cannot be recomputed from the step records: {exc}")
     missing = [m for m in header["registries"] if m not in workspaces]
     if missing:
         rep.failures.append(f"no workspace given for {', '.join(missing)}")
@@ -173,6 +184,29 @@ def _check_against_agreed_run(rep: TrailReport, contract: Contract, run_id: str,
             rep.failures.append(f"run header {key} {header.get(key)!r} differs from the approved run's {value!r}")
         header[key] = value
     header["config"] = {**header.get("config", {}), "rounds": spec["rounds"], "local_iters": spec["local_iters"]}
+    header["stop_rule"] = spec.get("stop_rule", {"kind": "budget"})
+
+
+def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int, local_iters: int,
+                    rule: StopRule) -> int:
+    """How many rounds the stop rule lets the run train, recomputed from the generator
+    losses the discriminators recorded (what every app decided on)."""
+    cache: dict[int, float] = {}
+
+    def mean_g_loss(rnd: int) -> float:
+        if rnd not in cache:
+            per = []
+            for msp in msps:
+                losses = [json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
+                          ["discriminator"]["g_loss"] for it in range(local_iters)]
+                per.append(float(np.mean(losses)))
+            cache[rnd] = float(np.mean(per))
+        return cache[rnd]
+
+    for rnd in range(budget - 1):
+        if rule.stops_after(rnd, mean_g_loss):
+            return rnd + 1
+    return budget
 
 
 def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,

@@ -1,0 +1,82 @@
+"""What the integration tests of the registries' apps share: each registry's data on
+disk, proposing and approving a run, and the single-process ledger path as reference."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthreg.apps import admin
+from synthreg.chain.runs import RunSpec
+from synthreg.chain.secagg import LedgerAggregator
+from synthreg.chain.steps import LedgerSteps, RegistryStepClients
+from synthreg.data import load_dataset, split_registries
+from synthreg.data.datasets import dataset_schema
+from synthreg.data.schema import load_registry_csv
+from synthreg.demo import ensure_ceremony
+from synthreg.gan.federated import build_encoder, train_federated
+from synthreg.ledger import Contract
+from synthreg.network.client import open_gateway
+from synthreg.network.profile import Profile
+from synthreg.workspace import Workspace
+
+CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
+          "dis_dims": [16], "pac": 5, "seed": 5, "num_threads": 1}
+
+
+@dataclass
+class Consortium:
+    profile: Profile
+    base: Path
+    schema_file: Path
+    data: dict[str, Path]
+
+    def propose(self, run: str, **overrides: object) -> RunSpec:
+        """Registry1's admin proposes ``run`` (CONFIG, audit round 1 unless overridden)."""
+        ceremony = admin.ceremony_id(self.profile, self.profile.msp_ids[0])
+        assert ceremony is not None
+        raw = {"run": run, "schema": self.schema_file.name, "training": CONFIG, "audit_rounds": [1], **overrides}
+        run_id, spec = admin.spec_from_config(raw, self.profile, ceremony, self.base)
+        admin.propose_run(self.profile, self.profile.msp_ids[0], run_id, spec)
+        return spec
+
+    def approve_all(self, run: str) -> None:
+        for m in self.profile.msp_ids:
+            admin.approve_run(self.profile, m, run, self.data[m], self.schema_file)
+
+    def reference_generator(self, spec: RunSpec, run: str) -> np.ndarray:
+        """The generator the single-process ledger path (one driver, every app identity)
+        trains for ``spec``, recorded under run id ``run``."""
+        frames = [load_registry_csv(self.data[m], spec.schema()) for m in self.profile.msp_ids]
+        with ExitStack() as stack:
+            def app(msp: str, role: str) -> Contract:
+                return stack.enter_context(open_gateway(self.profile, msp, role)).network("gan").contract(
+                    "ganledger")
+            msps = list(self.profile.msp_ids)
+            steps = LedgerSteps(run, [RegistryStepClients(m, app(m, "generator"), app(m, "discriminator"),
+                                                          Workspace(self.base / "single" / run / m)) for m in msps],
+                                msps)
+            aggregator = LedgerAggregator({m: app(m, "merger") for m in msps}, msps, run)
+            encoder = build_encoder(frames, spec.schema(), spec.config)
+            single = train_federated(frames, spec.schema(), spec.config, progress=False, aggregate=aggregator,
+                                     step=steps, encoder=encoder)
+        return single.generator_vector()
+
+
+def make_consortium(profile: Profile, base: Path) -> Consortium:
+    """Each registry's own CSV (120 rows of its non-IID split) and schema copy on disk;
+    the audit ceremony on `keys` (run once per network)."""
+    schema = dataset_schema("rotterdam")
+    schema_file = base / "schema.yaml"
+    schema_file.write_text(schema.dump())
+    parts = split_registries(load_dataset("rotterdam"), len(profile.msp_ids), "non-iid", seed=0, by="year")
+    data = {}
+    for msp, part in zip(profile.msp_ids, parts, strict=True):
+        data[msp] = base / msp / "data.csv"
+        data[msp].parent.mkdir(parents=True)
+        part.head(120).to_csv(data[msp], index=False)
+    ensure_ceremony(profile, t=2, log=lambda _m: None)
+    return Consortium(profile, base, schema_file, data)
