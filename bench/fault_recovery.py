@@ -7,10 +7,12 @@ SIGKILL mid-run. For each kill it measures
 
 * restart: from the kill to the supervisor's new process (the backoff grows
   1, 2, 4 … s with repeated deaths in 10 minutes);
-* resume: from the new process's start to the first *new* step record of the
-  registry on the ledger (imports, Gateway, event stream, checkpoint restore,
-  replay of the round's already-recorded steps, the next step), the issue's
-  "resumes within 5 s of its restart";
+* resume: from the new process's start to the first *new* step record by the
+  killed app on the ledger (imports, Gateway, event stream, checkpoint restore,
+  replay of the round's already-recorded steps, the next step; for a
+  discriminator killed between rounds that includes waiting for the round's
+  agreement and its generator's next batch), the issue's "resumes within 5 s of
+  its restart";
 * rounds lost: rounds of that registry's training redone (a G/D restart replays
   the current round from its round checkpoint; nothing is lost on the ledger:
   every step is recorded exactly once).
@@ -107,7 +109,8 @@ def measure(profile: Profile, work: Path, roles: list[str], kills: int, pause_s:
                     while (new := process.running_pid(victim.run_dir, role)) in (None, old):
                         time.sleep(0.02)
                     t_start = time.monotonic()
-                    while _head(cc, run) <= at_kill:
+                    mine = "g" if role == "generator" else "d"  # a record by the killed app itself
+                    while not ((h := _head(cc, run))[:2] > at_kill[:2] and h[2] == mine):
                         time.sleep(0.02)
                     t_step = time.monotonic()
                     rows.append({"role": role, "kill": k + 1, "pid": new, "head_at_kill": at_kill,
