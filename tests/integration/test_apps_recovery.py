@@ -11,10 +11,14 @@ config trained without a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,9 +27,11 @@ import numpy as np
 import pytest
 from apps_support import CONFIG, Consortium, make_consortium
 
+from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import RunSpec
 from synthreg.gan.bundle import load_bundle
+from synthreg.network import process
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
 from synthreg.trail.verify import rounds_trained
@@ -44,6 +50,19 @@ def reference(consortium: Consortium) -> np.ndarray:
     which the 9-process path reproduces bit for bit: test_apps_ledger)."""
     spec = consortium.propose(f"recovery-ref-{uuid.uuid4().hex[:8]}", training=LONGER, audit_rounds=[])
     return consortium.reference_generator(spec, f"recovery-ref-{uuid.uuid4().hex[:8]}")
+
+
+def _abort_if_unfinished(c: Consortium, run: str) -> None:
+    """Leave no started run behind: later apps on this ledger would pick it up."""
+    with contextlib.suppress(Exception):  # not proposed, or finished: nothing to abort
+        heads = [_head_phase(c, run, m) for m in c.profile.msp_ids]
+        if heads != ["stopped"] * len(heads):
+            admin.abort_run(c.profile, c.profile.msp_ids[0], run, "test ended before the run did")
+
+
+def _head_phase(c: Consortium, run: str, msp: str) -> str:
+    with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
+        return str(json.loads(gw.network("gan").contract("ganledger").evaluate("GetStepHead", run, msp))["phase"])
 
 
 def _head(c: Consortium, run: str, msp: str) -> tuple[int, int] | None:
@@ -82,6 +101,7 @@ def _kill_mid_run_and_finish(c: Consortium, tmp_path: Path, victim: str, role: s
     finally:
         for st in stacks.values():
             st.down(grace=5)
+        _abort_if_unfinished(c, run)
     assert restarts[victim][role] == 1 and sum(sum(r.values()) for r in restarts.values()) == 1, restarts
     log = stacks[victim].log_path(role).read_text()
     assert f"resuming run {run} from the checkpoint of round" in log
@@ -134,6 +154,7 @@ def test_a_stop_rule_that_triggers_stops_every_registry_at_the_same_round(consor
     finally:
         for st in stacks.values():
             st.down(grace=5)
+        _abort_if_unfinished(c, run)
     assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         cc = gw.network("gan").contract("ganledger")
@@ -148,3 +169,52 @@ def test_a_stop_rule_that_triggers_stops_every_registry_at_the_same_round(consor
     bundles = [load_bundle(st.state / "bundles" / run) for st in stacks.values()]
     assert {b.round for b in bundles} == {1}
     assert {b.average_sha256 for b in bundles} == set(agreed["results"].values())
+
+
+def _gan_raft_leader(home: Path) -> str:
+    """The orderer (process name) leading channel `gan`'s Raft: the one whose log has
+    the highest term in a "became leader at term T channel=gan" line."""
+    best = (-1, "")
+    for log in sorted((home / "logs").glob("orderer-*.log")):
+        for term in re.findall(r"became leader at term (\d+) channel=gan", log.read_text(errors="replace")):
+            best = max(best, (int(term), log.stem))
+    assert best[1], "no Raft leader of channel gan found in the orderer logs"
+    return best[1]
+
+
+def test_kill_9_of_the_raft_leader_mid_run_completes_bit_identical(consortium: Consortium, reference: np.ndarray,
+                                                                    tmp_path: Path) -> None:
+    """Raft keeps its quorum with 2 of 3 orderers and elects a new leader: training goes
+    on with no app failing or restarting, and the model is the uninterrupted run's. The
+    orderer is started again afterwards (`network up` is idempotent) for the tests that
+    follow."""
+    c = consortium
+    run = f"orderer-{uuid.uuid4().hex[:8]}"
+    net_run = c.profile.home / "run"
+    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
+    try:
+        for m, st in stacks.items():
+            st.up(c.data[m], exit_after=1)
+        spec = c.propose(run, training=LONGER, audit_rounds=[])
+        c.approve_all(run)
+        deadline = time.monotonic() + 180
+        while (_head(c, run, "Registry1MSP") or (-1, -1)) < (1, 0):
+            assert time.monotonic() < deadline, "training did not get under way"
+            time.sleep(0.05)
+        leader = _gan_raft_leader(c.profile.home)
+        pid = process.running_pid(net_run, leader)
+        assert pid is not None, leader
+        os.kill(pid, signal.SIGKILL)
+        outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
+        restarts = {m: {s.role: s.status["restarts"] for s in st.status()} for m, st in stacks.items()}
+    finally:
+        for st in stacks.values():
+            st.down(grace=5)
+        _abort_if_unfinished(c, run)
+        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
+                       check=True, stdout=subprocess.DEVNULL)
+    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
+    assert all(set(r.values()) == {0} for r in restarts.values()), restarts
+    _assert_complete(c, run, spec)
+    bundle = load_bundle(stacks["Registry1MSP"].state / "bundles" / run)
+    assert np.array_equal(bundle.generator_vector(), reference)

@@ -131,3 +131,60 @@ def test_refusals_by_other_orgs_peers_only_are_endorsed_again() -> None:
     with pytest.raises(GatewayError):
         submit_synced(verdict, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
     assert verdict.calls == 1
+
+
+class _Ledger:
+    """qscc of a peer whose blocks hold ``txs`` (tx id -> (validation code, block))."""
+
+    name = "gan"
+
+    def __init__(self, txs: dict[str, tuple[int, int]]) -> None:
+        self.txs = txs
+
+    def contract(self, name: str) -> _Ledger:
+        return self
+
+    def evaluate(self, fn: str, channel: str, tx_id: str) -> bytes:
+        from fabric_protos.common import common_pb2
+        from fabric_protos.peer import transaction_pb2
+
+        from synthreg.ledger import EvaluateError
+
+        if tx_id not in self.txs:
+            raise EvaluateError(f"Failed to get transaction with id {tx_id}")
+        code, block = self.txs[tx_id]
+        if fn == "GetTransactionByID":
+            return transaction_pb2.ProcessedTransaction(validationCode=code).SerializeToString()
+        return common_pb2.Block(header=common_pb2.BlockHeader(number=block)).SerializeToString()
+
+
+def test_orderer_failover_is_ridden_out() -> None:
+    """No orderer took the transaction: submit afresh. Its commit status was lost: look it
+    up in the ledger; committed valid -> done, invalid -> CommitError, absent -> afresh."""
+    from synthreg.ledger import CommitError, CommitStatusError, SubmitError
+    from synthreg.ledger.sync import submit_synced
+
+    def contract(errors: list[Exception], txs: dict[str, tuple[int, int]]) -> _FlakyContract:
+        c = _FlakyContract(errors)
+        c.network = _Ledger(txs)  # type: ignore[assignment]
+        return c
+
+    unavailable = contract([SubmitError("UNAVAILABLE: no orderers could successfully process transaction")] * 2, {})
+    assert submit_synced(unavailable, "Step", orgs=(), sleep=lambda s: None).block_number == 7  # type: ignore[arg-type]
+    assert unavailable.calls == 3
+    landed = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="lost")], {"lost": (0, 42)})
+    res = submit_synced(landed, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    assert (res.tx_id, res.block_number, landed.calls) == ("lost", 42, 1)  # not submitted twice
+    invalid = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="bad")], {"bad": (10, 43)})
+    with pytest.raises(CommitError):
+        submit_synced(invalid, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    clock = iter(range(0, 1000, 5))
+    gone = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="gone")], {})
+    from synthreg.ledger import sync
+    orig = sync.committed
+    try:
+        sync.committed = lambda c, tx, **kw: orig(c, tx, clock=lambda: float(next(clock)), **kw)  # type: ignore[assignment]
+        assert submit_synced(gone, "Step", orgs=(), sleep=lambda s: None).block_number == 7  # type: ignore[arg-type]
+    finally:
+        sync.committed = orig  # type: ignore[assignment]
+    assert gone.calls == 2

@@ -44,7 +44,7 @@ from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeo
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
 from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
-from synthreg.ledger import ChaincodeError, Contract
+from synthreg.ledger import ChaincodeError, Contract, LedgerError
 from synthreg.ledger.events import Checkpoint
 from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
@@ -221,6 +221,17 @@ class App:
             log.warning("%s %s: %s", self.msp, self.role, exc)
             self._finish(run, "failed", str(exc))
             return
+        except LedgerError as exc:
+            if self._stop.is_set():
+                raise WaitTimeoutError("the run (app stopping)", 0) from exc
+            if isinstance(exc, ChaincodeError):  # the chaincode's verdict: the run cannot go on like this
+                log.exception("%s %s: run %s failed", self.msp, self.role, run)
+                self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
+                return
+            # the ledger's infrastructure (an orderer or peer down, a lost commit status):
+            # exit non-zero so the supervisor restarts this app, which resumes the run
+            log.exception("%s %s: ledger unavailable in run %s; exiting to be restarted", self.msp, self.role, run)
+            raise
         except Exception as exc:
             if self._stop.is_set():
                 raise WaitTimeoutError("the run (app stopping)", 0) from exc

@@ -16,13 +16,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from fabric_protos.common import ledger_pb2
+from fabric_protos.common import common_pb2, ledger_pb2
+from fabric_protos.peer import transaction_pb2
 
 from synthreg.ledger.contract import Contract, SubmitResult
-from synthreg.ledger.errors import CommitError, GatewayError, LedgerError
+from synthreg.ledger.errors import CommitError, CommitStatusError, GatewayError, LedgerError, SubmitError
 from synthreg.ledger.gateway import Network
 
-__all__ = ["PeerLagError", "chain_height", "submit_synced", "wait_for_block"]
+__all__ = ["PeerLagError", "chain_height", "committed", "submit_synced", "wait_for_block"]
 
 
 class PeerLagError(LedgerError):
@@ -73,6 +74,31 @@ def _peers_behind(exc: GatewayError, contract: Contract) -> bool:
     return all(d.msp_id != own for d in exc.details)
 
 
+def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> SubmitResult | None:
+    """Whether ``tx_id``, whose commit status was lost, committed after all: looked up
+    on the own peer (qscc ``GetTransactionByID``) until ``timeout``. Returns a
+    :class:`SubmitResult` (without the chaincode's return value, which only the lost
+    status carried) if it committed valid, raises :class:`CommitError` if it committed
+    invalid, returns None if no block holds it by then (lost with an orderer)."""
+    qscc = contract.network.contract("qscc")
+    deadline = clock() + timeout
+    while True:
+        try:
+            raw = qscc.evaluate("GetTransactionByID", contract.network.name, tx_id)
+        except GatewayError:
+            raw = None  # not (yet) in a block of this peer
+        if raw is not None:
+            code = int(transaction_pb2.ProcessedTransaction.FromString(raw).validationCode)
+            block = common_pb2.Block.FromString(qscc.evaluate("GetBlockByTxID", contract.network.name, tx_id))
+            if code != transaction_pb2.TxValidationCode.VALID:
+                raise CommitError(tx_id, code, int(block.header.number))
+            return SubmitResult(tx_id=tx_id, result=b"", block_number=int(block.header.number), status=code)
+        if clock() > deadline:
+            return None
+        sleep(0.5)
+
+
 def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
                   sleep: Callable[[float], None] = time.sleep) -> SubmitResult:
     """Submit ``fn(*args)`` and return once every peer of ``orgs`` has its block.
@@ -85,7 +111,12 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     endorsements that "do not match" because peers were a block apart while the
     state was changing, and refusals by other organisations' peers only, which
     have not yet committed the block the caller's own peer had
-    (:data:`ENDORSEMENTS_SHORT`).
+    (:data:`ENDORSEMENTS_SHORT`). Orderer failures are ridden out too (Raft
+    electing a new leader after one orderer died): a transaction no orderer
+    accepted (:class:`~synthreg.ledger.SubmitError`) is submitted afresh after a
+    longer pause, and one whose commit status was lost
+    (:class:`~synthreg.ledger.CommitStatusError`) is looked up in the ledger
+    (:func:`committed`) and submitted afresh only if no block holds it.
     Other failures, and the last transient one, raise as :meth:`Contract.submit`
     does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
     """
@@ -93,6 +124,19 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
         try:
             res = contract.submit(fn, *args)
             break
+        except SubmitError:
+            if attempt == retries:
+                raise
+            sleep(0.5 * (attempt + 1))  # no orderer took it: nothing written
+            continue
+        except CommitStatusError as exc:
+            found = committed(contract, exc.tx_id, sleep=sleep)
+            if found is not None:
+                res = found
+                break
+            if attempt == retries:
+                raise
+            continue
         except CommitError as exc:
             if exc.name not in RETRYABLE_VALIDATION or attempt == retries:
                 raise
