@@ -12,6 +12,7 @@ config trained without a crash.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import random
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from apps_support import CONFIG, Consortium, make_consortium
+from rich.console import Console
 
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
@@ -218,3 +220,43 @@ def test_kill_9_of_the_raft_leader_mid_run_completes_bit_identical(consortium: C
     _assert_complete(c, run, spec)
     bundle = load_bundle(stacks["Registry1MSP"].state / "bundles" / run)
     assert np.array_equal(bundle.generator_vector(), reference)
+
+
+def test_the_demo_survives_a_discriminator_and_an_orderer_killed_mid_training(profile: Profile,
+                                                                                tmp_path: Path) -> None:
+    """`synthreg demo`'s pipeline (shortened) on this network, with Registry2's
+    discriminator and Registry3's orderer killed by SIGKILL once training is under way:
+    the run completes and the auditor verifies it."""
+    from synthreg.cli.run_cmd import watch_progress
+    from synthreg.demo import run_demo
+
+    killed: list[str] = []
+
+    def chaos_then_watch(prof: Profile, org: str, run: str) -> dict[str, int]:
+        c = Consortium(prof, tmp_path, tmp_path, {})
+        deadline = time.monotonic() + 240
+        while (_head(c, run, "Registry1MSP") or (-1, -1)) < (1, 0):
+            assert time.monotonic() < deadline, "training did not get under way"
+            time.sleep(0.05)
+        d_pid = process.running_pid(tmp_path / "out" / "registries" / "Registry2MSP" / "state" / "run",
+                                    "discriminator")
+        o_pid = process.running_pid(prof.home / "run", "orderer-registry3")
+        assert d_pid is not None and o_pid is not None
+        os.kill(d_pid, signal.SIGKILL)
+        os.kill(o_pid, signal.SIGKILL)
+        killed.extend(["Registry2MSP discriminator", "orderer-registry3"])
+        return watch_progress(prof, org, run, Console(file=io.StringIO()))
+
+    fabric_bin = Path(os.environ.get("FABRIC_BIN", Path.home() / ".cache" / "synthreg" / "fabric" / "bin"))
+    try:
+        res = run_demo(tmp_path / "out", profile.home, fabric_bin, Path(__file__).resolve().parents[2], rounds=4,
+                       local_iters=3, audit_every=2, keep_network=True, log=lambda _m: None, watch=chaos_then_watch)
+    finally:
+        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(profile.home)],
+                       check=True, stdout=subprocess.DEVNULL)
+    assert killed == ["Registry2MSP discriminator", "orderer-registry3"]
+    assert res.audit is not None and res.audit.ok, res.audit and res.audit.failures
+    assert res.audit.secagg_rounds_checked == 4 and res.audit.audited_rounds == [1, 3]
+    sup = json.loads((tmp_path / "out" / "registries" / "Registry2MSP" / "state" / "apps" / "supervisor.json")
+                     .read_text())
+    assert sup["discriminator"]["restarts"] == 1
