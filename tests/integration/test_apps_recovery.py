@@ -260,3 +260,47 @@ def test_the_demo_survives_a_discriminator_and_an_orderer_killed_mid_training(pr
     sup = json.loads((tmp_path / "out" / "registries" / "Registry2MSP" / "state" / "apps" / "supervisor.json")
                      .read_text())
     assert sup["discriminator"]["restarts"] == 1
+
+
+def test_a_registry_whose_peer_is_down_waits_and_rejoins(consortium: Consortium, reference: np.ndarray,
+                                                          tmp_path: Path) -> None:
+    """Registry2's peer is killed mid-run and started again 8 s later: Registry2's apps
+    say they wait for their peer (no crash loop: no restart), the peer catches up, and
+    the run completes with the uninterrupted run's model."""
+    c = consortium
+    run = f"peer-{uuid.uuid4().hex[:8]}"
+    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
+    waiting_seen: set[str] = set()
+    try:
+        for m, st in stacks.items():
+            st.up(c.data[m], exit_after=1)
+        spec = c.propose(run, training=LONGER, audit_rounds=[])
+        c.approve_all(run)
+        deadline = time.monotonic() + 180
+        while (_head(c, run, "Registry2MSP") or (-1, -1)) < (1, 0):
+            assert time.monotonic() < deadline, "training did not get under way"
+            time.sleep(0.05)
+        pid = process.running_pid(c.profile.home / "run", "peer-registry2")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        down_until = time.monotonic() + 8
+        while time.monotonic() < down_until:
+            waiting_seen |= {s.role for s in stacks["Registry2MSP"].status()
+                             if "own peer unavailable" in str(s.status.get("detail", ""))}
+            time.sleep(0.2)
+        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
+                       check=True, stdout=subprocess.DEVNULL)
+        outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
+        restarts = {m: {s.role: s.status["restarts"] for s in st.status()} for m, st in stacks.items()}
+    finally:
+        for st in stacks.values():
+            st.down(grace=5)
+        _abort_if_unfinished(c, run)
+        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
+                       check=True, stdout=subprocess.DEVNULL)
+    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
+    assert all(set(r.values()) == {0} for r in restarts.values()), restarts
+    assert waiting_seen, "no app of Registry2 said it was waiting for its peer"
+    _assert_complete(c, run, spec)
+    bundle = load_bundle(stacks["Registry2MSP"].state / "bundles" / run)
+    assert np.array_equal(bundle.generator_vector(), reference)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pandas as pd
 
@@ -44,7 +45,15 @@ from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeo
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
 from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
-from synthreg.ledger import ChaincodeError, Contract, LedgerError
+from synthreg.ledger import (
+    ChaincodeError,
+    CommitStatusError,
+    ConnectError,
+    Contract,
+    GatewayError,
+    LedgerError,
+    SubmitError,
+)
 from synthreg.ledger.events import Checkpoint
 from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
@@ -117,6 +126,57 @@ class Progress:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+PEER_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+"""gRPC codes of a call its own peer did not answer (down, restarting, unreachable)."""
+
+
+class PeerWaitingContract:
+    """A :class:`~synthreg.ledger.Contract` that rides out its own peer being down.
+
+    A call the peer did not answer (connection refused or timed out: nothing was
+    endorsed, so nothing can have been written) is tried again every second, with a
+    status line saying the app waits for its peer, until it answers; chaincode
+    verdicts and every other failure pass through. Orderer failures are
+    :func:`~synthreg.ledger.sync.submit_synced`'s to ride out.
+    """
+
+    def __init__(self, contract: Contract, waiting: Callable[[str], None],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.contract, self.waiting, self.sleep = contract, waiting, sleep
+
+    @property
+    def network(self) -> Any:
+        return self.contract.network
+
+    @property
+    def name(self) -> str:
+        return self.contract.name
+
+    def _call(self, call: Callable[[], Any], what: str) -> Any:
+        since: float | None = None
+        while True:
+            try:
+                result = call()
+            except (ChaincodeError, SubmitError, CommitStatusError):
+                raise
+            except (GatewayError, ConnectError) as exc:
+                if isinstance(exc, GatewayError) and exc.code not in PEER_DOWN:
+                    raise
+                since = since or time.monotonic()
+                self.waiting(f"own peer unavailable ({what}) for {time.monotonic() - since:.0f}s; waiting for it")
+                self.sleep(1.0)
+                continue
+            if since is not None:
+                self.waiting("")
+            return result
+
+    def evaluate(self, fn: str, *args: str | bytes, **kwargs: Any) -> bytes:
+        return bytes(self._call(lambda: self.contract.evaluate(fn, *args, **kwargs), fn))
+
+    def submit(self, fn: str, *args: str | bytes, **kwargs: Any) -> Any:
+        return self._call(lambda: self.contract.submit(fn, *args, **kwargs), fn)
+
+
 class App:
     """One app of one registry: its Gateway (own identity, own peer), event feed,
     workspace and status file. Subclasses implement :meth:`run_one`."""
@@ -133,14 +193,24 @@ class App:
         self._losses: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
         self._stack = ExitStack()
-        profile = load_profile(settings.network_home)
-        gw = self._stack.enter_context(open_gateway(profile, settings.msp, settings.role))
-        self.network = gw.network("gan")
-        self.contract: Contract = self.network.contract("ganledger")
-        self.runs = LedgerRuns(self.contract)
         apps_dir = settings.state / "apps"
-        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json")).start()
         self.status_path = apps_dir / f"{self.role}.status.json"
+        profile = load_profile(settings.network_home)
+        while True:  # the own peer may be down (maintenance): wait for it, saying so
+            try:
+                gw = self._stack.enter_context(open_gateway(profile, settings.msp, settings.role))
+                break
+            except ConnectError as exc:
+                atomic_write(self.status_path, json.dumps({
+                    "pid": os.getpid(), "msp": self.msp, "role": self.role, "phase": "waiting for own peer",
+                    "detail": f"{profile.org(self.msp).peer_endpoint}: {exc}",
+                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+                time.sleep(2.0)
+        self.network = gw.network("gan")
+        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json")).start()
+        self.contract: Contract = PeerWaitingContract(  # type: ignore[assignment]  # same interface
+            self.network.contract("ganledger"), lambda text: self.set_status(detail=text, force=True))
+        self.runs = LedgerRuns(self.contract)
 
     # -- lifecycle
     def close(self) -> None:
