@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,38 +78,56 @@ def _head(c: Consortium, run: str, msp: str) -> tuple[int, int] | None:
     return int(head["round"]), int(head["iter"])
 
 
-Finished = tuple[str, RunSpec, dict[str, RegistryStack]]
+@dataclass
+class Supervised:
+    """A run through the 3 registries' supervised stacks, finished."""
+
+    run: str
+    spec: RunSpec
+    stacks: dict[str, RegistryStack]
+    outcomes: dict[str, dict[str, str]]
+    restarts: dict[str, dict[str, int]]
 
 
-def _kill_mid_run_and_finish(c: Consortium, tmp_path: Path, victim: str, role: str) -> Finished:
-    rng = random.Random(os.environ.get("SYNTHREG_TEST_SEED", time.time_ns()))
-    target = (rng.randrange(0, int(LONGER["rounds"]) - 1), rng.randrange(0, int(LONGER["local_iters"])))
-    print(f"killing {victim}'s {role} once its step head reaches round {target[0]} iter {target[1]}")
-    run = f"kill-{role[0]}-{uuid.uuid4().hex[:8]}"
+def _supervised_run(c: Consortium, tmp_path: Path, prefix: str, start_at: tuple[int, int],
+                    fault: Callable[[dict[str, RegistryStack]], None], watch: str = "Registry1MSP",
+                    after: Callable[[], None] | None = None, **overrides: object) -> Supervised:
+    """Registry stacks up, a LONGER run proposed and approved; once ``watch``'s step head
+    reaches ``start_at``, ``fault(stacks)``; then until every app is done. The run is
+    aborted if the test ends first; ``after`` runs whatever happens (e.g. restart a node)."""
+    run = f"{prefix}-{uuid.uuid4().hex[:8]}"
     stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
     try:
         for m, st in stacks.items():
             st.up(c.data[m], exit_after=1)
-        spec = c.propose(run, training=LONGER, audit_rounds=[])
+        spec = c.propose(run, **{"training": LONGER, "audit_rounds": [], **overrides})
         c.approve_all(run)
         deadline = time.monotonic() + 180
-        while (_head(c, run, victim) or (-1, -1)) < target:
-            assert time.monotonic() < deadline, "training did not reach the kill point"
+        while (_head(c, run, watch) or (-1, -1)) < start_at:
+            assert time.monotonic() < deadline, f"training did not reach round {start_at[0]} iter {start_at[1]}"
             time.sleep(0.05)
-        pid = next(s.pid for s in stacks[victim].status() if s.role == role)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        fault(stacks)
         outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
-        assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
         restarts = {m: {s.role: s.status["restarts"] for s in st.status()} for m, st in stacks.items()}
     finally:
         for st in stacks.values():
             st.down(grace=5)
         _abort_if_unfinished(c, run)
-    assert restarts[victim][role] == 1 and sum(sum(r.values()) for r in restarts.values()) == 1, restarts
-    log = stacks[victim].log_path(role).read_text()
-    assert f"resuming run {run} from the checkpoint of round" in log
-    return run, spec, stacks
+        if after is not None:
+            after()
+    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
+    return Supervised(run, spec, stacks, outcomes, restarts)
+
+
+def _network_up(c: Consortium) -> None:
+    """Start again whatever node a test killed (`network up` is idempotent)."""
+    subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def _kill(pid: int | None) -> None:
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
 
 
 def _assert_complete(c: Consortium, run: str, spec: RunSpec) -> None:
@@ -130,11 +150,17 @@ def _assert_complete(c: Consortium, run: str, spec: RunSpec) -> None:
 @pytest.mark.parametrize("role", ["generator", "discriminator"])
 def test_kill_9_mid_run_resumes_bit_identical(consortium: Consortium, reference: np.ndarray, tmp_path: Path,
                                               role: str) -> None:
-    run, spec, stacks = _kill_mid_run_and_finish(consortium, tmp_path, "Registry2MSP", role)
-    _assert_complete(consortium, run, spec)
-    for st in stacks.values():
-        bundle = load_bundle(st.state / "bundles" / run)
-        assert np.array_equal(bundle.generator_vector(), reference)
+    rng = random.Random(os.environ.get("SYNTHREG_TEST_SEED", time.time_ns()))
+    target = (rng.randrange(0, int(LONGER["rounds"]) - 1), rng.randrange(0, int(LONGER["local_iters"])))
+    print(f"killing Registry2MSP's {role} once its step head reaches round {target[0]} iter {target[1]}")
+    done = _supervised_run(consortium, tmp_path, f"kill-{role[0]}", target, watch="Registry2MSP",
+                           fault=lambda st: _kill(next(s.pid for s in st["Registry2MSP"].status() if s.role == role)))
+    assert done.restarts["Registry2MSP"][role] == 1 and sum(sum(r.values()) for r in done.restarts.values()) == 1
+    log = done.stacks["Registry2MSP"].log_path(role).read_text()
+    assert f"resuming run {done.run} from the checkpoint of round" in log
+    _assert_complete(consortium, done.run, done.spec)
+    for st in done.stacks.values():
+        assert np.array_equal(load_bundle(st.state / "bundles" / done.run).generator_vector(), reference)
 
 
 def test_a_stop_rule_that_triggers_stops_every_registry_at_the_same_round(consortium: Consortium,
@@ -144,20 +170,9 @@ def test_a_stop_rule_that_triggers_stops_every_registry_at_the_same_round(consor
     there too, the bundles hold that round's agreed average, and the auditor's
     recomputation of the rule lands on the same round."""
     c = consortium
-    run = f"plateau-{uuid.uuid4().hex[:8]}"
-    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
     rule = {"kind": "loss_plateau", "epsilon": 100.0, "window": 1, "min_rounds": 2}  # flat enough after round 1
-    try:
-        for m, st in stacks.items():
-            st.up(c.data[m], exit_after=1)
-        spec = c.propose(run, training=LONGER, audit_rounds=[], stop_rule=rule)
-        c.approve_all(run)
-        outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
-    finally:
-        for st in stacks.values():
-            st.down(grace=5)
-        _abort_if_unfinished(c, run)
-    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
+    done = _supervised_run(c, tmp_path, "plateau", (0, 0), fault=lambda _st: None, stop_rule=rule)
+    run, spec, stacks = done.run, done.spec, done.stacks
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         cc = gw.network("gan").contract("ganledger")
         for m in spec.participants:
@@ -191,34 +206,11 @@ def test_kill_9_of_the_raft_leader_mid_run_completes_bit_identical(consortium: C
     orderer is started again afterwards (`network up` is idempotent) for the tests that
     follow."""
     c = consortium
-    run = f"orderer-{uuid.uuid4().hex[:8]}"
-    net_run = c.profile.home / "run"
-    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
-    try:
-        for m, st in stacks.items():
-            st.up(c.data[m], exit_after=1)
-        spec = c.propose(run, training=LONGER, audit_rounds=[])
-        c.approve_all(run)
-        deadline = time.monotonic() + 180
-        while (_head(c, run, "Registry1MSP") or (-1, -1)) < (1, 0):
-            assert time.monotonic() < deadline, "training did not get under way"
-            time.sleep(0.05)
-        leader = _gan_raft_leader(c.profile.home)
-        pid = process.running_pid(net_run, leader)
-        assert pid is not None, leader
-        os.kill(pid, signal.SIGKILL)
-        outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
-        restarts = {m: {s.role: s.status["restarts"] for s in st.status()} for m, st in stacks.items()}
-    finally:
-        for st in stacks.values():
-            st.down(grace=5)
-        _abort_if_unfinished(c, run)
-        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
-                       check=True, stdout=subprocess.DEVNULL)
-    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
-    assert all(set(r.values()) == {0} for r in restarts.values()), restarts
-    _assert_complete(c, run, spec)
-    bundle = load_bundle(stacks["Registry1MSP"].state / "bundles" / run)
+    done = _supervised_run(c, tmp_path, "orderer", (1, 0), after=lambda: _network_up(c), fault=lambda _st: _kill(
+        process.running_pid(c.profile.home / "run", _gan_raft_leader(c.profile.home))))
+    assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
+    _assert_complete(c, done.run, done.spec)
+    bundle = load_bundle(done.stacks["Registry1MSP"].state / "bundles" / done.run)
     assert np.array_equal(bundle.generator_vector(), reference)
 
 
@@ -241,9 +233,8 @@ def test_the_demo_survives_a_discriminator_and_an_orderer_killed_mid_training(pr
         d_pid = process.running_pid(tmp_path / "out" / "registries" / "Registry2MSP" / "state" / "run",
                                     "discriminator")
         o_pid = process.running_pid(prof.home / "run", "orderer-registry3")
-        assert d_pid is not None and o_pid is not None
-        os.kill(d_pid, signal.SIGKILL)
-        os.kill(o_pid, signal.SIGKILL)
+        _kill(d_pid)
+        _kill(o_pid)
         killed.extend(["Registry2MSP discriminator", "orderer-registry3"])
         return watch_progress(prof, org, run, Console(file=io.StringIO()))
 
@@ -252,8 +243,7 @@ def test_the_demo_survives_a_discriminator_and_an_orderer_killed_mid_training(pr
         res = run_demo(tmp_path / "out", profile.home, fabric_bin, Path(__file__).resolve().parents[2], rounds=4,
                        local_iters=3, audit_every=2, keep_network=True, log=lambda _m: None, watch=chaos_then_watch)
     finally:
-        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(profile.home)],
-                       check=True, stdout=subprocess.DEVNULL)
+        _network_up(Consortium(profile, tmp_path, tmp_path, {}))
     assert killed == ["Registry2MSP discriminator", "orderer-registry3"]
     assert res.audit is not None and res.audit.ok, res.audit and res.audit.failures
     assert res.audit.secagg_rounds_checked == 4 and res.audit.audited_rounds == [1, 3]
@@ -268,39 +258,21 @@ def test_a_registry_whose_peer_is_down_waits_and_rejoins(consortium: Consortium,
     say they wait for their peer (no crash loop: no restart), the peer catches up, and
     the run completes with the uninterrupted run's model."""
     c = consortium
-    run = f"peer-{uuid.uuid4().hex[:8]}"
-    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
     waiting_seen: set[str] = set()
-    try:
-        for m, st in stacks.items():
-            st.up(c.data[m], exit_after=1)
-        spec = c.propose(run, training=LONGER, audit_rounds=[])
-        c.approve_all(run)
-        deadline = time.monotonic() + 180
-        while (_head(c, run, "Registry2MSP") or (-1, -1)) < (1, 0):
-            assert time.monotonic() < deadline, "training did not get under way"
-            time.sleep(0.05)
-        pid = process.running_pid(c.profile.home / "run", "peer-registry2")
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+
+    def peer_down_for_8s(stacks: dict[str, RegistryStack]) -> None:
+        _kill(process.running_pid(c.profile.home / "run", "peer-registry2"))
         down_until = time.monotonic() + 8
         while time.monotonic() < down_until:
-            waiting_seen |= {s.role for s in stacks["Registry2MSP"].status()
-                             if "own peer unavailable" in str(s.status.get("detail", ""))}
+            waiting_seen.update(s.role for s in stacks["Registry2MSP"].status()
+                                if "own peer unavailable" in f"{s.status.get('detail')} {s.status.get('stream_error')}")
             time.sleep(0.2)
-        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
-                       check=True, stdout=subprocess.DEVNULL)
-        outcomes = {m: st.wait_idle(run, timeout=300) for m, st in stacks.items()}
-        restarts = {m: {s.role: s.status["restarts"] for s in st.status()} for m, st in stacks.items()}
-    finally:
-        for st in stacks.values():
-            st.down(grace=5)
-        _abort_if_unfinished(c, run)
-        subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", "up", "--home", str(c.profile.home)],
-                       check=True, stdout=subprocess.DEVNULL)
-    assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
-    assert all(set(r.values()) == {0} for r in restarts.values()), restarts
+        _network_up(c)
+
+    done = _supervised_run(c, tmp_path, "peer", (1, 0), watch="Registry2MSP", fault=peer_down_for_8s,
+                           after=lambda: _network_up(c))
+    assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
     assert waiting_seen, "no app of Registry2 said it was waiting for its peer"
-    _assert_complete(c, run, spec)
-    bundle = load_bundle(stacks["Registry2MSP"].state / "bundles" / run)
+    _assert_complete(c, done.run, done.spec)
+    bundle = load_bundle(done.stacks["Registry2MSP"].state / "bundles" / done.run)
     assert np.array_equal(bundle.generator_vector(), reference)

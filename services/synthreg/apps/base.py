@@ -207,7 +207,8 @@ class App:
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}))
                 time.sleep(2.0)
         self.network = gw.network("gan")
-        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json")).start()
+        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json"),
+                              on_stream_state=lambda _text: self.set_status(force=True)).start()
         self.contract: Contract = PeerWaitingContract(  # type: ignore[assignment]  # same interface
             self.network.contract("ganledger"), lambda text: self.set_status(detail=text, force=True))
         self.runs = LedgerRuns(self.contract)

@@ -85,7 +85,8 @@ class EventFeed:
     """
 
     def __init__(self, network: Network, checkpoint: Checkpoint, chaincode: str = "ganledger",
-                 recheck_s: float = 5.0, checkpoint_every_s: float = 1.0) -> None:
+                 recheck_s: float = 5.0, checkpoint_every_s: float = 1.0,
+                 on_stream_state: Callable[[str | None], None] | None = None) -> None:
         self.network, self.checkpoint, self.chaincode = network, checkpoint, chaincode
         self.recheck_s, self.checkpoint_every_s = recheck_s, checkpoint_every_s
         self._cond = threading.Condition()
@@ -99,6 +100,8 @@ class EventFeed:
         self.stream_error: str | None = None
         self._last: tuple[int, str] | None = None
         self._saved_at = 0.0
+        self._on_stream_state = on_stream_state
+        """told the stream error (or None once the stream is back), e.g. to update a status line"""
 
     # -- the reader thread
     def start(self) -> EventFeed:
@@ -115,14 +118,19 @@ class EventFeed:
             try:
                 with self.network.chaincode_events(self.chaincode, start_block=start, after_tx_id=after) as stream:
                     self._stream = stream
-                    self.stream_error = None
                     for ev in stream:
+                        if self.stream_error is not None:  # back: the first event proves it
+                            self.stream_error = None
+                            if self._on_stream_state is not None:
+                                self._on_stream_state(None)
                         self._deliver(AppEvent.of(ev))
                         backoff = 0.5
             except LedgerError as exc:
                 if self._closed:
                     return
-                self.stream_error = f"event stream from own peer failed ({exc}); retrying"
+                self.stream_error = f"own peer unavailable (event stream: {exc}); retrying"
+                if self._on_stream_state is not None:
+                    self._on_stream_state(self.stream_error)
                 with self._cond:  # waiters re-check the ledger (and may report the error)
                     self._cond.notify_all()
                 time.sleep(backoff)
