@@ -177,9 +177,10 @@ class AggregationConfig:
 
 
 def open_aggregation(contract: Contract, msp: str, run: str, config: AggregationConfig) -> str:
-    """Record the run's aggregation config (once per run); returns the tx id."""
+    """Record the run's aggregation config (once per run); returns the tx id once every
+    participant's peer has it (their mergers' first Advertise is endorsed there)."""
     try:
-        return contract.submit("OpenAggregation", run, config.to_json()).tx_id
+        return submit_synced(contract, "OpenAggregation", run, config.to_json(), orgs=config.participants).tx_id
     except (GatewayError, CommitError) as exc:
         raise _ledger_error("OpenAggregation", msp, exc) from exc
 
