@@ -254,7 +254,10 @@ def test_abort_stops_every_app_cleanly(consortium: Consortium, tmp_path: Path) -
             for role in ("generator", "discriminator", "merger"):
                 text = (st.state / "runs" / run / f"{role}.failed").read_text()
                 assert "aborted" in text, (st.msp, role, text)
-            assert all(s.alive and s.status["phase"] == "idle" for s in st.status())
+            deadline = time.monotonic() + 20  # each app writes "idle" just after its marker
+            while not all(s.alive and s.status.get("phase") == "idle" for s in st.status()):
+                assert time.monotonic() < deadline, [s.to_dict() for s in st.status()]
+                time.sleep(0.2)
         status = admin.run_status(c.profile, "Registry1MSP", run)
         assert status.record.status == "aborted" and status.record.aborted["reason"] == "registry maintenance window"
         assert status.agreed_rounds < 200

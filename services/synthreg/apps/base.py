@@ -130,6 +130,10 @@ PEER_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 """gRPC codes of a call its own peer did not answer (down, restarting, unreachable)."""
 
 
+PEER_WARMING = "no combination of peers can be derived"
+"""A just-restarted peer's Gateway before its discovery knows the other peers."""
+
+
 class PeerWaitingContract:
     """A :class:`~synthreg.ledger.Contract` that rides out its own peer being down.
 
@@ -160,7 +164,8 @@ class PeerWaitingContract:
             except (ChaincodeError, SubmitError, CommitStatusError):
                 raise
             except (GatewayError, ConnectError) as exc:
-                if isinstance(exc, GatewayError) and exc.code not in PEER_DOWN:
+                if isinstance(exc, GatewayError) and exc.code not in PEER_DOWN and not (
+                        exc.code == grpc.StatusCode.FAILED_PRECONDITION and PEER_WARMING in str(exc)):
                     raise
                 since = since or time.monotonic()
                 self.waiting(f"own peer unavailable ({what}) for {time.monotonic() - since:.0f}s; waiting for it")
