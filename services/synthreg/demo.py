@@ -47,6 +47,7 @@ from rich.markup import escape
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.keyvault import LedgerKeyVault
+from synthreg.cli.sample_cmd import ledger_lookup
 from synthreg.crypto.ckks import load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
@@ -63,7 +64,6 @@ from synthreg.keys.keyfiles import (
     load_org_keypair,
 )
 from synthreg.keys.release import release_to_auditor
-from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
@@ -198,7 +198,7 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         bundle = load_bundle(stacks[0].state / "bundles" / run_id)
         with open_gateway(profile, msps[0], "admin") as gw:
             contract = gw.network("gan").contract("ganledger")
-            verify_bundle(bundle, lambda agg, rnd: _agreed_hash(contract, agg, rnd))
+            verify_bundle(bundle, ledger_lookup(contract))
         log(f"  bundle {bundle.path} verified against the ledger's agreed final average")
         synthetic = bundle.sample(len(train_pool), seed)
         synthetic.to_csv(out / "synthetic.csv", index=False)
@@ -242,13 +242,6 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
                                                "audit": report.to_dict() if report else None},
                                               indent=2, default=str))
     return res
-
-
-def _agreed_hash(contract: Contract, agg_run: str, rnd: int) -> str:
-    state = json.loads(contract.evaluate("GetRound", agg_run, str(rnd)))
-    if state.get("agreed") is not True:
-        raise RuntimeError(f"aggregation {agg_run} round {rnd} has no agreed average on the ledger")
-    return str(next(iter(set(state["results"].values()))))
 
 
 def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, float | int]]:
