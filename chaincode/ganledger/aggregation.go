@@ -17,6 +17,7 @@ package ganledger
 //	agg_round /run/round              status written once by Freeze
 //	agg_rev   /run/round/msp          revealed shares
 //	agg_res   /run/round/msp          hash of the caller's computed average
+//	agg_vote  /run/round/phase/msp    the caller's vote to close a phase without the missing parties
 //	agg_blob  /run/sha256             raw blob bytes (content-addressed)
 //	agg_bmeta /run/sha256             small blob facts (existence checks without reading the blob)
 //
@@ -33,7 +34,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 
@@ -51,7 +51,21 @@ const (
 	EventAggFrozen       = "AggFrozen"
 	EventAggRevealed     = "AggRevealed"
 	EventAggResultPosted = "AggResultPosted"
+	EventAggVoted        = "AggVoted"
 )
+
+// Phases a participant may vote to close without the parties still missing
+// (VoteClose). A phase closes when everyone it waits for is in, or when
+// threshold-many parties that are in voted to close it: no client clock
+// decides, each voter's own wait only decides its own vote.
+const (
+	PhaseAdvertise = "advertise" // closes A: |A| == N, or t votes from A
+	PhaseShares    = "shares"    // closes P: |P| == |A|, or t votes from P
+	PhaseSubmit    = "submit"    // allows Freeze: |U| == |P|, or t votes from P
+)
+
+// Phases lists the votable phases in protocol order.
+var Phases = []string{PhaseAdvertise, PhaseShares, PhaseSubmit}
 
 // Round statuses as returned by GetRound.
 const (
@@ -87,6 +101,7 @@ const (
 	objAggResult        = "agg_res"
 	objAggBlob          = "agg_blob"
 	objAggBlobMeta      = "agg_bmeta"
+	objAggVote          = "agg_vote"
 	aggregationWhatName = "aggregation run"
 )
 
@@ -97,7 +112,7 @@ type AggConfig struct {
 	Threshold     int      `json:"threshold"`    // N/2 < t <= N
 	VectorLen     int64    `json:"vector_len"`
 	ScaleBits     int      `json:"scale_bits"`
-	RoundTimeoutS int64    `json:"round_timeout_s"`
+	RoundTimeoutS int64    `json:"round_timeout_s"` // each merger's own wait before it votes to close a phase
 }
 
 // Aggregation is the stored run: the configuration plus who opened it when.
@@ -181,13 +196,21 @@ type BlobMeta struct {
 	Timestamp string `json:"timestamp"`
 }
 
-// AggEvent is the payload of every Agg* event; Status only for AggFrozen.
+// AggEvent is the payload of every Agg* event; Status only for AggFrozen,
+// Phase only for AggVoted.
 type AggEvent struct {
 	Run    string `json:"run"`
 	Round  int    `json:"round"`
 	MSPID  string `json:"msp"`
 	TxID   string `json:"txid"`
 	Status string `json:"status,omitempty"`
+	Phase  string `json:"phase,omitempty"`
+}
+
+// Vote is one party's vote to close a phase (GetRound "votes" lists the voters).
+type Vote struct {
+	TxID      string `json:"txid"`
+	Timestamp string `json:"timestamp"`
 }
 
 // Receipt is the result of Advertise, PostShares, Submit, Reveal and
@@ -470,14 +493,40 @@ func without(list []string, s string) []string {
 	return out
 }
 
-func parseTime(ts string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return time.Time{}, ccerr.Internal("parsing stored timestamp "+ts, err)
-	}
-	return t, nil
-}
-
 func emitAgg(stub shim.ChaincodeStubInterface, name, run string, round int, msp, status string) error {
 	return state.Emit(stub, name, AggEvent{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Status: status})
+}
+
+// rangeVotes lists, by range query (phantom-protected like rangeEntries),
+// the msps that voted to close phase of run/round, in key (= sorted) order.
+func rangeVotes(stub shim.ChaincodeStubInterface, run string, round int, phase string) ([]string, error) {
+	var msps []string
+	attrs := []string{run, roundAttr(round), phase}
+	err := eachInRange(stub, objAggVote, attrs, fmt.Sprintf("%s/%s/%d/%s", objAggVote, run, round, phase), func(key string, _ []byte) error {
+		_, parts, err := stub.SplitCompositeKey(key)
+		if err != nil || len(parts) != 4 {
+			return ccerr.Internal("splitting key "+key, fmt.Errorf("unexpected layout (%v)", err))
+		}
+		msps = append(msps, parts[3])
+		return nil
+	})
+	return msps, err
+}
+
+// phaseClosed reports whether a phase waiting for `want` parties, of which
+// `in` are in, is closed: everyone is in, or threshold-many voted to close it.
+// why describes an open phase for PRECONDITION_FAILED.
+func phaseClosed(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, round int, phase string, in, want []string) (bool, string, error) {
+	if len(in) == len(want) {
+		return true, "", nil
+	}
+	votes, err := rangeVotes(stub, run, round, phase)
+	if err != nil {
+		return false, "", err
+	}
+	if len(votes) >= agg.Threshold {
+		return true, "", nil
+	}
+	return false, fmt.Sprintf("%s phase of round %s/%d is open: %d of %d in (%v), %d of %d votes to close it (%v)",
+		phase, run, round, len(in), len(want), in, len(votes), agg.Threshold, votes), nil
 }

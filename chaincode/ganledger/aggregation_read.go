@@ -30,8 +30,10 @@ type RoundView struct {
 	Survivors   []string                     `json:"survivors"` // U in submission order; [] while open
 	Dropped     []string                     `json:"dropped"`   // D sorted; [] while open
 	Reveals     map[string]RevealView        `json:"reveals"`
-	Results     map[string]string            `json:"results"` // msp -> average_sha256
-	Agreed      *bool                        `json:"agreed"`  // null until every member of U posted
+	Results     map[string]string            `json:"results"`        // msp -> average_sha256
+	Votes       map[string][]string          `json:"votes"`          // phase -> voters (sorted), every phase listed
+	Agreed      *bool                        `json:"agreed"`         // true once t survivors posted one hash; false once none can
+	Average     string                       `json:"average_sha256"` // the agreed hash; "" until agreed
 	Mismatched  []string                     `json:"mismatched"`
 }
 
@@ -91,14 +93,22 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 		return "", err
 	}
 	stub := ctx.GetStub()
-	if _, err := loadAggregation(stub, run); err != nil {
+	agg, err := loadAggregation(stub, run)
+	if err != nil {
 		return "", err
 	}
 	v := RoundView{
 		Run: run, Round: r, Status: StatusOpen,
 		Advertised: map[string]Advert{}, Shares: map[string]map[string]string{},
 		Reveals: map[string]RevealView{}, Results: map[string]string{},
-		Survivors: []string{}, Dropped: []string{}, Mismatched: []string{},
+		Survivors: []string{}, Dropped: []string{}, Mismatched: []string{}, Votes: map[string][]string{},
+	}
+	for _, phase := range Phases {
+		voters, err := rangeVotes(stub, run, r, phase)
+		if err != nil {
+			return "", err
+		}
+		v.Votes[phase] = append([]string{}, voters...)
 	}
 	if err := rangeDecoded(stub, objAggAdvert, run, r, func(msp string, a Advert) { v.Advertised[msp] = a }); err != nil {
 		return "", err
@@ -124,38 +134,52 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 	if st != nil {
 		v.Status, v.Survivors, v.Dropped = st.Status, st.Survivors, st.Dropped
 		if st.Status == StatusFrozen {
-			v.Agreed, v.Mismatched = agreement(st.Survivors, v.Results)
+			v.Agreed, v.Average, v.Mismatched = agreement(st.Survivors, v.Results, agg.Threshold)
 		}
 	}
 	return state.Marshal(v)
 }
 
-// agreement compares the survivors' result hashes: nil (null) until every
-// member of U posted; then true when all are equal. mismatched lists, in U
-// order, the survivors whose hash differs from the majority hash (held by
-// more than half of U); with no majority hash every survivor is listed,
-// since no result can be vouched for.
-func agreement(survivors []string, results map[string]string) (*bool, []string) {
+// agreement applies the t-of-n rule to the survivors' result hashes: agreed
+// (true, with that hash) once threshold-many survivors posted the same hash
+// (t > N/2, so at most one hash can get there); false once no hash can reach
+// t any more, even with every missing result; null otherwise, so a survivor
+// that never posts (or never reveals) does not hold the round up. mismatched
+// lists, in U order, the survivors that posted a hash other than the agreed
+// one; with agreement impossible, every survivor that posted.
+func agreement(survivors []string, results map[string]string, threshold int) (*bool, string, []string) {
 	votes := map[string]int{}
+	posted := 0
 	for _, msp := range survivors {
-		h, ok := results[msp]
-		if !ok {
-			return nil, []string{}
+		if h, ok := results[msp]; ok {
+			votes[h]++
+			posted++
 		}
-		votes[h]++
 	}
-	majority := ""
+	best, bestN := "", 0
 	for h, n := range votes {
-		if 2*n > len(survivors) {
-			majority = h
+		if n > bestN || (n == bestN && h < best) {
+			best, bestN = h, n
 		}
 	}
 	mismatched := []string{}
-	for _, msp := range survivors {
-		if results[msp] != majority {
-			mismatched = append(mismatched, msp)
+	switch {
+	case bestN >= threshold:
+		for _, msp := range survivors {
+			if h, ok := results[msp]; ok && h != best {
+				mismatched = append(mismatched, msp)
+			}
 		}
+		agreed := true
+		return &agreed, best, mismatched
+	case bestN+len(survivors)-posted < threshold:
+		for _, msp := range survivors {
+			if _, ok := results[msp]; ok {
+				mismatched = append(mismatched, msp)
+			}
+		}
+		agreed := false
+		return &agreed, "", mismatched
 	}
-	agreed := len(votes) == 1
-	return &agreed, mismatched
+	return nil, "", mismatched
 }

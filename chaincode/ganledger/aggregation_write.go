@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
@@ -60,7 +59,7 @@ func (c *Contract) OpenAggregation(ctx contractapi.TransactionContextInterface, 
 // Advertise records the caller's round public key (base64 of 32 bytes,
 // X25519) and seed commitment (64 lower-case hex) for run/round. Merger
 // participants only, once per (run, round, msp). PRECONDITION_FAILED once any
-// PostShares exists for the round. Emits AggAdvertised; returns a Receipt.
+// PostShares exists for the round or t parties voted to close the phase. Emits AggAdvertised; returns a Receipt.
 func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run string, round string, publicKeyB64 string, seedCommitHex string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
@@ -72,7 +71,7 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err := validate.SHA256Hex("seedCommitHex", seedCommitHex); err != nil {
 		return "", err
 	}
-	stub, caller, _, err := participantMerger(ctx, run)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
@@ -85,6 +84,13 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err := refuseClosedPhase(stub, kindShares, "advertise", "posted shares", run, r); err != nil {
 		return "", err
 	}
+	// Closed by votes too: once t parties voted to go on without the missing
+	// ones, A is fixed (the range read of the votes is phantom-protected).
+	if votes, err := rangeVotes(stub, run, r, PhaseAdvertise); err != nil {
+		return "", err
+	} else if len(votes) >= agg.Threshold {
+		return "", precondition("advertise phase of round %s/%d is closed: %v voted to close it", run, r, votes)
+	}
 	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, nil, func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
 	})
@@ -93,8 +99,10 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 // PostShares records the caller's encrypted shares for run/round:
 // sharesJSON = {"<recipient msp>": "<b64 envelope, 1..4096 bytes>"} whose key
 // set is exactly A \ {caller} (A = advertised parties, read by range query),
-// with |A| >= threshold; the caller must have advertised. Once per msp.
-// PRECONDITION_FAILED once any Submit exists. Emits AggSharesPosted.
+// with |A| >= threshold; the caller must have advertised. The advertise
+// phase must be closed (|A| == N or t votes) and the share phase open (no
+// Submit, fewer than t votes to close it), else PRECONDITION_FAILED. Once per
+// msp. Emits AggSharesPosted.
 func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run string, round string, sharesJSON string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
@@ -132,6 +140,18 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 	}
 	if len(advertised) < agg.Threshold {
 		return "", precondition("only %d advertised in round %s/%d (%v), threshold is %d", len(advertised), run, r, advertised, agg.Threshold)
+	}
+	// A must be closed (everyone advertised, or t voted to go on), so that no
+	// party can share early to leave a slow one out; and P must still be open.
+	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseAdvertise, advertised, agg.Participants); err != nil {
+		return "", err
+	} else if !closed {
+		return "", precondition("%s", why)
+	}
+	if votes, err := rangeVotes(stub, run, r, PhaseShares); err != nil {
+		return "", err
+	} else if len(votes) >= agg.Threshold {
+		return "", precondition("share phase of round %s/%d is closed: %v voted to close it", run, r, votes)
 	}
 	if ok, why := sameSet(shares, without(advertised, caller.MSPID)); !ok {
 		return "", invalid("sharesJSON", "recipients: %s", why)
@@ -200,7 +220,8 @@ type submissionArg struct {
 // Submit records the caller's masked vector (by blob hash) for run/round:
 // submissionJSON = {"masked_sha256", "audit_sha256" ("" = none), "peers"}.
 // The caller must have posted shares; "peers" must equal P \ {caller} sorted
-// (P read by range query); the blobs must have been put (PutBlob). Once per
+// (P read by range query) and P must be closed (|P| == |A| or t votes to
+// close the share phase); the blobs must have been put (PutBlob). Once per
 // msp; PRECONDITION_FAILED "round frozen" after Freeze. The submission gets
 // its order (0,1,2,... in ledger order). Emits AggSubmitted; returns a
 // Receipt with "order".
@@ -221,7 +242,7 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 			return "", err
 		}
 	}
-	stub, caller, _, err := participantMerger(ctx, run)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
@@ -245,6 +266,16 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 	}
 	if !contains(posted, caller.MSPID) {
 		return "", precondition("%s has not posted shares in round %s/%d", caller.MSPID, run, r)
+	}
+	// P must be closed: everyone who advertised shared, or t voted to go on.
+	advertised, err := rangeMSPs(stub, objAggAdvert, run, r)
+	if err != nil {
+		return "", err
+	}
+	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseShares, posted, advertised); err != nil {
+		return "", err
+	} else if !closed {
+		return "", precondition("%s", why)
 	}
 	if want := without(posted, caller.MSPID); !equalLists(arg.Peers, want) {
 		return "", invalid("submissionJSON.peers", "%v must equal P \\ {%s} sorted = %v", arg.Peers, caller.MSPID, want)
@@ -278,9 +309,9 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 }
 
 // Freeze closes run/round: allowed when every party that posted shares has
-// submitted (|U| == |P|, at least one submission) or when the tx timestamp is
-// at least round_timeout_s after the first submission's; otherwise
-// PRECONDITION_FAILED. Sets status "frozen" with U (submission order) and
+// submitted (|U| == |P|, at least one submission) or when threshold-many
+// parties of P voted to close the submit phase (VoteClose); otherwise
+// PRECONDITION_FAILED. No timestamp decides. Sets status "frozen" with U (submission order) and
 // D = P \ U (sorted), or "void" when |U| < threshold. Any participant merger;
 // once only (ALREADY_EXISTS). Emits AggFrozen (with status); returns the
 // RoundStatus.
@@ -320,24 +351,14 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 		survivors = append(survivors, msp)
 	}
 	sort.Slice(survivors, func(i, j int) bool { return subs[survivors[i]].Order < subs[survivors[j]].Order })
+	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseSubmit, survivors, posted); err != nil {
+		return "", err
+	} else if !closed {
+		return "", precondition("%s", why)
+	}
 	ts, err := state.TxTime(stub)
 	if err != nil {
 		return "", err
-	}
-	if len(subs) < len(posted) {
-		first, err := parseTime(subs[survivors[0]].Timestamp)
-		if err != nil {
-			return "", err
-		}
-		now, err := parseTime(ts)
-		if err != nil {
-			return "", err
-		}
-		deadline := first.Add(time.Duration(agg.RoundTimeoutS) * time.Second)
-		if now.Before(deadline) {
-			return "", precondition("round %s/%d: %d of %d parties that posted shares submitted; freeze allowed from %s (first submission %s + %ds), tx time is %s",
-				run, r, len(subs), len(posted), deadline.UTC().Format(time.RFC3339Nano), subs[survivors[0]].Timestamp, agg.RoundTimeoutS, ts)
-		}
 	}
 	dropped := []string{}
 	for _, msp := range posted { // posted is in key (= sorted) order
@@ -468,6 +489,64 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	return recordEntry(stub, kindResult, run, r, caller.MSPID, nil, func(txID, ts string) any {
 		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
 	})
+}
+
+// VoteClose records the caller's vote to close `phase` (advertise | shares |
+// submit) of run/round without the parties still missing: each merger votes
+// when its own wait (round_timeout_s by its own clock) ran out, and a phase
+// closes once threshold-many voted, so no single clock decides. Only a
+// party that is in may vote: for advertise one that advertised, for shares
+// and submit one that posted shares. PRECONDITION_FAILED once the round is
+// frozen or the voter is not in; ALREADY_EXISTS on a second vote. Emits
+// AggVoted (with the phase); returns a Receipt.
+func (c *Contract) VoteClose(ctx contractapi.TransactionContextInterface, run string, round string, phase string) (string, error) {
+	r, err := runAndRound(run, round)
+	if err != nil {
+		return "", err
+	}
+	if !contains(Phases, phase) {
+		return "", invalid("phase", "%q is not one of %v", phase, Phases)
+	}
+	stub, caller, _, err := participantMerger(ctx, run)
+	if err != nil {
+		return "", err
+	}
+	key, err := state.Key(stub, objAggVote, run, roundAttr(r), phase, caller.MSPID)
+	if err != nil {
+		return "", err
+	}
+	if err := refuseExisting(stub, key, "vote", fmt.Sprintf("%s/%d/%s/%s", run, r, phase, caller.MSPID)); err != nil {
+		return "", err
+	}
+	if st, err := loadRoundStatus(stub, run, r); err != nil {
+		return "", err
+	} else if st != nil {
+		return "", precondition("round %s/%d is %s: no phase left to vote on", run, r, st.Status)
+	}
+	inObj, inWhat := objAggShares, "posted shares"
+	if phase == PhaseAdvertise {
+		inObj, inWhat = objAggAdvert, "advertised"
+	}
+	inKey, err := mspKey(stub, inObj, run, r, caller.MSPID)
+	if err != nil {
+		return "", err
+	}
+	if found, err := state.Exists(stub, inKey); err != nil {
+		return "", err
+	} else if !found {
+		return "", precondition("%s has not %s in round %s/%d: only a party that is in votes to close the %s phase", caller.MSPID, inWhat, run, r, phase)
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	if err := state.PutJSON(stub, key, Vote{TxID: stub.GetTxID(), Timestamp: ts}); err != nil {
+		return "", err
+	}
+	if err := state.Emit(stub, EventAggVoted, AggEvent{Run: run, Round: r, MSPID: caller.MSPID, TxID: stub.GetTxID(), Phase: phase}); err != nil {
+		return "", err
+	}
+	return state.Marshal(Receipt{Run: run, Round: r, MSPID: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts})
 }
 
 // participantMerger admits the caller of a round write: role merger first

@@ -18,6 +18,7 @@ from synthreg.chain.secagg import (
     AggregationLedgerError,
     LedgerMerger,
     RoundClosedError,
+    left_out_of,
     open_aggregation,
     secure_average,
 )
@@ -174,3 +175,70 @@ def test_the_encoder_built_from_a_secure_sum_of_histograms_is_the_agreed_one(
         state = json.loads(contracts[msps[0]].evaluate("GetRound", f"enc-{unique}", "0"))
     assert enc.hash() == build_encoder(frames, schema, TrainConfig()).hash()
     assert state["status"] == "frozen" and state["agreed"] is True and sorted(state["survivors"]) == sorted(msps)
+
+
+def test_a_merger_that_never_advertises_is_voted_out_and_takes_the_average_from_the_ledger(
+        mergers: list[LedgerMerger]) -> None:
+    """t of n in the advertise phase: no one may share before everyone advertised or t
+    voted; after t votes the late merger is refused and computes the agreed average
+    from the ledger alone (what a registry back from an outage does)."""
+    m1, m2, late = mergers
+    vectors = _vectors([m.msp for m in mergers], 4)
+    for m in (m1, m2):
+        m.advertise(0)
+    m2.wait_for(0, lambda s: len(s["advertised"]) == 2, "two advertisements")
+    with pytest.raises(RoundClosedError, match="advertise phase .* is open"):
+        m1.post_shares(0)
+    for m in (m1, m2):
+        assert m.vote(0, "advertise")
+    m2.wait_for(0, lambda s: len(s["votes"]["advertise"]) == 2, "two votes")
+    with pytest.raises(RoundClosedError, match="voted to close"):
+        late.advertise(0)
+    assert left_out_of(late.state(0), late.msp, 2)
+    for m in (m1, m2):
+        m.post_shares(0)
+    for m in (m1, m2):
+        m.wait_for(0, lambda s: len(s["shares"]) == 2, "both shares")
+        m.submit(0, vectors[m.msp])
+    assert m1.freeze(0)
+    for m in (m1, m2):
+        m.wait_for(0, lambda s: s["status"] == "frozen", "the freeze")
+        m.reveal(0)
+    for m in (m1, m2):
+        m.wait_for(0, lambda s: len(s["reveals"]) == 2, "both reveals")
+    outs = [m.result(0) for m in (m1, m2)]
+    late.wait_for(0, lambda s: s["agreed"] is True, "the agreement")
+    seen = late.observe(0)
+    assert seen.average_sha256 == outs[0].average_sha256 == outs[1].average_sha256
+    expected = np.mean([vectors[m.msp].astype(np.float64) for m in (m1, m2)], axis=0)
+    assert np.max(np.abs(seen.average - expected)) < 1e-6
+
+
+def test_a_survivor_that_never_reveals_does_not_hold_the_round_up(mergers: list[LedgerMerger]) -> None:
+    """All three submit; the third crashes before revealing (its secrets are gone):
+    any t = 2 reveals unmask the sum, t equal results are the agreement, and the
+    silent survivor's update is still in the average."""
+    vectors = _vectors([m.msp for m in mergers], 5)
+    for m in mergers:
+        m.advertise(0)
+    for m in mergers:
+        m.wait_for(0, lambda s: len(s["advertised"]) == 3, "every advertisement")
+        m.post_shares(0)
+    for m in mergers:
+        m.wait_for(0, lambda s: len(s["shares"]) == 3, "every share")
+        m.submit(0, vectors[m.msp])
+    assert mergers[0].freeze(0)
+    silent = mergers[2]
+    silent.forget(0)  # killed after submitting: its round secrets are gone
+    for m in mergers[:2]:
+        m.wait_for(0, lambda s: s["status"] == "frozen", "the freeze")
+        m.reveal(0)
+    for m in mergers[:2]:
+        m.wait_for(0, lambda s: len(s["reveals"]) == 2, "two reveals")
+    outs = [m.result(0) for m in mergers[:2]]
+    state = mergers[0].wait_for(0, lambda s: s["agreed"] is not None, "the agreement")
+    assert state["agreed"] is True and state["average_sha256"] == outs[0].average_sha256
+    assert sorted(state["survivors"]) == sorted(m.msp for m in mergers) and silent.msp not in state["reveals"]
+    expected = np.mean([v.astype(np.float64) for v in vectors.values()], axis=0)
+    assert np.max(np.abs(outs[0].average - expected)) < 1e-6
+    assert silent.observe(0).average_sha256 == outs[0].average_sha256

@@ -89,7 +89,7 @@ def test_a_header_that_contradicts_the_approved_run_is_named(tmp_path: Path, key
     auditor.runs = {"run1": {"run": "run1", "status": "started", "spec_json": json.dumps(spec)}}
     report = verify_run("run1", auditor, keys.secret, keys.public, ws, 2)
     assert any("audit_rounds [1] differs from the approved run's [0, 1]" in f for f in report.failures)
-    assert any("round 0: audit round without every registry's ciphertext" in f for f in report.failures)
+    assert any("round 0: audit round without every survivor's ciphertext" in f for f in report.failures)
     auditor.runs = {"run1": {"run": "run1", "status": "proposed", "spec_json": json.dumps(spec)}}
     assert "run run1 was never started (status proposed)" in verify_run(
         "run1", auditor, keys.secret, keys.public, ws, 2).failures

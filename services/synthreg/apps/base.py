@@ -43,6 +43,7 @@ import pandas as pd
 
 from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeoutError
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
+from synthreg.chain.secagg import left_out_of
 from synthreg.data.schema import Schema
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.ledger import (
@@ -360,12 +361,16 @@ class App:
         return self.feed.wait(ready, match, what, run=run, timeout=timeout)
 
     def mean_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
-        """L_r of the stop rule: the mean over participants of the generator losses
-        their discriminators recorded in round ``rnd`` (from the ledger; cached)."""
+        """L_r of the stop rule: the mean over the round's survivors (the registries
+        whose update is in its average; all participants when nobody was left out)
+        of the generator losses their discriminators recorded in round ``rnd``
+        (from the ledger; cached). A registry left out of the round may record its
+        steps late or never, so only the survivors' count: every app decides alike."""
         key = (run, rnd)
         if key not in self._losses:
             per_registry = []
-            for msp in spec.participants:
+            state = self.evaluate_or_none("GetRound", run, str(rnd)) or {}
+            for msp in sorted(state.get("survivors") or spec.participants):
                 steps = [self.evaluate_or_none("GetStep", run, msp, str(rnd), str(it)) or {}
                          for it in range(spec.local_iters)]
                 losses = [float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]
@@ -379,6 +384,12 @@ class App:
         """The run's stop rule after round ``rnd`` (the last round always stops)."""
         return rnd == spec.rounds - 1 or spec.rule.stops_after(rnd, lambda r: self.mean_g_loss(run, spec, r))
 
+    def left_out(self, run: str, rnd: int, spec: RunSpec) -> bool:
+        """Whether round ``rnd`` of ``run`` went on without this registry (t of n: a
+        phase its merger had not joined closed without it); monotone."""
+        state = self.evaluate_or_none("GetRound", run, str(rnd))
+        return state is not None and left_out_of(state, self.msp, spec.threshold)
+
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""
         return lambda ev: ev.name in names and ev.run == run and ev.payload.get("msp") == self.msp
@@ -386,11 +397,12 @@ class App:
     # -- what the merger hands to G and D through the workspace
     def agreed_average(self, agg_run: str, rnd: int, run: str) -> tuple[np.ndarray, dict[str, Any]]:
         """The average agreed on the ledger for ``agg_run`` round ``rnd``, loaded from
-        this registry's workspace by its ledger hash (the merger put it there before
-        posting that hash)."""
+        this registry's workspace by its ledger hash, once this registry's merger put
+        it there: before posting its own hash of it, or (left out of the round, t of
+        n) after computing it from the ledger. t other mergers may agree first."""
         def ready() -> dict[str, Any] | None:
             state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
-            if state is not None and state.get("agreed") is True:
+            if state is not None and state.get("agreed") is True and str(state["average_sha256"]) in self.workspace:
                 return dict(state)
             if state is not None and state.get("status") == "void":
                 raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
@@ -398,7 +410,7 @@ class App:
 
         state = self.wait(ready, lambda ev: ev.run == agg_run and ev.payload.get("round") == rnd,
                           f"the agreed average of {agg_run} round {rnd}", run)
-        sha = next(iter(set(state["results"].values())))
+        sha = str(state["average_sha256"])
         vec = np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
         return vec, state
 

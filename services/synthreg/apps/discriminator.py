@@ -52,6 +52,23 @@ class DiscriminatorApp(App):
         return {"weights": torch.from_numpy(state_dict_to_vector(d.discriminator)), "gp_rng": d.rng.get_state(),
                 **adam_state(d.optimizer, "adam")}
 
+    def _generator_skips(self, spec: RunSpec, run: str, rnd: int) -> bool:
+        """Whether this registry's generator skips round ``rnd`` (it was left out
+        of it before training: :meth:`GeneratorApp.run_one`). D never decides this
+        itself, so G and D cannot disagree: it waits until G either recorded the
+        round's first step (False) or moved past it: a later step, or its stop (True)."""
+        def decided() -> bool | None:
+            if self.evaluate_or_none("GetStep", run, self.msp, str(rnd), "0") is not None:
+                return False
+            head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
+            if head and (int(head["round"]) > rnd or head.get("phase") == "stopped"):
+                return True
+            return None
+
+        self.set_status(phase="step", round=rnd, iter=0)
+        return bool(self.wait(decided, self.mine(run, "GeneratorStep", "TrainingStopped", "StepFault"),
+                              f"the generator's first step of round {rnd} (or its skip)", run))
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         if self.settings.data is None:
@@ -83,6 +100,13 @@ class DiscriminatorApp(App):
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
+            if self._generator_skips(spec, run, rnd):
+                # G was left out of this round (t of n) and starts the next one from
+                # the agreed average: so does D.
+                avg, _ = self.agreed_average(run, rnd, run)
+                vector_to_state_dict(dis, avg[n_g:])
+                store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
+                continue
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
                 g_rec = wait_step(self, spec, run, rnd, it, "generator")

@@ -146,9 +146,24 @@ class GeneratorApp(App):
         else:
             store.save(0, {"weights": torch.from_numpy(state_dict_to_vector(gen))}, {})
         last = first - 1
+        missed: list[int] = []
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
+            last = rnd
+            if self.left_out(run, rnd, spec) and self.evaluate_or_none("GetStep", run, self.msp, str(rnd), "0") is None:
+                # Re-join: the round went on without this registry (its merger was out,
+                # e.g. its peer was down); start the next round from the agreed average.
+                missed.append(rnd)
+                self.progress.extra["missed_rounds"] = missed
+                self.set_status(phase="left out", round=rnd, iter=None, force=True)
+                log.warning("%s generator: round %d went on without this registry: loading its agreed average",
+                            self.msp, rnd)
+                avg, _ = self.agreed_average(run, rnd, run)
+                vector_to_state_dict(gen, avg[:n_g])
+                store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
+                                     **adam_state(g.optimizer, "adam")}, {})
+                continue
             d_rec: dict[str, Any] = {}
             for it in range(spec.local_iters):
                 self.set_status(phase="step", round=rnd, iter=it)
@@ -184,13 +199,12 @@ class GeneratorApp(App):
                                  **adam_state(g.optimizer, "adam")}, {})
             if rnd - 1 >= 0 and rnd - 1 not in keep:
                 discard_round(self, run, rnd - 1)
-            last = rnd
         head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
-        if head.get("phase") != "stopped":
+        if head and head.get("phase") != "stopped":  # the stop names the last completed step
             self.submit(spec, "RecordStop", run, json.dumps({
-                "round": last, "iter": spec.local_iters - 1,
+                "round": int(head["round"]), "iter": int(head["iter"]),
                 "reason": "budget" if last == spec.rounds - 1 else "threshold",
-                "g_loss": self.own_g_loss(run, spec, last)}, sort_keys=True))
+                "g_loss": self.own_g_loss(run, spec, int(head["round"]))}, sort_keys=True))
         if last not in keep:
             discard_round(self, run, last)
         self.set_status(phase="stopped-run", force=True)

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import functools
 import json
-import time
+import logging
 from typing import Any
 
 import numpy as np
 
 from synthreg.apps.base import App, encoder_run
-from synthreg.apps.checkpoint import ResumeMismatchError
+from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import StepFaultError
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
@@ -43,7 +43,9 @@ from synthreg.chain.secagg import (
     AggregationLedgerError,
     DisagreementError,
     LedgerMerger,
+    RoundClosedError,
     RoundVoidError,
+    left_out_of,
     open_aggregation,
 )
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
@@ -56,8 +58,11 @@ from synthreg.ledger.sync import chain_height, wait_for_block
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
 from synthreg.trail.record import RoundEntry, round_key, run_key
+from synthreg.workspace import sha256_hex
 
 __all__ = ["MergerApp"]
+
+log = logging.getLogger("synthreg.apps")
 
 
 class MergerApp(App):
@@ -66,47 +71,111 @@ class MergerApp(App):
     # -- one secure-aggregation round, each phase woken by the previous one's events
     def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
                       audit_blob: bytes | None, run: str) -> np.ndarray:
-        n = len(spec.participants)
+        """Take part in round ``rnd`` (t of n: each phase waits for everyone it
+        expects, and after ``round_timeout_s`` of its own waiting this merger votes to
+        go on without the missing ones); if a phase closes without this merger it is
+        left out and takes the agreed average from the ledger (:meth:`_observe`)."""
+        n, t = len(spec.participants), spec.threshold
         agg = merger.run
 
-        def on_round(*names: str) -> Any:
-            return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name in names
+        def round_state(pred: Any) -> Any:
+            return lambda: (lambda s: s if s is not None and pred(s) else None)(
+                self.evaluate_or_none("GetRound", agg, str(rnd)))
 
-        def until(pred: Any, what: str, *names: str, timeout: float | None = 120.0) -> dict[str, Any]:
-            return dict(self.wait(lambda: (lambda s: s if s is not None and pred(s) else None)(
-                self.evaluate_or_none("GetRound", agg, str(rnd))), on_round(*names), what, run, timeout))
+        def until(pred: Any, what: str, vote: str | None = None) -> dict[str, Any]:
+            """GetRound once ``pred`` holds, woken by the round's events; with ``vote``,
+            vote to close that phase once this merger waited round_timeout_s."""
+            match = self._on_round(agg, rnd)
+            if vote is not None:
+                try:
+                    return dict(self.wait(round_state(pred), match, what, run, spec.round_timeout_s))
+                except WaitTimeoutError:
+                    missing = self._missing(round_state(lambda s: True)(), vote, spec)
+                    self.set_status(detail=f"round {rnd}: voted to close the {vote} phase without {missing}",
+                                    force=True)
+                    log.warning("%s merger: round %d: %s missing after %ds: voting to close the %s phase",
+                                self.msp, rnd, missing, spec.round_timeout_s, vote)
+                    merger.vote(rnd, vote)
+            return dict(self.wait(round_state(pred), match, what, run))
 
-        merger.advertise(rnd)
-        until(lambda s: len(s["advertised"]) == n, "every advertisement", "AggAdvertised")
-        merger.post_shares(rnd)
-        until(lambda s: len(s["shares"]) == n, "every merger's shares", "AggSharesPosted")
-        merger.submit(rnd, vector, 1.0, audit_blob)
-        # Freeze: the first participant closes the round once everyone submitted;
-        # any other merger does so only after the round timeout (it may be gone).
-        first = spec.participants[0] == self.msp
-        started = time.monotonic()
-        while True:
-            since = self.feed.mark()
-            state = until(lambda s: True, "the round", "AggSubmitted", "AggFrozen")
-            if state["status"] != "open":
-                break
-            everyone = len(state.get("submissions", {})) == n
-            late = time.monotonic() - started > spec.round_timeout_s
-            if ((first and everyone) or late) and merger.freeze(rnd):
-                continue
-            self.feed.wait_event(since, on_round("AggSubmitted", "AggFrozen"), timeout=1.0 if late else 5.0)
+        def out(s: dict[str, Any]) -> bool:
+            return left_out_of(s, self.msp, t)
+
+        try:
+            merger.advertise(rnd)
+        except RoundClosedError:
+            return self._observe(merger, rnd, run, "the advertise phase closed without it")
+        until(lambda s: len(s["advertised"]) == n or len(s["votes"]["advertise"]) >= t or bool(s["shares"]),
+              "every advertisement (or t votes)", vote="advertise")
+        try:
+            merger.post_shares(rnd)
+        except RoundClosedError:
+            return self._observe(merger, rnd, run, "the share phase closed without it")
+        until(lambda s: len(s["shares"]) == len(s["advertised"]) or len(s["votes"]["shares"]) >= t
+              or bool(s["submissions"]), "every advertised merger's shares (or t votes)", vote="shares")
+        try:
+            merger.submit(rnd, vector, 1.0, audit_blob)
+        except RoundClosedError:
+            return self._observe(merger, rnd, run, "the round froze before its submission")
+        # Freeze: once everyone who shared submitted, or t voted; the first survivor
+        # freezes, any other merger too if the round is still open a timeout later.
+        state = until(lambda s: s["status"] != "open" or len(s["submissions"]) == len(s["shares"])
+                      or len(s["votes"]["submit"]) >= t, "every submission (or t votes)", vote="submit")
+        if state["status"] == "open":
+            if min(state["submissions"]) == self.msp:
+                merger.freeze(rnd)
+            try:
+                state = dict(self.wait(round_state(lambda s: s["status"] != "open"), self._on_round(agg, rnd),
+                                       "the freeze", run, spec.round_timeout_s))
+            except WaitTimeoutError:
+                merger.freeze(rnd)
+                state = until(lambda s: s["status"] != "open", "the freeze")
         if state["status"] == "void":
-            raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
-        u = set(state["survivors"])
-        if self.msp not in u:
             merger.forget(rnd)
-            raise AggregationLedgerError("Freeze", self.msp, "", f"round {rnd} frozen without {self.msp}")
+            raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
+        if out(state):
+            return self._observe(merger, rnd, run, "the round froze without its submission")
         merger.reveal(rnd)
-        until(lambda s: set(s["reveals"]) == u, "every survivor's reveal", "AggRevealed")
+        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals")
         outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)))
-        final = until(lambda s: set(s["results"]) == u, "every survivor's result", "AggResultPosted")
-        if final.get("agreed") is not True:
-            raise DisagreementError(agg, rnd, final.get("mismatched") or [])
+        final = until(lambda s: s.get("agreed") is not None, "t equal results")
+        if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
+            raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
+        return outcome.average
+
+    @staticmethod
+    def _on_round(agg: str, rnd: int) -> Any:
+        return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name.startswith("Agg")
+
+    @staticmethod
+    def _missing(state: dict[str, Any] | None, phase: str, spec: RunSpec) -> list[str]:
+        if state is None:
+            return list(spec.participants)
+        expected, present = {"advertise": (spec.participants, state["advertised"]),
+                             "shares": (state["advertised"], state["shares"]),
+                             "submit": (state["shares"], state["submissions"])}[phase]
+        return sorted(set(expected) - set(present))
+
+    def _observe(self, merger: LedgerMerger, rnd: int, run: str, why: str) -> np.ndarray:
+        """Left out of round ``rnd`` (``why``), or restarted inside it (its round
+        secrets died with the old process): wait for the t survivors' agreement,
+        compute the same average from the ledger alone, check it against the agreed
+        hash and put it into the workspace for G and D."""
+        agg = merger.run
+        merger.forget(rnd)
+        self.set_status(phase="left out of the round", round=rnd, detail=why, force=True)
+        log.warning("%s merger: out of round %d of %s (%s): taking the agreed average from the ledger",
+                    self.msp, rnd, agg, why)
+        state = dict(self.wait(lambda: (lambda s: s if s is not None and (
+            s.get("agreed") is not None or s["status"] == "void") else None)(
+                self.evaluate_or_none("GetRound", agg, str(rnd))),
+            self._on_round(agg, rnd), f"the agreement of round {rnd} without {self.msp}", run))
+        if state["status"] == "void":
+            raise RoundVoidError(agg, rnd, state["survivors"], merger.config.threshold)
+        if state.get("agreed") is not True:
+            raise DisagreementError(agg, rnd, state.get("mismatched") or [])
+        outcome = merger.observe(rnd)
+        self.workspace.put(array_bytes(outcome.average))
         return outcome.average
 
     def _open(self, spec: RunSpec, agg_run: str, vector_len: int, run: str) -> AggregationConfig:
@@ -143,21 +212,28 @@ class MergerApp(App):
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
-    def _finished_round(self, agg_run: str, rnd: int) -> np.ndarray | None:
-        """The average of a round this merger already finished (agreed, its own result
-        posted, the average in the workspace: a restart after it), or None if it has not
-        taken part yet. A round it took part in but did not finish cannot be resumed:
-        its round secrets lived only in the crashed process (:class:`ResumeMismatchError`)."""
-        state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
+    def _update_or_left_out(self, run: str, rnd: int, spec: RunSpec) -> dict[str, Any] | None:
+        """The registry's local update of round ``rnd``, or ``{"left_out": True}`` once
+        the round went on without this registry (it will not wait for the update)."""
+        return self._local_update(run, rnd) or ({"left_out": True} if self.left_out(run, rnd, spec) else None)
+
+    def _update_events(self, run: str, rnd: int) -> Any:
+        mine, on_round = self.mine(run, "LocalUpdate", "StepFault"), self._on_round(run, rnd)
+        return lambda ev: mine(ev) or on_round(ev)
+
+    def _finished_round(self, merger: LedgerMerger, rnd: int, run: str) -> np.ndarray | None:
+        """The average of a round this merger already joined before a restart (it
+        advertised), or None if it has not joined it yet. Its round secrets lived
+        only in the crashed process, so it cannot go on in that round: if the round
+        is not yet agreed, the other mergers finish it with t of n (they vote out a
+        missing merger) and this one takes the agreed average from the ledger."""
+        state = self.evaluate_or_none("GetRound", merger.run, str(rnd))
         if state is None or self.msp not in state.get("advertised", {}):
             return None
-        if state.get("agreed") is True and self.msp in state.get("results", {}):
-            sha = str(state["results"][self.msp])
-            if sha in self.workspace:
-                return np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
-        raise ResumeMismatchError(f"{self.msp} merger restarted inside round {rnd} of {agg_run}: its round "
-                                  "secrets are gone; completing the round with the other survivors is the "
-                                  "t-of-n rule of the crash-recovery issue (not yet)")
+        sha = str(state["results"].get(self.msp, ""))
+        if state.get("agreed") is True and sha == state.get("average_sha256") and sha in self.workspace:
+            return np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
+        return self._observe(merger, rnd, run, "restarted inside the round")
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
@@ -177,9 +253,9 @@ class MergerApp(App):
         self.set_status(phase="encoder", force=True)
         hist = EncoderStats.from_frame(frame, schema, cfg.bins).to_vector()
         enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
-        enc_avg = self._finished_round(encoder_run(run), 0)
+        enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
+        enc_avg = self._finished_round(enc_merger, 0, run)
         if enc_avg is None:
-            enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
             enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins).from_vector(
@@ -204,38 +280,46 @@ class MergerApp(App):
         for rnd in range(spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
+            last = rnd
             done = self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
             if done is not None:  # finished before a restart
                 average_sha = RoundEntry.from_json(done["value"]).average_sha256
                 avg = np.frombuffer(self.workspace.get(average_sha), dtype="<f4").copy()
-                last = rnd
                 continue
             self.set_status(phase="waiting for local update", round=rnd, force=True)
-            upd = self.wait(functools.partial(self._local_update, run, rnd), self.mine(run, "LocalUpdate", "StepFault"),
-                            f"the local update of round {rnd}", run)
+            upd = self.wait(functools.partial(self._update_or_left_out, run, rnd, spec),
+                            self._update_events(run, rnd), f"the local update of round {rnd}", run)
+            if upd.get("left_out"):  # e.g. back from an outage: the round went on with t others
+                joined = self._finished_round(merger, rnd, run)
+                avg = joined if joined is not None else self._observe(
+                    merger, rnd, run, "the round went on without this registry")
+                average_sha = sha256_hex(array_bytes(avg))
+                continue
             g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
             d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
             vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
             if vector.size != n:
                 raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
             audit_blob = None
-            finished = self._finished_round(run, rnd)
-            if finished is not None:  # agreed before a restart; the record was not yet written
+            finished = self._finished_round(merger, rnd, run)
+            if finished is not None:  # joined before a restart: agreed, or taken from the ledger
                 avg = finished
-                submitted = self.evaluate_or_none("GetRound", run, str(rnd))["submissions"][self.msp]
-                if submitted.get("audit_sha256"):
-                    audit_blob = merger.blob(str(submitted["audit_sha256"]))
             else:
                 if public is not None and rnd in spec.audit_rounds:
                     audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
-                self.set_status(phase="secure aggregation", round=rnd, force=True)
+                self.set_status(phase="secure aggregation", round=rnd, detail="", force=True)
                 avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
+            average_sha = sha256_hex(array_bytes(avg))
+            state = self.evaluate_or_none("GetRound", run, str(rnd))
+            if self.msp not in state["survivors"]:
+                continue  # left out: its update is not in the average, so no trail entry
+            submitted = state["submissions"][self.msp]
+            if audit_blob is None and submitted.get("audit_sha256"):
+                audit_blob = merger.blob(str(submitted["audit_sha256"]))
             entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
                                self.workspace.put(array_bytes(avg)),
                                self.workspace.put(audit_blob) if audit_blob is not None else None)
             self.contract.submit("PutRecord", round_key(run, rnd, self.msp), entry.to_json())
-            average_sha = entry.average_sha256
-            last = rnd
 
         # 3. the bundle
         from synthreg.gan.bundle import write_bundle

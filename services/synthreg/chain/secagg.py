@@ -17,15 +17,24 @@ What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
 3. ``PutBlob`` + ``Submit``: each posts its masked, fixed-point weight vector
    (and optionally a CKKS audit ciphertext) as content-addressed blobs and
    submits their hashes; the masked vector alone is uniformly random;
-4. ``Freeze``: when everyone who shared has submitted, or the round timeout
-   has passed since the first submission, the chaincode fixes the survivors U
-   (late submissions are refused from then on) — or voids the round if
-   ``|U| < t``;
+4. ``Freeze``: when everyone who shared has submitted, the chaincode fixes
+   the survivors U (late submissions are refused from then on) — or voids the
+   round if ``|U| < t``;
 5. ``Reveal``: each survivor reveals the seed shares of survivors and the
    round-key shares of dropped mergers, never both for one merger;
-6. ``PostResult``: each survivor unmasks the sum on its own, divides by the
-   survivors' total weight and posts the hash of the average. Equal hashes are
-   the agreement; a differing hash names the merger.
+6. ``PostResult``: each survivor unmasks the sum on its own from any ``t``
+   reveals, divides by the survivors' total weight and posts the hash of the
+   average. ``t`` equal hashes are the agreement; a differing hash names the
+   merger.
+
+t of n (``VoteClose``): the advertise, share and submit phases each wait for
+everyone they expect; a merger whose own wait (``round_timeout_s``, its own
+clock) runs out votes to close the phase without the missing ones, and the
+chaincode closes it once ``t`` parties that are in voted. No transaction
+timestamp decides, and a survivor that never reveals does not hold the round
+up (any ``t`` reveals unmask it). A merger that is left out of a round
+(:meth:`LedgerMerger.observe`) computes the agreed average from the ledger
+alone, like the survivors did.
 
 Where data lives: every message of the protocol is on the ledger (masked
 vectors as blobs, shares as ciphertexts to their recipients); each merger's
@@ -80,6 +89,7 @@ __all__ = [
     "RoundClosedError",
     "RoundOutcome",
     "RoundVoidError",
+    "left_out_of",
     "open_aggregation",
     "secure_average",
     "secure_sum",
@@ -191,6 +201,22 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def left_out_of(state: Mapping[str, Any], msp: str, threshold: int) -> bool:
+    """Whether ``msp``'s merger is out of the round ``state`` (a ``GetRound``): a
+    phase it had not joined closed without it (by everyone else being in, by
+    ``t`` votes, or by the next phase starting), or the round froze without it.
+    Monotone: once out, always out."""
+    votes = state.get("votes", {})
+    closed_adv = bool(state["shares"]) or len(votes.get("advertise", [])) >= threshold
+    closed_shares = bool(state["submissions"]) or len(votes.get("shares", [])) >= threshold
+    frozen = state["status"] != "open"
+    if msp not in state["advertised"]:
+        return closed_adv or frozen
+    if msp not in state["shares"]:
+        return closed_shares or frozen
+    return frozen and msp not in state["survivors"]
 
 
 # --------------------------------------------------------------------- merger
@@ -316,6 +342,20 @@ class LedgerMerger:
             self._submit("PutBlob", self.run, sha, _b64(data))
         return sha
 
+    def vote(self, rnd: int, phase: str) -> bool:
+        """Vote to close ``phase`` ("advertise", "shares", "submit") of round ``rnd``
+        without the parties still missing; True if the vote is (or already was) on
+        the ledger, False if the round is frozen already (nothing left to close)."""
+        try:
+            self._submit("VoteClose", self.run, str(rnd), phase)
+        except AlreadyDoneError:
+            return True
+        except RoundClosedError:
+            if self.state(rnd)["status"] != "open":
+                return False
+            raise
+        return True
+
     def freeze(self, rnd: int) -> bool:
         """Try to close the round; False while it may not be closed yet."""
         try:
@@ -340,17 +380,12 @@ class LedgerMerger:
         rev = party.reveal(state["survivors"], state["dropped"])
         return self._submit("Reveal", self.run, str(rnd), json.dumps(rev.to_json(), sort_keys=True))
 
-    def result(self, rnd: int, weights: Mapping[str, float] | None = None,
-               before_post: Callable[[np.ndarray, str], object] | None = None) -> RoundOutcome:
-        """Unmask the sum from the ledger alone, post the hash of the average, erase secrets.
-
-        ``before_post(average, sha256)`` runs before the hash is posted (a merger
-        app puts the average into its registry's workspace there, so that G and D
-        find it as soon as the ledger shows the agreement)."""
-        state = self.state(rnd)
+    def _unmask(self, rnd: int, state: Mapping[str, Any], weights: Mapping[str, float] | None,
+                mine: bytes | None) -> tuple[np.ndarray, str]:
+        """The round's average and its hash from the ledger alone (the survivors'
+        masked blobs and at least t reveals); ``mine`` spares reading back my own blob."""
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         params = self.config.params(self.run, rnd)
-        mine = self._masked.pop(rnd, None)  # my own masked vector: no need to read it back
         masked = {m: decode_u64(mine if m == self.msp and mine is not None
                                 else self.blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
                   for m in survivors}
@@ -360,7 +395,32 @@ class LedgerMerger:
         peers_of = {m: list(state["submissions"][m]["peers"]) for m in survivors}
         w = {m: float((weights or {}).get(m, 1.0)) for m in survivors}
         avg = average(params, self._adverts(state), masked, reveals, dropped, peers_of, w)
-        sha = average_sha256(avg)
+        return avg, average_sha256(avg)
+
+    def observe(self, rnd: int, weights: Mapping[str, float] | None = None) -> RoundOutcome:
+        """The agreed average of a round this merger was left out of (or cannot
+        finish: its round secrets are gone), computed from the ledger alone and
+        checked against the hash ``t`` survivors agreed on. Needs the agreement."""
+        self.forget(rnd)
+        state = self.state(rnd)
+        if state.get("agreed") is not True:
+            raise AggregationLedgerError("GetRound", self.msp, "", f"round {rnd} has no agreed average yet")
+        avg, sha = self._unmask(rnd, state, weights, None)
+        if sha != state["average_sha256"]:
+            raise DisagreementError(self.run, rnd, [self.msp])
+        return RoundOutcome(rnd, avg, sha, list(state["survivors"]), list(state["dropped"]))
+
+    def result(self, rnd: int, weights: Mapping[str, float] | None = None,
+               before_post: Callable[[np.ndarray, str], object] | None = None) -> RoundOutcome:
+        """Unmask the sum from the ledger alone (any t reveals), post the hash of the
+        average, erase secrets.
+
+        ``before_post(average, sha256)`` runs before the hash is posted (a merger
+        app puts the average into its registry's workspace there, so that G and D
+        find it as soon as the ledger shows the agreement)."""
+        state = self.state(rnd)
+        survivors, dropped = list(state["survivors"]), list(state["dropped"])
+        avg, sha = self._unmask(rnd, state, weights, self._masked.pop(rnd, None))
         if before_post is not None:
             before_post(avg, sha)
         self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
@@ -395,14 +455,13 @@ def secure_average(
     weights: Mapping[str, float] | None = None,
     audit_blobs: Mapping[str, bytes] | None = None,
     drop_before_submit: Sequence[str] = (),
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> RoundOutcome:
     """One full round for ``mergers`` (each registry's own), in lock step.
 
     ``drop_before_submit`` names mergers that share but never submit (a
-    registry going offline mid-round): the others freeze the round once the
-    timeout has passed and recover the dropped masks from shares. Returns the
+    registry whose update could not be made): the others vote to close the
+    submit phase without them (as do they, if the round needs their votes to
+    be closed at all), and recover the dropped masks from shares. Returns the
     outcome agreed on the ledger; raises :class:`RoundVoidError` or
     :class:`DisagreementError` otherwise.
     """
@@ -418,16 +477,18 @@ def secure_average(
     _each(active, lambda m: m.wait_for(rnd, lambda s: len(s["shares"]) == n, "every merger's shares"))
     _each(active, lambda m: m.submit(rnd, vectors[m.msp], (weights or {}).get(m.msp, 1.0),
                                      (audit_blobs or {}).get(m.msp)))
-    # Freeze is refused until everyone who shared submitted or the timeout passed
-    # (a time-based rule of the chaincode); poll it at a modest rate.
-    deadline = clock() + active[0].config.round_timeout_s + 30
-    while not active[0].freeze(rnd):
-        if clock() > deadline:
-            raise AggregationLedgerError("Freeze", active[0].msp, "", "round still open after its timeout")
-        sleep(0.5)
-    state = active[0].state(rnd)
+    if dropped:
+        threshold = mergers[0].config.threshold
+        voters = active + [m for m in mergers if m.msp in dropped][:max(0, threshold - len(active))]
+        _each(voters, lambda m: m.vote(rnd, "submit"))
+        first = active[0] if active else voters[0]
+        first.wait_for(rnd, lambda s: len(s["votes"]["submit"]) >= min(threshold, len(voters)), "the votes")
+    first = active[0] if active else mergers[0]
+    if not first.freeze(rnd):
+        raise AggregationLedgerError("Freeze", first.msp, "", "round could not be frozen")
+    state = first.state(rnd)
     if state["status"] == "void":
-        raise RoundVoidError(active[0].run, rnd, state["survivors"], active[0].config.threshold)
+        raise RoundVoidError(first.run, rnd, state["survivors"], first.config.threshold)
     u = set(state["survivors"])
     survivors = [m for m in active if m.msp in u]
     _each(survivors, lambda m: m.wait_for(rnd, lambda s: s["status"] != "open", "the freeze"))

@@ -57,15 +57,19 @@ class _Evaluator(Protocol):
 def agreed_average_sha256(state: Any, run: str, rnd: int) -> str:
     """The agreed ``average_sha256`` of a ``GetRound`` result.
 
-    ``agreed`` must be ``true`` (every survivor posted the same hash) and the
-    survivors' ``results`` ({msp: hex}, or {msp: {"average_sha256": hex}}) must
-    hold exactly one hash; else :class:`AgreedHashError`.
+    ``agreed`` must be ``true``; the hash is ``average_sha256`` (the one t
+    survivors posted), or for a ``GetRound`` without that field the survivors'
+    ``results`` ({msp: hex}, or {msp: {"average_sha256": hex}}) must hold
+    exactly one hash; else :class:`AgreedHashError`.
     """
     if not isinstance(state, Mapping):
         raise AgreedHashError(run, rnd, f"GetRound returned {type(state).__name__}, not a JSON object")
     if state.get("agreed") is not True:
         raise AgreedHashError(run, rnd, f"no agreed average on the ledger (status {state.get('status')!r}, "
                                         f"agreed {state.get('agreed')!r}, mismatched {state.get('mismatched') or []})")
+    agreed = state.get("average_sha256")
+    if isinstance(agreed, str) and agreed:  # the hash t survivors agreed on (t of n)
+        return agreed
     results = state.get("results")
     if not isinstance(results, Mapping) or not results:
         raise AgreedHashError(run, rnd, "agreed, but GetRound has no results")

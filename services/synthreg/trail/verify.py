@@ -9,15 +9,18 @@ and the registries' workspaces it was given. For every round and registry it:
 * checks that all registries recorded the same average;
 * for runs averaged by secure aggregation over the ledger (header
   ``averaging`` starting with ``secagg``), checks that each round was frozen
-  with every registry surviving, that the survivors agreed, and that the hash
-  they agreed on is the recorded average, and on audited rounds that each
-  submission carried the audit ciphertext the registry recorded;
+  with at least t registries surviving (t of n: a registry left out of a
+  round, e.g. while its peer was down, is listed in ``missed`` and must have
+  no entry for it; every survivor must have one), that t survivors agreed,
+  and that the hash they agreed on is the recorded average, and on audited
+  rounds that each survivor's submission carried the audit ciphertext it
+  recorded;
 * for runs with per-iteration step records (header ``step_records`` =
   ``ledger``), checks that every registry completed its last step without a
-  recorded fault, and on audited rounds that each step's records agree and
-  the kept fake batches and feedback match their ledger hashes;
-* on audited rounds, sums the registries' CKKS ciphertexts homomorphically,
-  decrypts the sum, divides by N and checks it equals the recorded average
+  recorded fault, and on audited rounds that each survivor's step records
+  agree and the kept fake batches and feedback match their ledger hashes;
+* on audited rounds, sums the survivors' CKKS ciphertexts homomorphically,
+  decrypts the sum, divides by |U| and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
   plaintext snapshot its registry stored.
 
@@ -51,6 +54,8 @@ class TrailReport:
     steps_checked: int = 0
     max_abs_error: float = 0.0
     failures: list[str] = field(default_factory=list)
+    missed: dict[str, list[int]] = field(default_factory=dict)
+    """registry -> rounds it was left out of (t of n), from the ledger's survivors"""
 
     @property
     def ok(self) -> bool:
@@ -60,7 +65,8 @@ class TrailReport:
         return {"run_id": self.run_id, "ok": self.ok, "rounds_checked": self.rounds_checked,
                 "records_checked": self.records_checked, "audited_rounds": self.audited_rounds,
                 "secagg_rounds_checked": self.secagg_rounds_checked,
-                "steps_checked": self.steps_checked, "max_abs_error": self.max_abs_error, "failures": self.failures}
+                "steps_checked": self.steps_checked, "max_abs_error": self.max_abs_error,
+                "missed": self.missed, "failures": self.failures}
 
 
 def _value(record: dict[str, Any]) -> dict[str, Any]:
@@ -108,26 +114,37 @@ def verify_run(
     msps: list[str] = list(header["registries"])
     audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
     secagg = str(header.get("averaging", "")).startswith("secagg")
+    last_in: dict[str, int] = {}
     for rnd in range(rounds):
         entries: dict[str, RoundEntry] = {}
+        expected = _survivors(rep, contract, run_id, rnd, msps) if secagg else msps
+        for msp in msps:
+            if msp not in expected:
+                rep.missed.setdefault(msp, []).append(rnd)
+            else:
+                last_in[msp] = rnd
         for msp in msps:
             try:
                 rec = json.loads(contract.evaluate("GetRecord", round_key(run_id, rnd, msp)))
             except EvaluateError as exc:
-                rep.failures.append(f"round {rnd} {msp}: no ledger record ({exc.message})")
+                if msp in expected:
+                    rep.failures.append(f"round {rnd} {msp}: no ledger record ({exc.message})")
+                continue
+            if msp not in expected:
+                rep.failures.append(f"round {rnd} {msp}: recorded an update for a round it was left out of")
                 continue
             if rec["msp"] != msp or rec["role"] != "merger":
                 rep.failures.append(f"round {rnd} {msp}: recorded by {rec['msp']}/{rec['role']}, not its merger")
             entries[msp] = RoundEntry.from_json(_value(rec))
             rep.records_checked += 1
-        if len(entries) != len(msps):
+        if len(entries) != len(expected):
             continue
         averages = {e.average_sha256 for e in entries.values()}
         if len(averages) != 1:
             rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
             continue
         if secagg:
-            _check_secagg_round(rep, contract, run_id, rnd, msps, next(iter(averages)),
+            _check_secagg_round(rep, contract, run_id, rnd, expected, next(iter(averages)),
                                 entries if rnd in audit_rounds else None)
         try:
             avg = _vec(workspaces[msps[0]].get(next(iter(averages))))
@@ -141,8 +158,8 @@ def verify_run(
         if not np.allclose(plain_mean, avg, atol=tolerance, rtol=0):
             rep.failures.append(f"round {rnd}: recorded average is not the mean of the recorded updates")
         if rnd in audit_rounds:
-            if len(cts) != len(msps):
-                rep.failures.append(f"round {rnd}: audit round without every registry's ciphertext")
+            if len(cts) != len(expected):
+                rep.failures.append(f"round {rnd}: audit round without every survivor's ciphertext")
             else:
                 enc = {m: EncryptedVector.from_bytes(public, c) for m, c in cts.items()}
                 for m, e in enc.items():
@@ -161,7 +178,7 @@ def verify_run(
         rep.rounds_checked += 1
     if header.get("step_records") == "ledger":
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
-                     sorted(audit_rounds), workspaces)
+                     sorted(audit_rounds), workspaces, last_in)
     return rep
 
 
@@ -196,7 +213,11 @@ def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int
     def mean_g_loss(rnd: int) -> float:
         if rnd not in cache:
             per = []
-            for msp in msps:
+            try:  # over the round's survivors, as the apps decide (Apps.mean_g_loss)
+                survivors = json.loads(contract.evaluate("GetRound", run_id, str(rnd))).get("survivors") or msps
+            except EvaluateError:
+                survivors = msps
+            for msp in sorted(survivors):
                 losses = [json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
                           ["discriminator"]["g_loss"] for it in range(local_iters)]
                 per.append(float(np.mean(losses)))
@@ -207,6 +228,18 @@ def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int
         if rule.stops_after(rnd, mean_g_loss):
             return rnd + 1
     return budget
+
+
+def _survivors(rep: TrailReport, contract: Contract, run_id: str, rnd: int, msps: list[str]) -> list[str]:
+    """The registries whose update is in round ``rnd``'s average (U of its
+    secure-aggregation round); all of ``msps`` when the round is not on the
+    ledger (that failure is reported by :func:`_check_secagg_round`)."""
+    try:
+        state = json.loads(contract.evaluate("GetRound", run_id, str(rnd)))
+    except EvaluateError:
+        return msps
+    survivors = [m for m in state.get("survivors", []) if m in msps]
+    return survivors or msps
 
 
 def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,
@@ -224,8 +257,8 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
                             f"(status {state.get('status')}, agreed {state.get('agreed')})")
     elif sorted(state.get("survivors", [])) != sorted(msps):
         rep.failures.append(f"round {rnd}: secure aggregation survivors {state.get('survivors')} "
-                            f"are not every registry {msps}")
-    elif set(state["results"].values()) != {average_sha256}:
+                            f"are not the registries that recorded the round {msps}")
+    elif state.get("average_sha256") != average_sha256:
         rep.failures.append(f"round {rnd}: the average agreed by secure aggregation is not the recorded average")
     else:
         rep.secagg_rounds_checked += 1
@@ -237,11 +270,14 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
 
 
 def _check_steps(rep: TrailReport, contract: Contract, run_id: str, msps: list[str], rounds: int,
-                 local_iters: int, audit_rounds: list[int], workspaces: Mapping[str, Workspace]) -> None:
+                 local_iters: int, audit_rounds: list[int], workspaces: Mapping[str, Workspace],
+                 last_in: Mapping[str, int]) -> None:
     """Per-iteration step records (DESIGN.md §3): every registry completed its
-    last step and recorded no fault; on audited rounds every step's generator
-    and discriminator records agree on the fake batch, and the batch and the
-    feedback kept in the workspace match their ledger hashes."""
+    last step (of the last round, or of a later round than the last one it was
+    a survivor of, when it was left out of the final rounds) and recorded no
+    fault; on audited rounds every survivor's step records agree on the fake
+    batch, and the batch and the feedback kept in the workspace match their
+    ledger hashes."""
     for msp in msps:
         try:
             head = json.loads(contract.evaluate("GetStepHead", run_id, msp))
@@ -249,12 +285,17 @@ def _check_steps(rep: TrailReport, contract: Contract, run_id: str, msps: list[s
         except EvaluateError as exc:
             rep.failures.append(f"{msp}: no step records on the ledger ({exc.message})")
             continue
-        if (head.get("round"), head.get("iter")) != (rounds - 1, local_iters - 1) or head.get("phase") == "g":
+        lowest = last_in.get(msp, rounds - 1)
+        if not (lowest <= int(head.get("round", -1)) <= rounds - 1) or head.get("iter") != local_iters - 1 \
+                or head.get("phase") == "g":
+            want = f"round {rounds - 1}" if lowest == rounds - 1 else f"a round in {lowest}..{rounds - 1}"
             rep.failures.append(f"{msp}: last recorded step is round {head.get('round')} iter {head.get('iter')} "
-                                f"({head.get('phase')}), expected round {rounds - 1} iter {local_iters - 1} completed")
+                                f"({head.get('phase')}), expected {want} iter {local_iters - 1} completed")
         for f in faults:
             rep.failures.append(f"{msp}: step fault in round {f.get('round')} iter {f.get('iter')}: {f.get('kind')}")
         for rnd in audit_rounds:
+            if rnd in rep.missed.get(msp, []):
+                continue
             for it in range(local_iters):
                 try:
                     step = json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
