@@ -23,7 +23,8 @@ or signs for a registry itself.
    against the ledger's agreed final average first) + report (SDMetrics
    quality, utility on the holdout, DCR privacy, plots).
 7. **Audit**: two registries release their shares to a fresh auditor key; the
-   auditor unseals the audit key and verifies the whole trail against the run
+   auditor unseals the audit key in memory (never written to disk:
+   :func:`unseal_and_verify`) and verifies the whole trail against the run
    every registry approved.
 
 Everything lands in ``out``; nothing here is canned: every number printed is
@@ -48,13 +49,14 @@ from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.keyvault import LedgerKeyVault
 from synthreg.cli.sample_cmd import ledger_lookup
-from synthreg.crypto.ckks import load_public_context
+from synthreg.crypto.ckks import SecretContext, load_public_context
+from synthreg.crypto.transport import RecipientKeyPair
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
 from synthreg.gan.bundle import load_bundle, verify_bundle
 from synthreg.gan.federated import TrainConfig
-from synthreg.keys.audit import load_unsealed_secret, unseal_audit_key
+from synthreg.keys.audit import SUMMARY_FILE, UnsealSummary, unseal_in_memory
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError
 from synthreg.keys.keyfiles import (
@@ -62,8 +64,10 @@ from synthreg.keys.keyfiles import (
     load_auditor_keypair,
     load_auditor_public_key,
     load_org_keypair,
+    write_private_file,
 )
 from synthreg.keys.release import release_to_auditor
+from synthreg.keys.vault import KeyVault
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
@@ -107,6 +111,29 @@ def ensure_ceremony(profile: Profile, t: int, log: Log) -> dict[str, Any]:
         log(f"  ceremony {report.ceremony_id}: {t}-of-{len(keys)} shares sealed into each registry's "
             f"private collection; secret wiped")
         return {"ceremony_id": report.ceremony_id, "t": t, "n": len(keys), "new": True}
+
+
+def unseal_and_verify(vault: KeyVault, auditor: RecipientKeyPair, out_dir: Path,
+                      verify: Callable[[SecretContext], TrailReport]) -> tuple[UnsealSummary, TrailReport]:
+    """Stage 7's auditor: unseal the audit key from the shares released to ``auditor``
+    and run ``verify`` with it; writes only ``out_dir/``:data:`SUMMARY_FILE` (0600).
+
+    The recombined secret context stays in this process's memory and is never
+    written, plaintext or sealed (issue 10, item 7c: the demo used to leave it in
+    ``auditor/<run>/unsealed/``). Chosen over sealing it to the auditor's key
+    because nothing after the verification needs it: the shares stay released to
+    the auditor's key on the ledger, so ``synthreg audit unseal --key <auditor>/key``
+    recovers it again when an auditor wants it. Raises what
+    :func:`~synthreg.keys.audit.unseal_in_memory` and ``verify`` raise.
+    """
+    secret, summary = unseal_in_memory(vault, auditor)
+    try:
+        report = verify(secret)
+    finally:
+        del secret
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private_file(out_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2).encode("utf-8"))
+    return summary, report
 
 
 def _write_registry_data(out: Path, msps: list[str], frames: list[pd.DataFrame], schema_text: str) -> dict[str, Path]:
@@ -222,12 +249,13 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
             log(f"  {m} released its share to auditor {auditor_pub.id}")
         with open_gateway(profile, msps[0], "auditor") as gw:
             vault = LedgerKeyVault(gw.network("keys").contract("keyvault"))
-            summary = unseal_audit_key(vault, load_auditor_keypair(auditor_dir / "key"), auditor_dir / "unsealed")
-            secret = load_unsealed_secret(auditor_dir / "unsealed", record.public_context_hash)
-            log(f"  audit key unsealed from shares {summary.shares_used}; ceremony test ciphertext decrypted "
-                f"(max error {summary.proof_max_abs_error:.1e})")
             workspaces = {m: Workspace(s.state / "workspace") for m, s in zip(msps, stacks, strict=True)}
-            report = verify_run(run_id, gw.network("gan").contract("ganledger"), secret, public, workspaces)
+            contract = gw.network("gan").contract("ganledger")
+            summary, report = unseal_and_verify(
+                vault, load_auditor_keypair(auditor_dir / "key"), auditor_dir / "unsealed",
+                lambda secret: verify_run(run_id, contract, secret, public, workspaces))
+            log(f"  audit key unsealed in memory from shares {summary.shares_used}; ceremony test ciphertext "
+                f"decrypted (max error {summary.proof_max_abs_error:.1e}); not written to disk")
         (out / "audit_report.json").write_text(json.dumps(report.to_dict(), indent=2))
         res.audit = report
         done()

@@ -210,7 +210,9 @@ def test_check_collects_one_error_per_column(tmp_path: Path) -> None:
 
 def test_load_registry_csv_keeps_its_contract(tmp_path: Path) -> None:
     header_only = write(tmp_path, [], name="h.csv")
-    assert len(load_registry_csv(header_only, SCHEMA)) == 0  # no minimum row count
+    with pytest.raises(MinimumRowsError):  # a registry's file: DEFAULT_MIN_ROWS (issue 10, item 8c)
+        load_registry_csv(header_only, SCHEMA)
+    assert len(load_registry_csv(header_only, SCHEMA, min_rows=0)) == 0  # synthreg report's own minimum applies
     path = write(tmp_path, good_lines(3))
     frame = pd.DataFrame([ln.split(",") for ln in good_lines(3)], columns=HEADER.split(","), dtype=object)
-    pd.testing.assert_frame_equal(load_registry_csv(path, SCHEMA), validate(frame, SCHEMA))
+    pd.testing.assert_frame_equal(load_registry_csv(path, SCHEMA, min_rows=3), validate(frame, SCHEMA))

@@ -6,12 +6,16 @@ schema check`` / ``schema infer``, :func:`synthreg.data.schema.load_registry_csv
 the file stays where the registry keeps it; it is read once, as text, and
 nothing is written.
 
-Reading: UTF-8 with or without a byte-order mark (``utf-8-sig``); the delimiter
-is detected among ``,`` ``;`` tab and ``|`` (the one that splits the header and
-the first records into the same number of fields, more than one; a comma is
-preferred on a tie) unless given; empty lines are skipped; quoted fields may
-span lines. Every cell stays text until :func:`~synthreg.data.schema.validate`
-coerces it, so every error can name the file line where its record starts.
+Reading: UTF-8 with or without a byte-order mark (``utf-8-sig``; a doubled
+BOM, as left by a tool that adds one to a file that had one, is dropped too);
+the delimiter is detected among ``,`` ``;`` tab and ``|`` (the one that splits
+the header and the first records into the same number of fields, more than one;
+a comma is preferred on a tie; when no delimiter splits them consistently, the
+one that splits the header into the most fields, so that a ragged record is
+reported at its line instead of the header being read as one column) unless
+given; empty lines are skipped; quoted fields may span lines. Every cell
+stays text until :func:`~synthreg.data.schema.validate` coerces it, so every
+error can name the file line where its record starts.
 
 Row convention in errors: ``line`` is the 1-based line of the file, the header
 being line 1 (the first data record is line 2); the message says "line N
@@ -19,10 +23,11 @@ being line 1 (the first data record is line 2); the message says "line N
 
 What fails when (all are ``ValueError``):
 
-* :class:`~synthreg.data.schema.MalformedCSVError`: not UTF-8, NUL bytes, an
-  unterminated quote, a record with more or fewer fields than the header, an
+* :class:`~synthreg.data.schema.MalformedCSVError`: not UTF-8 (UTF-16 named as
+  such), NUL bytes, an unterminated quote, a record with more or fewer fields than the header, an
   empty header name, an empty file; :class:`MinimumRowsError` (a subclass) for a
-  header-only file or fewer than ``min_rows`` data records;
+  header-only file or fewer than ``min_rows`` data records (default
+  :data:`DEFAULT_MIN_ROWS`);
 * a :class:`~synthreg.data.schema.SchemaValidationError` subclass naming the
   line and column: missing / unexpected / duplicate column, wrong type ("abc"
   in an integer column), out of range (also for a number too large to
@@ -33,6 +38,7 @@ What fails when (all are ``ValueError``):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -43,6 +49,9 @@ from pathlib import Path
 import pandas as pd
 
 from synthreg.data.schema import (
+    DEFAULT_MIN_ROWS as DEFAULT_MIN_ROWS,  # re-exported: csvload is where callers look for it
+)
+from synthreg.data.schema import (
     MalformedCSVError,
     Schema,
     SchemaValidationError,
@@ -50,10 +59,6 @@ from synthreg.data.schema import (
     validate,
     validation_errors,
 )
-
-DEFAULT_MIN_ROWS = 10
-"""Fewer data records than this are refused at load (a registry that small
-cannot train, and its histograms would identify patients)."""
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 _SNIFF_RECORDS = 50
@@ -133,6 +138,9 @@ def read_raw_csv(path: str | Path, *, delimiter: str | None = None) -> RawCSV:
     path = Path(path)
     name = str(path)
     data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise MalformedCSVError(name, "UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                                      "save the file as UTF-8", 1)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -140,6 +148,7 @@ def read_raw_csv(path: str | Path, *, delimiter: str | None = None) -> RawCSV:
         raise MalformedCSVError(
             name, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                   "save the file as UTF-8", line) from exc
+    text = text.lstrip("\ufeff")  # utf-8-sig drops one BOM; a file BOM'd twice has another
     if not text.strip():
         raise MalformedCSVError(name, "empty file (no header row)")
     if "\x00" in text:
@@ -173,10 +182,14 @@ def read_raw_csv(path: str | Path, *, delimiter: str | None = None) -> RawCSV:
 def detect_delimiter(text: str) -> str:
     """The delimiter among :data:`DELIMITERS` that splits the header and the first
     records into one consistent number (> 1) of fields; the widest wins, a comma
-    on ties. A file where none does (e.g. a single column) is read with commas."""
+    on ties. When none does, the one that splits the header into the most fields
+    (> 1), so that the ragged record is reported at its line ("4 fields, but the
+    header has 3 (semicolon-delimited)") rather than every schema column being
+    "missing" from a one-column header. A single-column file is read with commas."""
     sample = text[: 1 << 16]
     complete = sample if len(text) <= len(sample) else sample[: sample.rfind("\n") + 1]
     best, best_width = ",", 1
+    header_best, header_width = ",", 1
     for delim in DELIMITERS:
         try:
             rows = [r for r in itertools.islice(csv.reader(io.StringIO(complete, newline=""), delimiter=delim,
@@ -188,7 +201,9 @@ def detect_delimiter(text: str) -> str:
         width = len(rows[0])
         if width > best_width and all(len(r) == width for r in rows):
             best, best_width = delim, width
-    return best
+        if width > header_width:
+            header_best, header_width = delim, width
+    return best if best_width > 1 else header_best
 
 
 def load_csv(

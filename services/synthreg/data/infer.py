@@ -25,7 +25,8 @@ The draft's ranges are observed extremes, not clinical plausibility limits:
 the output says so and asks for review.
 
 What fails when: :class:`SchemaInferenceError` for a column without any value,
-or a text column with more than ``max_categories`` distinct values (an
+a number too large to represent (a 400-digit integer: out of range, with its
+line), or a text column with more than ``max_categories`` distinct values (an
 identifier or free text: take it out of the file); read errors of
 :mod:`synthreg.data.csvload` for the file. A column that is mostly numbers
 with a few text values becomes categorical, and a note names the first text
@@ -45,7 +46,7 @@ import pandas as pd
 import yaml
 
 from synthreg.data.csvload import MinimumRowsError, read_raw_csv
-from synthreg.data.schema import Schema, _missing_mask
+from synthreg.data.schema import Schema, _missing_mask, _number_text_to_float, _too_large
 
 DEFAULT_MARGIN = 0.1
 DEFAULT_MAX_INT_CATEGORIES = 5
@@ -188,15 +189,21 @@ def _infer_column(
         numbers = present.astype("float64")
     else:
         text = present.astype(str).str.strip()
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+        numbers = _number_text_to_float(text)
+        huge = _too_large(text, numbers)
+        if huge.any():
+            pos = int(np.flatnonzero(huge.to_numpy())[0])
+            value = str(text.iloc[pos])
+            raise SchemaInferenceError(
+                name, f"{_where(int(present.index[pos]), lines)}: a {len(value)}-character number "
+                      f"({value[:20]}...) is out of range: too large to represent; fix or blank it", source)
         numbers = numbers.where(np.isfinite(numbers))
         if numbers.isna().any():
             levels = sorted(set(text))
             share = float(numbers.notna().mean())
             if share >= _MOSTLY_NUMERIC:
                 pos = int(np.flatnonzero(numbers.isna().to_numpy())[0])
-                row = int(present.index[pos])
-                at = f"line {lines[row]}" if lines is not None and row < len(lines) else f"row {row}"
+                at = _where(int(present.index[pos]), lines)
                 note = (f"column {name!r}: {share:.0%} of the values are numbers but {text.iloc[pos]!r} "
                         f"({at}) is not, so it was drafted as categorical; fix or blank that value "
                         "if the column is numeric")
@@ -228,6 +235,10 @@ def _infer_column(
     if nullable:
         spec["nullable"] = True
     return spec, note
+
+
+def _where(row: int, lines: Sequence[int] | None) -> str:
+    return f"line {lines[row]}" if lines is not None and row < len(lines) else f"row {row}"
 
 
 def _widened_range(lo: float, hi: float, margin: float, integral: bool) -> tuple[float | int, float | int]:

@@ -39,6 +39,13 @@ _COLUMN_TYPES: tuple[str, ...] = ("categorical", "integer", "continuous", "binar
 _TRANSFORMS: tuple[str, ...] = ("none", "log1p")
 Category = str | int
 
+DEFAULT_MIN_ROWS = 10
+"""Fewer data records than this are refused when a registry's CSV is loaded
+(:func:`load_registry_csv`, :func:`synthreg.data.csvload.load_csv`): a registry
+that small cannot train, its histograms would identify patients, and a
+header-only or one-row file would otherwise pass the load and fail later, deep
+inside training. Not tied to the batch size (a run's config is checked apart)."""
+
 
 # --------------------------------------------------------------------------- errors
 
@@ -360,6 +367,34 @@ def _missing_mask(series: pd.Series) -> pd.Series:
 _NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
+def _is_number_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(_NUMBER_TEXT.match(value.strip()))
+
+
+def _number_text_to_float(series: pd.Series) -> pd.Series:
+    """``series`` as float64; text that is not a number becomes NaN.
+
+    Well-formed numbers that pandas gives up on (more than ~300 characters, such
+    as a 400-digit integer or ``0...01`` with 400 leading zeros) are parsed by
+    :class:`float`: a value too large to represent becomes ``±inf`` and one with
+    leading zeros its value. Who calls: :func:`validate` and
+    :mod:`synthreg.data.infer`.
+    """
+    numeric = pd.to_numeric(series, errors="coerce").astype("float64")
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        retry = numeric.isna() & series.map(_is_number_text).astype(bool)
+        if retry.any():
+            numeric[retry] = np.array([float(str(v).strip()) for v in series[retry]], dtype=np.float64)
+    return numeric
+
+
+def _too_large(series: pd.Series, numeric: pd.Series) -> pd.Series:
+    """Where ``series`` holds a well-formed number that ``numeric`` (its
+    :func:`_number_text_to_float`) could only represent as ±inf (not the text "inf")."""
+    looks = series.map(_is_number_text).astype(bool)
+    return looks & pd.Series(np.isinf(numeric.to_numpy()), index=series.index)
+
+
 def _to_numeric(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     """Coerce to float64; raise WrongTypeError / MissingValueError naming the row.
 
@@ -368,17 +403,16 @@ def _to_numeric(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     """
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("float64")
-    numeric = pd.to_numeric(series, errors="coerce").astype("float64")
+    numeric = _number_text_to_float(series)
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         # strings such as "True" or "1e3x" coerce to NaN -> wrong type
-        bad = numeric.isna() & ~series.isna()
-        if bad.any():
-            looks = series.map(lambda v: isinstance(v, str) and bool(_NUMBER_TEXT.match(v.strip())))
-            wrong = bad & ~looks.astype(bool)
-            if wrong.any():
-                row, value, n = _first_bad(wrong, series)
-                raise WrongTypeError(spec.name, row, value, f"expected {spec.type}", n)
-            row, value, n = _first_bad(bad, series)
+        wrong = numeric.isna() & ~series.isna()
+        if wrong.any():
+            row, value, n = _first_bad(wrong, series)
+            raise WrongTypeError(spec.name, row, value, f"expected {spec.type}", n)
+        huge = _too_large(series, numeric)
+        if huge.any():
+            row, value, n = _first_bad(huge, series)
             size = f"a {len(str(value).strip())}-character number, too large to represent"
             if spec.is_numeric:
                 raise OutOfRangeError(spec.name, row, value, f"allowed [{spec.min}, {spec.max}]; {size}", n)
@@ -488,15 +522,18 @@ def validation_errors(df: pd.DataFrame, schema: Schema, allow_extra: bool = Fals
     return errors
 
 
-def load_registry_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a registry's CSV and :func:`validate` it (no minimum row count).
+def load_registry_csv(path: str | Path, schema: Schema, *, min_rows: int = DEFAULT_MIN_ROWS) -> pd.DataFrame:
+    """Read a registry's CSV and :func:`validate` it.
 
-    Kept for existing callers (``synthreg report``); it is
-    :func:`synthreg.data.csvload.load_csv` with ``min_rows=0``: errors name the
-    file line (header = line 1) and column, ``row`` stays the 0-based data row.
-    Raises :class:`MalformedCSVError` if the file is not parseable CSV,
+    Who calls: a registry's apps (``run approve``, the discriminator and merger
+    before training) and ``synthreg report`` (which passes ``min_rows=0`` and
+    applies its own minimum). It is :func:`synthreg.data.csvload.load_csv`: errors
+    name the file line (header = line 1) and column, ``row`` stays the 0-based
+    data row. Raises :class:`~synthreg.data.csvload.MinimumRowsError` for fewer
+    than ``min_rows`` data records (:data:`DEFAULT_MIN_ROWS`; a header-only file
+    has 0), :class:`MalformedCSVError` if the file is not parseable CSV,
     :class:`FileNotFoundError` if it does not exist, else validation errors.
     """
     from synthreg.data.csvload import load_csv  # csvload builds on this module
 
-    return load_csv(path, schema, min_rows=0)
+    return load_csv(path, schema, min_rows=min_rows)

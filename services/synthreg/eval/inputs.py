@@ -60,7 +60,7 @@ def read_csv(path: Path, schema: Schema, role: str) -> pd.DataFrame:
     if not path.is_file():
         raise InputFileError(path, f"{role} CSV does not exist")
     try:
-        return load_registry_csv(path, schema)
+        return load_registry_csv(path, schema, min_rows=0)  # too few rows: EmptyDataError, later, per role
     except MalformedCSVError as exc:
         raise InputFileError(path, f"{role} CSV is malformed: {exc.detail}") from exc
     except OSError as exc:

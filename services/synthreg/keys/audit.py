@@ -30,13 +30,18 @@ are encrypted to the auditor's key, which no registry holds.
    :data:`SUMMARY_FILE` into ``out_dir`` (created 0700) — nowhere else. An
    existing file is never overwritten (:class:`~synthreg.keys.errors.OutputExistsError`,
    checked before any work).
+
+:func:`unseal_in_memory` is steps 1–4 alone: the secret context is returned,
+never written. ``synthreg demo`` uses it (the recombined secret is only needed
+for the verification that follows; issue 10, item 7c); ``synthreg audit unseal``
+writes the file because an auditor verifies in a later command.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +77,7 @@ __all__ = [
     "collect_released_shares",
     "load_unsealed_secret",
     "unseal_audit_key",
+    "unseal_in_memory",
 ]
 
 SECRET_CONTEXT_FILE = "audit_secret_context.bin"
@@ -150,14 +156,14 @@ def _check_out_dir(out_dir: Path) -> None:
             raise OutputExistsError(str(out_dir / name))
 
 
-def unseal_audit_key(
-    vault: KeyVault, auditor: RecipientKeyPair, out_dir: Path, *, params: CkksParams = AUDIT_PARAMS
-) -> UnsealSummary:
-    """Unseal the audit key from the shares released to ``auditor`` into ``out_dir``.
+def unseal_in_memory(
+    vault: KeyVault, auditor: RecipientKeyPair, *, params: CkksParams = AUDIT_PARAMS
+) -> tuple[SecretContext, UnsealSummary]:
+    """Steps 1–4 of the module docstring: the audit key's secret context, in memory only.
 
-    See the module docstring for the steps and the error of each.
+    The summary's ``secret_context_file`` is empty: nothing is written. Raises the
+    errors of those steps.
     """
-    _check_out_dir(out_dir)
     aid = auditor_id(auditor.public_raw())
     try:
         record = vault.get_ceremony_record()
@@ -177,15 +183,6 @@ def unseal_audit_key(
         raise UnsealFailedError(record.ceremony_id, str(exc)) from exc
     collected.clear()
     del shares
-
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    secret_path = out_dir / SECRET_CONTEXT_FILE
-    buf = secret.serialize()
-    try:
-        write_private_file(secret_path, buf)
-    finally:
-        buf[:] = bytes(len(buf))
-    del secret
     summary = UnsealSummary(
         ceremony_id=record.ceremony_id,
         auditor_id=aid,
@@ -196,8 +193,29 @@ def unseal_audit_key(
         shares_used=sorted(rel.share_index for rel in listed.releases)[: record.t],
         test_ciphertext_sha256=record.test_ciphertext_sha256,
         proof_max_abs_error=max_err,
-        secret_context_file=str(secret_path),
+        secret_context_file="",
     )
+    return secret, summary
+
+
+def unseal_audit_key(
+    vault: KeyVault, auditor: RecipientKeyPair, out_dir: Path, *, params: CkksParams = AUDIT_PARAMS
+) -> UnsealSummary:
+    """Unseal the audit key from the shares released to ``auditor`` into ``out_dir``.
+
+    See the module docstring for the steps and the error of each.
+    """
+    _check_out_dir(out_dir)
+    secret, summary = unseal_in_memory(vault, auditor, params=params)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret_path = out_dir / SECRET_CONTEXT_FILE
+    buf = secret.serialize()
+    try:
+        write_private_file(secret_path, buf)
+    finally:
+        buf[:] = bytes(len(buf))
+    del secret
+    summary = replace(summary, secret_context_file=str(secret_path))
     write_private_file(out_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2).encode("utf-8"))
     return summary
 

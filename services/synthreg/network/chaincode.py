@@ -4,7 +4,14 @@ Each org runs its own server process per chaincode (``cc-<name>-<org>``), built
 from ``chaincode/cmd/<name>`` and reached by its org's peer over mutual TLS.
 The package the peer installs holds only ``connection.json`` (address + TLS
 material) and ``metadata.json`` of type ``ccaas``; our external builder
-(``network/builders/ccaas``) turns it into the connection the peer dials. The
+(``network/builders/ccaas``) turns it into the connection the peer dials.
+
+Key hygiene (issue 10, item 7a): ``connection.json`` carries the private key of
+the peer's chaincode-client TLS pair, inline, because that is where the peer
+reads it from (the release directory's ``chaincode/server/connection.json``).
+So every copy is owner-only: the tar entries are 0600 (the peer untars with the
+entry's mode), the package file in ``artifacts/`` is written 0600, and the
+builder scripts run with ``umask 077`` and ``chmod 600`` what they write. The
 definition is approved by every org and committed with the channel's default
 MAJORITY endorsement policy (plus the per-org collections on ``keys``).
 
@@ -16,9 +23,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
 import tarfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synthreg.network import process
@@ -31,15 +40,30 @@ VERSION = "1.0"
 SEQUENCE = 1
 
 
+PACKAGE_MODE = 0o600
+"""Mode of every file in a chaincode package and of the package file itself:
+``connection.json`` holds a private key."""
+
+
 def _tar_gz(files: dict[str, bytes]) -> bytes:
-    """A deterministic .tar.gz (fixed mtimes/owners) so package IDs are stable."""
+    """A deterministic .tar.gz (fixed mtimes/owners) so package IDs are stable;
+    entries are owner-only (:data:`PACKAGE_MODE`)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.size, info.mode, info.mtime = len(data), PACKAGE_MODE, 0
             tar.addfile(info, io.BytesIO(data))
     return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode :data:`PACKAGE_MODE` (also when it existed
+    with a wider mode, as packages written by older launchers did)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PACKAGE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), PACKAGE_MODE)
+        fh.write(data)
 
 
 class Deployer:
@@ -96,7 +120,7 @@ class Deployer:
 
         label, pkg = self.package(name, org)
         path = self.cfg.artifacts_dir / f"{name}-{org.name}.tar.gz"
-        path.write_bytes(pkg)
+        write_private(path, pkg)
         pkg_id = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "calculatepackageid", str(path)],
                          self.l.peer_admin_env(org)).stdout.strip()
         if self._installed(org, label) != pkg_id:
@@ -200,4 +224,4 @@ class Deployer:
                 time.sleep(0.2)
 
 
-__all__ = ["Deployer"]
+__all__ = ["PACKAGE_MODE", "Deployer", "write_private"]

@@ -25,6 +25,12 @@ from synthreg.network.topology import CHAINCODES, NetworkConfig, Org
 
 Log = Callable[[str], None]
 
+LAYOUT = 2
+"""Version of what ``up`` writes into a home, kept in ``topology.json``; bumped when a
+home made by an older launcher cannot be resumed. 2: owner-only chaincode packages
+(new package IDs, while the old ones stay approved) and orderer admin endpoints that
+trust their own org only (issue 10, item 7). Homes without it must be wiped."""
+
 
 class NetworkError(RuntimeError):
     """A launcher step failed; the message says which and how."""
@@ -108,6 +114,11 @@ class Launcher:
         node = c.node_dir("orderer0")
         tls = node / "tls"
         roots = "[" + ",".join(str(self.crypto(o).tls_ca_cert) for o in self.cfg.orgs) + "]"
+        # The admin endpoint (channel participation: join/list/remove) authorises by the TLS
+        # client certificate alone, so it trusts this org's TLS CA only: another registry's
+        # admin cannot remove channels from this orderer (issue 10, item 7b; DESIGN.md §9).
+        # Raft (General/Cluster) still needs every org's TLS CA.
+        own_root = f"[{c.tls_ca_cert}]"
         data = self.cfg.data_dir / f"orderer-{org.name}"
         env = {
             "FABRIC_CFG_PATH": str(self.cfg.config_dir / "node"),
@@ -129,9 +140,9 @@ class Launcher:
             "ORDERER_ADMIN_TLS_ENABLED": "true",
             "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
             "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
-            "ORDERER_ADMIN_TLS_ROOTCAS": roots,
+            "ORDERER_ADMIN_TLS_ROOTCAS": own_root,
             "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
-            "ORDERER_ADMIN_TLS_CLIENTROOTCAS": roots,
+            "ORDERER_ADMIN_TLS_CLIENTROOTCAS": own_root,
             "ORDERER_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{org.port('orderer_ops')}",
             "ORDERER_OPERATIONS_TLS_ENABLED": "true",
             "ORDERER_OPERATIONS_TLS_PRIVATEKEY": str(tls / "server.key"),
@@ -196,6 +207,9 @@ class Launcher:
             self.log(f"peer of {org.msp_id} healthy (pid {pid}, :{org.port('peer')})")
 
     def _osnadmin(self, org: Org, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``osnadmin channel ARGS`` against ``org``'s own orderer, as ``org``: the client pair
+        is that orderer's TLS pair, issued by ``org``'s TLS CA, the only one its admin
+        endpoint trusts (:meth:`_orderer_spec`)."""
         tls = self.crypto(org).node_dir("orderer0") / "tls"
         return run_cmd([self.bin("osnadmin"), "channel", *args,
                         "-o", f"127.0.0.1:{org.port('orderer_admin')}",
@@ -272,7 +286,8 @@ class Launcher:
         that cannot reach each other. Refused with a clear error instead."""
         path = self.cfg.home / "topology.json"
         want = {"n_orgs": self.cfg.n_orgs, "base_port": self.cfg.base_port,
-                "batch_timeout": self.cfg.batch_timeout, "channels": list(self.cfg.channels)}
+                "batch_timeout": self.cfg.batch_timeout, "channels": list(self.cfg.channels),
+                "layout": LAYOUT}
         if path.exists():
             have = json.loads(path.read_text())
             if have != want:

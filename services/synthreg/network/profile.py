@@ -27,6 +27,8 @@ class OrgProfile:
     peer_endpoint: str
     peer_host: str
     orderer_endpoint: str
+    orderer_admin_endpoint: str
+    """channel participation (osnadmin); trusts this org's TLS CA only"""
     tls_ca_cert: Path
     users: dict[str, Path]
     """role -> MSP folder (signcerts/, keystore/) of that app identity"""
@@ -72,6 +74,7 @@ def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> Path:
             "peer_endpoint": o.peer_endpoint,
             "peer_host": o.peer_host,
             "orderer_endpoint": o.orderer_endpoint,
+            "orderer_admin_endpoint": f"127.0.0.1:{o.port('orderer_admin')}",
             "tls_ca_cert": str(c.tls_ca_cert),
             "users": {role: str(c.user_msp(role)) for role in APP_ROLES},
             "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp"),
@@ -104,6 +107,7 @@ def load_profile(home: Path) -> Profile:
             peer_endpoint=o["peer_endpoint"],
             peer_host=o["peer_host"],
             orderer_endpoint=o["orderer_endpoint"],
+            orderer_admin_endpoint=o.get("orderer_admin_endpoint", ""),
             tls_ca_cert=Path(o["tls_ca_cert"]),
             users={k: Path(v) for k, v in o["users"].items()},
             fabric_admin_msp=Path(o["fabric_admin_msp"]),
