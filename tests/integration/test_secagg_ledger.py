@@ -129,8 +129,6 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
             run = f"sa-trail-{label}-{unique}"
             workspaces = {m: Workspace(tmp_path / label / m) for m in msps}
             recorder = TrailRecorder(run, msps, contracts, workspaces, keys.public, {1})
-            recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
-                                 "averaging": "secagg-ledger-uniform"})
             aggregate = LedgerAggregator(contracts, msps, run, audit_rounds={1},
                                          audit=lambda v: encrypt_vector(keys.public, v.astype(np.float64)).to_bytes())
             if label != "own-ciphertext":  # else the recorder encrypts anew: other bytes than were submitted
@@ -143,6 +141,9 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
                     average[0] += np.float32(1e-7)  # within the plaintext tolerance, but not what was agreed
                 recorder.on_round(rnd, vectors, average)
             assert len(aggregate.outcomes) == 2
+            # the header once the aggregation is open (its first participant's merger owns it)
+            recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
+                                 "averaging": "secagg-ledger-uniform"})
             with open_gateway(profile, msps[0], "auditor") as gw:
                 reports[label] = verify_run(run, gw.network("gan").contract("ganledger"), keys.secret, keys.public,
                                             workspaces)
