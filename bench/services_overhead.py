@@ -111,8 +111,6 @@ def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainCo
         t0 = time.perf_counter()
         contracts = {m: app(m, "merger") for m in msps}
         recorder = TrailRecorder(run, msps, contracts, workspaces, public, set(audit))
-        recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
-                             "averaging": "secagg-ledger-uniform", "step_records": "ledger"})
         aggregator = LedgerAggregator(contracts, msps, run, audit_rounds=audit,
                                       audit=lambda v: encrypt_vector(public, v.astype(np.float64)).to_bytes())
         recorder.ciphertext_source = aggregator.audit_ciphertext
@@ -124,6 +122,9 @@ def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainCo
                                  aggregate=aggregator, step=steps, encoder=encoder)
         steps.stop(config.rounds - 1, config.local_iters - 1,
                    {m: 0.0 for m in msps}, reason="budget")
+        # the header once the aggregation is open (its first participant's merger owns it)
+        recorder.record_run({"schema_sha256": schema.hash(), "config": config.to_dict(),
+                             "averaging": "secagg-ledger-uniform", "step_records": "ledger"})
         seconds = time.perf_counter() - t0
     return seconds, result.generator_vector(), result
 

@@ -5,7 +5,9 @@
 // admin) through the Fabric Gateway (synthreg.ledger); the peer runs this code
 // in the CCaaS server of cmd/ganledger.
 // Where data lives: public world state of channel "gan": one immutable record
-// per key under the composite key ("record", key) (write.go, read.go), and
+// per key under the composite key ("record", key) (write.go, read.go; who
+// may write which key, e.g. a registry's round record or a run's header, in
+// records.go), and
 // the secure-aggregation runs and rounds (aggregation*.go: OpenAggregation,
 // Advertise, PostShares, PutBlob, Submit, Freeze, Reveal, PostResult and the
 // reads GetAggregation, GetBlob, GetRound), one composite key per

@@ -13,11 +13,21 @@ import (
 // stamped with the caller's MSP ID and role, the tx id and tx timestamp, and
 // emits the RecordPut event {key, msp, txid}. Returns the stored record JSON.
 //
-// Any consortium role may write. Records are immutable: a second write of the
+// Who may write which key (records.go): a round record
+// run/<run>/round/<r>/<msp> only <msp>'s apps; a run header run/<run> only
+// the merger of the org that opened the run (ACCESS_DENIED, or
+// PRECONDITION_FAILED before the run is proposed or its aggregation opened);
+// a free-form key any consortium role, unless a segment names another
+// registry's MSP (ACCESS_DENIED); a malformed trail key is INVALID_ARGUMENT.
+// Records are immutable: a second write of the
 // same key fails with ALREADY_EXISTS (checked against committed state; two
 // racing writes in one block are resolved by MVCC, the second is invalidated).
 func (c *Contract) PutRecord(ctx contractapi.TransactionContextInterface, key string, value string) (string, error) {
 	if err := validate.Key("key", key); err != nil {
+		return "", err
+	}
+	parsed, err := parseRecordKey(key)
+	if err != nil {
 		return "", err
 	}
 	compact, err := validate.JSONObject("value", []byte(value), MaxRecordBytes)
@@ -29,6 +39,9 @@ func (c *Contract) PutRecord(ctx contractapi.TransactionContextInterface, key st
 		return "", err
 	}
 	stub := ctx.GetStub()
+	if err := authoriseRecordKey(stub, key, parsed, caller); err != nil {
+		return "", err
+	}
 	stateKey, err := state.Key(stub, objRecord, key)
 	if err != nil {
 		return "", err

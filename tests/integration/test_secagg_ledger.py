@@ -130,8 +130,6 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
             run = f"sa-trail-{label}-{unique}"
             workspaces = {m: Workspace(tmp_path / label / m) for m in msps}
             recorder = TrailRecorder(run, msps, contracts, workspaces, keys.public, {1})
-            recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
-                                 "averaging": "secagg-ledger-uniform"})
             aggregate = LedgerAggregator(contracts, msps, run, audit_rounds={1},
                                          audit=lambda v: encrypt_vector(keys.public, v.astype(np.float64)).to_bytes())
             if label != "own-ciphertext":  # else the recorder encrypts anew: other bytes than were submitted
@@ -144,6 +142,9 @@ def test_auditor_checks_the_recorded_average_against_the_secure_aggregation_roun
                     average[0] += np.float32(1e-7)  # within the plaintext tolerance, but not what was agreed
                 recorder.on_round(rnd, vectors, average)
             assert len(aggregate.outcomes) == 2
+            # the header once the aggregation is open (its first participant's merger owns it)
+            recorder.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64,
+                                 "averaging": "secagg-ledger-uniform"})
             with open_gateway(profile, msps[0], "auditor") as gw:
                 reports[label] = verify_run(run, gw.network("gan").contract("ganledger"), keys.secret, keys.public,
                                             workspaces)
@@ -187,7 +188,7 @@ def test_a_merger_that_never_advertises_is_voted_out_and_takes_the_average_from_
     for m in (m1, m2):
         m.advertise(0)
     m2.wait_for(0, lambda s: len(s["advertised"]) == 2, "two advertisements")
-    with pytest.raises(RoundClosedError, match="advertise phase .* is open"):
+    with pytest.raises(RoundClosedError, match=r"advertise phase .* is open"):
         m1.post_shares(0)
     for m in (m1, m2):
         assert m.vote(0, "advertise")

@@ -128,6 +128,7 @@ def test_roles_are_checked_by_the_chaincode(clients: list[RegistryStepClients], 
 
 def test_the_auditor_checks_the_step_records(
         clients: list[RegistryStepClients], profile: Profile, frames: list[pd.DataFrame], unique: str) -> None:
+    from synthreg.chain.secagg import AggregationConfig, open_aggregation
     from synthreg.crypto.ckks import create_audit_context
     from synthreg.trail.record import TrailRecorder
     from synthreg.trail.verify import verify_run
@@ -140,6 +141,8 @@ def test_the_auditor_checks_the_step_records(
     with ExitStack() as stack:
         mergers = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
                    for m in msps}
+        # the header needs an owner on the ledger: an aggregation whose first participant is msps[0]
+        open_aggregation(mergers[msps[0]], msps[0], run, AggregationConfig.default(msps, 1))
         recorder = TrailRecorder(run, msps, mergers, workspaces, keys.public, {1})
         recorder.record_run({"config": TINY.to_dict(), "schema_sha256": schema.hash(), "step_records": "ledger"})
         steps = LedgerSteps(run, clients, profile.msp_ids, keep_rounds={1})

@@ -1,6 +1,9 @@
 """The training audit trail on the real `gan` channel: recorded by each registry's
 merger identity, verified by an auditor identity (CKKS keys made locally here;
-the key ceremony itself is covered by test_keys_ledger.py and the demo)."""
+the key ceremony itself is covered by test_keys_ledger.py and the demo).
+
+A run's header needs an owner on the ledger (chaincode/README.md "Record keys"):
+these runs open an aggregation first, whose first participant's merger writes it."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthreg.crypto.ckks import create_audit_context
-from synthreg.ledger import EndorseError
+from synthreg.chain.secagg import AggregationConfig, LedgerAggregator, open_aggregation
+from synthreg.crypto.ckks import create_audit_context, encrypt_vector
+from synthreg.ledger import ChaincodeError, Contract, EndorseError
+from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
-from synthreg.trail.record import TrailRecorder, round_key
+from synthreg.trail.record import TrailRecorder, round_key, run_key
 from synthreg.trail.verify import verify_run
 from synthreg.workspace import Workspace
 
@@ -29,6 +34,7 @@ def test_recorded_run_verifies_and_records_are_write_once(profile: Profile, uniq
     with ExitStack() as stack:
         contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
                      for m in msps}
+        open_aggregation(contracts[msps[0]], msps[0], run_id, AggregationConfig.default(msps, 1))
         rec = TrailRecorder(run_id, msps, contracts, workspaces, keys.public, {1})
         rec.record_run({"config": {"rounds": 2}, "schema_sha256": "0" * 64})
         for r in range(2):
@@ -67,6 +73,7 @@ def test_round_record_by_another_role_is_flagged(profile: Profile, unique: str, 
         roles = {m: ("generator" if m == msps[2] else "merger") for m in msps}
         contracts = {m: stack.enter_context(open_gateway(profile, m, roles[m])).network("gan").contract("ganledger")
                      for m in msps}
+        open_aggregation(contracts[msps[0]], msps[0], run_id, AggregationConfig.default(msps, 1))
         rec = TrailRecorder(run_id, msps, contracts, workspaces, keys.public, set())
         rec.record_run({"config": {"rounds": 1}})
         vecs = [np.full(10, float(i), dtype=np.float32) for i in range(len(msps))]
@@ -74,3 +81,97 @@ def test_round_record_by_another_role_is_flagged(profile: Profile, unique: str, 
     with open_gateway(profile, msps[0], "auditor") as gw:
         report = verify_run(run_id, gw.network("gan").contract("ganledger"), keys.secret, keys.public, workspaces)
     assert any(f"{msps[2]}: recorded by {msps[2]}/generator" in f for f in report.failures)
+
+
+def _refused(contract: Contract, key: str, value: dict[str, object]) -> ChaincodeError:
+    with pytest.raises(EndorseError) as err:
+        contract.submit("PutRecord", key, json.dumps(value))
+    assert isinstance(err.value, ChaincodeError), err.value
+    return err.value
+
+
+def test_attack_record_key_squatting(profile: Profile, unique: str, tmp_path: Path) -> None:
+    """Issue 10 item 4: Registry1 wrote Registry3's round record before Registry3 did,
+    so Registry3's merger failed ALREADY_EXISTS and its training aborted. Now a round
+    record (and any key naming a registry) is written by that registry only."""
+    keys = create_audit_context()
+    msps = profile.msp_ids
+    run_id = f"it-squat-{unique}"
+    workspaces = {m: Workspace(tmp_path / m) for m in msps}
+    with ExitStack() as stack:
+        def app(msp: str, role: str) -> Contract:
+            return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
+
+        contracts = {m: app(m, "merger") for m in msps}
+        squatter = contracts[msps[0]]
+        for contract in (squatter, app(msps[0], "generator")):
+            err = _refused(contract, round_key(run_id, 0, msps[2]), {"round": 0, "msp": msps[2], "forged": True})
+            assert err.chaincode.code == "ACCESS_DENIED" and f"only {msps[2]} may" in err.chaincode.detail
+        err = _refused(squatter, f"notes/{msps[2]}/{unique}", {"v": 1})
+        assert err.chaincode.code == "ACCESS_DENIED"
+        err = _refused(squatter, f"run/{run_id}/round/01/{msps[2]}", {"v": 1})  # one spelling per round
+        assert err.chaincode.code == "INVALID_ARGUMENT"
+        # the victim still records its round: training goes on
+        rec = TrailRecorder(run_id, msps, contracts, workspaces, keys.public, set())
+        rec.on_round(0, [np.full(10, float(i), dtype=np.float32) for i in range(len(msps))],
+                     np.full(10, 1.0, dtype=np.float32))
+        got = json.loads(contracts[msps[0]].evaluate("GetRecord", round_key(run_id, 0, msps[2])))
+    assert (got["msp"], got["role"], got["value"]["msp"]) == (msps[2], "merger", msps[2])
+
+
+def test_attack_forged_run_header(profile: Profile, unique: str, tmp_path: Path) -> None:
+    """Issue 10 item 3: Registry2's generator wrote a run's header first, naming one
+    round and only itself, and the auditor reported ok with zero rounds, aggregations
+    and steps checked. Now only the merger of the org that opened the run writes the
+    header, never ahead of the run, and the auditor checks even that merger's header
+    against the aggregation and its submissions."""
+    keys = create_audit_context()
+    msps = sorted(profile.msp_ids)
+    run_id = f"it-header-{unique}"
+    forged = {"config": {"rounds": 1}, "registries": [msps[1], msps[1]], "audit_rounds": [],
+              "schema_sha256": "0" * 64}
+    workspaces = {m: Workspace(tmp_path / m) for m in msps}
+    with ExitStack() as stack:
+        def app(msp: str, role: str) -> Contract:
+            return stack.enter_context(open_gateway(profile, msp, role)).network("gan").contract("ganledger")
+
+        contracts = {m: app(m, "merger") for m in msps}
+        forger = app(msps[1], "generator")
+        err = _refused(forger, run_key(run_id), forged)  # ahead of the run: nobody owns its header yet
+        assert err.chaincode.code == "PRECONDITION_FAILED" and "no owner yet" in err.chaincode.detail
+
+        # an aggregation run: its first participant's merger owns the header
+        aggregate = LedgerAggregator(contracts, msps, run_id, audit_rounds={1},
+                                     audit=lambda v: encrypt_vector(keys.public, v.astype(np.float64)).to_bytes())
+        rec = TrailRecorder(run_id, msps, contracts, workspaces, keys.public, {1})
+        rec.ciphertext_source = aggregate.audit_ciphertext
+        rng = np.random.default_rng(7)
+        for rnd in range(2):
+            vectors = [rng.normal(size=500).astype(np.float32) for _ in msps]
+            rec.on_round(rnd, vectors, aggregate(rnd, vectors, None))
+        for contract in (forger, contracts[msps[1]], app(msps[0], "generator")):
+            err = _refused(contract, run_key(run_id), forged)
+            assert err.chaincode.code == "ACCESS_DENIED"
+            assert f"only the merger of {msps[0]} (the first participant of aggregation" in err.chaincode.detail
+        # the owner's merger may write it, but cannot make the auditor look away
+        contracts[msps[0]].submit("PutRecord", run_key(run_id), json.dumps(forged))
+
+        # a proposed run: the proposer's merger (here Registry2's, not the first participant's) owns it
+        proposed = f"it-header-run-{unique}"
+        spec = {"participants": msps, "schema_sha256": "0" * 64, "schema": "columns: []\n", "config": {},
+                "threshold": 2, "rounds": 1, "local_iters": 1, "audit_rounds": [], "stop_rule": {"kind": "budget"},
+                "ceremony_id": "none"}
+        submit_synced(app(msps[1], "admin"), "ProposeRun", proposed, json.dumps(spec, sort_keys=True), orgs=msps)
+        for contract in (forger, contracts[msps[0]]):
+            err = _refused(contract, run_key(proposed), forged)
+            assert err.chaincode.code == "ACCESS_DENIED"
+            assert f"only the merger of {msps[1]} (the proposer of run" in err.chaincode.detail
+        contracts[msps[1]].submit("PutRecord", run_key(proposed), json.dumps(forged))
+
+    with open_gateway(profile, msps[0], "auditor") as gw:
+        report = verify_run(run_id, gw.network("gan").contract("ganledger"), keys.secret, keys.public, workspaces)
+    assert not report.ok
+    assert f"run header registries {forged['registries']!r} differs from the expected {msps!r}" in report.failures
+    assert any("averaging None, but the ledger holds secure-aggregation rounds" in f for f in report.failures)
+    assert f"the header says 1 round(s), but round 1 was recorded by {', '.join(msps)}" in report.failures
+    assert report.rounds_checked == 1 and report.secagg_rounds_checked == 1  # round 0, all registries, checked

@@ -40,7 +40,7 @@ def test_attack_demo_leaves_unsealed_audit_secret_on_disk(tmp_path: Path) -> Non
         got = decrypt(secret, EncryptedVector.from_bytes(secret.public(), record.test_ciphertext))
         assert abs(got - audit_test_vector(record.ceremony_id)).max() < 1e-6
         seen.append(bytes(secret.serialize()))
-        return TrailReport(run_id="r", records_checked=1)
+        return TrailReport(run_id="r", rounds_checked=1, records_checked=1)
 
     out = tmp_path / "auditor" / "run"
     summary, report = unseal_and_verify(ledger.vault(ORGS[0], "auditor"), auditor, out / "unsealed", verify)

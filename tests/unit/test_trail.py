@@ -29,11 +29,14 @@ class _Result:
 
 
 class FakeGanledger:
-    """PutRecord/GetRecord with the chaincode's record shape (write-once)."""
+    """PutRecord/GetRecord with the chaincode's record shape (write-once); GetRun and
+    GetAggregation from dicts; every other read NOT_FOUND (no secure-aggregation
+    rounds, no step records)."""
 
     def __init__(self, store: dict[str, dict[str, str]], msp: str, role: str = "merger") -> None:
         self.store, self.msp, self.role = store, msp, role
         self.runs: dict[str, dict[str, object]] = {}  # GetRun documents (runs agreed on the ledger)
+        self.aggregations: dict[str, dict[str, object]] = {}  # GetAggregation configs
 
     def submit(self, fn: str, key: str, value: str) -> _Result:
         assert fn == "PutRecord"
@@ -43,15 +46,18 @@ class FakeGanledger:
         self.store[key] = {"key": key, "value": json.loads(value), "msp": self.msp, "role": self.role}
         return _Result(f"tx-{len(self.store)}")
 
-    def evaluate(self, fn: str, key: str) -> bytes:
-        if fn == "GetRun":
-            if key not in self.runs:
-                raise EvaluateError(f"NOT_FOUND: run {key} not found")
-            return json.dumps(self.runs[key]).encode()
-        assert fn == "GetRecord"
-        if key not in self.store:
-            raise EvaluateError(f"NOT_FOUND: record {key}")
-        return json.dumps(self.store[key]).encode()
+    def evaluate(self, fn: str, key: str, *rest: str) -> bytes:
+        found = {"GetRun": self.runs, "GetAggregation": self.aggregations, "GetRecord": self.store}.get(fn, {})
+        if rest or key not in found:
+            raise EvaluateError(f"NOT_FOUND: {fn} {key} {' '.join(rest)}")
+        return json.dumps(found[key]).encode()
+
+
+def auditor_view(store: dict[str, dict[str, str]], participants: list[str] = MSPS) -> FakeGanledger:
+    """The auditor's view of run1, opened as an aggregation of ``participants``."""
+    fake = FakeGanledger(store, "Registry1MSP", "auditor")
+    fake.aggregations = {"run1": {"run": "run1", "participants": participants}}
+    return fake
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +79,7 @@ def _run(tmp_path: Path, keys, rounds: int = 2):  # type: ignore[no-untyped-def]
 
 def test_recorded_run_verifies(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
     store, ws, rec = _run(tmp_path, keys)
-    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 2)
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 2)
     assert report.ok, report.failures
     assert report.records_checked == 6 and report.audited_rounds == [1]
     assert report.max_abs_error < 1e-6
@@ -84,13 +90,14 @@ def test_a_header_that_contradicts_the_approved_run_is_named(tmp_path: Path, key
     """For a run agreed on the ledger the auditor expects the approved participants and
     audited rounds; a header naming others (e.g. written to hide a registry) is reported."""
     store, ws, _ = _run(tmp_path, keys)
-    auditor = FakeGanledger(store, "Registry1MSP", "auditor")
+    auditor = auditor_view(store)
     spec = {"participants": list(MSPS), "audit_rounds": [0, 1], "schema_sha256": "x", "rounds": 2, "local_iters": 1}
-    auditor.runs = {"run1": {"run": "run1", "status": "started", "spec_json": json.dumps(spec)}}
+    proposer = {"msp": "Registry1MSP", "role": "admin"}
+    auditor.runs = {"run1": {"run": "run1", "status": "started", "spec_json": json.dumps(spec), "proposer": proposer}}
     report = verify_run("run1", auditor, keys.secret, keys.public, ws, 2)
     assert any("audit_rounds [1] differs from the approved run's [0, 1]" in f for f in report.failures)
     assert any("round 0: audit round without every survivor's ciphertext" in f for f in report.failures)
-    auditor.runs = {"run1": {"run": "run1", "status": "proposed", "spec_json": json.dumps(spec)}}
+    auditor.runs = {"run1": {"run": "run1", "status": "proposed", "spec_json": json.dumps(spec), "proposer": proposer}}
     assert "run run1 was never started (status proposed)" in verify_run(
         "run1", auditor, keys.secret, keys.public, ws, 2).failures
 
@@ -104,7 +111,7 @@ def test_tampered_artefact_is_named(tmp_path: Path, keys) -> None:  # type: igno
     path.write_bytes(bytes(data))
     with pytest.raises(TamperedArtefactError):
         ws["Registry2MSP"].get(victim.weights_sha256)
-    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 2)
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 2)
     assert not report.ok
     assert any("round 1" in f and victim.weights_sha256 in f for f in report.failures)
 
@@ -116,7 +123,7 @@ def test_wrong_average_is_caught_by_the_decrypted_mean(tmp_path: Path, keys) -> 
     rec.record_run({})
     vecs = [np.full(100, float(i), dtype=np.float32) for i in range(3)]
     rec.on_round(0, vecs, np.full(100, 1.5, dtype=np.float32))  # true mean is 1.0
-    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 1)
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 1)
     assert any("decrypted mean differs" in f for f in report.failures)
     assert any("not the mean" in f for f in report.failures)
 
@@ -124,7 +131,7 @@ def test_wrong_average_is_caught_by_the_decrypted_mean(tmp_path: Path, keys) -> 
 def test_record_by_wrong_role_is_flagged(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
     store, ws, _ = _run(tmp_path, keys, rounds=1)
     store["run/run1/round/0/Registry3MSP"]["role"] = "generator"
-    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws, 1)
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 1)
     assert any("not its merger" in f for f in report.failures)
 
 
@@ -139,3 +146,49 @@ def test_recorded_hashes_are_the_one_canonical_array_hash(tmp_path: Path) -> Non
         assert entry.weights_sha256 == array_sha256(vec)
         assert entry.average_sha256 == array_sha256(avg) == average_sha256(avg)  # what secagg agrees on
         assert ws[entry.msp_id].get(entry.weights_sha256) == array_bytes(vec) == vec.astype("<f4").tobytes()
+
+
+def test_attack_forged_run_header(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 item 3, the auditor's side: Registry2's generator wrote run1's header
+    first, naming only itself (twice) and one round. The old auditor took registries
+    and rounds from it and reported ok having checked no round; now the header is
+    checked against the aggregation, its author named, and nothing-checked fails."""
+    store: dict[str, dict[str, str]] = {}
+    ws = {m: Workspace(tmp_path / m) for m in MSPS}
+    forger = FakeGanledger(store, "Registry2MSP", "generator")
+    forger.submit("PutRecord", "run/run1", json.dumps({"registries": ["Registry2MSP"] * 2, "config": {"rounds": 1}}))
+    rec = TrailRecorder("run1", MSPS, {m: FakeGanledger(store, m) for m in MSPS}, ws, keys.public, {1})
+    rng = np.random.default_rng(2)
+    for r in range(2):
+        vecs = [rng.normal(size=500).astype(np.float32) for _ in MSPS]
+        avg = np.mean(np.stack(vecs), axis=0).astype(np.float32)
+        rec.on_round(r, vecs, avg + np.float32(r))  # round 1's recorded average is wrong
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws)
+    assert not report.ok
+    assert "run header written by Registry2MSP/generator, not by the merger of Registry1MSP" in report.failures[0]
+    assert any("run header registries ['Registry2MSP', 'Registry2MSP'] differs from the expected "
+               "['Registry1MSP', 'Registry2MSP', 'Registry3MSP']" in f for f in report.failures)
+    assert any("the header says 1 round(s), but round 1 was recorded by Registry1MSP" in f for f in report.failures)
+    assert report.rounds_checked == 1 and report.records_checked == 3
+
+    # the registries and rounds the auditor expects, given explicitly: the wrong average is found,
+    # and round 1, audited though the header does not say so, is decrypted
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 2, registries=MSPS)
+    assert any("round 1: recorded average is not the mean" in f for f in report.failures)
+    assert "round 1: audit ciphertexts were recorded but the round is not among the audited rounds []" \
+        in report.failures
+    assert report.audited_rounds == [1] and report.records_checked == 6
+
+    # without an aggregation or a run document, neither the author nor the registries can be checked
+    report = verify_run("run1", FakeGanledger(store, "Registry1MSP", "auditor"), keys.secret, keys.public, ws)
+    assert not report.ok
+    assert any("neither a run document nor an aggregation" in f for f in report.failures)
+    assert any("registries of run run1 are unknown" in f for f in report.failures)
+    assert any("not a list of distinct registries" in f for f in report.failures)
+
+
+def test_a_verification_that_checks_no_round_fails(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    store, ws, _ = _run(tmp_path, keys, rounds=1)
+    report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 0)
+    assert not report.ok and report.rounds_checked == 0
+    assert report.failures == ["no round was checked (0 round(s) of 3 registries expected)"]

@@ -9,7 +9,8 @@ Per run it takes part in:
    per-column histograms on the schema grid and sums them with the other
    mergers by one secure-aggregation round (aggregation run ``<run>/encoder``),
    so no registry sees another's counts. The first participant's merger opens
-   the aggregation runs and writes the run's trail header.
+   the aggregation runs; the proposing registry's merger writes the run's
+   trail header (the chaincode admits no other).
 2. **Rounds**: on its generator's ``LocalUpdate`` event it loads the round's
    generator and discriminator weight vectors from the workspace (hashes from
    the ledger) and runs one secure-aggregation round (DESIGN.md §4) with the
@@ -241,8 +242,8 @@ class MergerApp(App):
             raise ValueError("the merger needs its registry's --data CSV (for the encoder histograms)")
         schema = spec.schema()
         frame = load_registry_csv(self.settings.data, schema)
-        first = spec.participants[0] == self.msp
-        if first and self.evaluate_or_none("GetRecord", run_key(run)) is None:
+        opener = record.proposer.get("msp") == self.msp  # only its merger may write the header (chaincode)
+        if opener and self.evaluate_or_none("GetRecord", run_key(run)) is None:
             self.contract.submit("PutRecord", run_key(run), json.dumps({
                 "schema_sha256": spec.schema_sha256, "config": cfg.to_dict(), "registries": list(spec.participants),
                 "audit_rounds": list(spec.audit_rounds), "averaging": "secagg-ledger-uniform",

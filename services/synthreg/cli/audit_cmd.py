@@ -79,6 +79,11 @@ def verify(
         "--workspace", help="MSP=DIR, one per registry: the workspace artefacts the auditor was given.")],
     as_org: Annotated[str, typer.Option("--as-org", help="Org whose `auditor` identity reads the ledger.")]
     = DEFAULT_ORG,
+    registry: Annotated[list[str] | None, typer.Option(
+        "--registry", help="MSP id of a registry the run must have (repeat); for a run without a run "
+        "document on the ledger, else checked against it.")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        "--rounds", min=1, help="Rounds to check (default: the agreed run's, or the header's).")] = None,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,7 +109,8 @@ def verify(
         public = load_public_context(record.public_context)
         secret = load_unsealed_secret(unsealed, record.public_context_hash)
         with open_gateway(profile, as_org, "auditor") as gw:
-            report = verify_run(run, gw.network("gan").contract("ganledger"), secret, public, workspaces)
+            report = verify_run(run, gw.network("gan").contract("ganledger"), secret, public, workspaces,
+                                rounds, registries=registry or None)
     if as_json:
         print_json(report.to_dict())
     elif report.ok:

@@ -19,6 +19,13 @@ registry it:
 Where data lives: weights and ciphertexts in the registries' workspaces; the
 hashes, sizes and the run's configuration on the ledger.
 
+What fails when: the chaincode binds these keys (chaincode/README.md "Record
+keys"): ``round_key(run, r, msp)`` is written only by ``msp``'s apps, and
+``run_key(run)`` only by the merger of the org that opened the run (the
+proposer of its run document, else the first participant of its aggregation),
+once the run is proposed or its aggregation opened (else ``PRECONDITION_FAILED``);
+a run id may not contain a ``/round/`` segment.
+
 The averages themselves are agreed by secure aggregation over the ledger
 (DESIGN.md §4); this record ties each registry's update, its audit copy and the
 agreed average together for the auditor.
@@ -93,7 +100,9 @@ class TrailRecorder:
     same bytes); when it returns None the recorder encrypts itself."""
 
     def record_run(self, info: Mapping[str, object]) -> str:
-        """The run's header (schema hash, config, registries), by the first registry."""
+        """The run's header (schema hash, config, registries), by the first registry's
+        merger: the run must already have a run document proposed by it or an
+        aggregation whose first participant it is (the chaincode refuses otherwise)."""
         value = json.dumps({**info, "registries": list(self.msp_ids),
                             "audit_rounds": sorted(self.audit_rounds)}, sort_keys=True)
         res = self.contracts[self.msp_ids[0]].submit("PutRecord", run_key(self.run_id), value)

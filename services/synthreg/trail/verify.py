@@ -24,6 +24,16 @@ and the registries' workspaces it was given. For every round and registry it:
   within ``tolerance`` (1e-6), and that each decrypted update equals the
   plaintext snapshot its registry stored.
 
+What the run is — its registries, rounds and audited rounds — comes from the
+run agreed on the ledger (``GetRun``), else from the caller (``registries``,
+``rounds``, ``audited``), else from the aggregation (``GetAggregation``);
+the header ``run/<id>`` is only a claim, checked against them: it must be
+written by the merger of the org that opened the run, name the same
+registries and audited rounds, and may not hide what the ledger holds
+(secure-aggregation rounds, step records, audit ciphertexts, rounds beyond
+its count). A verification that checks no round (or, where the ledger holds
+them, no secure-aggregation round or no audited step) fails.
+
 Returns a :class:`TrailReport`; raises nothing for a failed check — failures
 are listed, so an auditor sees all of them at once.
 """
@@ -31,7 +41,7 @@ are listed, so an auditor sees all of them at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +69,7 @@ class TrailReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.records_checked > 0
+        return not self.failures and self.records_checked > 0 and self.rounds_checked > 0
 
     def to_dict(self) -> dict[str, object]:
         return {"run_id": self.run_id, "ok": self.ok, "rounds_checked": self.rounds_checked,
@@ -87,19 +97,27 @@ def verify_run(
     workspaces: Mapping[str, Workspace],
     rounds: int | None = None,
     tolerance: float = 1e-6,
+    *,
+    registries: Sequence[str] | None = None,
+    audited: Collection[int] | None = None,
 ) -> TrailReport:
     """Check run ``run_id``; ``rounds`` defaults to the rounds the run trained: its
     budget, or for a run agreed with a ``loss_plateau`` stop rule the round the rule
     stops at, recomputed from the recorded losses (so an early stop must be the
-    rule's, and every registry's last step must be that round's).
+    rule's, and every registry's last step must be that round's). ``registries``
+    and ``audited`` (rounds) are what the auditor expects, needed for a run without a
+    run document (else taken from its aggregation, or failing that the header).
 
     Raises :class:`~synthreg.ledger.EvaluateError` if the run header is not on the ledger.
     """
     rep = TrailReport(run_id)
-    header = _value(json.loads(contract.evaluate("GetRecord", run_key(run_id))))
-    _check_against_agreed_run(rep, contract, run_id, header)
+    record = json.loads(contract.evaluate("GetRecord", run_key(run_id)))
+    header = _value(record)
+    agreed = _check_header(rep, contract, run_id, record, header, registries, audited)
     if rounds is None:
-        rounds = int(header["config"]["rounds"])
+        rounds = int(header.get("config", {}).get("rounds", 0))
+        if not agreed:
+            _check_no_round_after(rep, contract, run_id, list(header["registries"]), rounds)
         rule = StopRule.parse(header.get("stop_rule") or {"kind": "budget"})
         if rule.kind != "budget":
             try:
@@ -139,6 +157,10 @@ def verify_run(
             rep.records_checked += 1
         if len(entries) != len(expected):
             continue
+        if rnd not in audit_rounds and any(e.audit_ct_sha256 for e in entries.values()):
+            rep.failures.append(f"round {rnd}: audit ciphertexts were recorded but the round is not among "
+                                f"the audited rounds {sorted(audit_rounds)}")
+            audit_rounds.add(rnd)
         averages = {e.average_sha256 for e in entries.values()}
         if len(averages) != 1:
             rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
@@ -179,29 +201,109 @@ def verify_run(
     if header.get("step_records") == "ledger":
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
                      sorted(audit_rounds), workspaces, last_in)
+    if rep.rounds_checked == 0:
+        rep.failures.append(f"no round was checked ({rounds} round(s) of {len(msps)} registries expected)")
+    if secagg and rep.secagg_rounds_checked == 0:
+        rep.failures.append("no secure-aggregation round was checked")
+    if header.get("step_records") == "ledger" and audit_rounds and rep.steps_checked == 0:
+        rep.failures.append("no step record of an audited round was checked")
     return rep
 
 
-def _check_against_agreed_run(rep: TrailReport, contract: Contract, run_id: str, header: dict[str, Any]) -> None:
-    """For a run agreed on the ledger (``GetRun``), the expected registries, audited
-    rounds and config are the ones every participant approved: the header a merger
-    wrote must say the same, or the check names the difference and the approved
-    values are used."""
+def _evaluate_or_none(contract: Contract, fn: str, *args: str) -> Any:
+    """The decoded result of ``fn``, or None when the ledger has none (NOT_FOUND)."""
     try:
-        doc = json.loads(contract.evaluate("GetRun", run_id))
-    except EvaluateError:
-        return  # a run recorded before runs were agreed on the ledger: only its header
-    spec = json.loads(doc["spec_json"])
-    if doc.get("status") not in ("started", "aborted"):
+        return json.loads(contract.evaluate(fn, *args))
+    except EvaluateError as exc:
+        if "NOT_FOUND" in exc.message:
+            return None
+        raise
+
+
+def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dict[str, Any],
+                  header: dict[str, Any], registries: Sequence[str] | None,
+                  audited: Collection[int] | None) -> bool:
+    """Check the run header against what the ledger and the auditor know, then make
+    ``header`` say what is expected, so the checks cover the real run. The header
+    must be written by the merger of the org that opened the run (proposer of the
+    run document, else first participant of the aggregation). Registries and
+    audited rounds come from the run document (every participant approved it),
+    else from the caller, else registries from the aggregation and audited rounds
+    from the header; the aggregation's participants must be those registries. A
+    header may not hide secure-aggregation rounds or step records the ledger holds.
+    Returns whether the run was agreed on the ledger (its rounds are then known)."""
+    doc = _evaluate_or_none(contract, "GetRun", run_id)
+    agg = _evaluate_or_none(contract, "GetAggregation", run_id)
+    spec = json.loads(doc["spec_json"]) if doc is not None else None
+    if doc is not None:
+        owner, how = str(doc.get("proposer", {}).get("msp")), f"the proposer of run {run_id}"
+    elif agg is not None:
+        owner, how = str(agg["participants"][0]), f"the first participant of aggregation {run_id}"
+    else:
+        owner, how = "", ""
+        rep.failures.append(f"run {run_id} has neither a run document nor an aggregation on the ledger: "
+                            "the author of its header cannot be checked")
+    if owner and (record.get("msp"), record.get("role")) != (owner, "merger"):
+        rep.failures.append(f"run header written by {record.get('msp')}/{record.get('role')}, "
+                            f"not by the merger of {owner} ({how})")
+    if spec is not None and doc is not None and doc.get("status") not in ("started", "aborted"):
         rep.failures.append(f"run {run_id} was never started (status {doc.get('status')})")
-    expected = {"registries": list(spec["participants"]), "audit_rounds": list(spec["audit_rounds"]),
-                "schema_sha256": spec["schema_sha256"]}
+
+    expected: dict[str, Any] = {}
+    if spec is not None:
+        expected = {"registries": list(spec["participants"]), "audit_rounds": list(spec["audit_rounds"]),
+                    "schema_sha256": spec["schema_sha256"]}
+    for key, given in (("registries", None if registries is None else sorted(registries)),
+                       ("audit_rounds", None if audited is None else sorted(audited))):
+        if given is None:
+            continue
+        if key in expected and expected[key] != given:
+            rep.failures.append(f"the {key} given {given!r} differ from the approved run's {expected[key]!r}")
+        expected.setdefault(key, given)
+    if "registries" not in expected:
+        if agg is not None:
+            expected["registries"] = list(agg["participants"])
+        else:
+            rep.failures.append(f"the registries of run {run_id} are unknown (no run document, no aggregation, "
+                                "none given): only the header names them")
+    if agg is not None and "registries" in expected and sorted(agg["participants"]) != sorted(expected["registries"]):
+        rep.failures.append(f"aggregation participants {agg['participants']!r} differ from the run's "
+                            f"registries {expected['registries']!r}")
     for key, value in expected.items():
         if header.get(key) != value:
-            rep.failures.append(f"run header {key} {header.get(key)!r} differs from the approved run's {value!r}")
+            what = "the approved run's" if spec is not None else "the expected"
+            rep.failures.append(f"run header {key} {header.get(key)!r} differs from {what} {value!r}")
         header[key] = value
-    header["config"] = {**header.get("config", {}), "rounds": spec["rounds"], "local_iters": spec["local_iters"]}
-    header["stop_rule"] = spec.get("stop_rule", {"kind": "budget"})
+    header_regs = header.get("registries")
+    if not isinstance(header_regs, list) or not header_regs or len(set(header_regs)) != len(header_regs):
+        rep.failures.append(f"run header registries {header_regs!r} are not a list of distinct registries")
+        header["registries"] = sorted(set(header_regs)) if isinstance(header_regs, list) else []
+    if spec is not None:
+        header["config"] = {**header.get("config", {}), "rounds": spec["rounds"], "local_iters": spec["local_iters"]}
+        header["stop_rule"] = spec.get("stop_rule", {"kind": "budget"})
+
+    # what the ledger holds cannot be hidden by the header
+    if agg is not None and not str(header.get("averaging", "")).startswith("secagg"):
+        first = _evaluate_or_none(contract, "GetRound", run_id, "0")
+        if first is not None and first.get("advertised"):
+            rep.failures.append(f"run header averaging {header.get('averaging')!r}, but the ledger holds "
+                                f"secure-aggregation rounds of run {run_id}")
+            header["averaging"] = "secagg-ledger"
+    if header.get("step_records") != "ledger":
+        stepped = [m for m in header["registries"] if _evaluate_or_none(contract, "GetStepHead", run_id, m)]
+        if stepped:
+            rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the ledger holds "
+                                f"step records of {', '.join(stepped)}")
+            header["step_records"] = "ledger"
+    return spec is not None
+
+
+def _check_no_round_after(rep: TrailReport, contract: Contract, run_id: str, msps: list[str], rounds: int) -> None:
+    """Rounds taken from the header alone: the ledger holds no record of a later round."""
+    later = [m for m in msps if _evaluate_or_none(contract, "GetRecord", round_key(run_id, rounds, m))]
+    if later:
+        rep.failures.append(f"the header says {rounds} round(s), but round {rounds} was recorded by "
+                            f"{', '.join(later)}")
 
 
 def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int, local_iters: int,
@@ -262,6 +364,11 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
         rep.failures.append(f"round {rnd}: the average agreed by secure aggregation is not the recorded average")
     else:
         rep.secagg_rounds_checked += 1
+    if audited is None:
+        carried = sorted(m for m, sub in state.get("submissions", {}).items() if sub.get("audit_sha256"))
+        if carried:
+            rep.failures.append(f"round {rnd}: {', '.join(carried)} submitted audit ciphertexts with secure "
+                                "aggregation, but the round is not among the audited rounds")
     for msp, entry in (audited or {}).items():
         submitted = state.get("submissions", {}).get(msp, {}).get("audit_sha256")
         if submitted != entry.audit_ct_sha256:
