@@ -21,6 +21,7 @@ from synthreg.gan.federated import build_encoder, train_federated
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
+from synthreg.trail.verify import TrailReport
 from synthreg.workspace import Workspace
 
 CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
@@ -64,6 +65,39 @@ class Consortium:
             single = train_federated(frames, spec.schema(), spec.config, progress=False, aggregate=aggregator,
                                      step=steps, encoder=encoder)
         return single.generator_vector()
+
+    def audit(self, run: str, states: dict[str, Path], key_dir: Path) -> TrailReport:
+        """The auditor's verification of ``run``, as the demo's stage 7 does it: two
+        registries release their audit-key shares to a fresh auditor key, the key is
+        unsealed in memory and the trail checked against the registries' workspaces
+        (``states``: msp -> its stack's state folder)."""
+        from synthreg.chain.keyvault import LedgerKeyVault
+        from synthreg.crypto.ckks import load_public_context
+        from synthreg.demo import unseal_and_verify
+        from synthreg.keys.keyfiles import (
+            generate_auditor_key,
+            load_auditor_keypair,
+            load_auditor_public_key,
+            load_org_keypair,
+        )
+        from synthreg.keys.release import release_to_auditor
+        from synthreg.trail.verify import verify_run
+
+        files = generate_auditor_key(key_dir)
+        auditor_pub = load_auditor_public_key(files.public_key_file)
+        msps = list(self.profile.msp_ids)
+        for m in msps[:2]:
+            with open_gateway(self.profile, m, "admin") as gw:
+                release_to_auditor(LedgerKeyVault(gw.network("keys").contract("keyvault")), m,
+                                   load_org_keypair(self.profile.org(m).share_key_dir), auditor_pub)
+        with open_gateway(self.profile, msps[0], "auditor") as gw:
+            vault = LedgerKeyVault(gw.network("keys").contract("keyvault"))
+            public = load_public_context(vault.get_ceremony_record().public_context)
+            contract = gw.network("gan").contract("ganledger")
+            workspaces = {m: Workspace(states[m] / "workspace") for m in msps}
+            _summary, report = unseal_and_verify(vault, load_auditor_keypair(key_dir), key_dir.parent / "unsealed",
+                                                 lambda secret: verify_run(run, contract, secret, public, workspaces))
+        return report
 
 
 def make_consortium(profile: Profile, base: Path) -> Consortium:

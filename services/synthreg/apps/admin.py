@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +137,15 @@ class RunStatus:
     heads: dict[str, dict[str, Any] | None]
     faults: dict[str, int]
     agreed_rounds: int
+    missed: dict[str, list[int]] = field(default_factory=dict)
+    """registry -> agreed rounds whose average it is not in (left out: t of n)"""
 
     def to_dict(self) -> dict[str, Any]:
         spec = self.record.spec
         return {"run": self.record.run, "status": self.record.status, "run_sha256": self.record.run_sha256,
                 "participants": list(spec.participants), "approvals": sorted(self.record.approvals),
                 "rounds": spec.rounds, "local_iters": spec.local_iters, "agreed_rounds": self.agreed_rounds,
+                "missed_rounds": {m: self.missed.get(m, []) for m in spec.participants},
                 "heads": self.heads, "faults": self.faults, "aborted": self.record.aborted}
 
 
@@ -162,12 +165,16 @@ def run_status(profile: Profile, org: str, run: str) -> RunStatus:
         heads = {m: _evaluate_json(contract, "GetStepHead", run, m) for m in spec.participants}
         faults = {m: len(_evaluate_json(contract, "ListFaults", run, m) or []) for m in spec.participants}
         agreed = 0
+        missed: dict[str, list[int]] = {}
         for rnd in range(spec.rounds):  # rounds agree in order: stop at the first that has not
             state = _evaluate_json(contract, "GetRound", run, str(rnd))
             if not state or state.get("agreed") is not True:
                 break
             agreed += 1
-        return RunStatus(record, heads, faults, agreed)
+            for m in spec.participants:
+                if m not in state["survivors"]:
+                    missed.setdefault(m, []).append(rnd)
+        return RunStatus(record, heads, faults, agreed, missed)
 
 
 def watch_run(profile: Profile, org: str, run: str,

@@ -24,6 +24,7 @@ aborted on the ledger stops the app's work on it cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -390,6 +391,15 @@ class App:
         state = self.evaluate_or_none("GetRound", run, str(rnd))
         return state is not None and left_out_of(state, self.msp, spec.threshold)
 
+    def round_went_on(self, run: str, rnd: int, spec: RunSpec) -> bool:
+        """:meth:`left_out`, asking the ledger only once an ``Agg*`` event of the round
+        was seen (before that the round cannot have closed without this registry):
+        the generator asks before each step."""
+        if self.feed.seen(lambda ev: ev.run == run and ev.payload.get("round") == rnd
+                          and ev.name.startswith("Agg")) is None:
+            return False
+        return self.left_out(run, rnd, spec)
+
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""
         return lambda ev: ev.name in names and ev.run == run and ev.payload.get("msp") == self.msp
@@ -402,7 +412,7 @@ class App:
         n) after computing it from the ledger. t other mergers may agree first."""
         def ready() -> dict[str, Any] | None:
             state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
-            if state is not None and state.get("agreed") is True and str(state["average_sha256"]) in self.workspace:
+            if state is not None and state.get("agreed") is True:
                 return dict(state)
             if state is not None and state.get("status") == "void":
                 raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
@@ -411,6 +421,16 @@ class App:
         state = self.wait(ready, lambda ev: ev.run == agg_run and ev.payload.get("round") == rnd,
                           f"the agreed average of {agg_run} round {rnd}", run)
         sha = str(state["average_sha256"])
+        # The workspace put has no ledger event (a merger left out of the round puts it
+        # after the agreement): look for the file itself, often, so that a registry
+        # re-joining after an outage starts the next round with the others.
+        if sha not in self.workspace:
+            self.set_status(detail=f"waiting for this registry's merger to put the agreed average of round {rnd}",
+                            force=True)
+        while sha not in self.workspace:
+            with contextlib.suppress(WaitTimeoutError):  # raises RunAbortedError if the run is aborted meanwhile
+                self.feed.wait(lambda: True if sha in self.workspace else None, lambda _ev: False,
+                               "the agreed average in the workspace", run, 0.05)
         vec = np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
         return vec, state
 

@@ -52,22 +52,23 @@ class DiscriminatorApp(App):
         return {"weights": torch.from_numpy(state_dict_to_vector(d.discriminator)), "gp_rng": d.rng.get_state(),
                 **adam_state(d.optimizer, "adam")}
 
-    def _generator_skips(self, spec: RunSpec, run: str, rnd: int) -> bool:
-        """Whether this registry's generator skips round ``rnd`` (it was left out
-        of it before training: :meth:`GeneratorApp.run_one`). D never decides this
-        itself, so G and D cannot disagree: it waits until G either recorded the
-        round's first step (False) or moved past it: a later step, or its stop (True)."""
+    def _generator_left(self, spec: RunSpec, run: str, rnd: int, it: int) -> bool:
+        """Whether this registry's generator left round ``rnd`` before step ``it`` (the
+        round went on without the registry: :meth:`GeneratorApp.run_one`). D never
+        decides this itself, so G and D cannot disagree: it waits until G either
+        recorded step (rnd, it) (False) or moved past the round: a later round's step,
+        or its stop (True)."""
         def decided() -> bool | None:
-            if self.evaluate_or_none("GetStep", run, self.msp, str(rnd), "0") is not None:
+            if (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"):
                 return False
             head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
             if head and (int(head["round"]) > rnd or head.get("phase") == "stopped"):
                 return True
             return None
 
-        self.set_status(phase="step", round=rnd, iter=0)
+        self.set_status(phase="step", round=rnd, iter=it)
         return bool(self.wait(decided, self.mine(run, "GeneratorStep", "TrainingStopped", "StepFault"),
-                              f"the generator's first step of round {rnd} (or its skip)", run))
+                              f"the generator's step of round {rnd} iter {it} (or its leaving the round)", run))
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
@@ -100,14 +101,11 @@ class DiscriminatorApp(App):
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
-            if self._generator_skips(spec, run, rnd):
-                # G was left out of this round (t of n) and starts the next one from
-                # the agreed average: so does D.
-                avg, _ = self.agreed_average(run, rnd, run)
-                vector_to_state_dict(dis, avg[n_g:])
-                store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
-                continue
+            left = False
             for it in range(spec.local_iters):
+                if self._generator_left(spec, run, rnd, it):
+                    left = True
+                    break
                 self.set_status(phase="step", round=rnd, iter=it)
                 g_rec = wait_step(self, spec, run, rnd, it, "generator")
                 recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(
@@ -128,7 +126,10 @@ class DiscriminatorApp(App):
                 elif (recorded["feedback_sha256"], recorded["d_weights_sha256"]) != (feedback_sha, d_sha):
                     raise ResumeMismatchError(f"round {rnd} iter {it}: replayed discriminator step differs from "
                                               "the recorded one")
-            self.set_status(phase="merge", round=rnd, iter=None, force=True)
+            if left:  # G was left out of this round (t of n) and goes on from the agreed average: so does D
+                self.set_status(phase="left out", round=rnd, iter=None, force=True)
+            else:
+                self.set_status(phase="merge", round=rnd, iter=None, force=True)
             avg, _ = self.agreed_average(run, rnd, run)
             vector_to_state_dict(dis, avg[n_g:])
             store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})

@@ -122,8 +122,8 @@ class GeneratorApp(App):
     def own_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
         """This registry's mean generator loss of round ``rnd``, as its discriminator recorded it."""
         steps = [self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}
-                 for it in range(spec.local_iters)]
-        return float(np.mean([float(s["discriminator"]["g_loss"]) for s in steps]))
+                 for it in range(spec.local_iters)]  # a round left mid-way has fewer
+        return float(np.mean([float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]))
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
@@ -146,31 +146,23 @@ class GeneratorApp(App):
         else:
             store.save(0, {"weights": torch.from_numpy(state_dict_to_vector(gen))}, {})
         last = first - 1
-        missed: list[int] = []
+        skipped: list[int] = []  # rounds left out of before training them
+        self.progress.extra.pop("skipped_rounds", None)
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
             last = rnd
-            if self.left_out(run, rnd, spec) and self.evaluate_or_none("GetStep", run, self.msp, str(rnd), "0") is None:
-                # Re-join: the round went on without this registry (its merger was out,
-                # e.g. its peer was down); start the next round from the agreed average.
-                missed.append(rnd)
-                self.progress.extra["missed_rounds"] = missed
-                self.set_status(phase="left out", round=rnd, iter=None, force=True)
-                log.warning("%s generator: round %d went on without this registry: loading its agreed average",
-                            self.msp, rnd)
-                avg, _ = self.agreed_average(run, rnd, run)
-                vector_to_state_dict(gen, avg[:n_g])
-                store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
-                                     **adam_state(g.optimizer, "adam")}, {})
-                continue
             d_rec: dict[str, Any] = {}
+            left = False
             for it in range(spec.local_iters):
+                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator")
+                if recorded is None and self.round_went_on(run, rnd, spec):
+                    left = True
+                    break
                 self.set_status(phase="step", round=rnd, iter=it)
                 seed = derive_seed(cfg.seed, "noise", r, rnd, it)
                 fake = g.make_fake(cfg.batch_size, seed)
                 fake_sha = self.workspace.put(array_bytes(fake.array))
-                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator")
                 if recorded is None:
                     self.submit(spec, "RecordGeneratorStep", run, json.dumps({
                         "round": rnd, "iter": it, "fake_sha256": fake_sha,
@@ -183,6 +175,20 @@ class GeneratorApp(App):
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
                                         str(d_rec["feedback_sha256"]), shape, replaying=recorded is not None)
                 g.apply_feedback(feedback)
+            if left:
+                # Re-join: the round went on without this registry (its merger was out,
+                # e.g. its peer was down): the local steps of this round are discarded and
+                # the next round starts from the agreed average, like every registry's.
+                skipped.append(rnd)
+                self.progress.extra["skipped_rounds"] = skipped
+                self.set_status(phase="left out", round=rnd, iter=None, force=True)
+                log.warning("%s generator: round %d went on without this registry: loading its agreed average",
+                            self.msp, rnd)
+                avg, _ = self.agreed_average(run, rnd, run)
+                vector_to_state_dict(gen, avg[:n_g])
+                store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
+                                     **adam_state(g.optimizer, "adam")}, {})
+                continue
             g_sha = self.workspace.put(array_bytes(state_dict_to_vector(gen)))
             self.set_status(phase="merge", round=rnd, iter=None, force=True)
             update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))

@@ -213,6 +213,13 @@ class MergerApp(App):
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
+    def _note_missed(self, rnd: int) -> None:
+        """Round ``rnd``'s average is not this registry's: shown by ``registry status``."""
+        missed = self.progress.extra.setdefault("missed_rounds", [])
+        if rnd not in missed:
+            missed.append(rnd)
+        self.set_status(force=True)
+
     def _update_or_left_out(self, run: str, rnd: int, spec: RunSpec) -> dict[str, Any] | None:
         """The registry's local update of round ``rnd``, or ``{"left_out": True}`` once
         the round went on without this registry (it will not wait for the update)."""
@@ -238,6 +245,7 @@ class MergerApp(App):
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
+        self.progress.extra.pop("missed_rounds", None)
         if self.settings.data is None:
             raise ValueError("the merger needs its registry's --data CSV (for the encoder histograms)")
         schema = spec.schema()
@@ -295,6 +303,7 @@ class MergerApp(App):
                 avg = joined if joined is not None else self._observe(
                     merger, rnd, run, "the round went on without this registry")
                 average_sha = sha256_hex(array_bytes(avg))
+                self._note_missed(rnd)
                 continue
             g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
             d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
@@ -313,6 +322,7 @@ class MergerApp(App):
             average_sha = sha256_hex(array_bytes(avg))
             state = self.evaluate_or_none("GetRound", run, str(rnd))
             if self.msp not in state["survivors"]:
+                self._note_missed(rnd)
                 continue  # left out: its update is not in the average, so no trail entry
             submitted = state["submissions"][self.msp]
             if audit_blob is None and submitted.get("audit_sha256"):

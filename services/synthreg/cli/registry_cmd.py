@@ -80,21 +80,24 @@ def down(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, state: StateOpt = None) -> N
 @app.command()
 def status(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, state: StateOpt = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
-    """Per app: pid, alive, last block seen, run / round / iteration."""
+    """Per app: pid, alive, restarts, last block seen, run / round / iteration, and
+    the rounds its registry was left out of (merger: not in the average; generator:
+    not trained)."""
     with _errors("registry status"):
         rows = RegistryStack(home, org, state).status()
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     table = Table(title=f"{org} apps")
-    for col in ("app", "pid", "alive", "restarts", "last block", "run", "phase", "round", "iter"):
+    for col in ("app", "pid", "alive", "restarts", "last block", "run", "phase", "round", "iter", "missed rounds"):
         table.add_column(col)
     for r in rows:
         s = r.status
+        missed = s.get("missed_rounds") or s.get("skipped_rounds") or []
         table.add_row(r.role, str(r.pid or "-"), "yes" if r.alive else "[red]no[/]", str(s.get("restarts", 0)),
                       str(s.get("last_block", "-")),
                       str(s.get("run") or "-"), str(s.get("phase", "-")), str(s.get("round", "-")),
-                      str(s.get("iter", "-")))
+                      str(s.get("iter", "-")), ", ".join(map(str, missed)) or "-")
     Console().print(table)
 
 

@@ -109,12 +109,13 @@ def status(run: Annotated[str, typer.Argument(help="Run id.")], org: OrgOpt = "R
     console.print(f"run [bold]{run}[/]: {d['status']}; approvals {', '.join(d['approvals']) or '-'}; "
                   f"{d['agreed_rounds']}/{d['rounds']} rounds agreed")
     table = Table()
-    for col in ("registry", "round", "iter", "phase", "faults"):
+    for col in ("registry", "round", "iter", "phase", "faults", "missed rounds"):
         table.add_column(col)
     for m, head in d["heads"].items():
         h = head or {}
+        missed = d["missed_rounds"][m]
         table.add_row(m, str(h.get("round", "-")), str(h.get("iter", "-")), str(h.get("phase", "-")),
-                      str(d["faults"][m]))
+                      str(d["faults"][m]), ", ".join(map(str, missed)) if missed else "-")
     Console().print(table)
 
 
