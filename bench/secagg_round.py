@@ -258,7 +258,7 @@ def crypto_offline(msps: Sequence[str], length: int, reps: int, seed: int) -> tu
         envelopes = {m: p.make_shares(adverts) for m, p in parties.items()}
         for sender, per_recipient in envelopes.items():
             for recipient, env in per_recipient.items():
-                parties[recipient].receive_shares(sender, env)
+                parties[recipient].receive_shares(sender, env, parties[sender].dealing)
         peers_of = {m: [p for p in msps if p != m] for m in msps}
         masked = {}
         for m, p in parties.items():
@@ -267,7 +267,8 @@ def crypto_offline(msps: Sequence[str], length: int, reps: int, seed: int) -> tu
             mask_s.append(time.perf_counter() - t0)
         reveals = {m: p.reveal(list(msps), []) for m, p in parties.items()}
         t0 = time.perf_counter()
-        avg = average(params, adverts, masked, reveals, [], peers_of)
+        dealings = {m: p.dealing for m, p in parties.items()}
+        avg = average(params, adverts, masked, reveals, [], peers_of, dealings)
         avg_s.append(time.perf_counter() - t0)
         expected = np.mean([vectors[m].astype(np.float64) for m in msps], axis=0)
         err = float(np.max(np.abs(avg.astype(np.float64) - expected)))

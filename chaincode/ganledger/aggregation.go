@@ -85,13 +85,15 @@ const (
 	MaxRoundTimeoutS    = 1_000_000_000 // keeps timestamp arithmetic exact (no Duration overflow)
 	PublicKeyBytes      = 32            // X25519
 	MaxEnvelopeBytes    = 4096          // one decoded share envelope
-	ShareBytes          = 34            // one decoded Shamir share (seed or key)
+	ShareBytes          = 34            // one decoded Feldman VSS share (seed or key): u16be index ‖ 32-byte value mod n
+	CommitmentBytes     = 33            // one Feldman commitment: SEC1 compressed P-256 point
 	MaxBlobBytes        = 16 << 20      // one decoded blob
 	maxConfigJSONBytes  = 64 << 10
 	maxSubmitJSONBytes  = 64 << 10
 	maxResultJSONBytes  = 4 << 10
 	maxRevealJSONBytes  = 256 << 10
-	maxSharesJSONBytes  = 2 << 20 // 254 envelopes of <= 4096 bytes, base64, plus keys
+	maxSharesJSONBytes  = 2 << 20  // 254 envelopes of <= 4096 bytes, base64, plus keys
+	maxDealingJSONBytes = 64 << 10 // 2 x 255 commitments of 33 bytes, base64
 	objAggConfig        = "agg_cfg"
 	objAggAdvert        = "agg_adv"
 	objAggShares        = "agg_share"
@@ -143,9 +145,19 @@ type Advert struct {
 	Timestamp  string `json:"timestamp"`
 }
 
+// Dealing is a sender's public Feldman commitments (PostShares dealingJSON):
+// threshold-many base64 compressed P-256 points for its seed polynomial and as
+// many for its mask-key polynomial. Every recipient checks its shares against
+// the same commitments, so a dealer cannot equivocate.
+type Dealing struct {
+	Seed []string `json:"seed"`
+	Key  []string `json:"key"`
+}
+
 // SharesEntry is one sender's posted shares: recipient MSP -> base64 envelope.
 type SharesEntry struct {
 	Shares    map[string]string `json:"shares"`
+	Dealing   Dealing           `json:"dealing"`
 	TxID      string            `json:"txid"`
 	Timestamp string            `json:"timestamp"`
 }
@@ -155,7 +167,8 @@ type Submission struct {
 	MaskedSHA256 string   `json:"masked_sha256"`
 	AuditSHA256  string   `json:"audit_sha256"` // "" when no audit blob
 	Peers        []string `json:"peers"`
-	Order        int      `json:"order"` // 0,1,2,... in ledger order
+	Rejected     []string `json:"rejected"` // dealers whose shares to the submitter failed their commitments
+	Order        int      `json:"order"`    // 0,1,2,... in ledger order
 	TxID         string   `json:"txid"`
 	Timestamp    string   `json:"timestamp"`
 }
@@ -163,8 +176,9 @@ type Submission struct {
 // RoundStatus is what Freeze writes under agg_round/run/round.
 type RoundStatus struct {
 	Status    string   `json:"status"`    // frozen | void
-	Survivors []string `json:"survivors"` // U in submission order
+	Survivors []string `json:"survivors"` // U in submission order (submitters not excluded)
 	Dropped   []string `json:"dropped"`   // D = P \ U, sorted
+	Excluded  []string `json:"excluded"`  // both sides of every rejection, sorted (part of D)
 	FrozenBy  string   `json:"frozen_by"`
 	TxID      string   `json:"txid"`
 	Timestamp string   `json:"timestamp"`

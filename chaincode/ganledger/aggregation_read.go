@@ -25,10 +25,12 @@ type RoundView struct {
 	Round       int                          `json:"round"`
 	Status      string                       `json:"status"` // open | frozen | void
 	Advertised  map[string]Advert            `json:"advertised"`
-	Shares      map[string]map[string]string `json:"shares"` // sender -> recipient -> b64
+	Shares      map[string]map[string]string `json:"shares"`   // sender -> recipient -> b64
+	Dealings    map[string]Dealing           `json:"dealings"` // sender -> Feldman commitments
 	Submissions map[string]Submission        `json:"submissions"`
 	Survivors   []string                     `json:"survivors"` // U in submission order; [] while open
 	Dropped     []string                     `json:"dropped"`   // D sorted; [] while open
+	Excluded    []string                     `json:"excluded"`  // both sides of every rejection (in D); [] while open
 	Reveals     map[string]RevealView        `json:"reveals"`
 	Results     map[string]string            `json:"results"`        // msp -> average_sha256
 	Votes       map[string][]string          `json:"votes"`          // phase -> voters (sorted), every phase listed
@@ -99,9 +101,9 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 	}
 	v := RoundView{
 		Run: run, Round: r, Status: StatusOpen,
-		Advertised: map[string]Advert{}, Shares: map[string]map[string]string{},
+		Advertised: map[string]Advert{}, Shares: map[string]map[string]string{}, Dealings: map[string]Dealing{},
 		Reveals: map[string]RevealView{}, Results: map[string]string{},
-		Survivors: []string{}, Dropped: []string{}, Mismatched: []string{}, Votes: map[string][]string{},
+		Survivors: []string{}, Dropped: []string{}, Excluded: []string{}, Mismatched: []string{}, Votes: map[string][]string{},
 	}
 	for _, phase := range Phases {
 		voters, err := rangeVotes(stub, run, r, phase)
@@ -113,7 +115,9 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 	if err := rangeDecoded(stub, objAggAdvert, run, r, func(msp string, a Advert) { v.Advertised[msp] = a }); err != nil {
 		return "", err
 	}
-	if err := rangeDecoded(stub, objAggShares, run, r, func(msp string, s SharesEntry) { v.Shares[msp] = s.Shares }); err != nil {
+	if err := rangeDecoded(stub, objAggShares, run, r, func(msp string, s SharesEntry) {
+		v.Shares[msp], v.Dealings[msp] = s.Shares, s.Dealing
+	}); err != nil {
 		return "", err
 	}
 	if v.Submissions, err = rangeSubmissions(stub, run, r); err != nil {
@@ -133,6 +137,9 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 	}
 	if st != nil {
 		v.Status, v.Survivors, v.Dropped = st.Status, st.Survivors, st.Dropped
+		if st.Excluded != nil {
+			v.Excluded = st.Excluded
+		}
 		if st.Status == StatusFrozen {
 			v.Agreed, v.Average, v.Mismatched = agreement(st.Survivors, v.Results, agg.Threshold)
 		}

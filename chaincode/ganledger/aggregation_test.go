@@ -1,9 +1,11 @@
 package ganledger
 
 import (
+	"crypto/elliptic"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"reflect"
 	"sort"
 	"strings"
@@ -82,6 +84,17 @@ func envelope(from, to int) string {
 	return b64([]byte(fmt.Sprintf(`{"from":%d,"to":%d}`, from, to)))
 }
 
+// point is the compressed P-256 point k·G (a valid Feldman commitment).
+func point(k int) string {
+	x, y := elliptic.P256().ScalarBaseMult(big.NewInt(int64(k)).Bytes())
+	return b64(elliptic.MarshalCompressed(elliptic.P256(), x, y))
+}
+
+// dealingOf is a well-formed dealingJSON of sender n for threshold 2.
+func dealingOf(n int) string {
+	return fmt.Sprintf(`{"seed":[%q,%q],"key":[%q,%q]}`, point(10*n+1), point(10*n+2), point(10*n+3), point(10*n+4))
+}
+
 func (a *agg) advertise(n int, round string) fakestub.Result {
 	return a.call(a.m(n), "Advertise", testRun, round, pubKey(n), commit(n))
 }
@@ -96,7 +109,7 @@ func (a *agg) sharesFor(n int, to ...int) string {
 }
 
 func (a *agg) postShares(n int, round string, to ...int) fakestub.Result {
-	return a.call(a.m(n), "PostShares", testRun, round, a.sharesFor(n, to...))
+	return a.call(a.m(n), "PostShares", testRun, round, a.sharesFor(n, to...), dealingOf(n))
 }
 
 // blob puts a masked blob of party n (content depends on n and round) and
@@ -285,7 +298,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	if strings.Join(names, ",") != "advertised,agreed,average_sha256,dropped,mismatched,results,reveals,round,run,shares,status,submissions,survivors,votes" {
+	if strings.Join(names, ",") != "advertised,agreed,average_sha256,dealings,dropped,excluded,mismatched,results,reveals,round,run,shares,status,submissions,survivors,votes" {
 		t.Fatalf("GetRound fields %v", names)
 	}
 	if again := a.ok(a.call(a.m(2), "GetRound", testRun, "7")).Payload; string(again) != string(raw) {
@@ -469,11 +482,11 @@ func TestPostSharesRules(t *testing.T) {
 		mustFail(t, a.postShares(1, "0", c.to...), "INVALID_ARGUMENT", append([]string{"sharesJSON", "recipients"}, c.parts...)...)
 	}
 	big := toJSON(t, map[string]string{msp(2): b64(fill(MaxEnvelopeBytes+1, 'e')), msp(3): envelope(1, 3)})
-	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", big), "INVALID_ARGUMENT", `sharesJSON[\"Registry2MSP\"]`, "4097")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", big, dealingOf(1)), "INVALID_ARGUMENT", `sharesJSON[\"Registry2MSP\"]`, "4097")
 	dup := `{"` + msp(2) + `":"` + envelope(1, 2) + `","` + msp(2) + `":"` + envelope(1, 2) + `","` + msp(3) + `":"` + envelope(1, 3) + `"}`
-	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", dup), "INVALID_ARGUMENT", "duplicate")
-	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `[]`), "INVALID_ARGUMENT", "sharesJSON")
-	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `{"`+msp(2)+`":""}`), "INVALID_ARGUMENT", "decoded length 0")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", dup, dealingOf(1)), "INVALID_ARGUMENT", "duplicate")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `[]`, dealingOf(1)), "INVALID_ARGUMENT", "sharesJSON")
+	mustFail(t, a.call(a.m(1), "PostShares", testRun, "0", `{"`+msp(2)+`":""}`, dealingOf(1)), "INVALID_ARGUMENT", "decoded length 0")
 
 	a.ok(a.postShares(1, "0", 2, 3))
 	mustFail(t, a.postShares(1, "0", 2, 3), "ALREADY_EXISTS", "shares", "run-1/0/Registry1MSP")
@@ -660,7 +673,7 @@ func TestAggregationAccess(t *testing.T) {
 	writes := [][]string{
 		{"OpenAggregation", "run-x", toJSON(t, config(3, 2, 30))},
 		{"Advertise", testRun, "6", pubKey(1), commit(1)},
-		{"PostShares", testRun, "6", a.sharesFor(1, 2, 3)},
+		{"PostShares", testRun, "6", a.sharesFor(1, 2, 3), dealingOf(1)},
 		{"PutBlob", testRun, fakestub.SHA256Hex([]byte("b")), b64([]byte("b"))},
 		{"Submit", testRun, "6", a.submission(h, "", 2, 3)},
 		{"Freeze", testRun, "6"},
@@ -816,9 +829,9 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 	}
 	// Concurrent PostShares of all three do not conflict with each other.
 	res = b.ledger.Block(
-		b.callOf(1, "PostShares", testRun, "0", b.sharesFor(1, 2, 3)),
-		b.callOf(2, "PostShares", testRun, "0", b.sharesFor(2, 1, 3)),
-		b.callOf(3, "PostShares", testRun, "0", b.sharesFor(3, 1, 2)),
+		b.callOf(1, "PostShares", testRun, "0", b.sharesFor(1, 2, 3), dealingOf(1)),
+		b.callOf(2, "PostShares", testRun, "0", b.sharesFor(2, 1, 3), dealingOf(2)),
+		b.callOf(3, "PostShares", testRun, "0", b.sharesFor(3, 1, 2), dealingOf(3)),
 	)
 	for _, r := range res {
 		b.ok(r)
@@ -841,7 +854,7 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 	c.ok(c.call(c.m(1), "VoteClose", testRun, "0", PhaseShares))
 	res = c.ledger.Block(
 		c.callOf(2, "VoteClose", testRun, "0", PhaseShares),
-		c.callOf(3, "PostShares", testRun, "0", c.sharesFor(3, 1, 2)),
+		c.callOf(3, "PostShares", testRun, "0", c.sharesFor(3, 1, 2), dealingOf(3)),
 	)
 	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
 		t.Fatalf("vote %+v / shares %+v", res[0], res[1])
@@ -860,3 +873,99 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 }
 
 func all3() []int { return []int{1, 2, 3} }
+
+func TestPostSharesDealingRules(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	a.toShared("0", all3(), nil)
+	shares := a.sharesFor(1, 2, 3)
+	post := func(dealing string) fakestub.Result {
+		return a.call(a.m(1), "PostShares", testRun, "0", shares, dealing)
+	}
+	mustFail(t, post(fmt.Sprintf(`{"seed":[%q],"key":[%q,%q]}`, point(1), point(2), point(3))), "INVALID_ARGUMENT", "dealingJSON.seed", "1 commitments, threshold is 2")
+	offCurve := b64(append([]byte{2}, []byte(strings.Repeat("\xff", 32))...))
+	mustFail(t, post(fmt.Sprintf(`{"seed":[%q,%q],"key":[%q,%q]}`, point(1), point(2), point(3), offCurve)), "INVALID_ARGUMENT", "dealingJSON.key[1]", "not a compressed P-256 point")
+	mustFail(t, post(fmt.Sprintf(`{"seed":[%q,%q],"key":[%q,%q]}`, point(1), point(2), point(3), b64(fill(34, 2)))), "INVALID_ARGUMENT", "dealingJSON.key[1]")
+	mustFail(t, post(`{"seed":[],"key":[],"extra":1}`), "INVALID_ARGUMENT", "dealingJSON")
+	a.ok(post(dealingOf(1)))
+	if got := a.round("0").Dealings[msp(1)]; len(got.Seed) != 2 || got.Key[1] != point(14) {
+		t.Fatalf("GetRound dealings %+v", got)
+	}
+}
+
+// TestFreezeExcludesBothSidesOfARejection: attack "bad share dealing blames the
+// honest": a recipient that found its share off the dealer's commitments names
+// the dealer in its Submit; Freeze takes both out (the chaincode cannot tell who
+// lies), so the dealer is named and never a survivor.
+func TestFreezeExcludesBothSidesOfARejection(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 30)
+	a.toShared("0", all3(), all3())
+	blob2 := a.blob(2, "0")
+	rejecting := func(_ int, rejected []string, peers ...int) string {
+		var sub map[string]any
+		if err := json.Unmarshal([]byte(a.submission(blob2, "", peers...)), &sub); err != nil {
+			t.Fatal(err)
+		}
+		sub["rejected"] = rejected
+		return toJSON(t, sub)
+	}
+	mustFail(t, a.call(a.m(2), "Submit", testRun, "0", rejecting(2, []string{msp(2)}, 1, 3)), "INVALID_ARGUMENT", "submissionJSON.rejected")
+	mustFail(t, a.call(a.m(2), "Submit", testRun, "0", rejecting(2, []string{msp(3), msp(1)}, 1, 3)), "INVALID_ARGUMENT", "sorted")
+	a.ok(a.call(a.m(2), "Submit", testRun, "0", rejecting(2, []string{msp(1)}, 1, 3)))
+	a.ok(a.submit(1, "0", 2, 3))
+	a.ok(a.submit(3, "0", 1, 2))
+	a.ok(a.call(a.m(3), "Freeze", testRun, "0"))
+	v := a.round("0")
+	if v.Status != StatusVoid || !reflect.DeepEqual(v.Excluded, []string{msp(1), msp(2)}) ||
+		!reflect.DeepEqual(v.Survivors, []string{msp(3)}) || !reflect.DeepEqual(v.Dropped, []string{msp(1), msp(2)}) {
+		t.Fatalf("status %s survivors %v dropped %v excluded %v", v.Status, v.Survivors, v.Dropped, v.Excluded)
+	}
+	if got := v.Submissions[msp(2)].Rejected; !reflect.DeepEqual(got, []string{msp(1)}) {
+		t.Fatalf("rejected on the ledger %v", got)
+	}
+
+	// With 5 parties and t = 3 the round goes on without the two.
+	b := newAgg(t)
+	b.ok(b.call(b.m(1), "OpenAggregation", testRun, toJSON(t, config(5, 3, 30))))
+	five := []int{1, 2, 3, 4, 5}
+	for _, n := range five {
+		b.ok(b.advertise(n, "0"))
+	}
+	for _, n := range five {
+		var to []int
+		for _, m := range five {
+			if m != n {
+				to = append(to, m)
+			}
+		}
+		d := fmt.Sprintf(`{"seed":[%q,%q,%q],"key":[%q,%q,%q]}`, point(1), point(2), point(3), point(4), point(5), point(6))
+		b.ok(b.call(b.m(n), "PostShares", testRun, "0", b.sharesFor(n, to...), d))
+	}
+	peersOf := func(n int) []int {
+		var p []int
+		for _, m := range five {
+			if m != n {
+				p = append(p, m)
+			}
+		}
+		return p
+	}
+	var sub map[string]any
+	if err := json.Unmarshal([]byte(b.submission(b.blob(4, "0"), "", peersOf(4)...)), &sub); err != nil {
+		t.Fatal(err)
+	}
+	sub["rejected"] = []string{msp(5)}
+	b.ok(b.call(b.m(4), "Submit", testRun, "0", toJSON(t, sub)))
+	for _, n := range []int{1, 2, 3, 5} {
+		b.ok(b.submit(n, "0", peersOf(n)...))
+	}
+	b.ok(b.call(b.m(1), "Freeze", testRun, "0"))
+	w := b.round("0")
+	if w.Status != StatusFrozen || !reflect.DeepEqual(w.Survivors, []string{msp(1), msp(2), msp(3)}) ||
+		!reflect.DeepEqual(w.Dropped, []string{msp(4), msp(5)}) || !reflect.DeepEqual(w.Excluded, []string{msp(4), msp(5)}) {
+		t.Fatalf("status %s survivors %v dropped %v excluded %v", w.Status, w.Survivors, w.Dropped, w.Excluded)
+	}
+	// the excluded submitter is unmasked like a dropped party: it cannot reveal
+	mustFail(t, b.call(b.m(4), "Reveal", testRun, "0", `{"seed_shares":{},"key_shares":{}}`), "PRECONDITION_FAILED", "not a survivor")
+}

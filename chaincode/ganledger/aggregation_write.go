@@ -1,6 +1,7 @@
 package ganledger
 
 import (
+	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -99,11 +100,14 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 // PostShares records the caller's encrypted shares for run/round:
 // sharesJSON = {"<recipient msp>": "<b64 envelope, 1..4096 bytes>"} whose key
 // set is exactly A \ {caller} (A = advertised parties, read by range query),
-// with |A| >= threshold; the caller must have advertised. The advertise
+// with |A| >= threshold; the caller must have advertised. dealingJSON =
+// {"seed": [...], "key": [...]}: the public Feldman commitments of the two
+// polynomials the shares lie on, exactly threshold-many b64 compressed P-256
+// points each (33 bytes, on the curve; INVALID_ARGUMENT otherwise). The advertise
 // phase must be closed (|A| == N or t votes) and the share phase open (no
 // Submit, fewer than t votes to close it), else PRECONDITION_FAILED. Once per
 // msp. Emits AggSharesPosted.
-func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run string, round string, sharesJSON string) (string, error) {
+func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run string, round string, sharesJSON string, dealingJSON string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
 		return "", err
@@ -117,8 +121,15 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 			return "", err
 		}
 	}
+	var dealing Dealing
+	if err := validate.Strict("dealingJSON", []byte(dealingJSON), maxDealingJSONBytes, &dealing); err != nil {
+		return "", err
+	}
 	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
+		return "", err
+	}
+	if err := validateDealing(&dealing, agg.Threshold); err != nil {
 		return "", err
 	}
 	if err := refuseSecond(stub, kindShares, run, r, caller.MSPID); err != nil {
@@ -157,8 +168,32 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 		return "", invalid("sharesJSON", "recipients: %s", why)
 	}
 	return recordEntry(stub, kindShares, run, r, caller.MSPID, nil, func(txID, ts string) any {
-		return SharesEntry{Shares: shares, TxID: txID, Timestamp: ts}
+		return SharesEntry{Shares: shares, Dealing: dealing, TxID: txID, Timestamp: ts}
 	})
+}
+
+// validateDealing checks the commitments of PostShares: threshold-many
+// canonical base64 compressed P-256 points per polynomial, each on the curve.
+func validateDealing(d *Dealing, threshold int) error {
+	for _, part := range []struct {
+		name   string
+		points []string
+	}{{"seed", d.Seed}, {"key", d.Key}} {
+		arg := "dealingJSON." + part.name
+		if len(part.points) != threshold {
+			return invalid(arg, "%d commitments, threshold is %d", len(part.points), threshold)
+		}
+		for i, p := range part.points {
+			raw, err := validate.CanonicalBase64(fmt.Sprintf("%s[%d]", arg, i), p, CommitmentBytes, CommitmentBytes)
+			if err != nil {
+				return err
+			}
+			if x, _ := elliptic.UnmarshalCompressed(elliptic.P256(), raw); x == nil {
+				return invalid(fmt.Sprintf("%s[%d]", arg, i), "not a compressed P-256 point")
+			}
+		}
+	}
+	return nil
 }
 
 // PutBlob stores dataB64 (canonical base64, 1 byte..16 MiB decoded) of run
@@ -215,10 +250,13 @@ type submissionArg struct {
 	MaskedSHA256 string   `json:"masked_sha256"`
 	AuditSHA256  string   `json:"audit_sha256"`
 	Peers        []string `json:"peers"`
+	Rejected     []string `json:"rejected"` // optional; sorted, unique, subset of peers
 }
 
 // Submit records the caller's masked vector (by blob hash) for run/round:
-// submissionJSON = {"masked_sha256", "audit_sha256" ("" = none), "peers"}.
+// submissionJSON = {"masked_sha256", "audit_sha256" ("" = none), "peers",
+// "rejected" (optional: the dealers whose shares to the caller failed their
+// commitments; sorted, unique, a subset of peers)}.
 // The caller must have posted shares; "peers" must equal P \ {caller} sorted
 // (P read by range query) and P must be closed (|P| == |A| or t votes to
 // close the share phase); the blobs must have been put (PutBlob). Once per
@@ -280,6 +318,11 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 	if want := without(posted, caller.MSPID); !equalLists(arg.Peers, want) {
 		return "", invalid("submissionJSON.peers", "%v must equal P \\ {%s} sorted = %v", arg.Peers, caller.MSPID, want)
 	}
+	for i, m := range arg.Rejected {
+		if !contains(arg.Peers, m) || (i > 0 && arg.Rejected[i-1] >= m) {
+			return "", invalid("submissionJSON.rejected", "%v must be sorted, unique and within peers %v", arg.Rejected, arg.Peers)
+		}
+	}
 	for _, h := range []struct{ field, sha string }{{"masked_sha256", arg.MaskedSHA256}, {"audit_sha256", arg.AuditSHA256}} {
 		if h.sha == "" {
 			continue
@@ -304,7 +347,8 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 	order := len(earlier)
 	return recordEntry(stub, kindSubmission, run, r, caller.MSPID, &order, func(txID, ts string) any {
 		peers := append([]string{}, arg.Peers...)
-		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Order: order, TxID: txID, Timestamp: ts}
+		rejected := append([]string{}, arg.Rejected...)
+		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, Order: order, TxID: txID, Timestamp: ts}
 	})
 }
 
@@ -312,7 +356,12 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 // submitted (|U| == |P|, at least one submission) or when threshold-many
 // parties of P voted to close the submit phase (VoteClose); otherwise
 // PRECONDITION_FAILED. No timestamp decides. Sets status "frozen" with U (submission order) and
-// D = P \ U (sorted), or "void" when |U| < threshold. Any participant merger;
+// D = P \ U (sorted), or "void" when |U| < threshold. Every rejection in a
+// submission ("rejected": a dealer whose share failed its commitments) takes
+// both sides out of U into D ("excluded"): the chaincode cannot tell a true
+// accusation from a false one, so an accuser pays with its own place and a
+// bad dealer cannot stay in; excluded submitters are unmasked like dropped
+// parties (their key shares are revealed, never their seed shares). Any participant merger;
 // once only (ALREADY_EXISTS). Emits AggFrozen (with status); returns the
 // RoundStatus.
 func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run string, round string) (string, error) {
@@ -360,13 +409,32 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	if err != nil {
 		return "", err
 	}
+	out := map[string]bool{}
+	for msp, s := range subs {
+		for _, dealer := range s.Rejected {
+			out[msp], out[dealer] = true, true
+		}
+	}
+	excluded := []string{}
+	for _, msp := range posted { // sorted; every rejected dealer and every rejecter posted shares
+		if out[msp] {
+			excluded = append(excluded, msp)
+		}
+	}
+	kept := make([]string, 0, len(survivors))
+	for _, msp := range survivors {
+		if !out[msp] {
+			kept = append(kept, msp)
+		}
+	}
+	survivors = kept
 	dropped := []string{}
 	for _, msp := range posted { // posted is in key (= sorted) order
-		if _, ok := subs[msp]; !ok {
+		if _, ok := subs[msp]; !ok || out[msp] {
 			dropped = append(dropped, msp)
 		}
 	}
-	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, FrozenBy: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
+	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, Excluded: excluded, FrozenBy: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
 	if len(survivors) < agg.Threshold {
 		st.Status = StatusVoid
 	}

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from synthreg.crypto import shamir
 from synthreg.crypto.transport import derive_pairwise_seed
 from synthreg.secagg import (
     Advertisement,
     AdvertisementError,
     AlreadyUsedError,
+    BadDealingError,
+    Dealing,
     DuplicateSharesError,
     ErasedError,
-    MaskKeyMismatchError,
     MissingShareError,
     NotEnoughAdvertisedError,
     NotEnoughRevealsError,
@@ -35,6 +35,7 @@ from synthreg.secagg import (
     RevealFormatError,
     SeedCommitmentMismatchError,
     ShareEnvelopeError,
+    TooFewGoodSharesError,
     TooFewSurvivorsError,
     average,
     average_sha256,
@@ -42,6 +43,8 @@ from synthreg.secagg import (
     prg,
     seed_commitment,
     unmask,
+    unmask_checked,
+    vss,
 )
 
 L = 257
@@ -74,6 +77,10 @@ class Round:
     def peers_of(self, survivors: Sequence[str]) -> dict[str, list[str]]:
         return {m: self.peers(m) for m in survivors}
 
+    @property
+    def dealings(self) -> dict[str, Dealing]:
+        return {m: p.dealing for m, p in self.parties.items()}
+
 
 def _round(n: int, t: int | None = None, length: int = L, seed: int = 0, scale_bits: int = 32) -> Round:
     msps = _msps(n)
@@ -83,7 +90,7 @@ def _round(n: int, t: int | None = None, length: int = L, seed: int = 0, scale_b
     envelopes = {m: p.make_shares(advertised) for m, p in parties.items()}
     for sender, out in envelopes.items():
         for recipient, env in out.items():
-            parties[recipient].receive_shares(sender, env)
+            parties[recipient].receive_shares(sender, env, parties[sender].dealing)
     rng = np.random.default_rng(seed)
     xs = {m: rng.normal(0, 10, size=length).astype(np.float32) for m in msps}
     return Round(params, parties, advertised, envelopes, xs)
@@ -103,7 +110,7 @@ def test_sum_equals_plain_sum_within_fixed_point_error(n: int, scale_bits: int) 
     everyone = list(r.params.participants)
     masked = r.masked(everyone)
     reveals = r.reveals(everyone, everyone, [])
-    total = unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone))
+    total = unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), r.dealings)
     err = np.abs(total - _plain_sum(r, everyone))
     assert err.max() <= 2.0**-scale_bits * n
     if scale_bits == 12:
@@ -117,7 +124,7 @@ def test_dropout_after_sharing_is_recovered_and_sums_only_survivors() -> None:
     masked = r.masked(survivors)
     reveals = r.reveals(survivors, survivors, dropped)
     assert set(reveals["Registry1MSP"].key_shares) == set(dropped)
-    total = unmask(r.params, r.advertised, masked, reveals, dropped, r.peers_of(survivors))
+    total = unmask(r.params, r.advertised, masked, reveals, dropped, r.peers_of(survivors), r.dealings)
     np.testing.assert_allclose(total, _plain_sum(r, survivors), rtol=0, atol=2.0**-32 * 5)
     assert np.abs(total - _plain_sum(r, list(r.params.participants))).max() > 1.0
 
@@ -127,7 +134,7 @@ def test_exactly_t_reveals_suffice() -> None:
     survivors = ["Registry1MSP", "Registry2MSP", "Registry3MSP", "Registry5MSP"]
     masked = r.masked(survivors)
     reveals = r.reveals(survivors[:3], survivors, ["Registry4MSP"])
-    total = unmask(r.params, r.advertised, masked, reveals, ["Registry4MSP"], r.peers_of(survivors))
+    total = unmask(r.params, r.advertised, masked, reveals, ["Registry4MSP"], r.peers_of(survivors), r.dealings)
     np.testing.assert_allclose(total, _plain_sum(r, survivors), rtol=0, atol=2.0**-32 * 5)
 
 
@@ -137,13 +144,15 @@ def test_weighted_average_matches_numpy_and_hash_is_reproducible() -> None:
     weights = {"Registry1MSP": 120.0, "Registry2MSP": 30.5, "Registry3MSP": 7.0}
     masked = r.masked(everyone, weights)
     reveals = r.reveals(everyone, everyone, [])
-    avg = average(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), weights)
+    avg = average(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), r.dealings, weights)
     assert avg.dtype == np.float32
     expected = np.average(np.stack([r.xs[m] for m in everyone]), axis=0, weights=[weights[m] for m in everyone])
     np.testing.assert_allclose(avg, expected, rtol=1e-6, atol=1e-6)
-    again = average(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), weights)
+    again = average(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), r.dealings, weights)
     assert average_sha256(avg) == average_sha256(again)
-    unweighted = average(r.params, r.advertised, r.masked(everyone, weights), reveals, [], r.peers_of(everyone))
+    unweighted = average(
+        r.params, r.advertised, r.masked(everyone, weights), reveals, [], r.peers_of(everyone), r.dealings
+    )
     np.testing.assert_allclose(unweighted, _plain_sum(r, everyone, weights) / 3, rtol=1e-6)
 
 
@@ -168,7 +177,7 @@ def test_pairwise_seeds_agree_and_pairwise_masks_cancel_exactly() -> None:
     envelopes = {m: p.make_shares(advertised) for m, p in parties.items()}
     for sender, out in envelopes.items():
         for recipient, env in out.items():
-            parties[recipient].receive_shares(sender, env)
+            parties[recipient].receive_shares(sender, env, parties[sender].dealing)
     zeros = np.zeros(1000, dtype=np.float64)
     ys = [parties[m].mask(zeros, 1.0, [p for p in msps if p != m]) for m in msps]
     acc = np.sum(ys, axis=0, dtype=np.uint64)  # wraps mod 2^64
@@ -193,8 +202,8 @@ def test_one_masked_vector_looks_uniform_even_after_its_seed_is_revealed() -> No
     everyone = list(r.params.participants)
     r.masked([m for m in everyone if m != me])
     reveals = r.reveals(everyone, everyone, [])
-    shares = [shamir.Share.from_bytes(rv.seed_shares[me]) for rv in reveals.values()]
-    seed = shamir.combine(shares, shamir.make_commitments(shares, "t"), r.params.threshold)
+    shares = [vss.decode_share(rv.seed_shares[me]) for rv in reveals.values()]
+    seed = vss.combine(shares[: r.params.threshold])
     assert r.advertised[me].seed_commit == seed_commitment(r.params, me, seed)
     without_self = y.copy()
     prg.prg_sub(without_self, seed)
@@ -223,7 +232,7 @@ def test_too_few_survivors_is_void() -> None:
     masked = r.masked(survivors)
     dropped = ["Registry3MSP", "Registry4MSP", "Registry5MSP"]
     with pytest.raises(TooFewSurvivorsError) as err:
-        unmask(r.params, r.advertised, masked, {}, dropped, r.peers_of(survivors))
+        unmask(r.params, r.advertised, masked, {}, dropped, r.peers_of(survivors), r.dealings)
     assert (err.value.have, err.value.need) == (2, 3)
 
 
@@ -233,7 +242,7 @@ def test_fewer_than_t_reveals_fails() -> None:
     masked = r.masked(everyone)
     reveals = r.reveals(everyone[:2], everyone, [])
     with pytest.raises(NotEnoughRevealsError) as err:
-        unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone))
+        unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), r.dealings)
     assert (err.value.have, err.value.need) == (2, 3)
 
 
@@ -243,7 +252,7 @@ def _tamper(share: bytes) -> bytes:
     return bytes(out)
 
 
-def test_tampered_seed_share_names_party_indices_and_the_revealer() -> None:
+def test_unmask_ignores_a_tampered_revealed_share_and_names_the_revealer() -> None:
     r = _round(5, t=3)
     everyone = list(r.params.participants)
     masked = r.masked(everyone)
@@ -251,29 +260,99 @@ def test_tampered_seed_share_names_party_indices_and_the_revealer() -> None:
     liar, victim = "Registry1MSP", "Registry4MSP"
     bad = reveals[liar].seed_shares | {victim: _tamper(reveals[liar].seed_shares[victim])}
     reveals[liar] = Reveal(bad, {})
-    with pytest.raises(SeedCommitmentMismatchError) as err:
-        unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone))
-    assert err.value.party == victim
-    assert err.value.indices == (1, 2, 3)  # the t lowest indices were combined
-    assert err.value.suspects == (liar,)
-    assert victim in str(err.value) and liar in str(err.value)
-    # the driver's retry without the suspect succeeds (still >= t reveals)
-    del reveals[liar]
-    total = unmask(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone))
-    np.testing.assert_allclose(total, _plain_sum(r, everyone), rtol=0, atol=2.0**-32 * 5)
+    # the liar's share of the victim's seed fails the victim's Feldman commitments: it is skipped,
+    # the seed is recombined from the next t good shares, and the liar (not the victim) is named
+    res = unmask_checked(r.params, r.advertised, masked, reveals, [], r.peers_of(everyone), r.dealings)
+    np.testing.assert_allclose(res.total, _plain_sum(r, everyone), rtol=0, atol=2.0**-32 * 5)
+    assert res.bad_revealers == (liar,)
+    (err,) = res.bad_reveals
+    assert (err.revealer, err.owner, err.kind) == (liar, victim, "seed")
 
 
-def test_tampered_key_share_of_dropped_party_is_named() -> None:
+def test_unmask_with_exactly_t_reveals_one_tampered_names_the_revealer() -> None:
     r = _round(3)
     survivors, dropped = ["Registry1MSP", "Registry3MSP"], ["Registry2MSP"]
     masked = r.masked(survivors)
     reveals = r.reveals(survivors, survivors, dropped)
     rv = reveals["Registry3MSP"]
     reveals["Registry3MSP"] = Reveal(rv.seed_shares, {"Registry2MSP": _tamper(rv.key_shares["Registry2MSP"])})
-    with pytest.raises(MaskKeyMismatchError) as err:
-        unmask(r.params, r.advertised, masked, reveals, dropped, r.peers_of(survivors))
-    assert err.value.party == "Registry2MSP" and err.value.indices == (1, 3)
-    assert err.value.suspects == ()  # only t shares: the culprit cannot be told apart
+    with pytest.raises(TooFewGoodSharesError) as err:  # only t shares: one bad is one too many, said loudly
+        unmask(r.params, r.advertised, masked, reveals, dropped, r.peers_of(survivors), r.dealings)
+    assert (err.value.owner, err.value.kind, err.value.have, err.value.need) == ("Registry2MSP", "key", 1, 2)
+    assert err.value.bad_revealers == ("Registry3MSP",)
+
+
+def _deal_bad_share(r: Round, dealer: str, recipient: str) -> bytes:
+    """``dealer``'s envelope for ``recipient`` re-sealed around a seed share off its polynomial:
+    a valid envelope (right keys, right context, right index), a wrong share."""
+    from synthreg.crypto.transport import load_public_key, seal_to
+    from synthreg.secagg.party import encode_envelope
+    from synthreg.secagg.wire import share_context
+
+    d = r.parties[dealer]
+    seed_shares, key_shares = d._split()
+    i = r.params.share_index(recipient) - 1
+    index, value = vss.decode_share(seed_shares[i])
+    forged = vss.encode_share(index, (value + 1) % vss.ORDER)
+    env = seal_to(load_public_key(r.advertised[recipient].public_key), forged + key_shares[i],
+                  share_context(r.params, dealer, recipient))
+    return encode_envelope(env)
+
+
+def test_attack_bad_share_dealing_names_the_dealer() -> None:
+    msps = _msps(3)
+    params = Params("run-test", 3, msps, 2, L)
+    parties = {m: Party.new(params, m) for m in msps}
+    advertised = {m: p.advertisement() for m, p in parties.items()}
+    envelopes = {m: p.make_shares(advertised) for m, p in parties.items()}
+    r = Round(params, parties, advertised, envelopes, {})
+    dealer, victim, other = "Registry1MSP", "Registry2MSP", "Registry3MSP"
+    bad_env = _deal_bad_share(r, dealer, victim)
+    with pytest.raises(BadDealingError) as err:
+        parties[victim].receive_shares(dealer, bad_env, parties[dealer].dealing)
+    assert (err.value.dealer, err.value.recipient, err.value.kind) == (dealer, victim, "seed")
+    assert dealer in str(err.value)
+    assert parties[victim].rejected == (dealer,)  # goes into its Submit's "rejected"
+    assert dealer not in parties[victim].share_senders  # nothing of the dealer's is kept or revealed
+    with pytest.raises(BadDealingError):  # a re-delivery cannot sneak it back in
+        parties[victim].receive_shares(dealer, envelopes[dealer][victim], parties[dealer].dealing)
+    # the other recipient got a good share from the same dealer and accepts it
+    parties[other].receive_shares(dealer, envelopes[dealer][other], parties[dealer].dealing)
+    assert parties[other].rejected == ()
+    # the victim still masks with the dealer (its public key suffices): no MissingShareError
+    parties[victim].receive_shares(other, envelopes[other][victim], parties[other].dealing)
+    y = parties[victim].mask(np.zeros(L), 1.0, [dealer, other])
+    assert y.shape == (L,)
+
+
+def test_malformed_commitments_name_the_dealer() -> None:
+    r = _round(3)
+    fresh = Party.new(r.params, "Registry2MSP")
+    adv = dict(r.advertised) | {"Registry2MSP": fresh.advertisement()}
+    env = r.parties["Registry1MSP"].make_shares(adv)["Registry2MSP"]
+    good = r.dealings["Registry1MSP"]
+    for dealing in (Dealing(good.seed[:1], good.key), Dealing((b"\x02" + b"\xff" * 32, *good.seed[1:]), good.key)):
+        p = Party.new(r.params, "Registry2MSP")
+        with pytest.raises(BadDealingError) as err:
+            p.receive_shares("Registry1MSP", env, dealing)
+        assert (err.value.dealer, err.value.kind) == ("Registry1MSP", "commitments")
+    # commitments of another polynomial (here: another dealer's) fail the share check
+    with pytest.raises(BadDealingError) as err2:
+        fresh.receive_shares("Registry1MSP", env, r.dealings["Registry3MSP"])
+    assert err2.value.dealer == "Registry1MSP" and fresh.rejected == ("Registry1MSP",)
+
+
+def test_vss_shares_verify_and_any_t_recombine() -> None:
+    secret = vss.random_scalar_bytes()
+    shares, commits = vss.deal(secret, 3, 5)
+    points = [vss.decode_point(c) for c in commits]
+    decoded = [vss.decode_share(s) for s in shares]
+    assert all(vss.verify(i, y, points) for i, y in decoded)
+    assert not vss.verify(decoded[0][0], (decoded[0][1] + 1) % vss.ORDER, points)
+    assert not vss.verify(2, decoded[0][1], points)  # right value, wrong index
+    for subset in ([0, 1, 2], [2, 3, 4], [0, 2, 4]):
+        assert vss.combine([decoded[k] for k in subset]) == secret
+    assert vss.combine(decoded[:2]) != secret  # t - 1 shares do not determine it
 
 
 def test_wrong_seed_commitment_is_named() -> None:
@@ -284,7 +363,7 @@ def test_wrong_seed_commitment_is_named() -> None:
     forged = dict(r.advertised)
     forged["Registry3MSP"] = Advertisement(r.advertised["Registry3MSP"].public_key, "00" * 32)
     with pytest.raises(SeedCommitmentMismatchError) as err:
-        unmask(r.params, forged, masked, reveals, [], r.peers_of(everyone))
+        unmask(r.params, forged, masked, reveals, [], r.peers_of(everyone), r.dealings)
     assert err.value.party == "Registry3MSP" and err.value.indices == (1, 2)
     assert "Registry3MSP" in str(err.value) and "[1, 2]" in str(err.value)
 
@@ -296,10 +375,10 @@ def test_tampered_envelope_names_the_sender() -> None:
     env[pos] = ord("A") if env[pos] != ord("A") else ord("B")
     fresh = Party.new(r.params, "Registry2MSP")  # a recipient that has no shares yet
     with pytest.raises(ShareEnvelopeError) as err:
-        r.parties["Registry2MSP"].receive_shares("Registry1MSP", bytes(env))
+        r.parties["Registry2MSP"].receive_shares("Registry1MSP", bytes(env), r.dealings["Registry1MSP"])
     assert err.value.sender == "Registry1MSP"
     with pytest.raises(ShareEnvelopeError) as err2:
-        fresh.receive_shares("Registry1MSP", b"not json")
+        fresh.receive_shares("Registry1MSP", b"not json", r.dealings["Registry1MSP"])
     assert err2.value.sender == "Registry1MSP"
 
 
@@ -307,15 +386,16 @@ def test_envelope_from_wrong_sender_or_for_wrong_recipient_fails() -> None:
     r = _round(3)
     env_1_to_2 = r.envelopes["Registry1MSP"]["Registry2MSP"]
     with pytest.raises(ShareEnvelopeError) as err:  # claimed sender differs from the sealing sender
-        r.parties["Registry2MSP"].receive_shares("Registry3MSP", env_1_to_2)
+        r.parties["Registry2MSP"].receive_shares("Registry3MSP", env_1_to_2, r.dealings["Registry3MSP"])
     assert err.value.sender == "Registry3MSP"
     with pytest.raises(ShareEnvelopeError) as err2:  # sealed for Registry2, opened by Registry3
-        r.parties["Registry3MSP"].receive_shares("Registry1MSP", env_1_to_2)
+        r.parties["Registry3MSP"].receive_shares("Registry1MSP", env_1_to_2, r.dealings["Registry1MSP"])
     assert err2.value.sender == "Registry1MSP"
     # an identical re-delivery is a no-op, a different envelope from the same sender is refused
-    r.parties["Registry2MSP"].receive_shares("Registry1MSP", env_1_to_2)
+    r.parties["Registry2MSP"].receive_shares("Registry1MSP", env_1_to_2, r.dealings["Registry1MSP"])
     resent = r.parties["Registry1MSP"].make_shares(r.advertised)["Registry2MSP"]  # same split, fresh envelope
-    r.parties["Registry2MSP"].receive_shares("Registry1MSP", resent)  # same shares inside: accepted
+    # same shares inside: accepted
+    r.parties["Registry2MSP"].receive_shares("Registry1MSP", resent, r.dealings["Registry1MSP"])
 
 
 def test_envelope_from_another_round_fails() -> None:
@@ -326,7 +406,7 @@ def test_envelope_from_another_round_fails() -> None:
     adv["Registry1MSP"] = sender.advertisement()
     env = sender.make_shares(adv)["Registry2MSP"]
     with pytest.raises(ShareEnvelopeError):
-        r.parties["Registry2MSP"].receive_shares("Registry1MSP", env)
+        r.parties["Registry2MSP"].receive_shares("Registry1MSP", env, sender.dealing)
 
 
 def test_different_shares_from_the_same_sender_are_refused() -> None:
@@ -336,7 +416,7 @@ def test_different_shares_from_the_same_sender_are_refused() -> None:
     adv["Registry1MSP"] = impostor.advertisement()
     env = impostor.make_shares(adv)["Registry2MSP"]
     with pytest.raises(DuplicateSharesError) as err:
-        r.parties["Registry2MSP"].receive_shares("Registry1MSP", env)
+        r.parties["Registry2MSP"].receive_shares("Registry1MSP", env, impostor.dealing)
     assert err.value.sender == "Registry1MSP"
 
 
@@ -400,18 +480,19 @@ def test_unmask_refuses_a_reveal_with_both_shares_or_wrong_sets() -> None:
     bad = dict(reveals)
     bad["Registry1MSP"] = Reveal(good.seed_shares | {"Registry2MSP": good.key_shares["Registry2MSP"]}, good.key_shares)
     with pytest.raises(RevealConflictError):
-        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors))
+        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors), r.dealings)
     bad["Registry1MSP"] = Reveal(good.seed_shares, {})
     with pytest.raises(RevealFormatError) as err:
-        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors))
+        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors), r.dealings)
     assert err.value.revealer == "Registry1MSP"
     bad["Registry1MSP"] = reveals["Registry3MSP"]  # Registry3's shares posted as Registry1's: wrong index
     with pytest.raises(RevealFormatError):
-        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors))
+        unmask(r.params, r.advertised, masked, bad, dropped, r.peers_of(survivors), r.dealings)
     with pytest.raises(PeerSetError):
-        unmask(r.params, r.advertised, masked, reveals, dropped, {m: ["Registry2MSP"] for m in survivors})
+        peers_of = {m: ["Registry2MSP"] for m in survivors}
+        unmask(r.params, r.advertised, masked, reveals, dropped, peers_of, r.dealings)
     with pytest.raises(PeerSetError):
-        unmask(r.params, r.advertised, masked, reveals, ["Registry1MSP"], r.peers_of(survivors))
+        unmask(r.params, r.advertised, masked, reveals, ["Registry1MSP"], r.peers_of(survivors), r.dealings)
 
 
 def test_mask_once_per_round_and_peer_checks() -> None:
@@ -451,5 +532,5 @@ def test_erase_zeroes_secrets_and_blocks_further_use() -> None:
     with pytest.raises(ErasedError):
         p.mask(r.xs["Registry1MSP"], 1.0, r.peers("Registry1MSP"))
     with pytest.raises(ErasedError):
-        p.receive_shares("Registry2MSP", r.envelopes["Registry2MSP"]["Registry1MSP"])
+        p.receive_shares("Registry2MSP", r.envelopes["Registry2MSP"]["Registry1MSP"], r.parties["Registry2MSP"].dealing)
     assert "erased" in repr(p)

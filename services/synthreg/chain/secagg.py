@@ -12,20 +12,27 @@ What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
 
 1. ``Advertise``: each merger posts a fresh X25519 round key and a commitment
    to its self-mask seed;
-2. ``PostShares``: each Shamir-splits its seed and round key and posts every
-   other advertised merger its shares, encrypted to that merger's round key;
-3. ``PutBlob`` + ``Submit``: each posts its masked, fixed-point weight vector
-   (and optionally a CKKS audit ciphertext) as content-addressed blobs and
-   submits their hashes; the masked vector alone is uniformly random;
+2. ``PostShares``: each deals its seed and round key by Feldman VSS
+   (:mod:`synthreg.secagg.vss`): every other advertised merger gets its shares
+   encrypted to its round key, and the public commitments go on the ledger;
+3. ``PutBlob`` + ``Submit``: each checks the shares dealt to it against their
+   dealers' commitments, posts its masked, fixed-point weight vector (and
+   optionally a CKKS audit ciphertext) as content-addressed blobs and submits
+   their hashes plus the dealers it *rejected* (bad share or unopenable
+   envelope; :class:`~synthreg.secagg.BadDealingError` names the dealer); the
+   masked vector alone is uniformly random;
 4. ``Freeze``: when everyone who shared has submitted, the chaincode fixes
-   the survivors U (late submissions are refused from then on) — or voids the
-   round if ``|U| < t``;
+   the survivors U (late submissions are refused from then on), leaving out
+   both sides of every rejection (the dealer, and the rejecter, whose word the
+   chaincode cannot check: a false accusation costs the accuser its place
+   too) — or voids the round if fewer than ``t`` remain;
 5. ``Reveal``: each survivor reveals the seed shares of survivors and the
    round-key shares of dropped mergers, never both for one merger;
 6. ``PostResult``: each survivor unmasks the sum on its own from any ``t``
-   reveals, divides by the survivors' total weight and posts the hash of the
-   average. ``t`` equal hashes are the agreement; a differing hash names the
-   merger.
+   reveals whose shares verify against their owners' commitments (a bad
+   revealed share is ignored and its revealer reported), divides by the
+   survivors' total weight and posts the hash of the average. ``t`` equal
+   hashes are the agreement; a differing hash names the merger.
 
 t of n (``VoteClose``): the advertise, share and submit phases each wait for
 everyone they expect; a merger whose own wait (``round_timeout_s``, its own
@@ -58,6 +65,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,9 +79,13 @@ from synthreg.ledger.errors import CommitError
 from synthreg.ledger.sync import submit_synced
 from synthreg.secagg import (
     Advertisement,
+    BadDealingError,
+    BadRevealError,
+    Dealing,
     Params,
     Party,
     Reveal,
+    ShareEnvelopeError,
     average,
     average_sha256,
     decode_u64,
@@ -96,6 +108,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("synthreg.chain")
 
 AuditEncryptor = Callable[[np.ndarray], bytes]
 """weights vector -> serialized CKKS audit ciphertext (under the consortium's audit public key)"""
@@ -248,6 +261,10 @@ class LedgerMerger:
         self._parties: dict[int, Party] = {}
         self._masked: dict[int, bytes] = {}
         self.tx_ids: list[str] = []
+        self.bad_dealings: dict[int, list[BadDealingError | ShareEnvelopeError]] = {}
+        """per round, the dealings this merger rejected on receipt (each names the dealer)"""
+        self.bad_reveals: dict[int, list[BadRevealError]] = {}
+        """per round, revealed shares that failed their owner's commitments (each names the revealer)"""
 
     # -- plumbing
     def _submit(self, fn: str, *args: str) -> str:
@@ -300,6 +317,10 @@ class LedgerMerger:
     def _adverts(state: Mapping[str, Any]) -> dict[str, Advertisement]:
         return {m: Advertisement.from_json(m, a) for m, a in state["advertised"].items()}
 
+    @staticmethod
+    def _dealings(state: Mapping[str, Any]) -> dict[str, Dealing]:
+        return {m: Dealing.from_json(m, d) for m, d in state["dealings"].items()}
+
     def blob(self, sha: str) -> bytes:
         data = _unb64(self._evaluate("GetBlob", self.run, sha).decode("ascii"))
         if hashlib.sha256(data).hexdigest() != sha:  # the ledger is the source of truth; check anyway
@@ -316,24 +337,46 @@ class LedgerMerger:
 
     def post_shares(self, rnd: int) -> str:
         party = self._party(rnd)
-        envelopes = party.make_shares(self._adverts(self.state(rnd)))
+        envelopes = self._envelopes(party, self._adverts(self.state(rnd)))
         return self._submit("PostShares", self.run, str(rnd),
-                            json.dumps({m: _b64(e) for m, e in sorted(envelopes.items())}))
+                            json.dumps({m: _b64(e) for m, e in sorted(envelopes.items())}),
+                            json.dumps(party.dealing.to_json(), sort_keys=True))
+
+    def _envelopes(self, party: Party, advertised: Mapping[str, Advertisement]) -> dict[str, bytes]:
+        """The share envelopes to post (a test's malicious dealer overrides this)."""
+        return party.make_shares(advertised)
 
     def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None) -> str:
         """Mask ``weight * vector`` against every other merger that shared, post it
-        (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash."""
+        (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash.
+
+        The shares addressed to this merger are opened and checked against their
+        dealers' commitments first; a dealer whose envelope does not open or whose
+        share is off its polynomial is *rejected* (listed in :attr:`bad_dealings`
+        and in the submission's "rejected"): the chaincode's Freeze then leaves
+        both out of the round, so that no honest merger ever depends on, or is
+        blamed for, a bad share."""
         party = self._party(rnd)
         state = self.state(rnd)
         peers = sorted(m for m in state["shares"] if m != self.msp)
+        dealings = state.get("dealings", {})
         for sender in peers:  # open the shares addressed to me before masking against their senders
-            party.receive_shares(sender, _unb64(state["shares"][sender][self.msp]))
+            try:
+                if sender not in dealings:
+                    raise BadDealingError(sender, self.msp, "commitments", "no dealing on the ledger")
+                party.receive_shares(sender, _unb64(state["shares"][sender][self.msp]),
+                                     Dealing.from_json(sender, dealings[sender]))
+            except (BadDealingError, ShareEnvelopeError) as exc:
+                party.reject(sender)
+                self.bad_dealings.setdefault(rnd, []).append(exc)
+                log.warning("%s merger: round %d: rejecting %s's dealing: %s", self.msp, rnd, sender, exc)
         masked = encode_u64(party.mask(vector, weight, peers))
         masked_sha = self._put_blob(masked)
         self._masked[rnd] = masked
         audit_sha = self._put_blob(audit_blob) if audit_blob is not None else ""
         self._submit("Submit", self.run, str(rnd), json.dumps(
-            {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers}, sort_keys=True))
+            {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers,
+             "rejected": list(party.rejected)}, sort_keys=True))
         return masked_sha
 
     def _put_blob(self, data: bytes) -> str:
@@ -394,7 +437,12 @@ class LedgerMerger:
         reveals = {m: Reveal.from_json(m, r) for m, r in state["reveals"].items()}
         peers_of = {m: list(state["submissions"][m]["peers"]) for m in survivors}
         w = {m: float((weights or {}).get(m, 1.0)) for m in survivors}
-        avg = average(params, self._adverts(state), masked, reveals, dropped, peers_of, w)
+        bad: list[BadRevealError] = []
+        avg = average(params, self._adverts(state), masked, reveals, dropped, peers_of, self._dealings(state), w, bad)
+        if bad:
+            self.bad_reveals[rnd] = bad
+            log.warning("%s merger: round %d: ignored revealed shares that fail their commitments: %s",
+                        self.msp, rnd, "; ".join(str(e) for e in bad))
         return avg, average_sha256(avg)
 
     def observe(self, rnd: int, weights: Mapping[str, float] | None = None) -> RoundOutcome:

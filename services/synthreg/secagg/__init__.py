@@ -9,6 +9,7 @@ Modules:
 - :mod:`~synthreg.secagg.party`      :class:`Party`: one merger's round secrets, shares, mask, reveal, erase.
 - :mod:`~synthreg.secagg.unmask`     :func:`unmask` / :func:`average`: remove the masks from U's vectors.
 - :mod:`~synthreg.secagg.wire`       byte-exact formats: seed commitment, envelope context, blobs, records.
+- :mod:`~synthreg.secagg.vss`        Feldman verifiable secret sharing over P-256 (dealing, checks).
 - :mod:`~synthreg.secagg.prg`        AES-256-CTR mask PRG.
 - :mod:`~synthreg.secagg.fixedpoint` q(x) = round(x * 2^scale) in Z/2^64.
 - :mod:`~synthreg.secagg.errors`     :class:`SecAggError` and one subclass per failure kind.
@@ -17,6 +18,8 @@ Modules:
 from synthreg.secagg.errors import (
     AdvertisementError,
     AlreadyUsedError,
+    BadDealingError,
+    BadRevealError,
     BlobLengthError,
     DuplicateSharesError,
     ErasedError,
@@ -35,6 +38,7 @@ from synthreg.secagg.errors import (
     SecAggError,
     SeedCommitmentMismatchError,
     ShareEnvelopeError,
+    TooFewGoodSharesError,
     TooFewSurvivorsError,
     UnknownPartyError,
     VectorShapeError,
@@ -42,14 +46,25 @@ from synthreg.secagg.errors import (
 )
 from synthreg.secagg.params import Params, default_threshold
 from synthreg.secagg.party import Party
-from synthreg.secagg.unmask import average, unmask
-from synthreg.secagg.wire import Advertisement, Reveal, average_sha256, decode_u64, encode_u64, seed_commitment
+from synthreg.secagg.unmask import Unmasked, average, unmask, unmask_checked
+from synthreg.secagg.wire import (
+    Advertisement,
+    Dealing,
+    Reveal,
+    average_sha256,
+    decode_u64,
+    encode_u64,
+    seed_commitment,
+)
 
 __all__ = [
     "Advertisement",
     "AdvertisementError",
     "AlreadyUsedError",
+    "BadDealingError",
+    "BadRevealError",
     "BlobLengthError",
+    "Dealing",
     "DuplicateSharesError",
     "ErasedError",
     "FixedPointRangeError",
@@ -70,8 +85,10 @@ __all__ = [
     "SecAggError",
     "SeedCommitmentMismatchError",
     "ShareEnvelopeError",
+    "TooFewGoodSharesError",
     "TooFewSurvivorsError",
     "UnknownPartyError",
+    "Unmasked",
     "VectorShapeError",
     "WeightError",
     "average",
@@ -81,4 +98,5 @@ __all__ = [
     "encode_u64",
     "seed_commitment",
     "unmask",
+    "unmask_checked",
 ]

@@ -1,8 +1,10 @@
 """Typed failures of secure aggregation (DESIGN.md §4), one class per failure kind.
 
 Who catches: the ledger driver (``synthreg.chain.secagg``) maps these to round
-outcomes (e.g. :class:`SeedCommitmentMismatchError` names the party whose revealed
-shares are inconsistent; ``suspects`` names the revealers to exclude on a retry).
+outcomes (e.g. :class:`BadDealingError` names the dealer of a bad share, found on
+receipt; :class:`BadRevealError` a revealer whose share fails the dealer's
+commitments; :class:`SeedCommitmentMismatchError` a party whose verified shares
+recombine to something other than what it advertised).
 Every class derives from :class:`SecAggError`; the input-validation ones also from
 ``ValueError``. Errors raised because of a lower-level failure are chained
 (``raise ... from exc``).
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 __all__ = [
     "AdvertisementError",
     "AlreadyUsedError",
+    "BadDealingError",
+    "BadRevealError",
     "BlobLengthError",
     "DuplicateSharesError",
     "ErasedError",
@@ -33,6 +37,7 @@ __all__ = [
     "SecAggError",
     "SeedCommitmentMismatchError",
     "ShareEnvelopeError",
+    "TooFewGoodSharesError",
     "TooFewSurvivorsError",
     "UnknownPartyError",
     "VectorShapeError",
@@ -81,6 +86,20 @@ class ShareEnvelopeError(SecAggError):
     def __init__(self, sender: str, reason: str) -> None:
         super().__init__(f"share envelope from {sender!r}: {reason}")
         self.sender = sender
+        self.reason = reason
+
+
+class BadDealingError(SecAggError):
+    """``dealer`` dealt ``recipient`` a share that is off its committed polynomial
+    (Feldman check failed) or published malformed commitments; ``kind`` is "seed",
+    "key" or "commitments". The recipient is honest by construction: it refuses the
+    dealer (``Submit`` "rejected"), it never reveals the bad share."""
+
+    def __init__(self, dealer: str, recipient: str, kind: str, reason: str) -> None:
+        super().__init__(f"bad dealing by {dealer!r} to {recipient!r} ({kind}): {reason}")
+        self.dealer = dealer
+        self.recipient = recipient
+        self.kind = kind
         self.reason = reason
 
 
@@ -185,6 +204,32 @@ class RevealFormatError(SecAggError, ValueError):
         self.reason = reason
 
 
+class BadRevealError(SecAggError):
+    """``revealer`` revealed a ``kind`` share of ``owner`` that fails the owner's Feldman
+    commitments. Not raised by :func:`~synthreg.secagg.unmask.unmask` (which ignores
+    the share and recombines from others); listed in its report."""
+
+    def __init__(self, revealer: str, owner: str, kind: str) -> None:
+        super().__init__(f"{revealer!r} revealed a {kind} share of {owner!r} that fails its dealing commitments")
+        self.revealer = revealer
+        self.owner = owner
+        self.kind = kind
+
+
+class TooFewGoodSharesError(SecAggError):
+    """Only ``have`` revealed ``kind`` shares of ``owner`` verify, ``need`` (t) are required;
+    ``bad_revealers`` revealed shares that failed the commitments."""
+
+    def __init__(self, owner: str, kind: str, have: int, need: int, bad_revealers: Sequence[str]) -> None:
+        super().__init__(f"only {have} good {kind} shares of {owner!r}, threshold is {need}; "
+                         f"bad shares from {sorted(bad_revealers)}")
+        self.owner = owner
+        self.kind = kind
+        self.have = have
+        self.need = need
+        self.bad_revealers = tuple(sorted(bad_revealers))
+
+
 class TooFewSurvivorsError(SecAggError):
     """|U| = ``have`` < threshold ``need``: the round is void."""
 
@@ -206,8 +251,9 @@ class NotEnoughRevealsError(SecAggError):
 class RecoveryMismatchError(SecAggError):
     """A secret recombined for ``party`` from ``indices`` failed its public check.
 
-    ``suspects`` are revealers whose share is inconsistent with the others (found
-    only when more than ``t`` shares were available; empty otherwise).
+    Every share used passed ``party``'s own Feldman commitments, so ``party`` (the
+    dealer) committed to a secret other than the one it advertised: the fault is
+    its own. ``suspects`` is kept for callers and is always empty since VSS.
     """
 
     what = "secret"

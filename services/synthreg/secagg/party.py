@@ -7,10 +7,18 @@ other sender -> :meth:`~Party.mask` (blob + ``Submit``) -> :meth:`~Party.reveal`
 (``Reveal``) -> :meth:`~Party.erase`.
 
 Where secrets live: only in this object's memory -- the round's X25519 mask key
-(raw 32 bytes), the 32-byte self-mask seed, the Shamir shares of both (own split
-and the shares other parties sent) -- all as bytearrays that :meth:`erase` zeroes.
-Wiping is best effort: copies inside cryptography (Rust/OpenSSL), pycryptodome
-(Python ints) and immutable ``bytes`` temporaries are released, not overwritten.
+(raw 32 bytes), the 32-byte self-mask seed, the Feldman VSS shares of both (own
+dealing and the shares other parties sent, :mod:`~synthreg.secagg.vss`) -- all as
+bytearrays that :meth:`erase` zeroes. Wiping is best effort: copies inside
+cryptography (Rust/OpenSSL), Python ints and immutable ``bytes`` temporaries are
+released, not overwritten.
+
+Verifiable dealing: every share received is checked against the dealer's public
+commitments (:class:`~synthreg.secagg.wire.Dealing`, posted with ``PostShares``);
+a share off the dealer's polynomial raises :class:`BadDealingError` naming the
+dealer, and this party *rejects* that dealer: it keeps none of its shares, still
+masks with it (the pairwise seed needs only its public key) and names it in its
+``Submit`` ("rejected"), which takes both out of the round (chaincode ``Freeze``).
 Nothing is written to disk; a restarted merger starts a new Party (and the round
 proceeds without it, as a dropped party).
 
@@ -25,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +40,6 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from synthreg.crypto import shamir
 from synthreg.crypto.transport import (
     Envelope,
     EnvelopeError,
@@ -43,9 +49,11 @@ from synthreg.crypto.transport import (
     open_envelope,
     seal_to,
 )
+from synthreg.secagg import vss
 from synthreg.secagg.errors import (
     AdvertisementError,
     AlreadyUsedError,
+    BadDealingError,
     DuplicateSharesError,
     ErasedError,
     MissingShareError,
@@ -58,7 +66,7 @@ from synthreg.secagg.errors import (
 from synthreg.secagg.fixedpoint import check_weight, encode
 from synthreg.secagg.params import Params
 from synthreg.secagg.prg import SEED_BYTES, prg_add, prg_sub
-from synthreg.secagg.wire import SHARE_BYTES, Advertisement, Reveal, seed_commitment, share_context
+from synthreg.secagg.wire import SHARE_BYTES, Advertisement, Dealing, Reveal, seed_commitment, share_context
 
 __all__ = ["MAX_ENVELOPE_BYTES", "Party", "decode_envelope", "encode_envelope"]
 
@@ -91,6 +99,8 @@ class Party:
         params.require_participant(msp, "party")
         if len(key_raw) != 32 or len(seed) != SEED_BYTES:
             raise ValueError("mask key and seed must be 32 bytes each")
+        if int.from_bytes(key_raw, "big") >= vss.ORDER or int.from_bytes(seed, "big") >= vss.ORDER:
+            raise ValueError("mask key and seed must be below the P-256 group order (vss.random_scalar_bytes)")
         self.params = params
         self.msp = msp
         self.index = params.share_index(msp)
@@ -101,9 +111,12 @@ class Party:
         )
         self._seed_commit = seed_commitment(params, msp, seed)
         self._own_split: tuple[list[bytearray], list[bytearray]] | None = None  # (seed shares, key shares), 1..N
+        self._dealing: Dealing | None = None  # public commitments of the own split
         self._advertised: dict[str, Advertisement] | None = None
         self._held_seed: dict[str, bytearray] = {}  # owner -> 34-byte share with my index
         self._held_key: dict[str, bytearray] = {}
+        self._dealings: dict[str, Dealing] = {}  # sender -> the commitments its held shares verified against
+        self._rejected: set[str] = set()  # dealers whose shares failed their commitments
         self._peers: tuple[str, ...] | None = None
         self._mask_digest: str | None = None
         self._revealed_seed: set[str] = set()
@@ -112,11 +125,12 @@ class Party:
 
     @classmethod
     def new(cls, params: Params, msp: str) -> Party:
-        """Fresh round key and self-mask seed from the OS CSPRNG.
+        """Fresh round key and self-mask seed from the OS CSPRNG (each below the P-256
+        order, so that it can be dealt by Feldman VSS; rejection probability ~2^-32).
 
         Raises :class:`~synthreg.secagg.errors.UnknownPartyError` if ``msp`` does not participate.
         """
-        return cls(params, msp, bytearray(secrets.token_bytes(32)), bytearray(secrets.token_bytes(SEED_BYTES)))
+        return cls(params, msp, vss.random_scalar_bytes(), vss.random_scalar_bytes())
 
     def __repr__(self) -> str:
         state = "erased" if self._erased else f"holding shares of {sorted(self._held_seed)}"
@@ -185,27 +199,70 @@ class Party:
         return out
 
     def _split(self) -> tuple[list[bytearray], list[bytearray]]:
+        # Feldman VSS (secagg.vss), not crypto.shamir: pycryptodome's GF(2^128) Shamir
+        # cannot be verified, so a bad share would only show at unmask time, blaming
+        # whoever revealed it instead of the dealer.
         if self._own_split is None:
             t, n = self.params.threshold, self.params.n
-            self._own_split = (
-                [bytearray(s.to_bytes()) for s in shamir.split(self._seed, t, n)],
-                [bytearray(s.to_bytes()) for s in shamir.split(self._key_raw, t, n)],
-            )
+            seed_shares, seed_commits = vss.deal(self._seed, t, n)
+            key_shares, key_commits = vss.deal(self._key_raw, t, n)
+            self._own_split = (seed_shares, key_shares)
+            self._dealing = Dealing(seed_commits, key_commits)
         return self._own_split
 
-    def receive_shares(self, sender: str, envelope: bytes) -> None:
-        """Open ``sender``'s envelope for this party and keep its seed and key shares.
+    @property
+    def dealing(self) -> Dealing:
+        """The public commitments to post with ``PostShares`` (fixed at the first call)."""
+        self._check_live()
+        self._split()
+        assert self._dealing is not None
+        return self._dealing
 
-        Raises :class:`ShareEnvelopeError` naming ``sender`` when the envelope is
-        malformed, was not sealed by ``sender`` for this party in this round (GCM
-        fails), or carries shares with another index; :class:`DuplicateSharesError`
-        when different shares from ``sender`` are already held (identical: no-op);
-        :class:`~synthreg.secagg.errors.UnknownPartyError` for a non-participant.
+    @property
+    def rejected(self) -> tuple[str, ...]:
+        """Dealers whose shares failed their commitments (:class:`BadDealingError`), sorted:
+        the ``rejected`` list of this party's ``Submit``."""
+        return tuple(sorted(self._rejected))
+
+    def reject(self, sender: str) -> None:
+        """Refuse ``sender``'s dealing (the driver calls it for an envelope that cannot be
+        opened, :class:`ShareEnvelopeError`; :meth:`receive_shares` itself for a bad
+        share): its shares are dropped and it appears in :attr:`rejected`."""
+        self._check_live()
+        self.params.require_participant(sender, "sender")
+        if sender == self.msp:
+            raise ShareEnvelopeError(sender, "a party does not reject itself")
+        for held in (self._held_seed, self._held_key):
+            buf = held.pop(sender, None)
+            if buf is not None:
+                _wipe(buf)
+        self._dealings.pop(sender, None)
+        self._rejected.add(sender)
+
+    def receive_shares(self, sender: str, envelope: bytes, dealing: Dealing) -> None:
+        """Open ``sender``'s envelope for this party, verify its seed and key shares
+        against ``sender``'s public ``dealing`` and keep them.
+
+        Raises :class:`BadDealingError` naming ``sender`` (the dealer) and this party
+        when a share is off the committed polynomial or the commitments are malformed;
+        the dealer is then rejected (:attr:`rejected`) and none of its shares kept.
+        :class:`ShareEnvelopeError` naming ``sender`` when the envelope is malformed,
+        was not sealed by ``sender`` for this party in this round (GCM fails), or
+        carries shares with another index; :class:`DuplicateSharesError` when
+        different shares or commitments from ``sender`` are already held (identical:
+        no-op); :class:`~synthreg.secagg.errors.UnknownPartyError` for a non-participant.
         """
         self._check_live()
         self.params.require_participant(sender, "sender")
         if sender == self.msp:
             raise ShareEnvelopeError(sender, "a party does not send shares to itself")
+        if sender in self._rejected:
+            raise BadDealingError(sender, self.msp, "shares", "already rejected this round")
+        try:
+            points = dealing.points(sender, self.msp, self.params.threshold)
+        except BadDealingError:
+            self.reject(sender)
+            raise
         try:
             env = decode_envelope(envelope)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -221,17 +278,22 @@ class Party:
                 raise ShareEnvelopeError(sender, f"plaintext is {len(plaintext)} bytes, not {2 * SHARE_BYTES}")
             for kind, part in (("seed", seed_part), ("key", key_part)):
                 try:
-                    index = shamir.Share.from_bytes(part).index
-                except shamir.ShareFormatError as exc:
+                    index, value = vss.decode_share(part)
+                except vss.VSSFormatError as exc:
                     raise ShareEnvelopeError(sender, f"bad {kind} share: {exc}") from exc
                 if index != self.index:
                     raise ShareEnvelopeError(sender, f"{kind} share has index {index}, mine is {self.index}")
+                if not vss.verify(index, value, points[kind]):
+                    self.reject(sender)
+                    raise BadDealingError(sender, self.msp, kind, f"share {index} is off the committed polynomial")
             if sender in self._held_seed:
-                if self._held_seed[sender] != seed_part or self._held_key[sender] != key_part:
+                if (self._held_seed[sender] != seed_part or self._held_key[sender] != key_part
+                        or self._dealings[sender] != dealing):
                     raise DuplicateSharesError(sender)
                 return
             self._held_seed[sender] = seed_part
             self._held_key[sender] = key_part
+            self._dealings[sender] = dealing
             stored = True
         finally:
             _wipe(plaintext)
@@ -252,7 +314,9 @@ class Party:
         """Masked y = q(weight*vector) + PRG(b) + Σ_{j>me} PRG(s_j) − Σ_{j<me} PRG(s_j) mod 2^64.
 
         ``peers`` = P \\ {self} (the ``peers`` of the submission): each must have
-        advertised and sent this party its shares. Calling again with the same
+        advertised and sent this party its shares, or have been rejected for a bad
+        dealing (masking with it needs only its public key; the chaincode then takes
+        both out of the round). Calling again with the same
         inputs returns the same vector; different inputs raise
         :class:`AlreadyUsedError`. Other failures: :class:`PhaseError` (before
         :meth:`make_shares`), :class:`PeerSetError`, :class:`MissingShareError`,
@@ -298,7 +362,7 @@ class Party:
             assert self._advertised is not None
             if peer not in self._advertised:
                 raise PeerSetError(self.msp, f"{peer!r} did not advertise")
-            if peer not in self._held_seed:
+            if peer not in self._held_seed and peer not in self._rejected:
                 raise MissingShareError(peer, "shares")
         if len(peer_set) + 1 < self.params.threshold:
             raise PeerSetError(self.msp, f"{len(peer_set) + 1} parties in P, threshold is {self.params.threshold}")
@@ -358,6 +422,7 @@ class Party:
             _wipe(buf)
         self._held_seed.clear()
         self._held_key.clear()
+        self._dealings.clear()
         self._own_split = None
         self._erased = True
 

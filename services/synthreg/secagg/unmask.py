@@ -7,34 +7,35 @@ everything read from the ledger (``GetRound``) and the blob store: advertisement
 bit-identical results from the same ledger data, so the ``average_sha256`` values
 agree unless someone is faulty.
 
-Recovery: for each i in U the self-mask seed b_i is recombined from the revealed
-seed shares and must match i's seed commitment; for each j in D the round mask key
-is recombined from the revealed key shares and must match j's advertised public
-key. ``crypto.shamir.combine`` is reused for the recombination; secagg has no
-per-share commitments (the shares are read from the ledger, where every revealer
-signed its own), so the commitments it checks are computed locally from the
-presented shares, and the real integrity check is the ``verify`` callback against
-the advertisement. When recombination fails and more than ``t`` shares exist, the
-inconsistent revealers are identified and reported as ``suspects``; the call still
-fails (loudly, naming the party and share indices) -- the driver may retry without
-the suspects' reveals, which every honest merger can do identically.
+Recovery: for each i in U the self-mask seed b_i is recombined from revealed seed
+shares, for each j in D the round mask key from revealed key shares. Every revealed
+share is first checked against its owner's Feldman commitments (the ``dealings``
+posted with ``PostShares``, :mod:`~synthreg.secagg.vss`): a share that fails is
+ignored and its revealer reported (:class:`BadRevealError` in
+:attr:`Unmasked.bad_reveals`), and the secret is recombined from the ``t`` good
+shares of the lowest indices -- every merger picks the same ones from the same
+ledger data. The recombined seed must still match i's seed commitment and the key
+j's advertised public key; since every share used was on i's (j's) own committed
+polynomial, a mismatch is the owner's fault and names it.
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from synthreg.crypto import shamir
 from synthreg.crypto.transport import KeyFormatError, derive_pairwise_seed
+from synthreg.secagg import vss
 from synthreg.secagg.errors import (
     AdvertisementError,
+    BadDealingError,
+    BadRevealError,
     MaskKeyMismatchError,
     NotEnoughRevealsError,
     PeerSetError,
@@ -42,6 +43,7 @@ from synthreg.secagg.errors import (
     RevealConflictError,
     RevealFormatError,
     SeedCommitmentMismatchError,
+    TooFewGoodSharesError,
     TooFewSurvivorsError,
     VectorShapeError,
     WeightError,
@@ -49,12 +51,22 @@ from synthreg.secagg.errors import (
 from synthreg.secagg.fixedpoint import check_weight, decode
 from synthreg.secagg.params import Params
 from synthreg.secagg.prg import prg_add, prg_sub
-from synthreg.secagg.wire import Advertisement, Reveal, seed_commitment
+from synthreg.secagg.wire import Advertisement, Dealing, Reveal, seed_commitment
 
-__all__ = ["MAX_SUSPECT_SEARCH", "average", "unmask"]
+__all__ = ["Unmasked", "average", "unmask", "unmask_checked"]
 
-MAX_SUSPECT_SEARCH = 256  # t-subsets tried when looking for the inconsistent revealers
-_LOCAL_CEREMONY = "synthreg/secagg/ledger-shares"
+
+@dataclass(frozen=True)
+class Unmasked:
+    """What :func:`unmask_checked` recovered: the sum and the revealed shares it ignored."""
+
+    total: npt.NDArray[np.float64]
+    bad_reveals: tuple[BadRevealError, ...]
+
+    @property
+    def bad_revealers(self) -> tuple[str, ...]:
+        """Revealers of at least one share that failed its owner's commitments, sorted."""
+        return tuple(sorted({e.revealer for e in self.bad_reveals}))
 
 
 def unmask(
@@ -64,18 +76,39 @@ def unmask(
     reveals: Mapping[str, Reveal],
     dropped: Sequence[str],
     peers_of: Mapping[str, Sequence[str]],
+    dealings: Mapping[str, Dealing],
 ) -> npt.NDArray[np.float64]:
+    """The sum of :func:`unmask_checked` (revealed shares that fail are ignored there)."""
+    return unmask_checked(params, advertised, masked, reveals, dropped, peers_of, dealings).total
+
+
+def unmask_checked(
+    params: Params,
+    advertised: Mapping[str, Advertisement],
+    masked: Mapping[str, npt.NDArray[np.uint64]],
+    reveals: Mapping[str, Reveal],
+    dropped: Sequence[str],
+    peers_of: Mapping[str, Sequence[str]],
+    dealings: Mapping[str, Dealing],
+) -> Unmasked:
     """Σ_{i in U} w_i x_i (float64, length L) from the masked vectors of U = ``masked``' keys.
+
+    ``dealings`` holds the Feldman commitments of every member of U ∪ D (read from
+    ``GetRound`` "dealings"); revealed shares failing them are skipped and reported.
 
     Fails with: :class:`TooFewSurvivorsError` (|U| < t), :class:`NotEnoughRevealsError`
     (fewer than t reveals), :class:`PeerSetError` (U and D overlap or a survivor's
     ``peers`` != (U ∪ D) minus itself), :class:`AdvertisementError` (a member of U ∪ D
     did not advertise), :class:`VectorShapeError` (a masked vector is not 1-D uint64
     of length L), :class:`RevealFormatError` (a reveal from a non-survivor, with the
-    wrong key sets, a bad share or a share index other than the revealer's),
-    :class:`SeedCommitmentMismatchError` / :class:`MaskKeyMismatchError` (recovery
-    failed its check; names the party, the share indices and any suspects), and
-    :class:`~synthreg.secagg.errors.UnknownPartyError` for non-participants.
+    wrong key sets, a malformed share or a share index other than the revealer's),
+    :class:`~synthreg.secagg.errors.BadDealingError` (a member of U ∪ D has no or
+    malformed commitments), :class:`TooFewGoodSharesError` (fewer than t revealed
+    shares of a party verify; names the bad revealers),
+    :class:`SeedCommitmentMismatchError` / :class:`MaskKeyMismatchError` (verified
+    shares recombine to something the owner did not advertise; names the owner and
+    the share indices), and :class:`~synthreg.secagg.errors.UnknownPartyError` for
+    non-participants.
     """
     survivors = list(masked)
     u_set, d_set = set(survivors), set(dropped)
@@ -88,10 +121,17 @@ def unmask(
             raise VectorShapeError(f"masked vector of {msp!r}", got, ("uint64", (params.vector_len,)))
         np.add(acc, y, out=acc)
     seed_shares, key_shares = _collect_shares(params, reveals, u_set, d_set)
+    points = {}
+    for msp in sorted(u_set | d_set):
+        if msp not in dealings:
+            raise BadDealingError(msp, "*", "commitments", "missing (every member of U and D posted a dealing)")
+        points[msp] = dealings[msp].points(msp, "*", params.threshold)
+    bad: list[BadRevealError] = []
 
     for msp in sorted(u_set):
         check = _seed_check(params, msp, advertised[msp].seed_commit)
-        seed = _recover(params, msp, seed_shares[msp], check, SeedCommitmentMismatchError)
+        seed = _recover(params, msp, "seed", seed_shares[msp], points[msp]["seed"], check,
+                        SeedCommitmentMismatchError, bad)
         try:
             prg_sub(acc, seed)
         finally:
@@ -100,7 +140,7 @@ def unmask(
     context = params.pairwise_context
     for gone in sorted(d_set):
         check = _key_check(advertised[gone].public_key)
-        raw = _recover(params, gone, key_shares[gone], check, MaskKeyMismatchError)
+        raw = _recover(params, gone, "key", key_shares[gone], points[gone]["key"], check, MaskKeyMismatchError, bad)
         try:
             key = X25519PrivateKey.from_private_bytes(bytes(raw))
         finally:
@@ -115,7 +155,7 @@ def unmask(
                 prg_sub(acc, pair_seed)
             else:
                 prg_add(acc, pair_seed)
-    return decode(acc, params.scale_bits)
+    return Unmasked(decode(acc, params.scale_bits), tuple(bad))
 
 
 def average(
@@ -125,15 +165,21 @@ def average(
     reveals: Mapping[str, Reveal],
     dropped: Sequence[str],
     peers_of: Mapping[str, Sequence[str]],
+    dealings: Mapping[str, Dealing],
     weights: Mapping[str, float] | None = None,
+    bad_reveals: list[BadRevealError] | None = None,
 ) -> npt.NDArray[np.float32]:
     """float32 ( :func:`unmask` / Σ_{i in U} weights[i] ); weights default to 1 each.
 
     ``weights`` must hold the weight each survivor masked with (finite, > 0;
     :class:`WeightError` otherwise). Hash the result with
-    :func:`~synthreg.secagg.wire.average_sha256`.
+    :func:`~synthreg.secagg.wire.average_sha256`. Revealed shares that failed their
+    commitments (and were ignored) are appended to ``bad_reveals`` when given.
     """
-    total = unmask(params, advertised, masked, reveals, dropped, peers_of)
+    res = unmask_checked(params, advertised, masked, reveals, dropped, peers_of, dealings)
+    if bad_reveals is not None:
+        bad_reveals.extend(res.bad_reveals)
+    total = res.total
     weight_sum = 0.0
     for msp in masked:
         if weights is None:
@@ -175,14 +221,17 @@ def _check_sets(
             raise PeerSetError(msp, f"peers {list(peers)} != (U ∪ D) minus itself = {sorted(posted - {msp})}")
 
 
+_Shares = dict[str, dict[str, tuple[int, int]]]  # owner -> revealer -> (index, value)
+
+
 def _collect_shares(
     params: Params, reveals: Mapping[str, Reveal], u_set: set[str], d_set: set[str]
-) -> tuple[dict[str, dict[str, shamir.Share]], dict[str, dict[str, shamir.Share]]]:
-    """``(seed[owner][revealer], key[owner][revealer])`` after checking every reveal."""
+) -> tuple[_Shares, _Shares]:
+    """``(seed[owner][revealer], key[owner][revealer])`` after checking every reveal's format."""
     if len(reveals) < params.threshold:
         raise NotEnoughRevealsError(len(reveals), params.threshold)
-    seed: dict[str, dict[str, shamir.Share]] = {u: {} for u in u_set}
-    key: dict[str, dict[str, shamir.Share]] = {d: {} for d in d_set}
+    seed: _Shares = {u: {} for u in u_set}
+    key: _Shares = {d: {} for d in d_set}
     for revealer, rev in sorted(reveals.items()):
         if revealer not in u_set:
             raise RevealFormatError(revealer, "is not a survivor")
@@ -198,12 +247,12 @@ def _collect_shares(
         for kind, raw_map, out in (("seed", rev.seed_shares, seed), ("key", rev.key_shares, key)):
             for owner, raw in raw_map.items():
                 try:
-                    share = shamir.Share.from_bytes(raw)
-                except shamir.ShareFormatError as exc:
+                    share = vss.decode_share(raw)
+                except vss.VSSFormatError as exc:
                     raise RevealFormatError(revealer, f"{kind} share of {owner!r}: {exc}") from exc
-                if share.index != index:
+                if share[0] != index:
                     raise RevealFormatError(
-                        revealer, f"{kind} share of {owner!r} has index {share.index}, revealer's is {index}"
+                        revealer, f"{kind} share of {owner!r} has index {share[0]}, revealer's is {index}"
                     )
                 out[owner][revealer] = share
     return seed, key
@@ -212,55 +261,34 @@ def _collect_shares(
 def _recover(
     params: Params,
     owner: str,
-    by_revealer: Mapping[str, shamir.Share],
+    kind: str,
+    by_revealer: Mapping[str, tuple[int, int]],
+    commitments: Sequence[vss.EccPoint],
     check: Callable[[bytearray], bool],
     error: type[RecoveryMismatchError],
+    bad: list[BadRevealError],
 ) -> bytearray:
-    """Recombine ``owner``'s 32-byte secret; raise ``error`` naming indices and suspects."""
-    shares = list(by_revealer.values())
+    """``owner``'s 32-byte secret from the t lowest-index revealed shares that verify
+    against its commitments; failing shares go to ``bad``; ``error`` if ``check`` fails."""
     t = params.threshold
-    commitments = shamir.make_commitments(shares, _LOCAL_CEREMONY)
-    try:
-        return shamir.combine(shares, commitments, t, verify=check)
-    except shamir.KeyVerificationError as exc:
-        suspects = _find_suspects(by_revealer, commitments, t, check)
-        raise error(owner, exc.indices, suspects) from exc
-
-
-def _find_suspects(
-    by_revealer: Mapping[str, shamir.Share],
-    commitments: shamir.ShareCommitments,
-    t: int,
-    check: Callable[[bytearray], bool],
-) -> list[str]:
-    """Revealers whose share is inconsistent with a t-subset that passes ``check``.
-
-    Empty when only t shares exist or no passing subset is found within
-    :data:`MAX_SUSPECT_SEARCH` tries (then the culprit cannot be told apart).
-    """
-    revealers = sorted(by_revealer, key=lambda r: by_revealer[r].index)
-    if len(revealers) <= t:
-        return []
-    for subset in itertools.islice(itertools.combinations(revealers, t), MAX_SUSPECT_SEARCH):
-        if _passes([by_revealer[r] for r in subset], commitments, t, check):
-            base = [by_revealer[r] for r in subset[: t - 1]]
-            return [
-                r
-                for r in revealers
-                if r not in subset and not _passes([*base, by_revealer[r]], commitments, t, check)
-            ]
-    return []
-
-
-def _passes(
-    shares: list[shamir.Share], commitments: shamir.ShareCommitments, t: int, check: Callable[[bytearray], bool]
-) -> bool:
-    try:
-        secret = shamir.combine(shares, commitments, t, verify=check)
-    except shamir.KeyVerificationError:
-        return False
-    secret[:] = bytes(len(secret))
-    return True
+    good: list[tuple[int, int]] = []
+    bad_here: list[str] = []
+    for revealer in sorted(by_revealer, key=lambda r: by_revealer[r][0]):
+        if len(good) == t:
+            break
+        index, value = by_revealer[revealer]
+        if vss.verify(index, value, commitments):
+            good.append((index, value))
+        else:
+            bad_here.append(revealer)
+            bad.append(BadRevealError(revealer, owner, kind))
+    if len(good) < t:  # every share was checked (the loop stops only at t good ones)
+        raise TooFewGoodSharesError(owner, kind, len(good), t, bad_here)
+    secret = vss.combine(good)
+    if not check(secret):
+        secret[:] = bytes(len(secret))
+        raise error(owner, [i for i, _ in good], [])
+    return secret
 
 
 def _seed_check(params: Params, owner: str, commit: str) -> Callable[[bytearray], bool]:

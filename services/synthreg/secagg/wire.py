@@ -23,7 +23,14 @@ import numpy.typing as npt
 
 from synthreg.crypto.transport import EnvelopeContext
 from synthreg.data.hashing import array_sha256
-from synthreg.secagg.errors import AdvertisementError, BlobLengthError, RevealFormatError, VectorShapeError
+from synthreg.secagg import vss
+from synthreg.secagg.errors import (
+    AdvertisementError,
+    BadDealingError,
+    BlobLengthError,
+    RevealFormatError,
+    VectorShapeError,
+)
 from synthreg.secagg.params import Params
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     "PUBLIC_KEY_BYTES",
     "SHARE_BYTES",
     "Advertisement",
+    "Dealing",
     "Reveal",
     "average_sha256",
     "decode_u64",
@@ -41,7 +49,7 @@ __all__ = [
 
 ENVELOPE_PURPOSE = "secagg-share"
 PUBLIC_KEY_BYTES = 32
-SHARE_BYTES = 34  # crypto.shamir.Share.to_bytes(): u16be index ‖ 32 bytes
+SHARE_BYTES = 34  # secagg.vss share: u16be index ‖ 32-byte big-endian value mod n
 _SEED_DOMAIN = b"synthreg/secagg/seed/v1\x00"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -100,6 +108,43 @@ def _check_advertisement(msp: str, key: object, commit: object) -> None:
         raise AdvertisementError(msp, f"public key must be {PUBLIC_KEY_BYTES} raw bytes")
     if not isinstance(commit, str) or not _HEX64.match(commit):
         raise AdvertisementError(msp, "seed commitment must be 64 lowercase hex characters")
+
+
+@dataclass(frozen=True)
+class Dealing:
+    """A dealer's public Feldman commitments (``PostShares`` dealingJSON): ``t`` compressed
+    P-256 points for its seed polynomial and ``t`` for its mask-key polynomial
+    (:mod:`~synthreg.secagg.vss`). Same for every recipient, so a dealer cannot
+    equivocate: each share it sends is checkable against them."""
+
+    seed: tuple[bytes, ...]
+    key: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, list[str]]:
+        """``{"seed": [b64 point, ...], "key": [b64 point, ...]}`` (the ledger's shape)."""
+        return {kind: [base64.b64encode(c).decode("ascii") for c in getattr(self, kind)] for kind in ("seed", "key")}
+
+    @classmethod
+    def from_json(cls, dealer: str, d: Mapping[str, Any]) -> Dealing:
+        """Inverse of :meth:`to_json`. Raises :class:`BadDealingError` naming ``dealer``."""
+        try:
+            parts = {kind: tuple(base64.b64decode(c, validate=True) for c in d[kind]) for kind in ("seed", "key")}
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise BadDealingError(dealer, "*", "commitments", f"malformed: {exc!r}") from exc
+        return cls(parts["seed"], parts["key"])
+
+    def points(self, dealer: str, recipient: str, threshold: int) -> dict[str, list[vss.EccPoint]]:
+        """The decoded commitments per kind; :class:`BadDealingError` unless ``threshold`` valid points each."""
+        out = {}
+        for kind in ("seed", "key"):
+            raw = getattr(self, kind)
+            if len(raw) != threshold:
+                raise BadDealingError(dealer, recipient, "commitments", f"{len(raw)} {kind} commitments, t={threshold}")
+            try:
+                out[kind] = [vss.decode_point(c) for c in raw]
+            except vss.VSSFormatError as exc:
+                raise BadDealingError(dealer, recipient, "commitments", str(exc)) from exc
+        return out
 
 
 @dataclass(frozen=True)
