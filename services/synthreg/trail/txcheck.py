@@ -279,14 +279,25 @@ def _step_refs(contract: Contract, run_id: str, msp: str, rnd: int, it: int) -> 
     return refs
 
 
+def _fault_refs(contract: Contract, run_id: str, msp: str) -> list[RecordRef]:
+    try:
+        faults = json.loads(contract.evaluate("ListFaults", run_id, msp))
+    except EvaluateError:
+        return []
+    return [RecordRef(f"{msp} fault {f.get('txid')}", str(f.get("txid")),
+                      composite_key("step_fault", run_id, msp, str(f.get("txid"))), str(f.get("msp")),
+                      str(f.get("role")), msp) for f in faults]
+
+
 def check_record_transactions(contract: Contract, run_id: str, msps: Sequence[str], rounds: int,
                               step_rounds: Iterable[int] = (), local_iters: int = 0,
                               checker: RecordChecker | None = None) -> tuple[int, list[str]]:
     """Check the transactions of run ``run_id``'s header, of every registry's round
-    records of rounds ``0..rounds-1`` and of the step records of ``step_rounds``
-    (``local_iters`` iterations each) that the ledger holds. A round record and a
-    step record must be endorsed by a peer of the registry it is keyed by, the
-    header by a peer of the registry that wrote it. Returns (records checked,
+    records of rounds ``0..rounds-1``, and, for runs with step records
+    (``local_iters`` > 0), of the step records of ``step_rounds`` and of every
+    recorded fault (a forged fault would frame its registry) that the ledger
+    holds. A round, step or fault record must be endorsed by a peer of the
+    registry it is keyed by, the header by a peer of the registry that wrote it. Returns (records checked,
     failures); absent records are not this check's failures."""
     refs: list[RecordRef] = []
     if (header := _record_ref(contract, "run header", run_key(run_id))) is not None:
@@ -299,6 +310,9 @@ def check_record_transactions(contract: Contract, run_id: str, msps: Sequence[st
         for msp in msps:
             for it in range(local_iters):
                 refs.extend(_step_refs(contract, run_id, msp, rnd, it))
+    if local_iters:
+        for msp in msps:
+            refs.extend(_fault_refs(contract, run_id, msp))
     checker = checker or TxChecker(contract.network)
     failures = [f for ref in refs for f in checker.check(ref)]
     return len(refs), failures
