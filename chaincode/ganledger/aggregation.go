@@ -39,6 +39,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -383,7 +384,10 @@ func putRoundEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, ro
 	if err := refuseExisting(stub, key, k.what, roundEntryID(run, round, msp)); err != nil {
 		return err
 	}
-	return state.PutJSON(stub, key, v)
+	if err := state.PutJSON(stub, key, v); err != nil {
+		return err
+	}
+	return sbe.Bind(stub, msp, key) // later changes need msp's peer (internal/sbe)
 }
 
 // rangeEntries lists obj/run/round/* by range query (recorded in the read

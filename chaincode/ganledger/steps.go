@@ -36,6 +36,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -363,6 +364,9 @@ func recordStep(stub shim.ChaincodeStubInterface, caller access.Caller, w stepWr
 		return "", err
 	}
 	if err := state.PutJSON(stub, headKey, StepHead{Round: ev.Round, Iter: ev.Iter, Phase: w.phase}); err != nil {
+		return "", err
+	}
+	if err := sbe.Bind(stub, ev.MSPID, key, headKey); err != nil {
 		return "", err
 	}
 	ev.TxID = stamp.TxID

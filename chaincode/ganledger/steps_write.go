@@ -8,6 +8,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -187,6 +188,9 @@ func (c *Contract) RecordFault(ctx contractapi.TransactionContextInterface, run 
 	if err := state.PutJSON(stub, key, fault); err != nil {
 		return "", err
 	}
+	if err := sbe.Bind(stub, caller.MSPID, key); err != nil {
+		return "", err
+	}
 	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Iter, Kind: arg.Kind, TxID: stamp.TxID}
 	if err := state.Emit(stub, EventStepFault, ev); err != nil {
 		return "", err
@@ -259,6 +263,9 @@ func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface
 	}
 	update := LocalUpdate{LocalUpdateArg: arg, Iter: head.Iter, Stamp: stamp}
 	if err := state.PutJSON(stub, key, update); err != nil {
+		return "", err
+	}
+	if err := sbe.Bind(stub, caller.MSPID, key); err != nil {
 		return "", err
 	}
 	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: head.Iter, TxID: stamp.TxID}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -59,6 +60,9 @@ func (c *Contract) PutRecord(ctx contractapi.TransactionContextInterface, key st
 	}
 	rec := Record{Key: key, Value: compact, MSPID: caller.MSPID, Role: string(caller.Role), TxID: stub.GetTxID(), Timestamp: ts}
 	if err := state.PutJSON(stub, stateKey, rec); err != nil {
+		return "", err
+	}
+	if err := sbe.Bind(stub, caller.MSPID, stateKey); err != nil {
 		return "", err
 	}
 	if err := state.Emit(stub, EventRecordPut, RecordPutEvent{Key: key, MSPID: caller.MSPID, TxID: rec.TxID}); err != nil {

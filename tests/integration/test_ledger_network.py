@@ -212,3 +212,32 @@ def test_concurrent_listeners_and_submitters(profile: Profile, unique: str) -> N
             if got == want:
                 break
     assert got == want
+
+
+def test_attack_foreign_ca_claims_consortium_msp(profile: Profile, unique: str) -> None:
+    """Issue 10: a certificate from a freshly generated CA (not Registry1's) that claims
+    MSP ID Registry1MSP, with the client OU and a merger role attribute, looks like a
+    Registry1 app to anything that trusts the MSP ID; the peer validates it against
+    Registry1's root CA from the channel configuration and refuses it, for reads and
+    writes alike, so nothing is written."""
+    from synthreg.ledger import Identity
+    from synthreg.network.pki import issue, make_ca
+
+    ca = make_ca("ca.registry1.example.com", R1)  # same names as the real CA, other key
+    pair = issue(ca, "merger@registry1.example.com", R1, ou="client", attributes={"synthreg.role": "merger"})
+    org = profile.org(R1)
+    channel = connect(org.peer_endpoint, org.tls_ca_cert.read_bytes())
+    try:
+        gw = Gateway(Identity(R1, pair.cert_pem), ecdsa_signer(pair.key), channel)
+        contract = gw.network("gan").contract("ganledger")
+        with pytest.raises(EvaluateError) as read:
+            contract.evaluate("GetRecord", f"foreign-{unique}")
+        with pytest.raises(EndorseError) as write:
+            contract.submit("PutRecord", f"foreign-{unique}", _record(0))
+    finally:
+        channel.close()
+    for err in (read.value, write.value):  # the peer's MSP check, before any chaincode runs
+        assert f"{R1}): error validating proposal: access denied: channel [gan] creator" in str(err), err
+    with open_gateway(profile, R1, "auditor") as gw, pytest.raises(EvaluateError) as missing:
+        gw.network("gan").contract("ganledger").evaluate("GetRecord", f"foreign-{unique}")
+    assert "NOT_FOUND" in str(missing.value)

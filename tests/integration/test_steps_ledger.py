@@ -158,3 +158,55 @@ def test_the_auditor_checks_the_step_records(
         path.write_bytes(b"\x01" + path.read_bytes()[1:])
         report = verify_run(run, contract, keys.secret, keys.public, workspaces)
     assert len(report.failures) == 1 and report.failures[0].startswith(f"{msps[2]} round 1 iter 0: artefact")
+
+
+def test_attack_colluding_registries_forge_records(clients: list[RegistryStepClients], unique: str) -> None:
+    """Issue 10 attack 5: two registries running modified chaincode endorse a write to
+    the third's keys. Once a registry's key is on the ledger (here its step head), a
+    change of it needs that registry's peer: the same write set, endorsed by the other
+    two peers only, is invalidated at commit (ENDORSEMENT_POLICY_FAILURE). A modified
+    chaincode produces just such a transaction; this one is built with Registry3's own
+    discriminator so that the unmodified chaincode simulates it, and the peers of
+    Registry1 and Registry2 alone endorse it."""
+    from synthreg.ledger import CommitError
+    from synthreg.ledger.sync import submit_synced
+    from synthreg.trail.txcheck import TxChecker, check_record_transactions, composite_key
+
+    victim, others = clients[2], [c.msp for c in clients[:2]]
+    run = f"steps-collude-{unique}"
+    gen = {"round": 0, "iter": 0, "fake_sha256": "a" * 64, "g_weights_sha256": "b" * 64,
+           "noise_seed": 1, "batch_size": 20}
+    disc = {"round": 0, "iter": 0, "fake_sha256": "a" * 64, "real_sha256": "c" * 64,
+            "feedback_sha256": "d" * 64, "d_weights_sha256": "e" * 64, "d_loss": 0.5, "g_loss": -0.1}
+    # the victim's first step creates its head, bound to its peer; the Gateway of its
+    # own peer endorses there first, so its own peer is among the endorsers
+    first = submit_synced(victim.generator, "RecordGeneratorStep", run, json.dumps(gen),
+                          orgs=[c.msp for c in clients])
+    facts = TxChecker(victim.generator.network).facts(first.tx_id)
+    head_key = composite_key("step_head", run, victim.msp)
+    assert head_key in facts.writes and victim.msp in {e.msp_id for e in facts.endorsements}
+
+    with pytest.raises(CommitError) as err:
+        victim.discriminator.submit("RecordDiscriminatorStep", run, json.dumps(disc), endorsing_orgs=others)
+    assert err.value.name == "ENDORSEMENT_POLICY_FAILURE"
+    forged = TxChecker(victim.generator.network).facts(err.value.tx_id)
+    assert head_key in forged.writes and {e.msp_id for e in forged.endorsements} == set(others)
+    # nothing of it reached the state: the victim still waits for its discriminator step
+    assert json.loads(victim.generator.evaluate("GetStepHead", run, victim.msp))["phase"] == "g"
+    assert json.loads(victim.generator.evaluate("GetStep", run, victim.msp, "0", "0"))["discriminator"] is None
+    # the same write endorsed by the victim's peer (and one other, for MAJORITY) commits
+    victim.discriminator.submit("RecordDiscriminatorStep", run, json.dumps(disc),
+                                endorsing_orgs=[victim.msp, others[0]])
+    assert json.loads(victim.generator.evaluate("GetStepHead", run, victim.msp))["phase"] == "d"
+
+    # what key-level endorsement does NOT stop: creating a key that is not on the ledger
+    # yet is validated against the chaincode policy (MAJORITY), which the two satisfy;
+    # a fault "of Registry3" endorsed by the other two commits ...
+    fault = {"round": 0, "iter": 0, "kind": "feedback_hash_mismatch", "expected": "d" * 64,
+             "got": "f" * 64, "detail": "forged"}
+    victim.discriminator.submit("RecordFault", run, json.dumps(fault), endorsing_orgs=others)
+    # ... and the auditor names it: its transaction was not endorsed by Registry3's peer
+    checked, failures = check_record_transactions(victim.generator, run, [c.msp for c in clients], 0, [0], 1)
+    assert checked == 3  # the G and D step records of (0, 0) and the fault
+    assert len(failures) == 1 and failures[0].startswith(f"{victim.msp} fault ")
+    assert f"not endorsed by a peer of {victim.msp} (endorsers {', '.join(sorted(others))})" in failures[0]

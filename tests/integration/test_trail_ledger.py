@@ -175,3 +175,46 @@ def test_attack_forged_run_header(profile: Profile, unique: str, tmp_path: Path)
     assert any("averaging None, but the ledger holds secure-aggregation rounds" in f for f in report.failures)
     assert f"the header says 1 round(s), but round 1 was recorded by {', '.join(msps)}" in report.failures
     assert report.rounds_checked == 1 and report.secagg_rounds_checked == 1  # round 0, all registries, checked
+
+
+def test_auditor_flags_records_their_transactions_do_not_vouch_for(profile: Profile, unique: str) -> None:
+    """Issue 10 attack 5, the auditor's side: a record's msp/role stamp is written by
+    the chaincode that endorsed it, so the auditor checks each record against its
+    transaction (qscc): creator, write set, and an endorsement by the owner's peer."""
+    from synthreg.trail.txcheck import RecordRef, TxChecker, check_record_transactions, record_state_key
+
+    msps = profile.msp_ids
+    run_id = f"it-tx-{unique}"
+    victim = msps[2]
+    with ExitStack() as stack:
+        def merger(msp: str) -> Contract:
+            return stack.enter_context(open_gateway(profile, msp, "merger")).network("gan").contract("ganledger")
+
+        mergers = {m: merger(m) for m in msps}
+        for m in msps:
+            submit_synced(mergers[m], "PutRecord", round_key(run_id, 0, m), json.dumps({"round": 0}), orgs=msps)
+        # creating a key is validated against the chaincode policy only: Registry3's
+        # round-1 record endorsed by the other two registries' peers commits
+        mergers[victim].submit("PutRecord", round_key(run_id, 1, victim), json.dumps({"round": 1}),
+                               endorsing_orgs=msps[:2])
+        auditor = stack.enter_context(open_gateway(profile, msps[0], "auditor")).network("gan")
+        checker = TxChecker(auditor)
+        ganledger = auditor.contract("ganledger")
+
+        honest = json.loads(ganledger.evaluate("GetRecord", round_key(run_id, 0, victim)))
+        ref = RecordRef("round 0", honest["txid"], record_state_key(round_key(run_id, 0, victim)),
+                        victim, "merger", victim)
+        assert checker.check(ref) == []
+        # a record stamped Registry3 whose transaction Registry1 created (what modified
+        # chaincode would store): creator and write set give it away
+        other = json.loads(ganledger.evaluate("GetRecord", round_key(run_id, 0, msps[0])))
+        failures = checker.check(RecordRef("round 0", other["txid"], ref.state_key, victim, "merger", victim))
+        assert any(f"stamped {victim}/merger, but transaction {other['txid']} was created by {msps[0]}/merger" in f
+                   for f in failures)
+        assert any("does not write the record's key" in f for f in failures)
+
+        forged = json.loads(ganledger.evaluate("GetRecord", round_key(run_id, 1, victim)))
+        checked, failures = check_record_transactions(ganledger, run_id, msps, 2)
+    assert checked == 4  # no header; three round-0 records and Registry3's round-1 record
+    assert failures == [f"round 1 {victim}: transaction {forged['txid']} was not endorsed by a peer of {victim} "
+                        f"(endorsers {', '.join(msps[:2])})"]

@@ -67,7 +67,10 @@ func (r Result) OK() bool { return r.Status == shim.OK && r.Invalid == "" }
 type Ledger struct {
 	State   map[string][]byte
 	Private map[string]map[string][]byte
-	Events  []Event
+	// Validation holds each public key's committed key-level endorsement
+	// policy (SetStateValidationParameter); nothing here enforces it.
+	Validation map[string][]byte
+	Events     []Event
 	// Member decides collection membership for memberOnlyRead; default:
 	// collection "shares_<MSP>" has the single member <MSP>.
 	Member  func(collection, mspID string) bool
@@ -92,8 +95,9 @@ type Call struct {
 // NewLedger returns an empty ledger for channel with a fixed start time.
 func NewLedger(channel string) *Ledger {
 	return &Ledger{
-		State:   map[string][]byte{},
-		Private: map[string]map[string][]byte{},
+		State:      map[string][]byte{},
+		Private:    map[string]map[string][]byte{},
+		Validation: map[string][]byte{},
 		Member: func(collection, mspID string) bool {
 			return collection == "shares_"+mspID
 		},
@@ -156,6 +160,7 @@ func (l *Ledger) endorse(c Call) (*Stub, Result) {
 		ts:         timestamppb.New(l.now),
 		writes:     map[string][]byte{},
 		pwrites:    map[string]map[string][]byte{},
+		vwrites:    map[string][]byte{},
 		reads:      map[string]uint64{},
 	}
 	stub.args = append(stub.args, []byte(fn))
@@ -180,6 +185,7 @@ type Stub struct {
 	ts         *timestamppb.Timestamp
 	writes     map[string][]byte
 	pwrites    map[string]map[string][]byte
+	vwrites    map[string][]byte
 	event      *Event
 	reads      map[string]uint64 // key -> version read (0 = absent)
 	ranges     []rangeRead
@@ -229,6 +235,10 @@ func (s *Stub) commit() {
 	s.ledger.height++
 	for k, v := range s.writes {
 		s.ledger.State[k] = v
+		s.ledger.version[k] = s.ledger.height
+	}
+	for k, v := range s.vwrites {
+		s.ledger.Validation[k] = v
 		s.ledger.version[k] = s.ledger.height
 	}
 	for c, kv := range s.pwrites {
@@ -304,6 +314,22 @@ func (s *Stub) PutState(key string, value []byte) error {
 		return errors.New("value must not be empty")
 	}
 	s.writes[key] = value
+	return nil
+}
+
+// GetStateValidationParameter reads the committed key-level policy (nil when
+// none) and records the key's version, like the peer's GetStateMetadata.
+func (s *Stub) GetStateValidationParameter(key string) ([]byte, error) {
+	s.reads[key] = s.ledger.version[key]
+	return s.ledger.Validation[key], nil
+}
+
+// SetStateValidationParameter buffers a key-level policy write.
+func (s *Stub) SetStateValidationParameter(key string, ep []byte) error {
+	if key == "" {
+		return errors.New("key must not be an empty string")
+	}
+	s.vwrites[key] = ep
 	return nil
 }
 

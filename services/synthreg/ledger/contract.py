@@ -118,6 +118,10 @@ class Contract:
         (:class:`CommitError` with the validation code, e.g. MVCC_READ_CONFLICT).
         ``transient`` values go to the endorsers only; with private data pass
         ``endorsing_orgs`` so the value is not sent to other organisations.
+        Without ``endorsing_orgs`` the Gateway endorses on its own org's peer
+        first and lets discovery add peers for the chaincode policy and the
+        key-level policies of the keys written (chaincode/README.md,
+        "Registry-owned keys"); with it, no policy is checked before commit.
         Blocks for the whole round trip, bounded per call by the gateway's
         ``default_timeout``.
         """

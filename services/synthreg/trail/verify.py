@@ -19,6 +19,9 @@ and the registries' workspaces it was given. For every round and registry it:
   ``ledger``), checks that every registry completed its last step without a
   recorded fault, and on audited rounds that each survivor's step records
   agree and the kept fake batches and feedback match their ledger hashes;
+* checks that each record read was written by a VALID transaction of the
+  registry and role it is stamped with, holding its key, endorsed by the
+  owning registry's peer (:mod:`synthreg.trail.txcheck`);
 * on audited rounds, sums the survivors' CKKS ciphertexts homomorphically,
   decrypts the sum, divides by |U| and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
@@ -51,6 +54,7 @@ from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, 
 from synthreg.gan.stoprule import StopRule
 from synthreg.ledger import Contract, EvaluateError
 from synthreg.trail.record import RoundEntry, round_key, run_key
+from synthreg.trail.txcheck import RecordChecker, check_record_transactions
 from synthreg.workspace import Workspace, WorkspaceError
 
 
@@ -100,6 +104,7 @@ def verify_run(
     *,
     registries: Sequence[str] | None = None,
     audited: Collection[int] | None = None,
+    tx_checker: RecordChecker | None = None,
 ) -> TrailReport:
     """Check run ``run_id``; ``rounds`` defaults to the rounds the run trained: its
     budget, or for a run agreed with a ``loss_plateau`` stop rule the round the rule
@@ -107,6 +112,8 @@ def verify_run(
     rule's, and every registry's last step must be that round's). ``registries``
     and ``audited`` (rounds) are what the auditor expects, needed for a run without a
     run document (else taken from its aggregation, or failing that the header).
+    ``tx_checker`` checks each record's transaction (default: qscc on the
+    contract's network, :class:`~synthreg.trail.txcheck.TxChecker`).
 
     Raises :class:`~synthreg.ledger.EvaluateError` if the run header is not on the ledger.
     """
@@ -201,6 +208,7 @@ def verify_run(
     if header.get("step_records") == "ledger":
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
                      sorted(audit_rounds), workspaces, last_in)
+    rep.failures += _check_transactions(contract, run_id, msps, rounds, sorted(audit_rounds), header, tx_checker)
     if rep.rounds_checked == 0:
         rep.failures.append(f"no round was checked ({rounds} round(s) of {len(msps)} registries expected)")
     if secagg and rep.secagg_rounds_checked == 0:
@@ -208,6 +216,17 @@ def verify_run(
     if header.get("step_records") == "ledger" and audit_rounds and rep.steps_checked == 0:
         rep.failures.append("no step record of an audited round was checked")
     return rep
+
+
+def _check_transactions(contract: Contract, run_id: str, msps: list[str], rounds: int,
+                        audit_rounds: list[int], header: dict[str, Any],
+                        checker: RecordChecker | None) -> list[str]:
+    """Each record read is vouched for by its transaction (:mod:`synthreg.trail.txcheck`)."""
+    stepped = header.get("step_records") == "ledger"
+    _, failures = check_record_transactions(
+        contract, run_id, msps, rounds, audit_rounds if stepped else (),
+        int(header["config"]["local_iters"]) if stepped else 0, checker)
+    return failures
 
 
 def _evaluate_or_none(contract: Contract, fn: str, *args: str) -> Any:
