@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from synthreg.data import Schema, load_dataset, sha256_hex, split_registries, validate
 from synthreg.data.schema import MissingValueError
+from synthreg.gan.bound import UpdateBoundError
 from synthreg.gan.federated import (
     FederatedResult,
     TrainConfig,
@@ -159,9 +160,13 @@ def test_an_injected_aggregator_replaces_fedavg(frames: list[pd.DataFrame], sche
     def offset(rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
         return fedavg(vectors, weights) + np.float32(1.0)
 
-    shifted = train_federated(frames, schema, replace(TINY, rounds=1), progress=False, aggregate=offset)
-    plain_one = train_federated(frames, schema, replace(TINY, rounds=1), progress=False)
+    one_unbounded = replace(TINY, rounds=1, max_update_norm=None)
+    shifted = train_federated(frames, schema, one_unbounded, progress=False, aggregate=offset)
+    plain_one = train_federated(frames, schema, one_unbounded, progress=False)
     assert np.allclose(shifted.generator_vector(), plain_one.generator_vector() + 1.0, atol=1e-6)
+    # with the (default) update bound, an average moved by sqrt(#weights) is refused
+    with pytest.raises(UpdateBoundError, match="round 0: the agreed average moved"):
+        train_federated(frames, schema, replace(TINY, rounds=1), progress=False, aggregate=offset)
 
     with pytest.raises(TrainConfigError, match="aggregate returned shape"):
         train_federated(frames, schema, replace(TINY, rounds=1), progress=False,
