@@ -171,3 +171,41 @@ def test_an_injected_aggregator_replaces_fedavg(frames: list[pd.DataFrame], sche
     with pytest.raises(TrainConfigError, match="aggregate returned shape"):
         train_federated(frames, schema, replace(TINY, rounds=1), progress=False,
                         aggregate=lambda r, v, w: np.zeros(3, dtype=np.float32))
+
+
+def test_update_bound_on_the_single_process_path(tiny_run: FederatedResult,
+                                                 frames: list[pd.DataFrame], schema: Schema) -> None:
+    """Issue 10, attack 2: the reference path clips every registry's update as the merger
+    apps do. The default bound leaves honest runs untouched (bit for bit); a tight one
+    clips every update to it, and the average stays within it."""
+    # (compared with a run made here: torch's global thread count, which other
+    # tests change, moves float results in the last bits)
+    base = train_federated(frames, schema, TINY, progress=False)
+    unbounded = train_federated(frames, schema, replace(TINY, max_update_norm=None), progress=False)
+    np.testing.assert_array_equal(unbounded.generator_vector(), base.generator_vector())
+
+    from synthreg.gan.bound import update_norm
+
+    init, dis = build_models(tiny_run.encoder.output_dim, TINY.model_config(), TINY.seed)
+    prev = [np.concatenate([state_dict_to_vector(init), state_dict_to_vector(dis)])]
+    norms: list[tuple[list[float], float]] = []
+
+    def on_round(rnd: int, vectors: list[np.ndarray], average: np.ndarray) -> None:
+        norms.append(([update_norm(v, prev[0]) for v in vectors], update_norm(average, prev[0])))
+        prev[0] = average
+
+    tight = train_federated(frames, schema, replace(TINY, max_update_norm=0.005), progress=False,
+                            on_round=on_round)
+    assert len(norms) == 2
+    for per_registry, avg_norm in norms:
+        assert per_registry == pytest.approx([0.005] * 3, rel=1e-4)  # honest deltas are ~0.02: all clipped
+        assert avg_norm <= 0.005 * (1 + 1e-4)
+    assert not np.array_equal(tight.generator_vector(), base.generator_vector())
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1", True])
+def test_max_update_norm_must_be_positive_finite_or_null(bad: object) -> None:
+    with pytest.raises(TrainConfigError, match="max_update_norm"):
+        TrainConfig(max_update_norm=bad)  # type: ignore[arg-type]
+    assert TrainConfig(max_update_norm=None).max_update_norm is None
+    assert TrainConfig.from_dict({"max_update_norm": 2}).max_update_norm == 2.0
