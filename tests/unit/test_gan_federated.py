@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from synthreg.data import Schema, load_dataset, sha256_hex, split_registries, validate
 from synthreg.data.schema import MissingValueError
+from synthreg.gan.bound import UpdateBoundError
 from synthreg.gan.federated import (
     FederatedResult,
     TrainConfig,
@@ -159,10 +160,52 @@ def test_an_injected_aggregator_replaces_fedavg(frames: list[pd.DataFrame], sche
     def offset(rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
         return fedavg(vectors, weights) + np.float32(1.0)
 
-    shifted = train_federated(frames, schema, replace(TINY, rounds=1), progress=False, aggregate=offset)
-    plain_one = train_federated(frames, schema, replace(TINY, rounds=1), progress=False)
+    one_unbounded = replace(TINY, rounds=1, max_update_norm=None)
+    shifted = train_federated(frames, schema, one_unbounded, progress=False, aggregate=offset)
+    plain_one = train_federated(frames, schema, one_unbounded, progress=False)
     assert np.allclose(shifted.generator_vector(), plain_one.generator_vector() + 1.0, atol=1e-6)
+    # with the (default) update bound, an average moved by sqrt(#weights) is refused
+    with pytest.raises(UpdateBoundError, match="round 0: the agreed average moved"):
+        train_federated(frames, schema, replace(TINY, rounds=1), progress=False, aggregate=offset)
 
     with pytest.raises(TrainConfigError, match="aggregate returned shape"):
         train_federated(frames, schema, replace(TINY, rounds=1), progress=False,
                         aggregate=lambda r, v, w: np.zeros(3, dtype=np.float32))
+
+
+def test_update_bound_on_the_single_process_path(tiny_run: FederatedResult,
+                                                 frames: list[pd.DataFrame], schema: Schema) -> None:
+    """Issue 10, attack 2: the reference path clips every registry's update as the merger
+    apps do. The default bound leaves honest runs untouched (bit for bit); a tight one
+    clips every update to it, and the average stays within it."""
+    # (compared with a run made here: torch's global thread count, which other
+    # tests change, moves float results in the last bits)
+    base = train_federated(frames, schema, TINY, progress=False)
+    unbounded = train_federated(frames, schema, replace(TINY, max_update_norm=None), progress=False)
+    np.testing.assert_array_equal(unbounded.generator_vector(), base.generator_vector())
+
+    from synthreg.gan.bound import update_norm
+
+    init, dis = build_models(tiny_run.encoder.output_dim, TINY.model_config(), TINY.seed)
+    prev = [np.concatenate([state_dict_to_vector(init), state_dict_to_vector(dis)])]
+    norms: list[tuple[list[float], float]] = []
+
+    def on_round(rnd: int, vectors: list[np.ndarray], average: np.ndarray) -> None:
+        norms.append(([update_norm(v, prev[0]) for v in vectors], update_norm(average, prev[0])))
+        prev[0] = average
+
+    tight = train_federated(frames, schema, replace(TINY, max_update_norm=0.005), progress=False,
+                            on_round=on_round)
+    assert len(norms) == 2
+    for per_registry, avg_norm in norms:
+        assert per_registry == pytest.approx([0.005] * 3, rel=1e-4)  # honest deltas are ~0.02: all clipped
+        assert avg_norm <= 0.005 * (1 + 1e-4)
+    assert not np.array_equal(tight.generator_vector(), base.generator_vector())
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1", True])
+def test_max_update_norm_must_be_positive_finite_or_null(bad: object) -> None:
+    with pytest.raises(TrainConfigError, match="max_update_norm"):
+        TrainConfig(max_update_norm=bad)  # type: ignore[arg-type]
+    assert TrainConfig(max_update_norm=None).max_update_norm is None
+    assert TrainConfig.from_dict({"max_update_norm": 2}).max_update_norm == 2.0

@@ -207,3 +207,61 @@ def test_a_verification_that_checks_no_round_fails(tmp_path: Path, keys) -> None
     report = verify_run("run1", auditor_view(store), keys.secret, keys.public, ws, 0)
     assert not report.ok and report.rounds_checked == 0
     assert report.failures == ["no round was checked (0 round(s) of 3 registries expected)"]
+
+
+def _poisoned_run(tmp_path: Path, keys, poison: tuple[int, str] | None):  # type: ignore[no-untyped-def]
+    """A 2-round run agreed on the ledger (run document with schema and config, both
+    rounds audited): each registry's update is a small delta from the previous average
+    (round 0: the initial weights of the run's model); ``poison`` = (round, registry)
+    adds 1.0 to each of that registry's weights (norm 27; the CKKS audit key encodes
+    |x| < 2^20 only: an audit copy of the 3.5e8 of the attack cannot be made, so such a
+    poisoner would have to forge its copy, which the decrypted mean catches); the
+    average recorded is the true mean (as secure aggregation would agree on)."""
+    from synthreg.data.datasets import dataset_schema
+    from synthreg.gan.bound import initial_vector
+    from synthreg.gan.encoder import TabularEncoder
+    from synthreg.gan.federated import TrainConfig
+
+    schema = dataset_schema("rotterdam")
+    cfg = TrainConfig(rounds=2, local_iters=1, batch_size=10, noise_dim=4, gen_dims=(8,), dis_dims=(8,), pac=2,
+                      seed=3, num_threads=1)
+    spec = {"participants": MSPS, "schema": schema.dump(), "schema_sha256": schema.hash(),
+            "config": {**cfg.to_dict(), "round_timeout_s": 30}, "threshold": 2, "rounds": 2, "local_iters": 1,
+            "audit_rounds": [0, 1], "stop_rule": {"kind": "budget"}, "ceremony_id": "c"}
+    store: dict[str, dict[str, str]] = {}
+    ws = {m: Workspace(tmp_path / m) for m in MSPS}
+    rec = TrailRecorder("run1", MSPS, {m: FakeGanledger(store, m) for m in MSPS}, ws, keys.public, {0, 1})
+    rec.record_run({"schema_sha256": schema.hash(), "config": cfg.to_dict()})
+    prev = initial_vector(TabularEncoder(schema).output_dim, cfg.model_config(), cfg.seed)
+    rng = np.random.default_rng(4)
+    for r in range(2):
+        vecs = []
+        for m in MSPS:
+            delta = rng.normal(size=prev.size)
+            delta *= 0.5 / np.linalg.norm(delta)  # honest: norm 0.5 < the bound 1.0
+            vecs.append((prev + delta + (1.0 if poison == (r, m) else 0.0)).astype(np.float32))
+        prev = np.mean(np.stack(vecs), axis=0).astype(np.float32)
+        rec.on_round(r, vecs, prev)
+    auditor = auditor_view(store)
+    auditor.runs = {"run1": {"run": "run1", "status": "started", "spec_json": json.dumps(spec),
+                             "proposer": {"msp": "Registry1MSP", "role": "admin"}}}
+    return verify_run("run1", auditor, keys.secret, keys.public, ws)
+
+
+def test_attack_poisoned_update_named_by_the_auditor(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, attack 2, the auditor's side: on an audited round, a registry whose
+    decrypted audit copy lies beyond the run's max_update_norm (1.0) from the previous
+    agreed average is named, in round 0 too (the auditor builds the initial weights
+    from the run's schema, model config and seed); an honest run verifies."""
+    honest = _poisoned_run(tmp_path / "honest", keys, None)
+    assert honest.ok, honest.failures
+    assert honest.audited_rounds == [0, 1]
+    for rnd, who in ((0, "Registry2MSP"), (1, "Registry3MSP")):
+        report = _poisoned_run(tmp_path / f"{rnd}", keys, (rnd, who))
+        assert not report.ok
+        named = [f for f in report.failures if "beyond the update bound" in f]
+        assert named == report.failures and len(named) == 2  # the rest of the trail is consistent
+        assert any(f.startswith(f"round {rnd}: {who}'s update has norm ") and "(decrypted audit copy)" in f
+                   for f in named), report.failures
+        assert f"round {rnd}: the agreed average moved" in " ".join(named)
+        assert not any(m in f for f in named for m in MSPS if m != who)  # only the poisoner is named

@@ -12,7 +12,16 @@ The run config file (YAML) a proposer writes::
     audit_every: 40              # or audit_rounds: [39, 79, 119]
     round_timeout_s: 30
     stop_rule: {kind: budget}
-    training: {rounds: 120, local_iters: 10, seed: 0, num_threads: 1}   # any TrainConfig field
+    training: {rounds: 120, local_iters: 10, seed: 0, num_threads: 1}   # any TrainConfig field, e.g.
+    #   max_update_norm: 1.0     # bound on each registry's update per round (L2 norm of its
+    #                            # weights minus the previous agreed average); null = unbounded
+
+``training.max_update_norm`` (default 1.0, see :class:`~synthreg.gan.federated.TrainConfig`
+for the measured honest norms) is the poisoning bound of :mod:`synthreg.gan.bound`:
+every merger clips its registry's update to it before masking, checks the agreed
+average against it (a violation stops the run naming the round), and the auditor
+names a registry whose decrypted audit copy exceeds it. Raise it with
+``local_iters``, the learning rates or the model size.
 
 What fails when: :class:`~synthreg.chain.runs.RunSpecError` for a bad config
 file, :class:`~synthreg.chain.runs.ApprovalRefusedError` when the run does not

@@ -19,6 +19,14 @@ Per run it takes part in:
    the average into the workspace *before* posting its hash, so G and D can
    load it as soon as the ledger shows the agreement; then it records the
    round's trail entry (hashes of its update, the average, the audit copy).
+   The update is bounded (:mod:`synthreg.gan.bound`, the run's
+   ``max_update_norm``): before masking the merger clips its registry's vector
+   to within that norm of the previous agreed average (round 0: the initial
+   weights built from the run seed), so the masked vector, the audit copy and
+   the trail snapshot are the clipped one; after the agreement it checks the
+   average against the bound (a mean of clipped updates stays within it) and
+   stops the run with :class:`~synthreg.gan.bound.UpdateBoundError` naming the
+   round if it does not: some survivor did not clip.
 3. **Bundle**: after the last round it writes the model bundle (generator
    weights in safetensors, encoder, schema, run id, ledger hash of the final
    average) to ``state/bundles/<run>/``.
@@ -52,6 +60,7 @@ from synthreg.chain.secagg import (
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
+from synthreg.gan.bound import check_bound, clip_update
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.gan.models import build_models
 from synthreg.gan.weights import state_dict_to_vector
@@ -273,6 +282,7 @@ class MergerApp(App):
         gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
         n_g = state_dict_to_vector(gen).size
         n = n_g + state_dict_to_vector(dis).size
+        initial = np.concatenate([state_dict_to_vector(gen), state_dict_to_vector(dis)])  # w_prev of round 0
 
         # 2. the rounds
         w_cfg = self._open(spec, run, n, run)
@@ -290,6 +300,7 @@ class MergerApp(App):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
             last = rnd
+            prev = avg if rnd > 0 else initial  # the update bound's w_prev (gan/bound.py)
             done = self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
             if done is not None:  # finished before a restart
                 average_sha = RoundEntry.from_json(done["value"]).average_sha256
@@ -302,6 +313,7 @@ class MergerApp(App):
                 joined = self._finished_round(merger, rnd, run)
                 avg = joined if joined is not None else self._observe(
                     merger, rnd, run, "the round went on without this registry")
+                check_bound(avg, prev, spec.max_update_norm, rnd)
                 average_sha = sha256_hex(array_bytes(avg))
                 self._note_missed(rnd)
                 continue
@@ -310,6 +322,7 @@ class MergerApp(App):
             vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
             if vector.size != n:
                 raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
+            vector = clip_update(vector, prev, spec.max_update_norm)  # before masking and the audit copy
             audit_blob = None
             finished = self._finished_round(merger, rnd, run)
             if finished is not None:  # joined before a restart: agreed, or taken from the ledger
@@ -319,6 +332,7 @@ class MergerApp(App):
                     audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
                 self.set_status(phase="secure aggregation", round=rnd, detail="", force=True)
                 avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
+            check_bound(avg, prev, spec.max_update_norm, rnd)  # after the agreement: did every survivor clip?
             average_sha = sha256_hex(array_bytes(avg))
             state = self.evaluate_or_none("GetRound", run, str(rnd))
             if self.msp not in state["survivors"]:

@@ -8,7 +8,9 @@ every participant approved), the demo.
 Where data lives: the whole spec is one ``ganledger`` document on channel
 ``gan`` (``ProposeRun``); the chaincode keeps the exact JSON text the proposer
 sent (``spec_json``) and its sha256 (``run_sha256``), so every approver hashes
-the very bytes it checked. The run starts (``RunStarted`` event) when every
+the very bytes it checked. The training config in it includes the update bound
+``max_update_norm`` (:mod:`synthreg.gan.bound`), so every participant approves
+the bound its peers' updates are held to. The run starts (``RunStarted`` event) when every
 participant's admin has approved; any participant's admin can abort it.
 
 What fails when: :class:`RunSpecError` for a spec that is inconsistent before
@@ -123,6 +125,14 @@ class RunSpec:
     @property
     def local_iters(self) -> int:
         return self.config.local_iters
+
+    @property
+    def max_update_norm(self) -> float | None:
+        """Bound on the L2 norm of each registry's update delta per round
+        (``config.max_update_norm``; :mod:`synthreg.gan.bound`): every merger clips
+        its own before masking and checks the agreed average against it, the
+        auditor checks each decrypted audit copy. None: unbounded."""
+        return self.config.max_update_norm
 
     def schema(self) -> Schema:
         return Schema.loads(self.schema_text, source="run spec")

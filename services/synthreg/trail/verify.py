@@ -25,7 +25,13 @@ and the registries' workspaces it was given. For every round and registry it:
 * on audited rounds, sums the survivors' CKKS ciphertexts homomorphically,
   decrypts the sum, divides by |U| and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
-  plaintext snapshot its registry stored.
+  plaintext snapshot its registry stored;
+* checks the update bound of the run (``max_update_norm``; issue 10, attack 2,
+  :mod:`synthreg.gan.bound`): on audited rounds each decrypted audit copy must
+  lie within the bound of the previous agreed average (round 0: the initial
+  weights built from the run's schema, model config and seed), else the
+  registry is named as one that did not clip; on every round the recorded
+  average must too.
 
 What the run is — its registries, rounds and audited rounds — comes from the
 run agreed on the ledger (``GetRun``), else from the caller (``registries``,
@@ -51,6 +57,10 @@ from typing import Any
 import numpy as np
 
 from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
+from synthreg.data.schema import Schema
+from synthreg.gan.bound import UpdateBoundError, check_bound, initial_vector
+from synthreg.gan.encoder import TabularEncoder
+from synthreg.gan.federated import TrainConfig
 from synthreg.gan.stoprule import StopRule
 from synthreg.ledger import Contract, EvaluateError
 from synthreg.trail.record import RoundEntry, round_key, run_key
@@ -138,6 +148,8 @@ def verify_run(
         return rep
     msps: list[str] = list(header["registries"])
     audit_rounds = set(int(r) for r in header.get("audit_rounds", []))
+    bound, initial = _update_bound(rep, contract, run_id, header)
+    agreed_avgs: dict[int, np.ndarray] = {-1: initial} if initial is not None else {}
     secagg = str(header.get("averaging", "")).startswith("secagg")
     last_in: dict[str, int] = {}
     for rnd in range(rounds):
@@ -183,6 +195,8 @@ def verify_run(
         except WorkspaceError as exc:
             rep.failures.append(f"round {rnd}: {exc}")
             continue
+        agreed_avgs[rnd] = avg
+        decrypted: dict[str, np.ndarray] = {}
         plain_mean = np.mean(np.stack(list(snapshots.values())), axis=0)
         if not np.allclose(plain_mean, avg, atol=tolerance, rtol=0):
             rep.failures.append(f"round {rnd}: recorded average is not the mean of the recorded updates")
@@ -192,7 +206,8 @@ def verify_run(
             else:
                 enc = {m: EncryptedVector.from_bytes(public, c) for m, c in cts.items()}
                 for m, e in enc.items():
-                    err = float(np.max(np.abs(decrypt(secret, e) - snapshots[m])))
+                    decrypted[m] = decrypt(secret, e)
+                    err = float(np.max(np.abs(decrypted[m] - snapshots[m])))
                     rep.max_abs_error = max(rep.max_abs_error, err)
                     if err > tolerance:
                         rep.failures.append(f"round {rnd} {m}: audit ciphertext does not match its update "
@@ -204,6 +219,7 @@ def verify_run(
                     rep.failures.append(f"round {rnd}: decrypted mean differs from the agreed average "
                                         f"(max error {err:.2e} > {tolerance})")
                 rep.audited_rounds.append(rnd)
+        _check_update_bound(rep, rnd, bound, agreed_avgs.get(rnd - 1), avg, decrypted, tolerance)
         rep.rounds_checked += 1
     if header.get("step_records") == "ledger":
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
@@ -227,6 +243,55 @@ def _check_transactions(contract: Contract, run_id: str, msps: list[str], rounds
         contract, run_id, msps, rounds, audit_rounds if stepped else (),
         int(header["config"]["local_iters"]) if stepped else 0, checker)
     return failures
+
+
+def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
+                  header: Mapping[str, Any]) -> tuple[float | None, np.ndarray | None]:
+    """The run's ``max_update_norm`` and the initial [G ‖ D] weights (``w_prev`` of
+    round 0) built, as every registry does, from the run's schema, model config and
+    seed. Both from the run document every participant approved; without one the
+    bound is the header's claim and round 0 is not checked (no schema text). No
+    bound (None): updates are not checked."""
+    doc = _evaluate_or_none(contract, "GetRun", run_id)
+    if doc is None:
+        claimed = header.get("config", {}).get("max_update_norm")
+        return (None if claimed is None else float(claimed)), None
+    try:
+        spec = json.loads(doc["spec_json"])
+        raw = {k: v for k, v in spec["config"].items() if k != "round_timeout_s"}
+        config = TrainConfig.from_dict(raw)
+        if config.max_update_norm is None:
+            return None, None
+        output_dim = TabularEncoder(Schema.loads(str(spec["schema"]), source="run spec")).output_dim
+        return config.max_update_norm, initial_vector(output_dim, config.model_config(), config.seed)
+    except (KeyError, TypeError, ValueError) as exc:
+        rep.failures.append(f"the update bound of run {run_id} cannot be checked: {type(exc).__name__}: {exc}")
+        return None, None
+
+
+def _check_update_bound(rep: TrailReport, rnd: int, bound: float | None, prev: np.ndarray | None,
+                        avg: np.ndarray, decrypted: Mapping[str, np.ndarray], tolerance: float) -> None:
+    """Issue 10, attack 2 (poisoning): every registry's decrypted audit copy of round
+    ``rnd`` within ``bound`` of the previous agreed average ``prev`` (a registry
+    that did not clip is named), and the recorded average too (on every round;
+    it is a mean of clipped updates). Not checked without a bound, or without
+    ``prev`` (round 0 of a run without a run document; a round after one whose
+    average could not be read, already reported)."""
+    if bound is None or prev is None:
+        return
+    if prev.shape != avg.shape:
+        rep.failures.append(f"round {rnd}: the average has {avg.size} weights, its update bound's previous "
+                            f"average (round 0: the initial weights of the run's model) {prev.size}")
+        return
+    for msp, vec in sorted(decrypted.items()):
+        try:
+            check_bound(vec, prev, bound, rnd, msp, per_coordinate=tolerance)
+        except UpdateBoundError as exc:
+            rep.failures.append(f"{exc} (decrypted audit copy): it did not clip its update")
+    try:
+        check_bound(avg, prev, bound, rnd)
+    except UpdateBoundError as exc:
+        rep.failures.append(str(exc))
 
 
 def _evaluate_or_none(contract: Contract, fn: str, *args: str) -> Any:
