@@ -30,7 +30,7 @@ def _secure_averages(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     advertised = {m: p.advertisement() for m, p in parties.items()}
     for sender, p in parties.items():
         for recipient, env in p.make_shares(advertised).items():
-            parties[recipient].receive_shares(sender, env, p.dealing())
+            parties[recipient].receive_shares(sender, env, p.dealing)
     peers = {m: [o for o in MSPS if o != m] for m in MSPS}
     masked = {m: parties[m].mask(vectors[m], 1.0, peers[m]) for m in MSPS}
     reveals = {m: parties[m].reveal(list(MSPS), []) for m in MSPS}
