@@ -28,13 +28,15 @@ def _secure_averages(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     params = Params("run-poison", ROUND, MSPS, 2, L, 32)
     parties = {m: Party.new(params, m) for m in MSPS}
     advertised = {m: p.advertisement() for m, p in parties.items()}
-    for sender, p in parties.items():
-        for recipient, env in p.make_shares(advertised).items():
-            parties[recipient].receive_shares(sender, env, p.dealing)
+    envelopes = {m: p.make_shares(advertised) for m, p in parties.items()}
+    dealings = {m: p.dealing for m, p in parties.items()}
+    for sender, per_recipient in envelopes.items():
+        for recipient, env in per_recipient.items():
+            parties[recipient].receive_shares(sender, env, dealings[sender])
     peers = {m: [o for o in MSPS if o != m] for m in MSPS}
     masked = {m: parties[m].mask(vectors[m], 1.0, peers[m]) for m in MSPS}
     reveals = {m: parties[m].reveal(list(MSPS), []) for m in MSPS}
-    return {m: average(params, advertised, masked, reveals, [], peers) for m in MSPS}
+    return {m: average(params, advertised, masked, reveals, [], peers, dealings) for m in MSPS}
 
 
 def test_attack_poisoned_update_is_bounded() -> None:
