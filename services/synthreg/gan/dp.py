@@ -49,7 +49,14 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from synthreg.gan.models import Discriminator
-from synthreg.gan.step import BatchShapeError, DiscriminatorSide, DStepResult, OptimConfig, RealBatchSampler, derive_seed
+from synthreg.gan.step import (
+    BatchShapeError,
+    DiscriminatorSide,
+    DStepResult,
+    OptimConfig,
+    RealBatchSampler,
+    derive_seed,
+)
 
 __all__ = ["DPDiscriminatorSide", "DPSettings", "PoissonSampler", "make_discriminator"]
 
@@ -70,11 +77,12 @@ class PoissonSampler(RealBatchSampler):
 
     @property
     def expected_batch(self) -> float:
-        return self.sample_rate * self.encoded.shape[0]
+        return float(self.sample_rate * self.encoded.shape[0])
 
-    def sample(self, batch_size: int) -> np.ndarray:  # noqa: ARG002 - the size is the sample rate's
+    def sample(self, batch_size: int) -> np.ndarray:  # the size follows from the sample rate
         mask = self.rng.random(self.encoded.shape[0]) < self.sample_rate
-        return self.encoded[mask]
+        batch: np.ndarray = self.encoded[mask]
+        return batch
 
 
 class DPDiscriminatorSide(DiscriminatorSide):
@@ -101,7 +109,8 @@ class DPDiscriminatorSide(DiscriminatorSide):
         def record_loss(p: dict[str, torch.Tensor], r: torch.Tensor, f: torch.Tensor,
                         a: torch.Tensor) -> torch.Tensor:
             gx = grad(critic, argnums=1)(p, a * r + (1 - a) * f)
-            return -critic(p, r) + gp_weight * (gx.norm(2) - 1) ** 2
+            loss: torch.Tensor = -critic(p, r) + gp_weight * (gx.norm(2) - 1) ** 2
+            return loss
 
         per: dict[str, torch.Tensor] = vmap(grad(record_loss), in_dims=(None, 0, 0, 0))(params, real, fake, alpha)
         return per
@@ -124,7 +133,7 @@ class DPDiscriminatorSide(DiscriminatorSide):
         if real_t.shape[0]:
             pairs = fake_t[torch.arange(real_t.shape[0]) % fake_t.shape[0]]
             per = self._per_record_grads(real_t, pairs)
-            norms = torch.sqrt(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in per.values()))
+            norms = torch.stack([(g.reshape(g.shape[0], -1) ** 2).sum(1) for g in per.values()]).sum(0).sqrt()
             scale = (c / (norms + 1e-6)).clamp(max=1.0)
         for name, p in params.items():
             total = torch.zeros_like(p) if not real_t.shape[0] else torch.einsum("i,i...->...", scale, per[name])
