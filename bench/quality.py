@@ -53,6 +53,7 @@ from synthreg.eval.privacy import PrivacyResult, privacy
 from synthreg.eval.quality import QualityResult, quality
 from synthreg.eval.table import TableSpec
 from synthreg.eval.utility import UtilityResult, holdout_split, utility
+from synthreg.gan.accountant import noise_for_budget
 from synthreg.gan.federated import TrainConfig, train_centralised, train_federated
 
 N_REGISTRIES = 3
@@ -221,6 +222,61 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]], smallest: str) -
     return out
 
 
+DP_EPSILONS = (1.0, 3.0, 10.0)
+DP_DELTA = 1e-5
+DP_SAMPLE_RATE = 0.05  # each record's chance per step: expected real batch 0.05 x 400..1,200 rows
+
+
+def run_dp(seed: int, budget: Budget, threads: int, say: Callable[[str], None]) -> list[ArmResult]:
+    """Issue 12: the federated arm with DP-SGD on the discriminators at each epsilon
+    in DP_EPSILONS, and without DP, all with pac = 1 (DP needs it) and the same
+    R x K steps; sigma is chosen (Opacus) so that the R·K steps spend exactly the budget."""
+    schema: Schema = dataset_schema("rotterdam")
+    spec = TableSpec.from_schema(schema)
+    train, holdout = holdout_split(load_dataset("rotterdam"), HOLDOUT_FRACTION, seed)
+    registries = split_registries(train, N_REGISTRIES, "non-iid", seed=seed, by=schema.partition)
+    base = TrainConfig(rounds=budget.rounds, local_iters=budget.local_iters, batch_size=budget.batch_size,
+                       seed=seed, num_threads=threads, pac=1)
+    results = []
+    for eps in (None, *DP_EPSILONS):
+        if eps is None:
+            cfg, label, sigma = base, "no DP (pac 1)", float("nan")
+        else:
+            sigma = noise_for_budget(eps, DP_DELTA, DP_SAMPLE_RATE, budget.rounds * budget.local_iters)
+            cfg = replace(base, dp_epsilon=eps, dp_delta=DP_DELTA, dp_noise_multiplier=sigma,
+                          dp_sample_rate=DP_SAMPLE_RATE)
+            label = f"DP epsilon {eps:g}"
+        t0 = time.perf_counter()
+        res = train_federated(registries, schema, cfg, progress=False)
+        synth = res.sample(len(train), 10_000 + seed)
+        wall = time.perf_counter() - t0
+        results.append(evaluate(label, seed, train, holdout, synth, spec, wall,
+                                {"epsilon": res.epsilon, "noise_multiplier": sigma}))
+        say(f"seed {seed}: {label} (sigma {sigma:.3f}, spent {res.epsilon}) {wall:.0f}s")
+    return results
+
+
+def plot_dp(summary: dict[str, dict[str, tuple[float, float]]], path: Path) -> None:
+    """Quality and TSTR AUC against epsilon (log axis), no DP as a dashed line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key, title in zip(axes, ("quality", "tstr_auc"), ("SDMetrics quality", "TSTR AUC"), strict=True):
+        pts = [(e, *summary[f"DP epsilon {e:g}"][key]) for e in DP_EPSILONS]
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                    label="DP-SGD discriminators")
+        ax.axhline(summary["no DP (pac 1)"][key][0], linestyle="--", color="grey", label="no DP")
+        if "real holdout (reference)" in summary:
+            ax.axhline(summary["real holdout (reference)"][key][0], linestyle=":", color="black", label="real")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"epsilon per registry (delta {DP_DELTA:g})")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1), default 3")
@@ -230,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 shared cores, 2 threads oversubscribe and run ~8x slower)")
     parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
+    parser.add_argument("--dp", action="store_true",
+                        help="issue 12: federated quality and TSTR at epsilon 1, 3, 10 and without DP (pac 1)")
+    parser.add_argument("--plot", type=Path, default=Path("bench_dp.png"), help="--dp: where the plot goes")
     args = parser.parse_args(argv)
 
     default = TrainConfig()
@@ -243,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     results: list[ArmResult] = []
+    if args.dp:
+        return _main_dp(args, budget, say)
     for seed in range(args.seeds):
         results.extend(run_seed(seed, budget, args.threads, say))
         if args.json is not None:  # raw results so far, in case a later seed fails
@@ -296,6 +357,35 @@ def main(argv: list[str] | None = None) -> int:
                         for label, ok, text in targets(summary, first_small.arm)],
         }
         _write_json(args.json, payload)
+    return 0
+
+
+def _main_dp(args: argparse.Namespace, budget: Budget, say: Callable[[str], None]) -> int:
+    start = time.perf_counter()
+    results: list[ArmResult] = []
+    for seed in range(args.seeds):
+        train, holdout = holdout_split(load_dataset("rotterdam"), HOLDOUT_FRACTION, seed)
+        results.append(reference(seed, train, holdout, TableSpec.from_schema(dataset_schema("rotterdam"))))
+        results.extend(run_dp(seed, budget, args.threads, say))
+    summary = summarise(results)
+    table = Table(title=f"DP-SGD discriminators — rotterdam, 3 non-IID registries, {args.seeds} seeds, mean ± sd")
+    table.add_column("arm")
+    for header, _, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for arm, metrics in summary.items():
+        table.add_row(arm, *[("—" if not np.isfinite(metrics[k][0]) else
+                              f"{fmt.format(metrics[k][0])} ± {fmt.format(metrics[k][1])}") for _, k, fmt in COLUMNS])
+    out = Console(width=170)
+    out.print(table)
+    out.print(f"Budget: R={budget.rounds} x K={budget.local_iters} steps per registry, fake batch "
+              f"{budget.batch_size}, pac 1; DP: Poisson rate {DP_SAMPLE_RATE}, clip 1.0, delta {DP_DELTA:g}, sigma "
+              f"from Opacus get_noise_multiplier for the R·K steps. "
+              f"Total {(time.perf_counter() - start) / 60:.1f} min.")
+    plot_dp(summary, args.plot)
+    if args.json is not None:
+        _write_json(args.json, {"budget": budget.__dict__, "dp": True, "results": [_raw(r) for r in results],
+                                "summary": {a: {k: {"mean": m, "sd": s} for k, (m, s) in ms.items()}
+                                            for a, ms in summary.items()}})
     return 0
 
 

@@ -72,7 +72,7 @@ func New() *Contract {
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
 	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "ListFaults",
-		"GetLocalUpdate", "GetRun", "ListRuns"}
+		"GetLocalUpdate", "GetRun", "ListRuns", "GetPrivacySpend"}
 }
 
 // NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).

@@ -59,7 +59,7 @@ const (
 
 // Stop reasons and fault kinds of the wire spec.
 var (
-	StopReasons = []string{"budget", "threshold"}
+	StopReasons = []string{"budget", "threshold", "privacy_budget"}
 	FaultKinds  = []string{"fake_hash_mismatch", "feedback_hash_mismatch", "real_batch_invalid"}
 )
 

@@ -97,7 +97,7 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
     if "audit_rounds" in raw:
         audit = tuple(int(r) for r in raw["audit_rounds"])
     else:
-        audit = default_audit_rounds(config.rounds, int(raw.get("audit_every", 40)))
+        audit = default_audit_rounds(config.trained_rounds(), int(raw.get("audit_every", 40)))
     spec = RunSpec(parts, schema_text, config, int(raw.get("threshold", len(parts) // 2 + 1)), audit, ceremony,
                    dict(raw.get("stop_rule") or {"kind": "budget"}), int(raw.get("round_timeout_s", 30)))
     return run, spec

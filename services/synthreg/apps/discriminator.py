@@ -12,13 +12,16 @@ then for each local iteration, on its generator's ``GeneratorStep`` event:
 loads the fake batch whose hash is on the ledger (a mismatch is recorded with
 ``RecordFault`` and stops the run), samples a real batch, updates D, stores the
 feedback (and, on the round's last iteration, its weight vector) and submits
-``RecordDiscriminatorStep``. After each round it loads the agreed average
+``RecordDiscriminatorStep``; in a run with a privacy budget it trains by DP-SGD
+(:mod:`synthreg.gan.dp`) and after the round's last step records the epsilon
+spent so far (``RecordPrivacySpend``). After each round it loads the agreed average
 (flow 9b).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 import torch
 
@@ -34,8 +37,10 @@ from synthreg.apps.generator import checkpoints, load_checked, restore, wait_ste
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
+from synthreg.gan.accountant import ACCOUNTANT
+from synthreg.gan.dp import make_discriminator
 from synthreg.gan.models import build_models
-from synthreg.gan.step import DiscriminatorSide, RealBatchSampler, derive_seed
+from synthreg.gan.step import DiscriminatorSide, RealBatchSampler
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
 from synthreg.workspace import sha256_hex
 
@@ -51,6 +56,27 @@ class DiscriminatorApp(App):
         numpy RNG state goes in the metadata)."""
         return {"weights": torch.from_numpy(state_dict_to_vector(d.discriminator)), "gp_rng": d.rng.get_state(),
                 **adam_state(d.optimizer, "adam")}
+
+    def _steps_before(self, run: str, spec: RunSpec, rnd: int) -> int:
+        """D steps this registry recorded before round ``rnd`` (its previous spend's
+        count: a registry left out of a round took fewer than ``local_iters``)."""
+        if spec.config.dp is None:
+            return 0
+        for earlier in range(rnd - 1, -1, -1):  # rounds it was left out of before a step have none
+            spend = self.evaluate_or_none("GetPrivacySpend", run, self.msp, str(earlier))
+            if spend is not None:
+                return int(spend["steps"])
+        return 0
+
+    def _record_spend(self, spec: RunSpec, run: str, rnd: int, it: int, steps: int) -> None:
+        """DP runs: the epsilon spent after ``steps`` D steps (RecordPrivacySpend), once."""
+        cfg = spec.config
+        if cfg.dp is None or self.evaluate_or_none("GetPrivacySpend", run, self.msp, str(rnd)) is not None:
+            return
+        self.submit(spec, "RecordPrivacySpend", run, json.dumps({
+            "round": rnd, "iter": it, "steps": steps, "epsilon": cfg.epsilon_after(steps), "delta": cfg.dp_delta,
+            "noise_multiplier": cfg.dp_noise_multiplier, "sample_rate": cfg.dp_sample_rate,
+            "max_grad_norm": cfg.dp_max_grad_norm, "accountant": ACCOUNTANT}, sort_keys=True))
 
     def _generator_left(self, spec: RunSpec, run: str, rnd: int, it: int) -> bool:
         """Whether this registry's generator left round ``rnd`` before step ``it`` (the
@@ -83,13 +109,15 @@ class DiscriminatorApp(App):
         gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
         n_g = state_dict_to_vector(gen).size
         del gen
-        d = DiscriminatorSide(dis, cfg.optim_config(), derive_seed(cfg.seed, "gp", r))
-        real = RealBatchSampler(encoder.encode(frame), derive_seed(cfg.seed, "real", r))
+        ckpt = restore(self, run)
+        # DP: sampling and noise from this registry's secret, kept in its checkpoints (never on the ledger)
+        dp_seed = None if cfg.dp is None else int(ckpt.meta["dp_seed"]) if ckpt else secrets.randbits(63)
+        d, real = make_discriminator(dis, cfg.optim_config(), cfg.seed, r, encoder.encode(frame), cfg.dp, dp_seed)
+        meta = {} if dp_seed is None else {"dp_seed": dp_seed}
         shape = (cfg.batch_size, encoder.output_dim)
         last = spec.local_iters - 1
         store = checkpoints(self, run)
         first = 0
-        ckpt = restore(self, run)
         if ckpt is not None:
             vector_to_state_dict(dis, ckpt.tensors["weights"].numpy())
             load_adam_state(d.optimizer, ckpt.tensors, "adam")
@@ -97,7 +125,8 @@ class DiscriminatorApp(App):
             set_numpy_rng_state(real.rng, ckpt.meta["real_rng"])
             first = ckpt.round
         else:
-            store.save(0, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
+            store.save(0, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})
+        steps = self._steps_before(run, spec, first)
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
@@ -105,6 +134,8 @@ class DiscriminatorApp(App):
             for it in range(spec.local_iters):
                 if self._generator_left(spec, run, rnd, it):
                     left = True
+                    if it > 0:  # the steps taken before leaving are spent too
+                        self._record_spend(spec, run, rnd, it - 1, steps)
                     break
                 self.set_status(phase="step", round=rnd, iter=it)
                 g_rec = wait_step(self, spec, run, rnd, it, "generator")
@@ -126,11 +157,14 @@ class DiscriminatorApp(App):
                 elif (recorded["feedback_sha256"], recorded["d_weights_sha256"]) != (feedback_sha, d_sha):
                     raise ResumeMismatchError(f"round {rnd} iter {it}: replayed discriminator step differs from "
                                               "the recorded one")
+                steps += 1
+                if it == last:
+                    self._record_spend(spec, run, rnd, it, steps)
             if left:  # G was left out of this round (t of n) and goes on from the agreed average: so does D
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
             else:
                 self.set_status(phase="merge", round=rnd, iter=None, force=True)
             avg, _ = self.agreed_average(run, rnd, run)
             vector_to_state_dict(dis, avg[n_g:])
-            store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng)})
+            store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})
         self.set_status(phase="stopped-run", force=True)

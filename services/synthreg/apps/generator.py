@@ -209,7 +209,8 @@ class GeneratorApp(App):
         if head and head.get("phase") != "stopped":  # the stop names the last completed step
             self.submit(spec, "RecordStop", run, json.dumps({
                 "round": int(head["round"]), "iter": int(head["iter"]),
-                "reason": "budget" if last == spec.rounds - 1 else "threshold",
+                "reason": ("threshold" if last != spec.rounds - 1 else
+                           "privacy_budget" if spec.rounds < spec.config.rounds else "budget"),
                 "g_loss": self.own_g_loss(run, spec, int(head["round"]))}, sort_keys=True))
         if last not in keep:
             discard_round(self, run, last)

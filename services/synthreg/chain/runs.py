@@ -101,9 +101,9 @@ class RunSpec:
         if not 1 <= self.threshold <= len(parts):
             raise RunSpecError(f"threshold {self.threshold} not in 1..{len(parts)}")
         if list(self.audit_rounds) != sorted(set(self.audit_rounds)) or any(
-                not 0 <= r < self.config.rounds for r in self.audit_rounds):
+                not 0 <= r < self.rounds for r in self.audit_rounds):
             raise RunSpecError(f"audit rounds {list(self.audit_rounds)} must be ascending, "
-                               f"unique and in 0..{self.config.rounds - 1}")
+                               f"unique and in 0..{self.rounds - 1}")
         if self.config.num_threads is None:
             raise RunSpecError("config.num_threads must be fixed (it changes the last bits of training)")
         try:
@@ -120,7 +120,10 @@ class RunSpec:
 
     @property
     def rounds(self) -> int:
-        return self.config.rounds
+        """The rounds the run trains: ``config.rounds``, capped by the privacy budget
+        when there is one (:meth:`TrainConfig.trained_rounds`; every registry stops
+        after the same round, recording reason ``privacy_budget``)."""
+        return self.config.trained_rounds()
 
     @property
     def local_iters(self) -> int:

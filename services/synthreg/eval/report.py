@@ -51,6 +51,8 @@ class Evaluation:
     synthetic_exact_copy_rate: float
     association_diff_mean: float
     notes: list[str] = field(default_factory=list)
+    dp: tuple[float, float] | None = None
+    """(epsilon spent per registry, delta) of a model trained with differential privacy"""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class Evaluation:
             "synthetic_exact_copy_rate": self.synthetic_exact_copy_rate,
             "association_diff_mean": self.association_diff_mean,
             "notes": list(self.notes),
+            "differential_privacy": None if self.dp is None else {"epsilon": self.dp[0], "delta": self.dp[1]},
         }
 
 
@@ -75,6 +78,7 @@ def write_report(
     holdout: pd.DataFrame | None = None,
     task: UtilityTask | None = None,
     seed: int = 0,
+    dp: tuple[float, float] | None = None,
 ) -> Path:
     """Evaluate `synthetic` against `real` and write the report; returns the report.md path.
 
@@ -84,7 +88,10 @@ def write_report(
     `real` as test rows (optimistic: the generator may have seen them) and the
     DCR holdout comparison is skipped; both are stated in the report.
     `schema` is a `synthreg.data.Schema` (or a `TableSpec`); `history` any
-    shape `synthreg.eval.history.parse_history` accepts.
+    shape `synthreg.eval.history.parse_history` accepts. `dp` = (epsilon, delta)
+    spent by each registry's discriminator (``FederatedResult.epsilon``,
+    ``TrainConfig.dp_delta``) when the model was trained with differential privacy;
+    the report states it (and states that there was none otherwise).
     """
     spec = TableSpec.from_schema(schema)
     real_c = check_frame(real, spec, "real")
@@ -121,7 +128,7 @@ def write_report(
         n_real=len(real_c), n_synthetic=len(synth_c), n_holdout=0 if hold_c is None else len(hold_c),
         quality=q, utility=u, privacy=p,
         synthetic_exact_copy_rate=exact_copy_rate(real_c, synth_c),
-        association_diff_mean=assoc_diff, notes=notes,
+        association_diff_mean=assoc_diff, notes=notes, dp=dp,
     )
     metrics = evaluation.to_dict() | {"files": [f.name for f in files]}
     (out_dir / METRICS_NAME).write_text(json.dumps(_finite(metrics), indent=2) + "\n", encoding="utf-8")
@@ -157,6 +164,12 @@ def summary_lines(e: Evaluation) -> list[str]:
         lines.append(f"Privacy: {verdict} ({p.exact_copy_rate:.1%} exact copies; "
                      f"{p.share_closer_than_holdout_p5:.1%} of synthetic records are closer to a training "
                      f"record than 95 % of unseen real patients are; expected ≈ 5 %).")
+    if e.dp is None:
+        lines.append("Differential privacy: none (the generator was trained without a privacy budget).")
+    else:
+        lines.append(f"Differential privacy: each registry's discriminator spent epsilon = {e.dp[0]:.3g} at "
+                     f"delta = {e.dp[1]:.3g} (DP-SGD, Opacus RDP accountant); the generator is post-processing. "
+                     "Not covered: the consortium encoder's summed histograms.")
     return lines
 
 

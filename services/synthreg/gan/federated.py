@@ -38,6 +38,7 @@ average beyond the update bound.
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +51,9 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from synthreg.data.schema import Schema, validate
+from synthreg.gan.accountant import PrivacyBudgetError, epsilon_spent, rounds_within_budget
 from synthreg.gan.bound import check_bound, clip_update
+from synthreg.gan.dp import DPSettings, make_discriminator
 from synthreg.gan.encoder import DEFAULT_BINS, EncoderStats, TabularEncoder
 from synthreg.gan.models import Generator, ModelConfig, build_models
 from synthreg.gan.sampling import sample_records
@@ -88,6 +91,16 @@ class TrainConfig:
     sqrt(#weights) = 0.58 bounds them. The default 1.0 leaves honest demo runs
     unclipped (bit for bit) with a 2x margin; raise it with local_iters, the
     learning rates or the model size.
+
+    Differential privacy (issue 12, :mod:`synthreg.gan.dp`): ``dp_epsilon`` and
+    ``dp_delta`` are each registry's budget (None, the default: no DP, training
+    unchanged bit for bit); with them ``dp_noise_multiplier`` (sigma) and
+    ``dp_sample_rate`` (q, each record's chance to be in a step's real batch) are
+    required, ``dp_max_grad_norm`` is the per-record clipping bound C, and ``pac``
+    must be 1. The run trains :meth:`trained_rounds` rounds: ``rounds``, capped at
+    the last round whose epsilon (Opacus RDP, :mod:`synthreg.gan.accountant`) stays
+    within the budget — the same for every registry, since sigma, q and the step
+    count are the run's.
     """
 
     rounds: int = 120
@@ -109,6 +122,11 @@ class TrainConfig:
     bins: int = DEFAULT_BINS
     num_threads: int | None = None
     max_update_norm: float | None = 1.0
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    dp_noise_multiplier: float | None = None
+    dp_sample_rate: float | None = None
+    dp_max_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_iters", "batch_size", "pac", "noise_dim", "bins"):
@@ -127,6 +145,53 @@ class TrainConfig:
                                    f"got {self.max_update_norm!r}")
         if self.max_update_norm is not None:
             object.__setattr__(self, "max_update_norm", float(self.max_update_norm))
+        self._check_dp()
+
+    def _check_dp(self) -> None:
+        names = ("dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_sample_rate")
+        given = [n for n in names if getattr(self, n) is not None]
+        if not given:
+            return
+        if len(given) != len(names):
+            raise TrainConfigError(f"differential privacy needs all of {list(names)}, got only {given}")
+        for name in (*names, "dp_max_grad_norm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise TrainConfigError(f"{name} must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not self.dp_delta < 1 or not self.dp_sample_rate <= 1:  # type: ignore[operator]
+            raise TrainConfigError(f"dp_delta must be < 1 and dp_sample_rate <= 1, "
+                                   f"got {self.dp_delta}, {self.dp_sample_rate}")
+        if self.pac != 1:
+            raise TrainConfigError(f"differential privacy needs pac = 1 (one record per critic input), got {self.pac}")
+        try:
+            self.trained_rounds()
+        except PrivacyBudgetError as exc:
+            raise TrainConfigError(str(exc)) from exc
+
+    @property
+    def dp(self) -> DPSettings | None:
+        """The DP-SGD mechanism's parameters; None without a privacy budget."""
+        if self.dp_epsilon is None:
+            return None
+        assert self.dp_noise_multiplier is not None and self.dp_sample_rate is not None
+        return DPSettings(self.dp_noise_multiplier, self.dp_max_grad_norm, self.dp_sample_rate)
+
+    def trained_rounds(self) -> int:
+        """``rounds``, capped by the privacy budget (the rounds whose epsilon stays
+        within ``dp_epsilon``); raises PrivacyBudgetError if not one round fits."""
+        if self.dp_epsilon is None:
+            return self.rounds
+        assert self.dp_delta is not None and self.dp_noise_multiplier is not None and self.dp_sample_rate is not None
+        return rounds_within_budget(self.dp_epsilon, self.dp_delta, self.dp_noise_multiplier, self.dp_sample_rate,
+                                    self.local_iters, self.rounds)
+
+    def epsilon_after(self, steps: int) -> float:
+        """Each registry's epsilon after ``steps`` discriminator steps (0.0 without DP)."""
+        if self.dp_epsilon is None:
+            return 0.0
+        assert self.dp_delta is not None and self.dp_noise_multiplier is not None and self.dp_sample_rate is not None
+        return epsilon_spent(self.dp_noise_multiplier, self.dp_sample_rate, steps, self.dp_delta)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.noise_dim, self.gen_dims, self.dis_dims, self.pac, self.tau)
@@ -135,7 +200,12 @@ class TrainConfig:
         return OptimConfig(self.lr_g, self.lr_d, self.betas, self.weight_decay, self.gp_weight)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The fields as a dict; without a privacy budget the ``dp_*`` fields are left
+        out (so configs, run specs and bundles of non-DP runs are as before)."""
+        raw = asdict(self)
+        if self.dp_epsilon is None:
+            raw = {k: v for k, v in raw.items() if not k.startswith("dp_")}
+        return raw
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
@@ -175,6 +245,8 @@ class FederatedResult:
     history: list[RoundLoss]
     registry_sizes: list[int]
     wall_seconds: float
+    epsilon: float | None = None
+    """each registry's spent epsilon (at ``config.dp_delta``); None without DP"""
     _generator: Generator | None = field(default=None, repr=False)
 
     def generator(self) -> Generator:
@@ -265,6 +337,7 @@ def train_federated(
     on_round: RoundHook | None = None,
     aggregate: Aggregator | None = None,
     step: StepRunner | None = None,
+    dp_seeds: Sequence[int] | None = None,
 ) -> FederatedResult:
     """Train one G/D pair per registry with K local iterations and FedAvg per round.
 
@@ -282,6 +355,10 @@ def train_federated(
     G -> D -> G hand-over (e.g. :class:`synthreg.chain.steps.LedgerSteps`, which
     passes every batch and feedback through the workspace with its hash on the
     ledger); the registries then run their local iterations in parallel threads.
+    With a privacy budget in ``config`` each discriminator trains by DP-SGD
+    (:mod:`synthreg.gan.dp`) for :meth:`TrainConfig.trained_rounds` rounds, its
+    sampling and noise seeded from ``dp_seeds[r]`` (each registry's secret; default:
+    fresh random seeds, so a DP run is not reproducible unless they are given).
     """
     if not registry_frames:
         raise TrainConfigError("no registries")
@@ -292,17 +369,17 @@ def train_federated(
     enc = encoder if encoder is not None else build_encoder(frames, schema, config)
     model_cfg, optim_cfg = config.model_config(), config.optim_config()
 
+    rounds = config.trained_rounds()
+    if config.dp is not None and dp_seeds is None:
+        dp_seeds = [secrets.randbits(63) for _ in frames]
     registries: list[_Registry] = []
     for r, frame in enumerate(frames):
         gen, dis = build_models(enc.output_dim, model_cfg, config.seed)  # same init everywhere
+        d_side, real = make_discriminator(dis, optim_cfg, config.seed, r, enc.encode(frame), config.dp,
+                                          None if dp_seeds is None else dp_seeds[r])
         registries.append(
-            _Registry(
-                index=r,
-                size=len(frame),
-                g=GeneratorSide(gen, enc.output_info, config.tau, optim_cfg),
-                d=DiscriminatorSide(dis, optim_cfg, derive_seed(config.seed, "gp", r)),
-                real=RealBatchSampler(enc.encode(frame), derive_seed(config.seed, "real", r)),
-            )
+            _Registry(index=r, size=len(frame), g=GeneratorSide(gen, enc.output_info, config.tau, optim_cfg),
+                      d=d_side, real=real)
         )
     avg_weights = [float(reg.size) for reg in registries] if config.weighting == "size" else None
     prev = np.concatenate([state_dict_to_vector(registries[0].g.generator),
@@ -311,8 +388,8 @@ def train_federated(
     history: list[RoundLoss] = []
     bar = _progress_bar(progress)
     with bar:
-        task = bar.add_task("training", total=config.rounds * len(registries))
-        for rnd in range(config.rounds):
+        task = bar.add_task("training", total=rounds * len(registries))
+        for rnd in range(rounds):
 
             def local(reg: _Registry, rnd: int = rnd) -> RoundLoss:
                 d_sum = g_sum = 0.0
@@ -337,7 +414,7 @@ def train_federated(
             for loss in losses:
                 history.append(loss)
                 bar.update(task, advance=1, description=(
-                    f"round {rnd + 1}/{config.rounds} reg {loss.registry} "
+                    f"round {rnd + 1}/{rounds} reg {loss.registry} "
                     f"D {loss.d_loss:+.3f} G {loss.g_loss:+.3f}"))
             vectors, average = _average_into(registries, avg_weights, rnd, aggregate, prev, config.max_update_norm)
             prev = average
@@ -353,6 +430,7 @@ def train_federated(
         history=history,
         registry_sizes=[reg.size for reg in registries],
         wall_seconds=time.perf_counter() - start,
+        epsilon=None if config.dp is None else config.epsilon_after(rounds * config.local_iters),
     )
 
 

@@ -26,6 +26,10 @@ and the registries' workspaces it was given. For every round and registry it:
   decrypts the sum, divides by |U| and checks it equals the recorded average
   within ``tolerance`` (1e-6), and that each decrypted update equals the
   plaintext snapshot its registry stored;
+* for runs with a privacy budget (``dp_epsilon`` in the config, issue 12),
+  trains only the rounds the budget allows and checks each registry's recorded
+  privacy spend against the run config and its recorded steps
+  (:func:`check_privacy`: Opacus's accountant recomputes every epsilon);
 * checks the update bound of the run (``max_update_norm``; issue 10, attack 2,
   :mod:`synthreg.gan.bound`): on audited rounds each decrypted audit copy must
   lie within the bound of the previous agreed average (round 0: the initial
@@ -58,6 +62,7 @@ import numpy as np
 
 from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
 from synthreg.data.schema import Schema
+from synthreg.gan.accountant import ACCOUNTANT
 from synthreg.gan.bound import UpdateBoundError, check_bound, initial_vector
 from synthreg.gan.encoder import TabularEncoder
 from synthreg.gan.federated import TrainConfig
@@ -80,6 +85,8 @@ class TrailReport:
     failures: list[str] = field(default_factory=list)
     missed: dict[str, list[int]] = field(default_factory=dict)
     """registry -> rounds it was left out of (t of n), from the ledger's survivors"""
+    epsilon: dict[str, float] = field(default_factory=dict)
+    """registry -> epsilon its discriminator spent (recomputed; DP runs only)"""
 
     @property
     def ok(self) -> bool:
@@ -90,7 +97,7 @@ class TrailReport:
                 "records_checked": self.records_checked, "audited_rounds": self.audited_rounds,
                 "secagg_rounds_checked": self.secagg_rounds_checked,
                 "steps_checked": self.steps_checked, "max_abs_error": self.max_abs_error,
-                "missed": self.missed, "failures": self.failures}
+                "missed": self.missed, "epsilon": self.epsilon, "failures": self.failures}
 
 
 def _value(record: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +138,11 @@ def verify_run(
     record = json.loads(contract.evaluate("GetRecord", run_key(run_id)))
     header = _value(record)
     agreed = _check_header(rep, contract, run_id, record, header, registries, audited)
+    dp_config = _dp_config(rep, contract, run_id, header)
     if rounds is None:
         rounds = int(header.get("config", {}).get("rounds", 0))
+        if dp_config is not None:  # capped by the privacy budget, as every registry's apps cap it
+            rounds = min(rounds, dp_config.trained_rounds())
         if not agreed:
             _check_no_round_after(rep, contract, run_id, list(header["registries"]), rounds)
         rule = StopRule.parse(header.get("stop_rule") or {"kind": "budget"})
@@ -224,6 +234,9 @@ def verify_run(
     if header.get("step_records") == "ledger":
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
                      sorted(audit_rounds), workspaces, last_in)
+    if dp_config is not None:
+        rep.epsilon, failures = check_privacy(contract, run_id, dp_config, msps, rounds)
+        rep.failures += failures
     rep.failures += _check_transactions(contract, run_id, msps, rounds, sorted(audit_rounds), header, tx_checker)
     if rep.rounds_checked == 0:
         rep.failures.append(f"no round was checked ({rounds} round(s) of {len(msps)} registries expected)")
@@ -232,6 +245,71 @@ def verify_run(
     if header.get("step_records") == "ledger" and audit_rounds and rep.steps_checked == 0:
         rep.failures.append("no step record of an audited round was checked")
     return rep
+
+
+def _dp_config(rep: TrailReport, contract: Contract, run_id: str, header: Mapping[str, Any]) -> TrainConfig | None:
+    """The run's training config when it has a privacy budget: from the run document
+    every participant approved, else the header's claim; None without DP."""
+    doc = _evaluate_or_none(contract, "GetRun", run_id)
+    try:
+        raw = json.loads(doc["spec_json"])["config"] if doc is not None else header.get("config", {})
+        if raw.get("dp_epsilon") is None:
+            return None
+        return TrainConfig.from_dict({k: v for k, v in raw.items() if k != "round_timeout_s"})
+    except (KeyError, TypeError, ValueError) as exc:
+        rep.failures.append(f"the privacy budget of run {run_id} cannot be checked: {type(exc).__name__}: {exc}")
+        return None
+
+
+def check_privacy(contract: Contract, run_id: str, config: TrainConfig, msps: Sequence[str],
+                  rounds: int) -> tuple[dict[str, float], list[str]]:
+    """Issue 12: each registry's recorded privacy spend (``GetPrivacySpend``) per round
+    against the run config and its step count. Per registry and round with steps, a
+    spend must be recorded by its discriminator, count exactly the discriminator steps
+    recorded so far, carry the config's mechanism, hold the epsilon Opacus's RDP
+    accountant gives for that count (a tampered epsilon is named) and stay within the
+    budget; no step may follow the budget's last round. Returns (registry -> epsilon
+    spent, recomputed; failures)."""
+    failures: list[str] = []
+    spent: dict[str, float] = {}
+    want = {"delta": config.dp_delta, "noise_multiplier": config.dp_noise_multiplier,
+            "sample_rate": config.dp_sample_rate, "max_grad_norm": config.dp_max_grad_norm, "accountant": ACCOUNTANT}
+    for msp in msps:
+        steps = 0
+        for rnd in range(rounds + 1):
+            taken = 0
+            for it in range(config.local_iters):
+                step = _evaluate_or_none(contract, "GetStep", run_id, msp, str(rnd), str(it)) or {}
+                taken += bool(step.get("discriminator"))
+            if rnd == rounds:
+                if taken:
+                    failures.append(f"{msp}: {taken} discriminator step(s) in round {rnd}, after the privacy "
+                                    f"budget's last round {rounds - 1}")
+                break
+            steps += taken
+            spend = _evaluate_or_none(contract, "GetPrivacySpend", run_id, msp, str(rnd))
+            if spend is None:
+                if taken:
+                    failures.append(f"round {rnd} {msp}: {taken} DP step(s) but no privacy spend recorded")
+                continue
+            expected = config.epsilon_after(steps)
+            spent[msp] = expected
+            where = f"round {rnd} {msp}: privacy spend"
+            if (spend.get("msp"), spend.get("role")) != (msp, "discriminator"):
+                failures.append(f"{where} recorded by {spend.get('msp')}/{spend.get('role')}, not its discriminator")
+            if int(spend.get("steps", -1)) != steps:
+                failures.append(f"{where} counts {spend.get('steps')} steps, the ledger holds {steps}")
+            bad = sorted(k for k, v in want.items() if spend.get(k) != v)
+            if bad:
+                failures.append(f"{where}: {', '.join(bad)} differ from the run config")
+            recorded = float(spend.get("epsilon", float("nan")))
+            if not abs(recorded - expected) <= 1e-9 * max(1.0, expected):
+                failures.append(f"{where}: recorded epsilon {recorded:.6g} is not the accountant's {expected:.6g} "
+                                f"for {steps} steps (tampered or miscomputed)")
+            if expected > float(config.dp_epsilon or 0.0) or recorded > float(config.dp_epsilon or 0.0):
+                failures.append(f"{where}: epsilon {max(expected, recorded):.6g} exceeds the budget "
+                                f"{config.dp_epsilon:g}")
+    return spent, failures
 
 
 def _check_transactions(contract: Contract, run_id: str, msps: list[str], rounds: int,

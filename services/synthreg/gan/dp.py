@@ -1,0 +1,166 @@
+"""DP-SGD on a registry's discriminator, the one model that reads real records (issue 12).
+
+Who calls: :func:`make_discriminator`, from :func:`synthreg.gan.federated.train_federated`
+and the discriminator app, which both get a plain :class:`DiscriminatorSide` and
+:class:`RealBatchSampler` when the run has no privacy budget (unchanged, bit for bit).
+
+The mechanism (Abadi et al. 2016), per discriminator step:
+
+* **Poisson sampling** (:class:`PoissonSampler`): every record of the registry
+  joins the real batch with probability q (``dp_sample_rate``), independently; the
+  batch size varies. This is the sampling Opacus's RDP accountant assumes.
+* **Per-record loss** of real record i, paired with fake row i mod B:
+  ``-D(real_i) + gp_weight * (|grad_x D(x_i)| - 1)^2`` with ``x_i = a_i real_i + (1 - a_i) fake_i``.
+  The gradient penalty stays: its interpolate touches one real record, so it is
+  part of that record's loss and is clipped with it. Per-record gradients come
+  from ``torch.func`` (``vmap`` of ``grad``, the inner ``grad`` giving the
+  penalty's input gradient). Opacus's own per-sample machinery (GradSampleModule
+  hooks, or its ``functorch`` mode) computes a per-sample gradient of a loss from
+  one backward pass and cannot differentiate the penalty's inner gradient (a double
+  backward), so it is not used for the gradients; clipping and noise are the
+  standard DP-SGD lines below.
+* **Clip and noise**: each per-record gradient is scaled to L2 norm at most C
+  (``dp_max_grad_norm``), the clipped gradients are summed, Gaussian noise of
+  standard deviation sigma * C is added (``dp_noise_multiplier``) and the sum is
+  divided by the expected batch size q * n.
+* The **fake term** ``mean_j D(fake_j)`` reads no real record (the fake batch is
+  G's output, itself post-processing of earlier private D's), so its gradient is
+  added unclipped.
+
+One record changes at most one clipped per-record gradient (norm <= C) in a step:
+the step is the subsampled Gaussian mechanism, and everything the discriminator
+hands on — its weights, the generator feedback, ``g_loss`` — is post-processing.
+So is the generator. ``d_loss`` is reported as the fake term only (a loss on the
+real batch would be an unnoised release).
+
+Randomness must be secret: sampling and noise are seeded from ``dp_seed``, a
+registry's own secret (the run's seed is public, on the ledger; with it anyone
+could replay the sampling and subtract the noise). Requires ``pac = 1``: PacGAN
+packs ``pac`` records into one critic input, and with Poisson sampling adding a
+record would shift the packing of every later one.
+
+What fails when: :class:`synthreg.gan.step.BatchShapeError` on a malformed batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, vmap
+
+from synthreg.gan.models import Discriminator
+from synthreg.gan.step import (
+    BatchShapeError,
+    DiscriminatorSide,
+    DStepResult,
+    OptimConfig,
+    RealBatchSampler,
+    derive_seed,
+)
+
+__all__ = ["DPDiscriminatorSide", "DPSettings", "PoissonSampler", "make_discriminator"]
+
+
+class DPSettings:
+    """The mechanism's parameters (from the training config)."""
+
+    def __init__(self, noise_multiplier: float, max_grad_norm: float, sample_rate: float) -> None:
+        self.noise_multiplier, self.max_grad_norm, self.sample_rate = noise_multiplier, max_grad_norm, sample_rate
+
+
+class PoissonSampler(RealBatchSampler):
+    """Each record joins a batch with probability ``sample_rate`` (batch size varies)."""
+
+    def __init__(self, encoded: np.ndarray, seed: int, sample_rate: float) -> None:
+        super().__init__(encoded, seed)
+        self.sample_rate = sample_rate
+
+    @property
+    def expected_batch(self) -> float:
+        return float(self.sample_rate * self.encoded.shape[0])
+
+    def sample(self, batch_size: int) -> np.ndarray:  # the size follows from the sample rate
+        mask = self.rng.random(self.encoded.shape[0]) < self.sample_rate
+        batch: np.ndarray = self.encoded[mask]
+        return batch
+
+
+class DPDiscriminatorSide(DiscriminatorSide):
+    """WGAN-GP critic trained by DP-SGD (module docstring); ``rng`` draws the penalty's
+    mixing weights and the noise (its state is part of an app's checkpoint)."""
+
+    def __init__(self, discriminator: Discriminator, optim: OptimConfig, seed: int, dp: DPSettings,
+                 expected_batch: float) -> None:
+        if discriminator.pac != 1:
+            raise ValueError(f"DP-SGD needs pac = 1, got {discriminator.pac}")
+        super().__init__(discriminator, optim, seed)
+        self.dp = dp
+        self.expected_batch = expected_batch
+
+    def _per_record_grads(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        dis, gp_weight = self.discriminator, self.gp_weight
+        params = {k: v.detach() for k, v in dis.named_parameters()}
+        alpha = torch.rand((real.shape[0], 1), generator=self.rng)
+
+        def critic(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = functional_call(dis, p, (x.unsqueeze(0),)).squeeze()
+            return out
+
+        def record_loss(p: dict[str, torch.Tensor], r: torch.Tensor, f: torch.Tensor,
+                        a: torch.Tensor) -> torch.Tensor:
+            gx = grad(critic, argnums=1)(p, a * r + (1 - a) * f)
+            loss: torch.Tensor = -critic(p, r) + gp_weight * (gx.norm(2) - 1) ** 2
+            return loss
+
+        per: dict[str, torch.Tensor] = vmap(grad(record_loss), in_dims=(None, 0, 0, 0))(params, real, fake, alpha)
+        return per
+
+    def step(self, fake: np.ndarray, real: np.ndarray) -> DStepResult:
+        """One DP-SGD critic update on (real, fake); feedback as the plain side's."""
+        fake_t = torch.from_numpy(np.array(fake, dtype=np.float32))
+        real_t = torch.from_numpy(np.array(real, dtype=np.float32)).reshape(-1, fake_t.shape[-1])
+        dim = self.discriminator.data_dim
+        if fake_t.ndim != 2 or fake_t.shape[1] != dim or fake_t.shape[0] == 0:
+            raise BatchShapeError(f"fake batch shape {tuple(fake_t.shape)}, expected (n, {dim})")
+        if not (torch.isfinite(fake_t).all() and torch.isfinite(real_t).all()):
+            raise BatchShapeError("batch contains NaN/Inf")
+        self.discriminator.train()
+        params = dict(self.discriminator.named_parameters())
+        self.optimizer.zero_grad(set_to_none=True)
+        fake_term = self.discriminator(fake_t).mean()
+        fake_term.backward()  # reads no real record: unclipped
+        c, sigma = self.dp.max_grad_norm, self.dp.noise_multiplier
+        if real_t.shape[0]:
+            pairs = fake_t[torch.arange(real_t.shape[0]) % fake_t.shape[0]]
+            per = self._per_record_grads(real_t, pairs)
+            norms = torch.stack([(g.reshape(g.shape[0], -1) ** 2).sum(1) for g in per.values()]).sum(0).sqrt()
+            scale = (c / (norms + 1e-6)).clamp(max=1.0)
+        for name, p in params.items():
+            total = torch.zeros_like(p) if not real_t.shape[0] else torch.einsum("i,i...->...", scale, per[name])
+            total = total + torch.normal(0.0, sigma * c, size=p.shape, generator=self.rng)
+            assert p.grad is not None
+            p.grad += total / self.expected_batch
+        self.optimizer.step()
+
+        fake_var = fake_t.clone().requires_grad_(True)
+        g_loss = -self.discriminator(fake_var).mean()
+        (feedback,) = torch.autograd.grad(g_loss, fake_var)
+        return DStepResult(d_loss=float(fake_term.detach()), g_loss=float(g_loss.detach()),
+                           feedback=feedback.numpy().astype(np.float32, copy=True))
+
+
+def make_discriminator(discriminator: Discriminator, optim: OptimConfig, seed: int, registry: int,
+                       encoded: np.ndarray, dp: DPSettings | None = None,
+                       dp_seed: int | None = None) -> tuple[DiscriminatorSide, RealBatchSampler]:
+    """Registry ``registry``'s discriminator side and real sampler: seeded from the
+    run's ``seed`` without DP; with ``dp``, DP-SGD seeded from the registry's secret
+    ``dp_seed`` (required)."""
+    if dp is None:
+        return (DiscriminatorSide(discriminator, optim, derive_seed(seed, "gp", registry)),
+                RealBatchSampler(encoded, derive_seed(seed, "real", registry)))
+    if dp_seed is None:
+        raise ValueError("a DP discriminator needs its registry's secret dp_seed")
+    sampler = PoissonSampler(encoded, derive_seed(dp_seed, "real", registry), dp.sample_rate)
+    side = DPDiscriminatorSide(discriminator, optim, derive_seed(dp_seed, "gp", registry), dp,
+                               sampler.expected_batch)
+    return side, sampler
