@@ -445,7 +445,7 @@ class App:
 
 def app_main(app_cls: type[App], settings: AppSettings) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {settings.msp} {settings.role} %(levelname)s "
-                                                    "%(message)s")
+                                                    "%(message)s", force=True)
     app = app_cls(settings)
     return app.serve()
 

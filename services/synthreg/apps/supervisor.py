@@ -117,7 +117,7 @@ class Supervisor:
 
 
 def supervise(specs: dict[str, process.ProcessSpec], state: Path, run_dir: Path, logs_dir: Path) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s", force=True)
     missing = set(ROLES) - set(specs)
     if missing:
         raise ValueError(f"no process spec for {sorted(missing)}")

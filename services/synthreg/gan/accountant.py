@@ -20,15 +20,29 @@ budget.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
-
-from opacus.accountants import RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
+from typing import Any
 
 __all__ = ["ACCOUNTANT", "PrivacyBudgetError", "epsilon_spent", "noise_for_budget", "rounds_within_budget"]
 
 ACCOUNTANT = "opacus-rdp"
 """The accountant's name as recorded on the ledger (``RecordPrivacySpend``)."""
+
+
+def _opacus() -> tuple[Any, Any]:
+    """Opacus, imported on first use only: importing it configures the root logger
+    (``logging.basicConfig``), which runs without DP must not pay for; the handlers it
+    adds are removed again (the apps configure their own, with ``force``)."""
+    before = list(logging.getLogger().handlers)
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.utils import get_noise_multiplier
+
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h not in before:
+            root.removeHandler(h)
+    return RDPAccountant, get_noise_multiplier
 
 
 class PrivacyBudgetError(ValueError):
@@ -41,6 +55,7 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
     ``sample_rate``) at ``delta``, by Opacus's RDP accountant; 0.0 for no step."""
     if steps <= 0:
         return 0.0
+    RDPAccountant, _ = _opacus()
     acc = RDPAccountant()
     acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
     return float(acc.get_epsilon(delta=float(delta)))
@@ -71,5 +86,6 @@ def noise_for_budget(epsilon: float, delta: float, sample_rate: float, steps: in
     """The smallest noise multiplier (Opacus's search, tolerance 0.01 in epsilon)
     whose ``steps`` steps spend at most ``epsilon``: sets sigma for a run that
     should use its whole budget (the benchmark's runs)."""
+    _, get_noise_multiplier = _opacus()
     return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
                                       steps=steps, accountant="rdp"))
