@@ -112,11 +112,11 @@ func TestAnchorRootStrictJSON(t *testing.T) {
 	r := newRuns(t)
 	r.anchoredRun("anchored")
 	for name, mutate := range map[string]func(m map[string]any){
-		`.count"`:       func(m map[string]any) { m["count"] = 0 },
-		`.merkle_root"`: func(m map[string]any) { m["merkle_root"] = "ABC" },
-		`.round"`:       func(m map[string]any) { m["round"] = -1 },
-		`unknown field \"extra\"`:       func(m map[string]any) { m["extra"] = 1 },
-		`.fake_sha256"`: func(m map[string]any) { delete(m, "fake_sha256") },
+		`.count"`:                 func(m map[string]any) { m["count"] = 0 },
+		`.merkle_root"`:           func(m map[string]any) { m["merkle_root"] = "ABC" },
+		`.round"`:                 func(m map[string]any) { m["round"] = -1 },
+		"unknown field \"extra\"": func(m map[string]any) { m["extra"] = 1 },
+		`.fake_sha256"`:           func(m map[string]any) { delete(m, "fake_sha256") },
 	} {
 		arg := gRootArg(1, 0, 5)
 		mutate(arg)
