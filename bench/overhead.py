@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from services_overhead import (  # noqa: E402  # the shared bench helpers beside this file
+from services_overhead import (  # the shared bench helpers beside this file
     _cli,
     _height,
     _ledger_bytes,
@@ -50,15 +50,15 @@ from services_overhead import (  # noqa: E402  # the shared bench helpers beside
     separate_processes,
 )
 
-from synthreg.chain.runs import default_audit_rounds  # noqa: E402
-from synthreg.data import dataset_schema, load_dataset, split_registries  # noqa: E402
-from synthreg.data.schema import load_registry_csv  # noqa: E402
-from synthreg.demo import ensure_ceremony  # noqa: E402
-from synthreg.eval.quality import quality  # noqa: E402
-from synthreg.eval.table import TableSpec  # noqa: E402
-from synthreg.eval.utility import holdout_split  # noqa: E402
-from synthreg.gan.federated import TrainConfig, train_federated  # noqa: E402
-from synthreg.network.profile import load_profile  # noqa: E402
+from synthreg.chain.runs import default_audit_rounds
+from synthreg.data import dataset_schema, load_dataset, split_registries
+from synthreg.data.schema import load_registry_csv
+from synthreg.demo import ensure_ceremony
+from synthreg.eval.quality import quality
+from synthreg.eval.table import TableSpec
+from synthreg.eval.utility import holdout_split
+from synthreg.gan.federated import TrainConfig, train_federated
+from synthreg.network.profile import load_profile
 
 console = Console(width=150)
 
@@ -121,7 +121,7 @@ def main(
             console.print(f"[bold]{arm}[/] ...")
             h0, disk0 = _height(profile), _ledger_bytes(net)
             seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
-                                                       run_options={"step_records": step_records} if step_records != "ledger" else None)
+                                                       run_options={"step_records": step_records})
             h1, disk1 = _height(profile), _ledger_bytes(net)
             rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
                          "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
