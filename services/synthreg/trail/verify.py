@@ -263,7 +263,7 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
         return (None if claimed is None else float(claimed)), None
     try:
         spec = json.loads(doc["spec_json"])
-        raw = {k: v for k, v in spec["config"].items() if k != "round_timeout_s"}
+        raw = {k: v for k, v in spec["config"].items() if k not in ("round_timeout_s", "step_records")}
         config = TrainConfig.from_dict(raw)
         if config.max_update_norm is None:
             return None, None
@@ -378,7 +378,15 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
             rep.failures.append(f"run header averaging {header.get('averaging')!r}, but the ledger holds "
                                 f"secure-aggregation rounds of run {run_id}")
             header["averaging"] = "secagg-ledger"
-    if header.get("step_records") != "ledger":
+    if spec is not None:  # the mode is the run's agreed one, not the header's claim
+        agreed_mode = str(spec.get("config", {}).get("step_records", "ledger"))
+        if (header.get("step_records") == "anchored") != (agreed_mode == "anchored"):
+            rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the run was agreed "
+                                f"with {agreed_mode!r}")
+            header["step_records"] = agreed_mode
+    if header.get("step_records") == "anchored":
+        pass  # roots move the head: checked round by round (AnchoredCheck)
+    elif header.get("step_records") != "ledger":
         stepped = [m for m in header["registries"] if _evaluate_or_none(contract, "GetStepHead", run_id, m)]
         if stepped:
             rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the ledger holds "
