@@ -130,8 +130,10 @@ def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainCo
 
 
 def separate_processes(profile: Profile, data: dict[str, Path], schema_files: dict[str, Path],
-                       config: TrainConfig, audit: tuple[int, ...], work: Path) -> tuple[float, Any, dict[str, float]]:
-    """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, peak RSS MB per process)."""
+                       config: TrainConfig, audit: tuple[int, ...], work: Path,
+                       run_options: dict[str, Any] | None = None) -> tuple[float, Any, dict[str, float]]:
+    """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, peak RSS MB per process).
+    ``run_options``: further run config keys (e.g. ``{"step_records": "anchored"}``)."""
     msps = list(profile.msp_ids)
     run = f"bench-apps-{uuid.uuid4().hex[:8]}"
     stacks = [RegistryStack(profile.home, m, work / "apps" / m) for m in msps]
@@ -141,7 +143,7 @@ def separate_processes(profile: Profile, data: dict[str, Path], schema_files: di
         ceremony = admin.ceremony_id(profile, msps[0])
         assert ceremony is not None
         raw = {"run": run, "schema": schema_files[msps[0]].name, "audit_rounds": list(audit), "threshold": 2,
-               "training": json.loads(json.dumps(config.to_dict()))}
+               "training": json.loads(json.dumps(config.to_dict())), **(run_options or {})}
         run, spec = admin.spec_from_config(raw, profile, ceremony, schema_files[msps[0]].parent)
         admin.propose_run(profile, msps[0], run, spec)
         t0 = time.perf_counter()

@@ -71,7 +71,7 @@ func New() *Contract {
 
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
-	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "ListFaults",
+	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "GetStepRoot", "ListFaults",
 		"GetLocalUpdate", "GetRun", "ListRuns", "GetPrivacySpend"}
 }
 

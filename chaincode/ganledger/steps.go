@@ -60,7 +60,8 @@ const (
 // Stop reasons and fault kinds of the wire spec.
 var (
 	StopReasons = []string{"budget", "threshold", "privacy_budget"}
-	FaultKinds  = []string{"fake_hash_mismatch", "feedback_hash_mismatch", "real_batch_invalid"}
+	FaultKinds  = []string{"fake_hash_mismatch", "feedback_hash_mismatch", "real_batch_invalid",
+		"statement_invalid", "root_mismatch"} // the last two: anchored step records (anchor.go)
 )
 
 // Limits of the wire spec.
@@ -340,13 +341,19 @@ func stampOf(stub shim.ChaincodeStubInterface, caller access.Caller) (Stamp, err
 // unreachable), sets the registry's head to (ev.Round, ev.Iter, w.phase),
 // emits w.event with ev (txid filled in) and returns the record as JSON.
 func recordStep(stub shim.ChaincodeStubInterface, caller access.Caller, w stepWrite, ev StepEvent, build func(Stamp) any) (string, error) {
-	stamp, err := stampOf(stub, caller)
-	if err != nil {
-		return "", err
-	}
 	attrs := []string{ev.Run, ev.MSPID}
 	if w.perStep {
 		attrs = append(attrs, stepAttr(ev.Round), stepAttr(ev.Iter))
+	}
+	return recordStepAt(stub, caller, w, attrs, ev, build)
+}
+
+// recordStepAt is recordStep with the record's key attributes given (the
+// anchored roots key theirs by round).
+func recordStepAt(stub shim.ChaincodeStubInterface, caller access.Caller, w stepWrite, attrs []string, ev StepEvent, build func(Stamp) any) (string, error) {
+	stamp, err := stampOf(stub, caller)
+	if err != nil {
+		return "", err
 	}
 	key, err := state.Key(stub, w.obj, attrs...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
@@ -247,15 +248,13 @@ func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface
 	if err := refuseExisting(stub, key, localUpdateWhat, id); err != nil {
 		return "", err
 	}
-	var d DiscriminatorStep
-	if found, err := loadStep(stub, objStepDiscrimin, run, caller.MSPID, head.Round, head.Iter, &d); err != nil {
+	recorded, err := headDWeights(stub, run, caller.MSPID, head)
+	if err != nil {
 		return "", err
-	} else if !found {
-		return "", ccerr.Internal("reading the discriminator step the head names", fmt.Errorf("%s/%s/%d/%d absent", run, caller.MSPID, head.Round, head.Iter))
 	}
-	if d.DWeightsSHA256 != arg.DWeightsSHA256 {
+	if recorded != arg.DWeightsSHA256 {
 		return "", precondition("discriminator weights hash %s differs from the discriminator's %s of round %d iter %d (%s in run %s)",
-			arg.DWeightsSHA256, d.DWeightsSHA256, head.Round, head.Iter, caller.MSPID, run)
+			arg.DWeightsSHA256, recorded, head.Round, head.Iter, caller.MSPID, run)
 	}
 	stamp, err := stampOf(stub, caller)
 	if err != nil {
@@ -273,4 +272,25 @@ func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface
 		return "", err
 	}
 	return state.Marshal(update)
+}
+
+// headDWeights is the discriminator weights hash recorded at the head's
+// completed step: its per-step record, or in an anchored run the
+// discriminator root of the head's round (anchor.go) whose last iteration
+// the head names.
+func headDWeights(stub shim.ChaincodeStubInterface, run, msp string, head *StepHead) (string, error) {
+	var d DiscriminatorStep
+	if found, err := loadStep(stub, objStepDiscrimin, run, msp, head.Round, head.Iter, &d); err != nil {
+		return "", err
+	} else if found {
+		return d.DWeightsSHA256, nil
+	}
+	root, err := loadRoot[DiscriminatorRoot](stub, objStepDRoot, run, msp, head.Round)
+	if err != nil {
+		return "", err
+	}
+	if root == nil || root.Count-1 != head.Iter {
+		return "", ccerr.Internal("reading the discriminator step the head names", fmt.Errorf("%s/%s/%d/%d absent", run, msp, head.Round, head.Iter))
+	}
+	return root.DWeightsSHA256, nil
 }

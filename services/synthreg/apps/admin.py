@@ -12,6 +12,8 @@ The run config file (YAML) a proposer writes::
     audit_every: 40              # or audit_rounds: [39, 79, 119]
     round_timeout_s: 30
     stop_rule: {kind: budget}
+    step_records: ledger         # or anchored: signed statements off-ledger, one Merkle root per app
+                                 # per round (chaincode/spec/steps.md "Anchored step records")
     training: {rounds: 120, local_iters: 10, seed: 0, num_threads: 1}   # any TrainConfig field, e.g.
     #   max_update_norm: 1.0     # bound on each registry's update per round (L2 norm of its
     #                            # weights minus the previous agreed average); null = unbounded
@@ -76,7 +78,7 @@ def ceremony_id(profile: Profile, org: str) -> str | None:
 def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base: Path) -> tuple[str, RunSpec]:
     """(run id, spec) from a run config document (see the module doc)."""
     known = {"run", "participants", "schema", "dataset", "threshold", "audit_every", "audit_rounds",
-             "round_timeout_s", "stop_rule", "training"}
+             "round_timeout_s", "stop_rule", "training", "step_records"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise RunSpecError(f"unknown run config keys {unknown} (known: {sorted(known)})")
@@ -99,7 +101,8 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
     else:
         audit = default_audit_rounds(config.trained_rounds(), int(raw.get("audit_every", 40)))
     spec = RunSpec(parts, schema_text, config, int(raw.get("threshold", len(parts) // 2 + 1)), audit, ceremony,
-                   dict(raw.get("stop_rule") or {"kind": "budget"}), int(raw.get("round_timeout_s", 30)))
+                   dict(raw.get("stop_rule") or {"kind": "budget"}), int(raw.get("round_timeout_s", 30)),
+                   str(raw.get("step_records", "ledger")))
     return run, spec
 
 

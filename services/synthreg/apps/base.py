@@ -36,11 +36,12 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 import pandas as pd
+from cryptography import x509
 
 from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeoutError
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
@@ -57,12 +58,15 @@ from synthreg.ledger import (
     SubmitError,
 )
 from synthreg.ledger.events import Checkpoint
+from synthreg.ledger.identity import load_msp_identity
 from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
 from synthreg.workspace import Workspace
 
 ROLES = ("generator", "discriminator", "merger")
+
+T = TypeVar("T")
 
 log = logging.getLogger("synthreg.apps")
 
@@ -203,6 +207,13 @@ class App:
         apps_dir = settings.state / "apps"
         self.status_path = apps_dir / f"{self.role}.status.json"
         profile = load_profile(settings.network_home)
+        org = profile.org(settings.msp)
+        # this app's own key signs its step statements in anchored runs (synthreg.chain.anchor);
+        # the certificates (only: never the keys) of its registry's other apps verify theirs
+        _identity, self.signer = load_msp_identity(settings.msp, org.user_msp(settings.role))
+        self.certs: dict[str, x509.Certificate] = {
+            role: x509.load_pem_x509_certificate(min((org.user_msp(role) / "signcerts").glob("*.pem")).read_bytes())
+            for role in ("generator", "discriminator") if role != settings.role}
         while True:  # the own peer may be down (maintenance): wait for it, saying so
             try:
                 gw = self._stack.enter_context(open_gateway(profile, settings.msp, settings.role))
@@ -372,6 +383,12 @@ class App:
             per_registry = []
             state = self.evaluate_or_none("GetRound", run, str(rnd)) or {}
             for msp in sorted(state.get("survivors") or spec.participants):
+                if spec.step_records == "anchored":  # the discriminator root carries the round's mean
+                    root = (self.evaluate_or_none("GetStepRoot", run, msp, str(rnd)) or {}).get("discriminator")
+                    if not root or int(root["count"]) != spec.local_iters:
+                        raise RuntimeError(f"round {rnd} of {msp} is not complete on the ledger")
+                    per_registry.append(float(root["g_loss_mean"]))
+                    continue
                 steps = [self.evaluate_or_none("GetStep", run, msp, str(rnd), str(it)) or {}
                          for it in range(spec.local_iters)]
                 losses = [float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]
@@ -399,6 +416,29 @@ class App:
                           and ev.name.startswith("Agg")) is None:
             return False
         return self.left_out(run, rnd, spec)
+
+    def wait_local(self, local: Callable[[], T | None], ledger: Callable[[], T | None],
+                   match: Callable[[AppEvent], bool], what: str, run: str) -> T:
+        """``local()`` (something another app of this registry puts in the workspace,
+        which has no ledger event: polled every 1-20 ms) or ``ledger()`` (asked
+        first and again on each event that ``match``es), whichever is not None first.
+        Raises :class:`RunAbortedError` / :class:`WaitTimeoutError` like :meth:`wait`."""
+        since = self.feed.mark()
+        value = ledger()
+        delay = 0.001
+        while value is None:
+            if self._stop.is_set():
+                raise WaitTimeoutError(what + " (app stopping)", 0)
+            if self.feed.aborted(run):
+                raise RunAbortedError(run)
+            value = local()
+            if value is not None:
+                break
+            if self.feed.wait_event(since, match, delay):
+                since = self.feed.mark()
+                value = ledger()
+            delay = min(delay * 1.5, 0.02)
+        return value
 
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""

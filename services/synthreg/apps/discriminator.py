@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 import torch
 
+from synthreg.apps.anchored import AnchoredSteps
 from synthreg.apps.base import App
 from synthreg.apps.checkpoint import (
     ResumeMismatchError,
@@ -34,6 +36,7 @@ from synthreg.apps.checkpoint import (
     set_numpy_rng_state,
 )
 from synthreg.apps.generator import checkpoints, load_checked, restore, wait_step
+from synthreg.chain.anchor import StatementStore
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.data.schema import load_registry_csv
@@ -93,6 +96,14 @@ class DiscriminatorApp(App):
             return None
 
         self.set_status(phase="step", round=rnd, iter=it)
+        if spec.step_records == "anchored":  # G's statement is in the workspace, its root and stop on the ledger
+            def moved_on() -> bool | None:
+                head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
+                return True if head and (int(head["round"]) > rnd or head.get("phase") == "stopped") else None
+            statements = StatementStore(self.workspace.root)
+            return bool(self.wait_local(lambda: False if statements.exists(run, rnd, it, "generator") else None,
+                                        moved_on, self.mine(run, "GeneratorRoot", "TrainingStopped", "StepFault"),
+                                        f"the generator's statement of round {rnd} iter {it}", run))
         return bool(self.wait(decided, self.mine(run, "GeneratorStep", "TrainingStopped", "StepFault"),
                               f"the generator's step of round {rnd} iter {it} (or its leaving the round)", run))
 
@@ -127,6 +138,8 @@ class DiscriminatorApp(App):
         else:
             store.save(0, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})
         steps = self._steps_before(run, spec, first)
+        anchored = AnchoredSteps(self, spec, run) if spec.step_records == "anchored" else None
+        statement: dict[str, Any] = {}
         for rnd in range(first, spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
@@ -138,28 +151,43 @@ class DiscriminatorApp(App):
                         self._record_spend(spec, run, rnd, it - 1, steps)
                     break
                 self.set_status(phase="step", round=rnd, iter=it)
-                g_rec = wait_step(self, spec, run, rnd, it, "generator")
-                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(
-                    "discriminator")
-                fake_sha = str(g_rec["fake_sha256"])
-                fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape,
-                                    replaying=recorded is not None)
+                if anchored is not None:  # G's signed statement, checked, instead of its ledger record
+                    g_rec, g_signed = anchored.receive(rnd, it)
+                    fake_sha = str(g_rec["fake_sha256"])
+                    fake = anchored.load(rnd, it, "fake_hash_mismatch", g_signed, fake_sha, shape)
+                    recorded: Any = None
+                else:
+                    g_rec = wait_step(self, spec, run, rnd, it, "generator")
+                    recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(
+                        "discriminator")
+                    fake_sha = str(g_rec["fake_sha256"])
+                    fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape,
+                                        replaying=recorded is not None)
                 real_batch = real.sample(cfg.batch_size)
                 res = d.step(fake, real_batch)
                 feedback_sha = self.workspace.put(array_bytes(res.feedback))
                 d_bytes = array_bytes(state_dict_to_vector(dis))
                 d_sha = self.workspace.put(d_bytes) if it == last else sha256_hex(d_bytes)
-                if recorded is None:
-                    self.submit(spec, "RecordDiscriminatorStep", run, json.dumps({
-                        "round": rnd, "iter": it, "fake_sha256": fake_sha,
-                        "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
-                        "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}, sort_keys=True))
+                statement = {"round": rnd, "iter": it, "fake_sha256": fake_sha,
+                             "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
+                             "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}
+                if anchored is not None:
+                    anchored.hand_over(rnd, it, statement)
+                elif recorded is None:
+                    self.submit(spec, "RecordDiscriminatorStep", run, json.dumps(statement, sort_keys=True))
                 elif (recorded["feedback_sha256"], recorded["d_weights_sha256"]) != (feedback_sha, d_sha):
                     raise ResumeMismatchError(f"round {rnd} iter {it}: replayed discriminator step differs from "
                                               "the recorded one")
                 steps += 1
                 if it == last:
                     self._record_spend(spec, run, rnd, it, steps)
+            if anchored is not None and not left:  # G's root first (checked against what G sent), then D's
+                anchored.counterpart_root(rnd, spec.local_iters)
+                losses = [float(st.fields["g_loss"]) for st in anchored.statements(rnd, "discriminator",
+                                                                                   spec.local_iters)]
+                anchored.anchor(rnd, spec.local_iters, {
+                    "fake_sha256": statement["fake_sha256"], "feedback_sha256": statement["feedback_sha256"],
+                    "d_weights_sha256": statement["d_weights_sha256"], "g_loss_mean": sum(losses) / len(losses)})
             if left:  # G was left out of this round (t of n) and goes on from the agreed average: so does D
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
             else:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthreg.apps.anchored import AnchoredSteps
 from synthreg.apps.base import App
 from synthreg.apps.checkpoint import Checkpoint, Checkpoints, ResumeMismatchError, adam_state, load_adam_state
 from synthreg.chain.runs import RunRecord, RunSpec
@@ -121,6 +122,9 @@ class GeneratorApp(App):
 
     def own_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
         """This registry's mean generator loss of round ``rnd``, as its discriminator recorded it."""
+        if spec.step_records == "anchored":
+            root = (self.evaluate_or_none("GetStepRoot", run, self.msp, str(rnd)) or {}).get("discriminator")
+            return float(root["g_loss_mean"]) if root else 0.0
         steps = [self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}
                  for it in range(spec.local_iters)]  # a round left mid-way has fewer
         return float(np.mean([float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]))
@@ -146,6 +150,7 @@ class GeneratorApp(App):
         else:
             store.save(0, {"weights": torch.from_numpy(state_dict_to_vector(gen))}, {})
         last = first - 1
+        anchored = AnchoredSteps(self, spec, run) if spec.step_records == "anchored" else None
         skipped: list[int] = []  # rounds left out of before training them
         self.progress.extra.pop("skipped_rounds", None)
         for rnd in range(first, spec.rounds):
@@ -154,8 +159,10 @@ class GeneratorApp(App):
             last = rnd
             d_rec: dict[str, Any] = {}
             left = False
+            statement: dict[str, Any] = {}
             for it in range(spec.local_iters):
-                recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator")
+                recorded: Any = (anchored.own(rnd, it) if anchored else (self.evaluate_or_none(
+                    "GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"))
                 if recorded is None and self.round_went_on(run, rnd, spec):
                     left = True
                     break
@@ -163,11 +170,20 @@ class GeneratorApp(App):
                 seed = derive_seed(cfg.seed, "noise", r, rnd, it)
                 fake = g.make_fake(cfg.batch_size, seed)
                 fake_sha = self.workspace.put(array_bytes(fake.array))
+                statement = {"round": rnd, "iter": it, "fake_sha256": fake_sha,
+                             "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
+                             "noise_seed": seed, "batch_size": cfg.batch_size}
+                if anchored is not None:  # signed hand-over through the workspace
+                    anchored.hand_over(rnd, it, statement)
+                    d_rec, d_signed = anchored.receive(rnd, it)
+                    if d_rec.get("fake_sha256") != fake_sha:
+                        anchored.fault(rnd, it, "statement_invalid", fake_sha, str(d_rec.get("fake_sha256")),
+                                       "the discriminator's statement names another fake batch")
+                    g.apply_feedback(anchored.load(rnd, it, "feedback_hash_mismatch", d_signed,
+                                                   str(d_rec["feedback_sha256"]), shape))
+                    continue
                 if recorded is None:
-                    self.submit(spec, "RecordGeneratorStep", run, json.dumps({
-                        "round": rnd, "iter": it, "fake_sha256": fake_sha,
-                        "g_weights_sha256": sha256_hex(array_bytes(state_dict_to_vector(gen))),
-                        "noise_seed": seed, "batch_size": cfg.batch_size}, sort_keys=True))
+                    self.submit(spec, "RecordGeneratorStep", run, json.dumps(statement, sort_keys=True))
                 elif recorded["fake_sha256"] != fake_sha:  # replaying after a restart: must be the same batch
                     raise ResumeMismatchError(f"round {rnd} iter {it}: recomputed fake batch {fake_sha} is not "
                                               f"the recorded {recorded['fake_sha256']}")
@@ -175,6 +191,10 @@ class GeneratorApp(App):
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
                                         str(d_rec["feedback_sha256"]), shape, replaying=recorded is not None)
                 g.apply_feedback(feedback)
+            if anchored is not None and not left:  # one root per app per round; D's checked against what it sent
+                anchored.anchor(rnd, spec.local_iters, {"fake_sha256": statement["fake_sha256"],
+                                                        "g_weights_sha256": statement["g_weights_sha256"]})
+                d_rec = anchored.counterpart_root(rnd, spec.local_iters)
             if left:
                 # Re-join: the round went on without this registry (its merger was out,
                 # e.g. its peer was down): the local steps of this round are discarded and
@@ -204,7 +224,10 @@ class GeneratorApp(App):
             store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
                                  **adam_state(g.optimizer, "adam")}, {})
             if rnd - 1 >= 0 and rnd - 1 not in keep:
-                discard_round(self, run, rnd - 1)
+                if anchored is not None:
+                    anchored.discard(rnd - 1, spec.local_iters)
+                else:
+                    discard_round(self, run, rnd - 1)
         head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
         if head and head.get("phase") != "stopped":  # the stop names the last completed step
             self.submit(spec, "RecordStop", run, json.dumps({
@@ -213,5 +236,8 @@ class GeneratorApp(App):
                            "privacy_budget" if spec.rounds < spec.config.rounds else "budget"),
                 "g_loss": self.own_g_loss(run, spec, int(head["round"]))}, sort_keys=True))
         if last not in keep:
-            discard_round(self, run, last)
+            if anchored is not None:
+                anchored.discard(last, spec.local_iters)
+            else:
+                discard_round(self, run, last)
         self.set_status(phase="stopped-run", force=True)

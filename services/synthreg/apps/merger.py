@@ -264,7 +264,7 @@ class MergerApp(App):
             self.contract.submit("PutRecord", run_key(run), json.dumps({
                 "schema_sha256": spec.schema_sha256, "config": cfg.to_dict(), "registries": list(spec.participants),
                 "audit_rounds": list(spec.audit_rounds), "averaging": "secagg-ledger-uniform",
-                "step_records": "ledger", "ceremony_id": spec.ceremony_id, "run_sha256": record.run_sha256},
+                "step_records": spec.step_records, "ceremony_id": spec.ceremony_id, "run_sha256": record.run_sha256},
                 sort_keys=True))
 
         # 1. the encoder, from the securely summed histograms

@@ -62,6 +62,10 @@ class RunLedgerError(Exception):
         self.fn, self.code, self.detail = fn, code, detail
 
 
+STEP_RECORD_MODES = ("ledger", "anchored")
+"""Run modes of the step records (:attr:`RunSpec.step_records`)."""
+
+
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the one text a spec is proposed as."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -93,6 +97,10 @@ class RunSpec:
     ceremony_id: str
     stop_rule: Mapping[str, Any] = field(default_factory=lambda: {"kind": "budget"})
     round_timeout_s: int = 30
+    step_records: str = "ledger"
+    """``ledger``: every G/D step is a transaction (the default, strict mode);
+    ``anchored``: each app signs its step statements off-ledger and commits one
+    Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`)."""
 
     def __post_init__(self) -> None:
         parts = list(self.participants)
@@ -112,6 +120,12 @@ class RunSpec:
             raise RunSpecError(str(exc)) from exc
         if self.round_timeout_s < 1:
             raise RunSpecError("round_timeout_s must be >= 1")
+        if self.step_records not in STEP_RECORD_MODES:
+            raise RunSpecError(f"step_records must be one of {list(STEP_RECORD_MODES)}, got {self.step_records!r}")
+        if self.step_records == "anchored" and self.config.dp_epsilon is not None:
+            # RecordPrivacySpend names a per-step discriminator record, which anchored runs do not write
+            raise RunSpecError("differential privacy (dp_epsilon) needs step_records 'ledger': its spend records "
+                               "name per-step records, which anchored runs do not write")
         self.schema()  # parses, or raises SchemaFormatError
 
     @property
@@ -156,7 +170,8 @@ class RunSpec:
             "participants": list(self.participants),
             "schema_sha256": self.schema_sha256,
             "schema": self.schema_text,
-            "config": {**self.config.to_dict(), "round_timeout_s": self.round_timeout_s},
+            "config": {**self.config.to_dict(), "round_timeout_s": self.round_timeout_s,
+                       **({"step_records": self.step_records} if self.step_records != "ledger" else {})},
             "threshold": self.threshold,
             "rounds": self.rounds,
             "local_iters": self.local_iters,
@@ -175,10 +190,11 @@ class RunSpec:
             d = json.loads(text)
             cfg = dict(d["config"])
             timeout = int(cfg.pop("round_timeout_s", 30))
+            step_records = str(cfg.pop("step_records", "ledger"))
             config = _train_config(cfg)
             spec = cls(tuple(d["participants"]), str(d["schema"]), config, int(d["threshold"]),
                        tuple(int(r) for r in d["audit_rounds"]), str(d["ceremony_id"]),
-                       dict(d["stop_rule"]), timeout)
+                       dict(d["stop_rule"]), timeout, step_records)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RunSpecError):
                 raise

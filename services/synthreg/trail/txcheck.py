@@ -99,6 +99,8 @@ class TxFacts:
     writes: frozenset[str]
     """keys written (values or metadata) in the checked namespace"""
     endorsements: tuple[EndorsementFacts, ...]
+    creator_cert: x509.Certificate | None = None
+    """the certificate that signed the transaction (anchored step statements are checked against it)"""
 
     @property
     def validation_name(self) -> str:
@@ -157,6 +159,7 @@ def parse_processed_transaction(tx_id: str, raw: bytes, namespace: str = NAMESPA
         creator_role=role,
         writes=frozenset(writes),
         endorsements=tuple(_endorsement(prp, e) for e in action.endorsements),
+        creator_cert=creator_cert,
     )
 
 

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from synthreg.chain.anchor import StatementError, StatementStore, merkle_root, verify_statement
 from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
 from synthreg.data.schema import Schema
 from synthreg.gan.accountant import ACCOUNTANT
@@ -69,7 +70,7 @@ from synthreg.gan.federated import TrainConfig
 from synthreg.gan.stoprule import StopRule
 from synthreg.ledger import Contract, EvaluateError
 from synthreg.trail.record import RoundEntry, round_key, run_key
-from synthreg.trail.txcheck import RecordChecker, check_record_transactions
+from synthreg.trail.txcheck import RecordChecker, TxChecker, check_record_transactions
 from synthreg.workspace import Workspace, WorkspaceError
 
 
@@ -231,9 +232,13 @@ def verify_run(
                 rep.audited_rounds.append(rnd)
         _check_update_bound(rep, rnd, bound, agreed_avgs.get(rnd - 1), avg, decrypted, tolerance)
         rep.rounds_checked += 1
-    if header.get("step_records") == "ledger":
+    if header.get("step_records") in ("ledger", "anchored"):
+        anchored = None
+        if header.get("step_records") == "anchored":
+            txs = tx_checker if isinstance(tx_checker, TxChecker) else TxChecker(contract.network)
+            anchored = AnchoredCheck(run_id, txs)
         _check_steps(rep, contract, run_id, msps, rounds, int(header["config"]["local_iters"]),
-                     sorted(audit_rounds), workspaces, last_in)
+                     sorted(audit_rounds), workspaces, last_in, anchored)
     if dp_config is not None:
         rep.epsilon, failures = check_privacy(contract, run_id, dp_config, msps, rounds)
         rep.failures += failures
@@ -242,7 +247,7 @@ def verify_run(
         rep.failures.append(f"no round was checked ({rounds} round(s) of {len(msps)} registries expected)")
     if secagg and rep.secagg_rounds_checked == 0:
         rep.failures.append("no secure-aggregation round was checked")
-    if header.get("step_records") == "ledger" and audit_rounds and rep.steps_checked == 0:
+    if header.get("step_records") in ("ledger", "anchored") and audit_rounds and rep.steps_checked == 0:
         rep.failures.append("no step record of an audited round was checked")
     return rep
 
@@ -336,7 +341,7 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
         return (None if claimed is None else float(claimed)), None
     try:
         spec = json.loads(doc["spec_json"])
-        raw = {k: v for k, v in spec["config"].items() if k != "round_timeout_s"}
+        raw = {k: v for k, v in spec["config"].items() if k not in ("round_timeout_s", "step_records")}
         config = TrainConfig.from_dict(raw)
         if config.max_update_norm is None:
             return None, None
@@ -451,7 +456,15 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
             rep.failures.append(f"run header averaging {header.get('averaging')!r}, but the ledger holds "
                                 f"secure-aggregation rounds of run {run_id}")
             header["averaging"] = "secagg-ledger"
-    if header.get("step_records") != "ledger":
+    if spec is not None:  # the mode is the run's agreed one, not the header's claim
+        agreed_mode = str(spec.get("config", {}).get("step_records", "ledger"))
+        if (header.get("step_records") == "anchored") != (agreed_mode == "anchored"):
+            rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the run was agreed "
+                                f"with {agreed_mode!r}")
+            header["step_records"] = agreed_mode
+    if header.get("step_records") == "anchored":
+        pass  # roots move the head: checked round by round (AnchoredCheck)
+    elif header.get("step_records") != "ledger":
         stepped = [m for m in header["registries"] if _evaluate_or_none(contract, "GetStepHead", run_id, m)]
         if stepped:
             rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the ledger holds "
@@ -538,9 +551,64 @@ def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: 
                                 f"({submitted or 'none'}) is not the one recorded ({entry.audit_ct_sha256})")
 
 
+@dataclass
+class AnchoredCheck:
+    """The auditor's check of an anchored round (``step_records: anchored``): every
+    statement of iterations 0..count-1 is in the registry's workspace, verifies under
+    the certificate that signed the transaction of its root (so it is the anchoring
+    app's), the leaves hash to the root, D's statements name G's fake batches, and
+    the artefacts kept match the signed hashes."""
+
+    run: str
+    txs: TxChecker
+
+    def round(self, rep: TrailReport, contract: Contract, msp: str, rnd: int, local_iters: int,
+              workspace: Workspace) -> None:
+        try:
+            roots = json.loads(contract.evaluate("GetStepRoot", self.run, msp, str(rnd)))
+        except EvaluateError as exc:
+            rep.failures.append(f"{msp} round {rnd}: no step roots ({exc.message})")
+            return
+        store = StatementStore(workspace.root)
+        fields: dict[str, list[dict[str, Any]]] = {}
+        for role in ("generator", "discriminator"):
+            root = roots.get(role)
+            if not root or int(root["count"]) != local_iters:
+                rep.failures.append(f"{msp} round {rnd}: {role} root missing or not of {local_iters} steps")
+                return
+            cert = self.txs.facts(str(root["txid"])).creator_cert
+            try:
+                sts = [store.get(self.run, rnd, it, role) for it in range(local_iters)]
+                if cert is None or any(s is None for s in sts):
+                    raise StatementError(f"{role} statements or the root's signer certificate missing")
+                signed = [s for s in sts if s is not None]
+                fields[role] = [verify_statement(s, cert, self.run, msp, role) for s in signed]
+            except StatementError as exc:
+                rep.failures.append(f"{msp} round {rnd}: {exc}")
+                return
+            if merkle_root(signed) != root["merkle_root"]:
+                rep.failures.append(f"{msp} round {rnd}: the {role} statements are not the leaves of its root")
+                return
+        for it, (g, d) in enumerate(zip(fields["generator"], fields["discriminator"], strict=True)):
+            if (g["round"], g["iter"], d["round"], d["iter"]) != (rnd, it, rnd, it) or (
+                    d["fake_sha256"] != g["fake_sha256"]):
+                rep.failures.append(f"{msp} round {rnd} iter {it}: inconsistent signed statements")
+                continue
+            try:
+                workspace.get(g["fake_sha256"])
+                workspace.get(d["feedback_sha256"])
+            except WorkspaceError as exc:
+                rep.failures.append(f"{msp} round {rnd} iter {it}: {exc}")
+                continue
+            rep.steps_checked += 1
+        losses = [float(d["g_loss"]) for d in fields["discriminator"]]
+        if sum(losses) / len(losses) != float(roots["discriminator"]["g_loss_mean"]):
+            rep.failures.append(f"{msp} round {rnd}: g_loss_mean of the root is not the mean of its statements")
+
+
 def _check_steps(rep: TrailReport, contract: Contract, run_id: str, msps: list[str], rounds: int,
                  local_iters: int, audit_rounds: list[int], workspaces: Mapping[str, Workspace],
-                 last_in: Mapping[str, int]) -> None:
+                 last_in: Mapping[str, int], anchored: AnchoredCheck | None = None) -> None:
     """Per-iteration step records (DESIGN.md §3): every registry completed its
     last step (of the last round, or of a later round than the last one it was
     a survivor of, when it was left out of the final rounds) and recorded no
@@ -566,6 +634,9 @@ def _check_steps(rep: TrailReport, contract: Contract, run_id: str, msps: list[s
             rep.failures.append(f"{msp}: step fault in round {f.get('round')} iter {f.get('iter')}: {f.get('kind')}")
         for rnd in audit_rounds:
             if rnd in rep.missed.get(msp, []):
+                continue
+            if anchored is not None:
+                anchored.round(rep, contract, msp, rnd, local_iters, workspaces[msp])
                 continue
             for it in range(local_iters):
                 try:

@@ -1,0 +1,153 @@
+"""Ledger overhead (issue 11): in-process training vs the ledger-coordinated 9-process path, one run.
+
+Both paths train the same config on the same data, one after the other:
+
+* **in-process**: :func:`synthreg.gan.federated.train_federated` with in-memory
+  FedAvg and the in-process G -> D -> G hand-over, as ``synthreg train-local``
+  does (no ledger, no workspace);
+* **ledger**: three registry stacks (generator, discriminator and merger of each
+  registry as their own OS processes, woken by chaincode events), the run
+  proposed and approved by each registry's admin, secure aggregation and step
+  records on `gan` (:func:`services_overhead.separate_processes`, shared with
+  ``bench/services_overhead.py``). ``--step-records anchored`` runs it in the
+  per-round anchored mode (``chaincode/spec/steps.md`` "Anchored step records").
+
+Each registry's data is the CSV its discriminator reads; the in-process path reads
+the same CSVs. Printed: training wall time (in-process: ``train_federated``;
+ledger: first approval to every app done), transactions and blocks committed on
+`gan` (qscc, block by block), ledger growth per registry host (its peer's and its
+orderer's data folders on disk, before/after), SDMetrics quality of
+``len(train pool)`` synthetic rows against the training pool, and whether the two
+generators are bit-identical. The last line is ``overhead ratio: R`` (ledger wall
+time / in-process wall time).
+
+Usage (starts its own network unless --home is given; stops it afterwards):
+
+    python bench/overhead.py                                   # the demo config (120 x 10)
+    python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7
+    python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7 --step-records anchored
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from services_overhead import (  # the shared bench helpers beside this file
+    _cli,
+    _height,
+    _ledger_bytes,
+    _transactions,
+    separate_processes,
+)
+
+from synthreg.chain.runs import default_audit_rounds
+from synthreg.data import dataset_schema, load_dataset, split_registries
+from synthreg.data.schema import load_registry_csv
+from synthreg.demo import ensure_ceremony
+from synthreg.eval.quality import quality
+from synthreg.eval.table import TableSpec
+from synthreg.eval.utility import holdout_split
+from synthreg.gan.federated import TrainConfig, train_federated
+from synthreg.network.profile import load_profile
+
+console = Console(width=150)
+
+
+def per_host(disk: dict[str, int], hosts: int) -> dict[str, dict[str, int]]:
+    """Growth by registry host: ``peer-registryN`` and ``orderer-registryN`` run on host N."""
+    out: dict[str, dict[str, int]] = {}
+    for n in range(1, hosts + 1):
+        out[f"registry{n}"] = {k.split("-")[0]: v for k, v in disk.items() if k.endswith(f"-registry{n}")}
+    return out
+
+
+def main(
+    home: Annotated[Path | None, typer.Option(help="An already running network (else one is started).")] = None,
+    rounds: Annotated[int, typer.Option(min=1)] = TrainConfig.rounds,
+    local_iters: Annotated[int, typer.Option(min=1)] = TrainConfig.local_iters,
+    audit_every: Annotated[int, typer.Option(min=1)] = 40,
+    step_records: Annotated[str, typer.Option(help="ledger (one transaction per step) | anchored "
+                                                   "(one signed Merkle root per app per round)")] = "ledger",
+    base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,
+) -> None:
+    config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1)
+    audit = default_audit_rounds(rounds, audit_every)
+    schema = dataset_schema("rotterdam")
+    train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
+    frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
+    rows: dict[str, dict[str, Any]] = {}
+    spec = TableSpec.from_schema(schema)
+    with tempfile.TemporaryDirectory(prefix="synthreg-overhead-") as tmp:
+        work = Path(tmp)
+        net = home or work / "net"
+        started = home is None
+        try:
+            if started:
+                console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
+                _cli("up", "--home", str(net), "--base-port", str(base_port))
+            profile = load_profile(net)
+            ensure_ceremony(profile, t=2, log=console.print)
+            data, schema_files = {}, {}
+            for m, f in zip(profile.msp_ids, frames, strict=True):
+                (work / "data" / m).mkdir(parents=True)
+                data[m] = work / "data" / m / "data.csv"
+                f.to_csv(data[m], index=False)
+                schema_files[m] = work / "data" / m / "schema.yaml"
+                schema_files[m].write_text(schema.dump())
+            same_data = [load_registry_csv(data[m], schema) for m in profile.msp_ids]
+
+            console.print("[bold]in-process[/] (train_federated, in-memory FedAvg) ...")
+            h0, disk0 = _height(profile), _ledger_bytes(net)
+            t0 = time.perf_counter()
+            result = train_federated(same_data, schema, config, progress=False)
+            seconds = time.perf_counter() - t0
+            h1, disk1 = _height(profile), _ledger_bytes(net)
+            rows["in-process"] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                                  "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
+                                  "quality": quality(train_pool, result.sample(len(train_pool), 0), spec).score,
+                                  "g": result.generator_vector()}
+
+            arm = f"ledger, 9 processes ({step_records})"
+            console.print(f"[bold]{arm}[/] ...")
+            h0, disk0 = _height(profile), _ledger_bytes(net)
+            seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
+                                                       run_options={"step_records": step_records})
+            h1, disk1 = _height(profile), _ledger_bytes(net)
+            rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                         "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
+                         "quality": quality(train_pool, bundle.sample(len(train_pool), 0), spec).score,
+                         "g": bundle.generator_vector()}
+            hosts = len(profile.msp_ids)
+        finally:
+            if started:
+                _cli("down", "--home", str(net), "--wipe")
+    local, ledger = rows["in-process"], rows[arm]
+    table = Table(title=f"{rounds} rounds x {local_iters} local iterations, 3 registries, audit rounds "
+                        f"{list(audit)}, same data, same network, one after the other")
+    for col in ("path", "train wall s", "transactions", "blocks", "ledger growth MB per host (peer + orderer)",
+                "SDMetrics quality"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        growth = ", ".join(f"{h} {sum(v.values()) / 1e6:.1f}" for h, v in per_host(r["disk"], hosts).items())
+        table.add_row(name, f"{r['seconds']:.1f}", str(r["txs"]), str(r["blocks"]), growth, f"{r['quality']:.3f}")
+    console.print(table)
+    for h, v in per_host(ledger["disk"], hosts).items():
+        console.print(f"{arm}: {h}: " + ", ".join(f"{k} {b / 1e6:.2f} MB" for k, b in sorted(v.items())))
+    console.print(f"transactions per round (ledger): {ledger['txs'] / rounds:.1f}")
+    console.print(f"quality difference (ledger - in-process): {ledger['quality'] - local['quality']:+.4f}")
+    console.print(f"final generator bit-identical between the two paths: {np.array_equal(local['g'], ledger['g'])}")
+    console.print(f"overhead ratio: {ledger['seconds'] / local['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
