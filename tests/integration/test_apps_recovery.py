@@ -327,9 +327,10 @@ def test_kill_9_of_a_merger_inside_a_round_completes_with_the_survivors(consorti
     print(f"killed inside round 1 with {phases} on the ledger")
     assert done.restarts["Registry2MSP"]["merger"] == 1 and sum(sum(r.values()) for r in done.restarts.values()) == 1
     log = done.stacks["Registry2MSP"].log_path("merger").read_text()
-    assert "restarted inside the round" in log or "closed without it" in log, log[-2000:]
     state = _gan(c, "GetRound", done.run, "1")
     assert state["agreed"] is True and len(state["survivors"]) >= 2
+    if "Registry2MSP" not in state["results"]:  # killed before its result: it took the average from the ledger
+        assert "restarted inside the round" in log or "closed without it" in log, log[-2000:]
     report = c.audit(done.run, {m: st.state for m, st in done.stacks.items()}, tmp_path / "auditor" / "key")
     assert report.ok, report.failures
     assert report.secagg_rounds_checked == done.spec.rounds
