@@ -39,7 +39,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,21 +50,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from services_overhead import _cli, bench_network, registry_files  # the shared bench helpers beside this file
+
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.data import dataset_schema, load_dataset, split_registries
-from synthreg.demo import ensure_ceremony
 from synthreg.network import process
 from synthreg.network.client import open_gateway
-from synthreg.network.profile import Profile, load_profile
+from synthreg.network.profile import Profile
 
 console = Console(width=140)
 VICTIM = "Registry2MSP"
-
-
-def _cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", *args], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def _head(contract: Any, run: str) -> tuple[int, int, str]:
@@ -101,14 +97,7 @@ def measure(profile: Profile, work: Path, roles: list[str], kills: int, pause_s:
             round_timeout_s: int = 10, peer_down_s: float = 0.0) -> list[dict[str, Any]]:
     schema = dataset_schema("rotterdam")
     frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
-    data, schema_files = {}, {}
-    for m, f in zip(profile.msp_ids, frames, strict=True):
-        (work / m).mkdir(parents=True)
-        data[m] = work / m / "data.csv"
-        f.to_csv(data[m], index=False)
-        schema_files[m] = work / m / "schema.yaml"
-        schema_files[m].write_text(schema.dump())
-    ensure_ceremony(profile, t=2, log=lambda _m: None)
+    data, schema_files = registry_files(profile, frames, schema, work)
     stacks = {m: RegistryStack(profile.home, m, work / m / "state") for m in profile.msp_ids}
     rows: list[dict[str, Any]] = []
     run = f"bench-faults-{uuid.uuid4().hex[:8]}"
@@ -205,18 +194,9 @@ def main(
     round_timeout_s: Annotated[int, typer.Option(help="Each merger's wait before it votes a missing one out.")] = 10,
     peer_down_s: Annotated[float, typer.Option(help="Also take Registry2's peer down this long (0: no).")] = 0.0,
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="synthreg-faults-") as tmp:
-        work = Path(tmp)
-        net = home or work / "net"
-        started = home is None
-        try:
-            if started:
-                console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
-                _cli("up", "--home", str(net), "--base-port", str(base_port))
-            rows = measure(load_profile(net), work / "apps", roles, kills, pause_s, round_timeout_s, peer_down_s)
-        finally:
-            if started:
-                _cli("down", "--home", str(net), "--wipe")
+    with tempfile.TemporaryDirectory(prefix="synthreg-faults-") as tmp, \
+            bench_network(home, Path(tmp), base_port) as profile:
+        rows = measure(profile, Path(tmp) / "apps", roles, kills, pause_s, round_timeout_s, peer_down_s)
     table = Table(title=f"kill -9 of {VICTIM}'s apps mid-run (demo model, K = 10); p50 over {kills} kills")
     for col in ("fault", "restart s (p50)", "resume s after restart (p50)", "max resume s", "iterations replayed",
                 "rounds lost per fault"):

@@ -43,22 +43,21 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from services_overhead import (  # the shared bench helpers beside this file
-    _cli,
     _height,
     _ledger_bytes,
     _transactions,
+    bench_network,
+    registry_files,
     separate_processes,
 )
 
 from synthreg.chain.runs import default_audit_rounds
 from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.data.schema import load_registry_csv
-from synthreg.demo import ensure_ceremony
 from synthreg.eval.quality import quality
 from synthreg.eval.table import TableSpec
 from synthreg.eval.utility import holdout_split
 from synthreg.gan.federated import TrainConfig, train_federated
-from synthreg.network.profile import load_profile
 
 console = Console(width=150)
 
@@ -87,50 +86,34 @@ def main(
     frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
     rows: dict[str, dict[str, Any]] = {}
     spec = TableSpec.from_schema(schema)
-    with tempfile.TemporaryDirectory(prefix="synthreg-overhead-") as tmp:
-        work = Path(tmp)
-        net = home or work / "net"
-        started = home is None
-        try:
-            if started:
-                console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
-                _cli("up", "--home", str(net), "--base-port", str(base_port))
-            profile = load_profile(net)
-            ensure_ceremony(profile, t=2, log=console.print)
-            data, schema_files = {}, {}
-            for m, f in zip(profile.msp_ids, frames, strict=True):
-                (work / "data" / m).mkdir(parents=True)
-                data[m] = work / "data" / m / "data.csv"
-                f.to_csv(data[m], index=False)
-                schema_files[m] = work / "data" / m / "schema.yaml"
-                schema_files[m].write_text(schema.dump())
-            same_data = [load_registry_csv(data[m], schema) for m in profile.msp_ids]
+    with tempfile.TemporaryDirectory(prefix="synthreg-overhead-") as tmp, \
+            bench_network(home, Path(tmp), base_port) as profile:
+        work, net = Path(tmp), profile.home
+        data, schema_files = registry_files(profile, frames, schema, work / "data")
+        same_data = [load_registry_csv(data[m], schema) for m in profile.msp_ids]
 
-            console.print("[bold]in-process[/] (train_federated, in-memory FedAvg) ...")
-            h0, disk0 = _height(profile), _ledger_bytes(net)
-            t0 = time.perf_counter()
-            result = train_federated(same_data, schema, config, progress=False)
-            seconds = time.perf_counter() - t0
-            h1, disk1 = _height(profile), _ledger_bytes(net)
-            rows["in-process"] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
-                                  "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
-                                  "quality": quality(train_pool, result.sample(len(train_pool), 0), spec).score,
-                                  "g": result.generator_vector()}
+        console.print("[bold]in-process[/] (train_federated, in-memory FedAvg) ...")
+        h0, disk0 = _height(profile), _ledger_bytes(net)
+        t0 = time.perf_counter()
+        result = train_federated(same_data, schema, config, progress=False)
+        seconds = time.perf_counter() - t0
+        h1, disk1 = _height(profile), _ledger_bytes(net)
+        rows["in-process"] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                              "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
+                              "quality": quality(train_pool, result.sample(len(train_pool), 0), spec).score,
+                              "g": result.generator_vector()}
 
-            arm = f"ledger, 9 processes ({step_records})"
-            console.print(f"[bold]{arm}[/] ...")
-            h0, disk0 = _height(profile), _ledger_bytes(net)
-            seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
-                                                       run_options={"step_records": step_records})
-            h1, disk1 = _height(profile), _ledger_bytes(net)
-            rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
-                         "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
-                         "quality": quality(train_pool, bundle.sample(len(train_pool), 0), spec).score,
-                         "g": bundle.generator_vector()}
-            hosts = len(profile.msp_ids)
-        finally:
-            if started:
-                _cli("down", "--home", str(net), "--wipe")
+        arm = f"ledger, 9 processes ({step_records})"
+        console.print(f"[bold]{arm}[/] ...")
+        h0, disk0 = _height(profile), _ledger_bytes(net)
+        seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
+                                                   run_options={"step_records": step_records})
+        h1, disk1 = _height(profile), _ledger_bytes(net)
+        rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                     "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
+                     "quality": quality(train_pool, bundle.sample(len(train_pool), 0), spec).score,
+                     "g": bundle.generator_vector()}
+        hosts = len(profile.msp_ids)
     local, ledger = rows["in-process"], rows[arm]
     table = Table(title=f"{rounds} rounds x {local_iters} local iterations, 3 registries, audit rounds "
                         f"{list(audit)}, same data, same network, one after the other")

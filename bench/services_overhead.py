@@ -31,7 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +51,7 @@ from synthreg.chain.secagg import LedgerAggregator, secure_sum
 from synthreg.chain.steps import LedgerSteps, RegistryStepClients
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data import dataset_schema, load_dataset, split_registries
+from synthreg.data.schema import Schema
 from synthreg.demo import ensure_ceremony
 from synthreg.eval.quality import quality
 from synthreg.eval.table import TableSpec
@@ -69,6 +71,36 @@ console = Console(width=150)
 def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "synthreg.cli.main", "network", *args], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def bench_network(home: Path | None, work: Path, base_port: int) -> Iterator[Profile]:
+    """The network at ``home`` if given, else a fresh 3-registry one in ``work/net``
+    (ports from ``base_port``), stopped and wiped afterwards, with the audit ceremony."""
+    net = home or work / "net"
+    if home is None:
+        console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
+        _cli("up", "--home", str(net), "--base-port", str(base_port))
+    try:
+        profile = load_profile(net)
+        ensure_ceremony(profile, t=2, log=console.print)
+        yield profile
+    finally:
+        if home is None:
+            _cli("down", "--home", str(net), "--wipe")
+
+
+def registry_files(profile: Profile, frames: list[pd.DataFrame], schema: Schema,
+                   root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Each registry's CSV and its copy of the schema under ``root/<msp>/``."""
+    data, schema_files = {}, {}
+    for m, f in zip(profile.msp_ids, frames, strict=True):
+        (root / m).mkdir(parents=True)
+        data[m] = root / m / "data.csv"
+        f.to_csv(data[m], index=False)
+        schema_files[m] = root / m / "schema.yaml"
+        schema_files[m].write_text(schema.dump())
+    return data, schema_files
 
 
 def _du(path: Path) -> int:
@@ -174,43 +206,27 @@ def main(
     train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
     frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
     rows: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="synthreg-services-") as tmp:
-        work = Path(tmp)
-        net = home or work / "net"
-        started = home is None
-        try:
-            if started:
-                console.print(f"starting a 3-registry network in {net} (base port {base_port}) ...")
-                _cli("up", "--home", str(net), "--base-port", str(base_port))
-            profile = load_profile(net)
-            ensure_ceremony(profile, t=2, log=console.print)
-            data, schema_files = {}, {}
-            for m, f in zip(profile.msp_ids, frames, strict=True):
-                (work / "data" / m).mkdir(parents=True)
-                data[m] = work / "data" / m / "data.csv"
-                f.to_csv(data[m], index=False)
-                schema_files[m] = work / "data" / m / "schema.yaml"
-                schema_files[m].write_text(schema.dump())
-            spec = TableSpec.from_schema(schema)
+    with tempfile.TemporaryDirectory(prefix="synthreg-services-") as tmp, \
+            bench_network(home, Path(tmp), base_port) as profile:
+        work, net = Path(tmp), profile.home
+        data, schema_files = registry_files(profile, frames, schema, work / "data")
+        spec = TableSpec.from_schema(schema)
 
-            for arm in ("single process", "separate processes"):
-                h0, disk0 = _height(profile), _ledger_bytes(net)
-                console.print(f"[bold]{arm}[/] ...")
-                if arm == "single process":
-                    seconds, g_vec, result = single_process(profile, frames, config, audit, work)
-                    synthetic = result.sample(len(train_pool), 0)
-                    rss = {"driver (all 9 roles)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-                else:
-                    seconds, bundle, rss = separate_processes(profile, data, schema_files, config, audit, work)
-                    g_vec = bundle.generator_vector()
-                    synthetic = bundle.sample(len(train_pool), 0)
-                h1, disk1 = _height(profile), _ledger_bytes(net)
-                rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
-                             "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1}, "rss": rss,
-                             "quality": quality(train_pool, synthetic, spec).score, "g": g_vec}
-        finally:
-            if started:
-                _cli("down", "--home", str(net), "--wipe")
+        for arm in ("single process", "separate processes"):
+            h0, disk0 = _height(profile), _ledger_bytes(net)
+            console.print(f"[bold]{arm}[/] ...")
+            if arm == "single process":
+                seconds, g_vec, result = single_process(profile, frames, config, audit, work)
+                synthetic = result.sample(len(train_pool), 0)
+                rss = {"driver (all 9 roles)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            else:
+                seconds, bundle, rss = separate_processes(profile, data, schema_files, config, audit, work)
+                g_vec = bundle.generator_vector()
+                synthetic = bundle.sample(len(train_pool), 0)
+            h1, disk1 = _height(profile), _ledger_bytes(net)
+            rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
+                         "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1}, "rss": rss,
+                         "quality": quality(train_pool, synthetic, spec).score, "g": g_vec}
     single, apps = rows["single process"], rows["separate processes"]
     table = Table(title=f"{rounds} rounds x {local_iters} local iterations, 3 registries, audit rounds "
                         f"{list(audit)}, same network, one after the other")

@@ -23,7 +23,6 @@ import (
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
-	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
 	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
@@ -182,24 +181,5 @@ func (c *Contract) RecordPrivacySpend(ctx contractapi.TransactionContextInterfac
 // GetPrivacySpend returns msp's privacy spend record of round (a canonical
 // decimal 0..1000000) in run; NOT_FOUND when absent. Any consortium role.
 func (c *Contract) GetPrivacySpend(ctx contractapi.TransactionContextInterface, run string, msp string, round string) (string, error) {
-	r, err := validate.Round("round", round)
-	if err != nil {
-		return "", err
-	}
-	stub, err := stepReader(ctx, run, msp)
-	if err != nil {
-		return "", err
-	}
-	key, err := state.Key(stub, objPrivacySpend, run, msp, stepAttr(r))
-	if err != nil {
-		return "", err
-	}
-	spend, err := loadOptional[PrivacySpend](stub, key)
-	if err != nil {
-		return "", err
-	}
-	if spend == nil {
-		return "", &ccerr.NotFoundError{What: privacySpendWhat, Key: fmt.Sprintf("%s/%s/%d", run, msp, r)}
-	}
-	return state.Marshal(spend)
+	return getPerRound[PrivacySpend](ctx, run, msp, round, objPrivacySpend, privacySpendWhat)
 }

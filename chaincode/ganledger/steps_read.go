@@ -94,6 +94,13 @@ func (c *Contract) ListFaults(ctx contractapi.TransactionContextInterface, run s
 // d_weights_sha256, iter, msp, role, txid, timestamp}; NOT_FOUND when
 // absent. Any consortium role.
 func (c *Contract) GetLocalUpdate(ctx contractapi.TransactionContextInterface, run string, msp string, round string) (string, error) {
+	return getPerRound[LocalUpdate](ctx, run, msp, round, objStepUpdate, localUpdateWhat)
+}
+
+// getPerRound reads msp's record of kind obj for round (a canonical decimal
+// 0..1000000) in run, stored under obj/run/msp/round, as JSON; NOT_FOUND
+// naming what when absent. Any consortium role (stepReader).
+func getPerRound[T any](ctx contractapi.TransactionContextInterface, run, msp, round, obj, what string) (string, error) {
 	r, err := validate.Round("round", round)
 	if err != nil {
 		return "", err
@@ -102,18 +109,18 @@ func (c *Contract) GetLocalUpdate(ctx contractapi.TransactionContextInterface, r
 	if err != nil {
 		return "", err
 	}
-	key, err := state.Key(stub, objStepUpdate, run, msp, stepAttr(r))
+	key, err := state.Key(stub, obj, run, msp, stepAttr(r))
 	if err != nil {
 		return "", err
 	}
-	update, err := loadOptional[LocalUpdate](stub, key)
+	rec, err := loadOptional[T](stub, key)
 	if err != nil {
 		return "", err
 	}
-	if update == nil {
-		return "", &ccerr.NotFoundError{What: localUpdateWhat, Key: fmt.Sprintf("%s/%s/%d", run, msp, r)}
+	if rec == nil {
+		return "", &ccerr.NotFoundError{What: what, Key: fmt.Sprintf("%s/%s/%d", run, msp, r)}
 	}
-	return state.Marshal(update)
+	return state.Marshal(rec)
 }
 
 // stepReader validates the run id and MSP id of a step read, then admits
