@@ -60,3 +60,18 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> 
     assert len(ckpt.skipped) == 1 and "round-0000003.ckpt does not match its sha256" in ckpt.skipped[0]
     (tmp_path / "round-0000002.ckpt").write_bytes(b"garbage")
     assert store.latest() is None
+
+
+def test_an_event_checkpoint_of_another_ledger_is_dropped(tmp_path: Path) -> None:
+    """A network re-created under the same registry state has other blocks under the
+    same numbers: the app's event checkpoint is kept only for the ledger it was written for."""
+    from synthreg.apps.base import checkpoint_for_ledger
+    from synthreg.ledger.events import Checkpoint
+
+    path = tmp_path / "merger.checkpoint.json"
+    Checkpoint(path).save(7614, "tx-old")
+    assert checkpoint_for_ledger(path, "aa") and not path.exists()  # written before the marker existed
+    Checkpoint(path).save(12, "tx-1")
+    assert not checkpoint_for_ledger(path, "aa") and Checkpoint(path).block_number == 12  # same ledger: kept
+    assert checkpoint_for_ledger(path, "bb") and Checkpoint(path).block_number is None  # re-created: dropped
+    assert not checkpoint_for_ledger(path, "bb")  # nothing to drop

@@ -42,6 +42,7 @@ import grpc
 import numpy as np
 import pandas as pd
 from cryptography import x509
+from fabric_protos.common import common_pb2
 
 from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeoutError
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
@@ -90,6 +91,18 @@ def peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def checkpoint_for_ledger(path: Path, genesis: str) -> bool:
+    """Keep the event checkpoint at ``path`` only if it was written for the ledger
+    whose genesis block has data hash ``genesis`` (kept beside it, ``.channel``);
+    otherwise remove it. Returns True when one was removed."""
+    marker = path.with_suffix(".channel")
+    stale = path.exists() and (not marker.exists() or marker.read_text().strip() != genesis)
+    if stale:
+        path.unlink()
+    atomic_write(marker, genesis)
+    return stale
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -225,11 +238,29 @@ class App:
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}))
                 time.sleep(2.0)
         self.network = gw.network("gan")
-        self.feed = EventFeed(self.network, Checkpoint(apps_dir / f"{self.role}.checkpoint.json"),
+        self.feed = EventFeed(self.network, self._event_checkpoint(apps_dir / f"{self.role}.checkpoint.json"),
                               on_stream_state=lambda _text: self.set_status(force=True)).start()
         self.contract: Contract = PeerWaitingContract(  # type: ignore[assignment]  # same interface
             self.network.contract("ganledger"), lambda text: self.set_status(detail=text, force=True))
         self.runs = LedgerRuns(self.contract)
+
+    def _event_checkpoint(self, path: Path) -> Checkpoint:
+        """The app's event checkpoint, if it was written for this ledger: a network
+        re-created under the same registry state (wiped and started again) has other
+        blocks under the same numbers, and replaying from the old position would miss
+        every event until the new chain got that long. The ledger is recognised by
+        the data hash of the channel's genesis block, kept beside the checkpoint."""
+        try:
+            raw = self.network.contract("qscc").evaluate("GetBlockByNumber", self.network.name, "0")
+            genesis = common_pb2.Block.FromString(raw).header.data_hash.hex()
+        except LedgerError as exc:  # cannot tell now: keep the checkpoint
+            log.warning("%s %s: cannot read the genesis block to check the event checkpoint: %s",
+                        self.msp, self.role, exc)
+            return Checkpoint(path)
+        if checkpoint_for_ledger(path, genesis):
+            log.warning("%s %s: event checkpoint %s belongs to another ledger (the network was re-created): "
+                        "replaying this ledger's events from its first block", self.msp, self.role, path)
+        return Checkpoint(path)
 
     # -- lifecycle
     def close(self) -> None:
