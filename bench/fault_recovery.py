@@ -94,7 +94,7 @@ def _joined(contract: Any, run: str, upto: int) -> set[int]:
 
 
 def measure(profile: Profile, work: Path, roles: list[str], kills: int, pause_s: float,
-            round_timeout_s: int = 10, peer_down_s: float = 0.0) -> list[dict[str, Any]]:
+            round_timeout_s: int = 10, peer_down_s: float = 0.0, base_port: int = 7000) -> list[dict[str, Any]]:
     schema = dataset_schema("rotterdam")
     frames = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
     data, schema_files = registry_files(profile, frames, schema, work)
@@ -159,7 +159,7 @@ def measure(profile: Profile, work: Path, roles: list[str], kills: int, pause_s:
                 at_kill = _head(cc, run)[0]
                 os.kill(process.running_pid(profile.home / "run", "peer-registry2") or 0, signal.SIGKILL)
                 time.sleep(peer_down_s)
-                _cli("up", "--home", str(profile.home))
+                _cli("up", "--home", str(profile.home), "--base-port", str(base_port))
                 t_back = time.monotonic()
                 # the rounds already open (advertised by the others) when the peer came back
                 started = {r for r, st in enumerate(_rounds(cc, run, _head(cc, run)[0] + 2)) if st.get("advertised")}
@@ -196,7 +196,7 @@ def main(
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="synthreg-faults-") as tmp, \
             bench_network(home, Path(tmp), base_port) as profile:
-        rows = measure(profile, Path(tmp) / "apps", roles, kills, pause_s, round_timeout_s, peer_down_s)
+        rows = measure(profile, Path(tmp) / "apps", roles, kills, pause_s, round_timeout_s, peer_down_s, base_port)
     table = Table(title=f"kill -9 of {VICTIM}'s apps mid-run (demo model, K = 10); p50 over {kills} kills")
     for col in ("fault", "restart s (p50)", "resume s after restart (p50)", "max resume s", "iterations replayed",
                 "rounds lost per fault"):
