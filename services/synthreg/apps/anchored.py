@@ -92,15 +92,11 @@ class AnchoredSteps:
     def receive(self, rnd: int, it: int) -> tuple[dict[str, Any], SignedStatement]:
         """The counterpart's verified statement of (``rnd``, ``it``), once it is in the
         workspace; a StepFault of this registry (the other app refused something) raises."""
-        from synthreg.apps.generator import StepFaultError
+        from synthreg.apps.generator import raise_recorded_fault
         app = self.app
 
         def faulted() -> bool | None:
-            fault = app.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == self.run
-                                  and ev.payload.get("msp") == app.msp)
-            if fault is not None:
-                raise StepFaultError(app.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", it)),
-                                     str(fault.payload.get("kind", "fault")), "recorded by this registry's other app")
+            raise_recorded_fault(app, self.run, rnd, it)
             return None
 
         app.wait_local(lambda: True if self.store.exists(self.run, rnd, it, self.other) else None, faulted,

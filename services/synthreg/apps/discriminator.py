@@ -35,7 +35,14 @@ from synthreg.apps.checkpoint import (
     numpy_rng_state,
     set_numpy_rng_state,
 )
-from synthreg.apps.generator import checkpoints, load_checked, restore, wait_step
+from synthreg.apps.generator import (
+    checkpoints,
+    generator_moved_past,
+    load_checked,
+    raise_recorded_fault,
+    restore,
+    wait_generator_step,
+)
 from synthreg.chain.anchor import StatementStore
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
@@ -81,31 +88,24 @@ class DiscriminatorApp(App):
             "noise_multiplier": cfg.dp_noise_multiplier, "sample_rate": cfg.dp_sample_rate,
             "max_grad_norm": cfg.dp_max_grad_norm, "accountant": ACCOUNTANT}, sort_keys=True))
 
-    def _generator_left(self, spec: RunSpec, run: str, rnd: int, it: int) -> bool:
-        """Whether this registry's generator left round ``rnd`` before step ``it`` (the
-        round went on without the registry: :meth:`GeneratorApp.run_one`). D never
-        decides this itself, so G and D cannot disagree: it waits until G either
-        recorded step (rnd, it) (False) or moved past the round: a later round's step,
-        or its stop (True)."""
-        def decided() -> bool | None:
-            if (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get("generator"):
-                return False
-            head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
-            if head and (int(head["round"]) > rnd or head.get("phase") == "stopped"):
-                return True
-            return None
+    def _generator_step(self, run: str, rnd: int, it: int, anchored: AnchoredSteps | None) -> dict[str, Any] | None:
+        """G's step (``rnd``, ``it``) once it is there: its ledger record, or in an
+        anchored run ``{}`` once its signed statement is in the workspace; None once G
+        left the round instead (it went on without the registry: t of n). D never
+        decides this itself, so G and D cannot disagree. Raises :class:`StepFaultError`
+        if G recorded a fault."""
+        if anchored is None:
+            return wait_generator_step(self, run, rnd, it)
+        statements = StatementStore(self.workspace.root)
 
-        self.set_status(phase="step", round=rnd, iter=it)
-        if spec.step_records == "anchored":  # G's statement is in the workspace, its root and stop on the ledger
-            def moved_on() -> bool | None:
-                head = self.evaluate_or_none("GetStepHead", run, self.msp) or {}
-                return True if head and (int(head["round"]) > rnd or head.get("phase") == "stopped") else None
-            statements = StatementStore(self.workspace.root)
-            return bool(self.wait_local(lambda: False if statements.exists(run, rnd, it, "generator") else None,
-                                        moved_on, self.mine(run, "GeneratorRoot", "TrainingStopped", "StepFault"),
-                                        f"the generator's statement of round {rnd} iter {it}", run))
-        return bool(self.wait(decided, self.mine(run, "GeneratorStep", "TrainingStopped", "StepFault"),
-                              f"the generator's step of round {rnd} iter {it} (or its leaving the round)", run))
+        def moved_on() -> bool | None:
+            raise_recorded_fault(self, run, rnd, it)
+            return True if generator_moved_past(self, run, rnd) else None
+
+        left = self.wait_local(lambda: False if statements.exists(run, rnd, it, "generator") else None, moved_on,
+                               self.mine(run, "GeneratorRoot", "TrainingStopped", "StepFault"),
+                               f"the generator's statement of round {rnd} iter {it}", run)
+        return None if left else {}
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
@@ -145,19 +145,19 @@ class DiscriminatorApp(App):
                 break
             left = False
             for it in range(spec.local_iters):
-                if self._generator_left(spec, run, rnd, it):
+                self.set_status(phase="step", round=rnd, iter=it)
+                g_rec = self._generator_step(run, rnd, it, anchored)
+                if g_rec is None:
                     left = True
                     if it > 0:  # the steps taken before leaving are spent too
                         self._record_spend(spec, run, rnd, it - 1, steps)
                     break
-                self.set_status(phase="step", round=rnd, iter=it)
                 if anchored is not None:  # G's signed statement, checked, instead of its ledger record
                     g_rec, g_signed = anchored.receive(rnd, it)
                     fake_sha = str(g_rec["fake_sha256"])
                     fake = anchored.load(rnd, it, "fake_hash_mismatch", g_signed, fake_sha, shape)
                     recorded: Any = None
                 else:
-                    g_rec = wait_step(self, spec, run, rnd, it, "generator")
                     recorded = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(
                         "discriminator")
                     fake_sha = str(g_rec["fake_sha256"])

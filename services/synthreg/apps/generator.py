@@ -40,7 +40,8 @@ from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
 from synthreg.workspace import WorkspaceError, sha256_hex
 
-__all__ = ["GeneratorApp", "StepFaultError", "checkpoints", "discard_round", "load_checked", "restore", "wait_step"]
+__all__ = ["GeneratorApp", "StepFaultError", "checkpoints", "discard_round", "generator_moved_past", "load_checked",
+           "raise_recorded_fault", "restore", "wait_generator_step", "wait_step"]
 
 log = logging.getLogger("synthreg.apps")
 
@@ -73,21 +74,48 @@ def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str
     return np.frombuffer(data, dtype="<f4").reshape(shape).copy()
 
 
+def raise_recorded_fault(app: App, run: str, rnd: int, it: int) -> None:
+    """Raise :class:`StepFaultError` if an app of this registry recorded a fault in
+    ``run`` (its ``StepFault`` event was seen): the registry cannot go on in the run."""
+    fault = app.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == app.msp)
+    if fault is not None:
+        raise StepFaultError(app.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", it)),
+                             str(fault.payload.get("kind", "fault")), "recorded by another app of this registry")
+
+
+def generator_moved_past(app: App, run: str, rnd: int) -> bool:
+    """Whether this registry's generator is past round ``rnd``: its head is a later
+    round's step (or root), or its stop (it left the round: t of n)."""
+    head = app.evaluate_or_none("GetStepHead", run, app.msp) or {}
+    return bool(head) and (int(head["round"]) > rnd or head.get("phase") == "stopped")
+
+
+def _wait_record(app: App, run: str, rnd: int, it: int, side: str, until_left: bool) -> dict[str, Any]:
+    event = {"generator": "GeneratorStep", "discriminator": "DiscriminatorStep"}[side]
+
+    def ready() -> dict[str, Any] | None:
+        raise_recorded_fault(app, run, rnd, it)
+        record = (app.evaluate_or_none("GetStep", run, app.msp, str(rnd), str(it)) or {}).get(side)
+        if record:
+            return dict(record)
+        return {} if until_left and generator_moved_past(app, run, rnd) else None
+
+    names = (event, "StepFault", *(("TrainingStopped",) if until_left else ()))
+    return dict(app.wait(ready, app.mine(run, *names), f"the {side} step of round {rnd} iter {it}", run))
+
+
 def wait_step(app: App, spec: RunSpec, run: str, rnd: int, it: int, side: str) -> dict[str, Any]:
     """The ``side`` ("generator" or "discriminator") record of this registry's step
     (``rnd``, ``it``) once it is on the ledger (woken by its event); raises
     :class:`StepFaultError` if the registry's other app recorded a fault instead."""
-    event = {"generator": "GeneratorStep", "discriminator": "DiscriminatorStep"}[side]
+    return _wait_record(app, run, rnd, it, side, False)
 
-    def ready() -> dict[str, Any] | None:
-        fault = app.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == app.msp)
-        if fault is not None:
-            raise StepFaultError(app.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", it)),
-                                 str(fault.payload.get("kind", "fault")), "recorded by this registry's other app")
-        record = (app.evaluate_or_none("GetStep", run, app.msp, str(rnd), str(it)) or {}).get(side)
-        return dict(record) if record else None
 
-    return dict(app.wait(ready, app.mine(run, event, "StepFault"), f"the {side} step of round {rnd} iter {it}", run))
+def wait_generator_step(app: App, run: str, rnd: int, it: int) -> dict[str, Any] | None:
+    """As :func:`wait_step` for the generator's record, or None once the generator left
+    the round instead (:func:`generator_moved_past`): the discriminator follows the
+    generator's records and never decides this itself, so the two cannot disagree."""
+    return _wait_record(app, run, rnd, it, "generator", True) or None
 
 
 def checkpoints(app: App, run: str) -> Checkpoints:

@@ -45,7 +45,7 @@ import numpy as np
 
 from synthreg.apps.base import App, encoder_run
 from synthreg.apps.events import WaitTimeoutError
-from synthreg.apps.generator import StepFaultError
+from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
     AggregationConfig,
@@ -214,11 +214,7 @@ class MergerApp(App):
     def _local_update(self, run: str, rnd: int) -> dict[str, Any] | None:
         """This registry's ``RecordLocalUpdate`` of round ``rnd``; raises if its G or D
         recorded a fault instead (the registry cannot contribute this run)."""
-        fault = self.feed.seen(
-            lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == self.msp)
-        if fault is not None:
-            raise StepFaultError(self.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", 0)),
-                                 str(fault.payload.get("kind", "fault")), "recorded by this registry's G/D")
+        raise_recorded_fault(self, run, rnd, 0)
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
