@@ -66,6 +66,26 @@ class Consortium:
                                      step=steps, encoder=encoder)
         return single.generator_vector()
 
+    def plant_tampered_first_batch(self, spec: RunSpec, msp: str, state: Path) -> str:
+        """Put other bytes under the hash of ``msp``'s first fake batch in the workspace
+        of its stack's ``state`` folder, before its generator writes the batch (the
+        workspace keeps an existing file; the batch is deterministic). Returns the hash."""
+        from synthreg.data.hashing import array_bytes, array_sha256
+        from synthreg.gan.models import build_models
+        from synthreg.gan.step import GeneratorSide, derive_seed
+
+        frames = [load_registry_csv(self.data[m], spec.schema()) for m in self.profile.msp_ids]
+        encoder = build_encoder(frames, spec.schema(), spec.config)
+        gen, _ = build_models(encoder.output_dim, spec.config.model_config(), spec.config.seed)
+        side = GeneratorSide(gen, encoder.output_info, spec.config.tau, spec.config.optim_config())
+        r = spec.registry_index(msp)
+        fake = side.make_fake(spec.config.batch_size, derive_seed(spec.config.seed, "noise", r, 0, 0)).array
+        digest = array_sha256(fake)
+        planted = state / "workspace" / digest[:2] / digest
+        planted.parent.mkdir(parents=True)
+        planted.write_bytes(array_bytes(fake + np.float32(1.0)))
+        return digest
+
     def audit(self, run: str, states: dict[str, Path], key_dir: Path) -> TrailReport:
         """The auditor's verification of ``run``, as the demo's stage 7 does it: two
         registries release their audit-key shares to a fresh auditor key, the key is

@@ -36,12 +36,9 @@ from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import ApprovalRefusedError, LedgerRuns, RunLedgerError, RunSpec
 from synthreg.cli.main import app as main_app
-from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.data.schema import Schema, SchemaValidationError, load_registry_csv
 from synthreg.gan.bundle import BundleVerificationError, load_bundle, verify_bundle
 from synthreg.gan.federated import build_encoder
-from synthreg.gan.models import build_models
-from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
@@ -275,16 +272,7 @@ def test_a_tampered_fake_batch_is_refused_and_recorded_by_the_discriminator_proc
     run = f"tamper-{uuid.uuid4().hex[:10]}"
     spec = _propose(c, run, audit_rounds=[])
     msp = "Registry2MSP"
-    # the generator's first fake batch is deterministic: compute its hash, plant other bytes under it
-    frames = [load_registry_csv(c.data[m], spec.schema()) for m in c.profile.msp_ids]
-    encoder = build_encoder(frames, spec.schema(), spec.config)
-    gen, _ = build_models(encoder.output_dim, spec.config.model_config(), spec.config.seed)
-    side = GeneratorSide(gen, encoder.output_info, spec.config.tau, spec.config.optim_config())
-    fake = side.make_fake(spec.config.batch_size, derive_seed(spec.config.seed, "noise", 1, 0, 0)).array
-    digest = array_sha256(fake)
-    planted = tmp_path / msp / "workspace" / digest[:2] / digest
-    planted.parent.mkdir(parents=True)
-    planted.write_bytes(array_bytes(fake + np.float32(1.0)))
+    digest = c.plant_tampered_first_batch(spec, msp, tmp_path / msp)
 
     stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
     try:

@@ -12,14 +12,13 @@ with the dealer named, and no honest merger is ever blamed or exposed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
 
 import numpy as np
 import pytest
+from secagg_support import opened_aggregation
 
-from synthreg.chain.secagg import AggregationConfig, LedgerMerger, RoundVoidError, open_aggregation, secure_average
+from synthreg.chain.secagg import LedgerMerger, RoundVoidError, secure_average
 from synthreg.crypto.transport import load_public_key, seal_to
-from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
 from synthreg.secagg import Advertisement, BadDealingError, Party, vss
 from synthreg.secagg.party import encode_envelope
@@ -47,13 +46,9 @@ class BadDealer(LedgerMerger):
 
 @pytest.fixture
 def mergers(profile: Profile, unique: str) -> Iterator[list[LedgerMerger]]:
-    msps = sorted(profile.msp_ids)
-    config = AggregationConfig.default(msps, VECTOR_LEN, round_timeout_s=2)
     run = f"sa-bad-dealing-{unique}"
-    with ExitStack() as stack:
-        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
-                     for m in msps}
-        open_aggregation(contracts[msps[0]], msps[0], run, config)
+    with opened_aggregation(profile, run, VECTOR_LEN) as (contracts, config):
+        msps = sorted(contracts)
         dealer = BadDealer(contracts[msps[0]], msps[0], run, config)
         dealer.victim = msps[1]
         yield [dealer] + [LedgerMerger(contracts[m], m, run, config) for m in msps[1:]]

@@ -12,14 +12,13 @@ from contextlib import ExitStack
 
 import numpy as np
 import pytest
+from secagg_support import opened_aggregation
 
 from synthreg.chain.secagg import (
-    AggregationConfig,
     AggregationLedgerError,
     LedgerMerger,
     RoundClosedError,
     left_out_of,
-    open_aggregation,
     secure_average,
 )
 from synthreg.network.client import open_gateway
@@ -30,14 +29,9 @@ VECTOR_LEN = 5000
 
 @pytest.fixture
 def mergers(profile: Profile, unique: str) -> Iterator[list[LedgerMerger]]:
-    msps = sorted(profile.msp_ids)
-    config = AggregationConfig.default(msps, VECTOR_LEN, round_timeout_s=2)
     run = f"sa-{unique}"
-    with ExitStack() as stack:
-        contracts = {m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
-                     for m in msps}
-        open_aggregation(contracts[msps[0]], msps[0], run, config)
-        yield [LedgerMerger(contracts[m], m, run, config) for m in msps]
+    with opened_aggregation(profile, run, VECTOR_LEN) as (contracts, config):
+        yield [LedgerMerger(contracts[m], m, run, config) for m in sorted(contracts)]
 
 
 def _vectors(msps: list[str], seed: int) -> dict[str, np.ndarray]:
