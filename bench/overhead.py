@@ -47,16 +47,15 @@ from services_overhead import (  # the shared bench helpers beside this file
     _ledger_bytes,
     _transactions,
     bench_network,
+    demo_split,
     registry_files,
     separate_processes,
 )
 
 from synthreg.chain.runs import default_audit_rounds
-from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.data.schema import load_registry_csv
 from synthreg.eval.quality import quality
 from synthreg.eval.table import TableSpec
-from synthreg.eval.utility import holdout_split
 from synthreg.gan.federated import TrainConfig, train_federated
 
 console = Console(width=150)
@@ -81,9 +80,7 @@ def main(
 ) -> None:
     config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1)
     audit = default_audit_rounds(rounds, audit_every)
-    schema = dataset_schema("rotterdam")
-    train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
-    frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
+    schema, train_pool, frames = demo_split()
     rows: dict[str, dict[str, Any]] = {}
     spec = TableSpec.from_schema(schema)
     with tempfile.TemporaryDirectory(prefix="synthreg-overhead-") as tmp, \

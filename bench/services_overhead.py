@@ -90,6 +90,14 @@ def bench_network(home: Path | None, work: Path, base_port: int) -> Iterator[Pro
             _cli("down", "--home", str(net), "--wipe")
 
 
+def demo_split() -> tuple[Schema, pd.DataFrame, list[pd.DataFrame]]:
+    """The demo's data: the Rotterdam schema, its training pool (80 %, the demo's
+    holdout left out) and the pool split into 3 non-IID registries by period."""
+    schema = dataset_schema("rotterdam")
+    train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
+    return schema, train_pool, split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
+
+
 def registry_files(profile: Profile, frames: list[pd.DataFrame], schema: Schema,
                    root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Each registry's CSV and its copy of the schema under ``root/<msp>/``."""
@@ -202,9 +210,7 @@ def main(
 ) -> None:
     config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1)
     audit = default_audit_rounds(rounds, audit_every)
-    schema = dataset_schema("rotterdam")
-    train_pool, _ = holdout_split(load_dataset("rotterdam"), 0.2, 0)
-    frames = split_registries(train_pool, 3, "non-iid", seed=0, by=schema.partition)
+    schema, train_pool, frames = demo_split()
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="synthreg-services-") as tmp, \
             bench_network(home, Path(tmp), base_port) as profile:
