@@ -24,7 +24,6 @@ aborted on the ledger stops the app's work on it cleanly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -498,10 +497,8 @@ class App:
         if sha not in self.workspace:
             self.set_status(detail=f"waiting for this registry's merger to put the agreed average of round {rnd}",
                             force=True)
-        while sha not in self.workspace:
-            with contextlib.suppress(WaitTimeoutError):  # raises RunAbortedError if the run is aborted meanwhile
-                self.feed.wait(lambda: True if sha in self.workspace else None, lambda _ev: False,
-                               "the agreed average in the workspace", run, 0.05)
+            self.wait_local(lambda: True if sha in self.workspace else None, lambda: None, lambda _ev: False,
+                            "the agreed average in the workspace", run)
         vec = np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
         return vec, state
 
