@@ -89,8 +89,7 @@ class MergerApp(App):
         agg = merger.run
 
         def round_state(pred: Any) -> Any:
-            return lambda: (lambda s: s if s is not None and pred(s) else None)(
-                self.evaluate_or_none("GetRound", agg, str(rnd)))
+            return self._round_when(agg, rnd, pred)
 
         def until(pred: Any, what: str, vote: str | None = None) -> dict[str, Any]:
             """GetRound once ``pred`` holds, woken by the round's events; with ``vote``,
@@ -107,9 +106,6 @@ class MergerApp(App):
                                 self.msp, rnd, missing, spec.round_timeout_s, vote)
                     merger.vote(rnd, vote)
             return dict(self.wait(round_state(pred), match, what, run))
-
-        def out(s: dict[str, Any]) -> bool:
-            return left_out_of(s, self.msp, t)
 
         try:
             merger.advertise(rnd)
@@ -143,7 +139,7 @@ class MergerApp(App):
         if state["status"] == "void":
             merger.forget(rnd)
             raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
-        if out(state):
+        if left_out_of(state, self.msp, t):
             return self._observe(merger, rnd, run, "the round froze without its submission")
         merger.reveal(rnd)
         until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals")
@@ -152,6 +148,11 @@ class MergerApp(App):
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
+
+    def _round_when(self, agg: str, rnd: int, pred: Any) -> Any:
+        """A ``ready`` for :meth:`wait`: ``GetRound`` of ``agg`` round ``rnd`` once ``pred`` holds."""
+        return lambda: (lambda s: s if s is not None and pred(s) else None)(
+            self.evaluate_or_none("GetRound", agg, str(rnd)))
 
     @staticmethod
     def _on_round(agg: str, rnd: int) -> Any:
@@ -176,10 +177,9 @@ class MergerApp(App):
         self.set_status(phase="left out of the round", round=rnd, detail=why, force=True)
         log.warning("%s merger: out of round %d of %s (%s): taking the agreed average from the ledger",
                     self.msp, rnd, agg, why)
-        state = dict(self.wait(lambda: (lambda s: s if s is not None and (
-            s.get("agreed") is not None or s["status"] == "void") else None)(
-                self.evaluate_or_none("GetRound", agg, str(rnd))),
-            self._on_round(agg, rnd), f"the agreement of round {rnd} without {self.msp}", run))
+        state = dict(self.wait(self._round_when(agg, rnd, lambda s: s.get("agreed") is not None
+                                                or s["status"] == "void"),
+                               self._on_round(agg, rnd), f"the agreement of round {rnd} without {self.msp}", run))
         if state["status"] == "void":
             raise RoundVoidError(agg, rnd, state["survivors"], merger.config.threshold)
         if state.get("agreed") is not True:
