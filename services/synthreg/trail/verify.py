@@ -165,7 +165,8 @@ def verify_run(
     last_in: dict[str, int] = {}
     for rnd in range(rounds):
         entries: dict[str, RoundEntry] = {}
-        expected = _survivors(rep, contract, run_id, rnd, msps) if secagg else msps
+        state, why_absent = _round_state(contract, run_id, rnd) if secagg else (None, "")
+        expected = _survivors(state, msps) if secagg else msps
         for msp in msps:
             if msp not in expected:
                 rep.missed.setdefault(msp, []).append(rnd)
@@ -196,7 +197,7 @@ def verify_run(
             rep.failures.append(f"round {rnd}: registries disagree on the average ({len(averages)} hashes)")
             continue
         if secagg:
-            _check_secagg_round(rep, contract, run_id, rnd, expected, next(iter(averages)),
+            _check_secagg_round(rep, state, why_absent, rnd, expected, next(iter(averages)),
                                 entries if rnd in audit_rounds else None)
         try:
             avg = _vec(workspaces[msps[0]].get(next(iter(averages))))
@@ -490,11 +491,8 @@ def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int
     def mean_g_loss(rnd: int) -> float:
         if rnd not in cache:
             per = []
-            try:  # over the round's survivors, as the apps decide (Apps.mean_g_loss)
-                survivors = json.loads(contract.evaluate("GetRound", run_id, str(rnd))).get("survivors") or msps
-            except EvaluateError:
-                survivors = msps
-            for msp in sorted(survivors):
+            # over the round's survivors, as the apps decide (App.mean_g_loss)
+            for msp in sorted(_survivors(_round_state(contract, run_id, rnd)[0], msps)):
                 losses = [json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
                           ["discriminator"]["g_loss"] for it in range(local_iters)]
                 per.append(float(np.mean(losses)))
@@ -507,27 +505,30 @@ def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int
     return budget
 
 
-def _survivors(rep: TrailReport, contract: Contract, run_id: str, rnd: int, msps: list[str]) -> list[str]:
-    """The registries whose update is in round ``rnd``'s average (U of its
-    secure-aggregation round); all of ``msps`` when the round is not on the
-    ledger (that failure is reported by :func:`_check_secagg_round`)."""
+def _round_state(contract: Contract, run_id: str, rnd: int) -> tuple[dict[str, Any] | None, str]:
+    """``GetRound`` of the run's round ``rnd``, or None and why it is not on the ledger."""
     try:
-        state = json.loads(contract.evaluate("GetRound", run_id, str(rnd)))
-    except EvaluateError:
-        return msps
-    survivors = [m for m in state.get("survivors", []) if m in msps]
+        return dict(json.loads(contract.evaluate("GetRound", run_id, str(rnd)))), ""
+    except EvaluateError as exc:
+        return None, exc.message
+
+
+def _survivors(state: Mapping[str, Any] | None, msps: list[str]) -> list[str]:
+    """The registries whose update is in the round's average (U of its
+    secure-aggregation round ``state``); all of ``msps`` when the round is not on
+    the ledger (that failure is reported by :func:`_check_secagg_round`)."""
+    survivors = [m for m in (state or {}).get("survivors", []) if m in msps]
     return survivors or msps
 
 
-def _check_secagg_round(rep: TrailReport, contract: Contract, run_id: str, rnd: int,
+def _check_secagg_round(rep: TrailReport, state: Mapping[str, Any] | None, missing: str, rnd: int,
                         msps: list[str], average_sha256: str,
                         audited: Mapping[str, RoundEntry] | None) -> None:
-    """The ledger's secure-aggregation round agrees with the recorded average;
-    on audited rounds each submission carried the audit ciphertext recorded."""
-    try:
-        state = json.loads(contract.evaluate("GetRound", run_id, str(rnd)))
-    except EvaluateError as exc:
-        rep.failures.append(f"round {rnd}: no secure-aggregation round on the ledger ({exc.message})")
+    """The ledger's secure-aggregation round ``state`` (None: not on the ledger,
+    ``missing`` says why) agrees with the recorded average; on audited rounds each
+    submission carried the audit ciphertext recorded."""
+    if state is None:
+        rep.failures.append(f"round {rnd}: no secure-aggregation round on the ledger ({missing})")
         return
     if state.get("status") != "frozen" or state.get("agreed") is not True:
         rep.failures.append(f"round {rnd}: secure aggregation not concluded "
