@@ -525,13 +525,12 @@ def secure_average(
     _each(active, lambda m: m.wait_for(rnd, lambda s: len(s["shares"]) == n, "every merger's shares"))
     _each(active, lambda m: m.submit(rnd, vectors[m.msp], (weights or {}).get(m.msp, 1.0),
                                      (audit_blobs or {}).get(m.msp)))
+    first = active[0] if active else mergers[0]
     if dropped:
-        threshold = mergers[0].config.threshold
+        threshold = first.config.threshold
         voters = active + [m for m in mergers if m.msp in dropped][:max(0, threshold - len(active))]
         _each(voters, lambda m: m.vote(rnd, "submit"))
-        first = active[0] if active else voters[0]
         first.wait_for(rnd, lambda s: len(s["votes"]["submit"]) >= min(threshold, len(voters)), "the votes")
-    first = active[0] if active else mergers[0]
     if not first.freeze(rnd):
         raise AggregationLedgerError("Freeze", first.msp, "", "round could not be frozen")
     state = first.state(rnd)
