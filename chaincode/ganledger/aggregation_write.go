@@ -87,10 +87,8 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	}
 	// Closed by votes too: once t parties voted to go on without the missing
 	// ones, A is fixed (the range read of the votes is phantom-protected).
-	if votes, err := rangeVotes(stub, run, r, PhaseAdvertise); err != nil {
+	if err := refuseVotedClosed(stub, agg, run, r, PhaseAdvertise, "advertise"); err != nil {
 		return "", err
-	} else if len(votes) >= agg.Threshold {
-		return "", precondition("advertise phase of round %s/%d is closed: %v voted to close it", run, r, votes)
 	}
 	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, nil, func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
@@ -159,10 +157,8 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 	} else if !closed {
 		return "", precondition("%s", why)
 	}
-	if votes, err := rangeVotes(stub, run, r, PhaseShares); err != nil {
+	if err := refuseVotedClosed(stub, agg, run, r, PhaseShares, "share"); err != nil {
 		return "", err
-	} else if len(votes) >= agg.Threshold {
-		return "", precondition("share phase of round %s/%d is closed: %v voted to close it", run, r, votes)
 	}
 	if ok, why := sameSet(shares, without(advertised, caller.MSPID)); !ok {
 		return "", invalid("sharesJSON", "recipients: %s", why)
@@ -657,6 +653,20 @@ func refuseClosedPhase(stub shim.ChaincodeStubInterface, closer entryKind, phase
 	}
 	if len(msps) > 0 {
 		return precondition("%s phase of round %s/%d is closed: %v already %s", phase, run, round, msps, did)
+	}
+	return nil
+}
+
+// refuseVotedClosed returns PRECONDITION_FAILED "<word> phase ... is closed"
+// once threshold-many parties voted to close phase of run/round (read by range
+// query, so a vote committed first invalidates the caller's transaction).
+func refuseVotedClosed(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, round int, phase, word string) error {
+	votes, err := rangeVotes(stub, run, round, phase)
+	if err != nil {
+		return err
+	}
+	if len(votes) >= agg.Threshold {
+		return precondition("%s phase of round %s/%d is closed: %v voted to close it", word, run, round, votes)
 	}
 	return nil
 }
