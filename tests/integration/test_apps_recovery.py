@@ -217,10 +217,13 @@ def test_kill_9_of_the_raft_leader_mid_run_completes_bit_identical(consortium: C
     """Raft keeps its quorum with 2 of 3 orderers and elects a new leader: training goes
     on with no app failing or restarting, and the model is the uninterrupted run's. The
     orderer is started again afterwards (`network up` is idempotent) for the tests that
-    follow."""
+    follow. The mergers wait 120 s before voting a registry out: a registry whose
+    submissions went to the killed leader stalls until its Gateway fails over (over 30 s
+    was seen once under load), and a registry voted out of a round would change the
+    model (t of n is the other tests' subject)."""
     c = consortium
     done = _supervised_run(c, tmp_path, "orderer", (1, 0), after=lambda: _network_up(c), fault=lambda _st: _kill(
-        process.running_pid(c.profile.home / "run", _gan_raft_leader(c.profile.home))))
+        process.running_pid(c.profile.home / "run", _gan_raft_leader(c.profile.home))), round_timeout_s=120)
     assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
     _assert_complete(c, done.run, done.spec)
     bundle = load_bundle(done.stacks["Registry1MSP"].state / "bundles" / done.run)
