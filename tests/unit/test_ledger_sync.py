@@ -188,3 +188,47 @@ def test_orderer_failover_is_ridden_out() -> None:
     finally:
         sync.committed = orig  # type: ignore[assignment]
     assert gone.calls == 2
+
+
+def _late_landing(lands: bool) -> None:
+    """A lost transaction ("late"), a fresh one refused ALREADY_EXISTS; by the second
+    lookup the own peer has the lost one's block if ``lands``."""
+    from synthreg.ledger import ChaincodeError, CommitStatusError, EndorseError, sync
+    from synthreg.ledger.sync import submit_synced
+
+    duplicate = EndorseError.build('chaincode response 500, ALREADY_EXISTS: local update "r/M/1" already exists',
+                                   tx_id="second")
+    assert isinstance(duplicate, ChaincodeError)
+    c = _FlakyContract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="late"), duplicate])
+    ledger = _Ledger({})
+    c.network = ledger  # type: ignore[assignment]
+    clock = iter(range(0, 10000, 5))
+    looked: list[str] = []
+    orig = sync.committed
+
+    def lookup(contract: object, tx: str, **kw: object) -> object:
+        looked.append(tx)
+        if len(looked) == 2 and lands:
+            ledger.txs["late"] = (0, 42)
+        kw.pop("clock", None)
+        return orig(contract, tx, clock=lambda: float(next(clock)), **kw)  # type: ignore[arg-type]
+
+    try:
+        sync.committed = lookup  # type: ignore[assignment]
+        if lands:
+            res = submit_synced(c, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+            assert (res.tx_id, res.block_number) == ("late", 42)
+        else:
+            with pytest.raises(ChaincodeError, match="ALREADY_EXISTS"):
+                submit_synced(c, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    finally:
+        sync.committed = orig  # type: ignore[assignment]
+    assert c.calls == 2 and looked == ["late", "late"]
+
+
+def test_a_lost_transaction_that_lands_late_is_the_success_of_its_duplicate() -> None:
+    """Its commit status was lost and its own peer (catching up after a restart) did not
+    show it by the lookup's timeout; the fresh submission is then refused ALREADY_EXISTS.
+    If the ledger now holds the lost one, that is the result; otherwise the refusal stands."""
+    _late_landing(True)
+    _late_landing(False)

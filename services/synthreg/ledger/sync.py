@@ -20,7 +20,14 @@ from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
 from synthreg.ledger.contract import Contract, SubmitResult
-from synthreg.ledger.errors import CommitError, CommitStatusError, GatewayError, LedgerError, SubmitError
+from synthreg.ledger.errors import (
+    ChaincodeError,
+    CommitError,
+    CommitStatusError,
+    GatewayError,
+    LedgerError,
+    SubmitError,
+)
 from synthreg.ledger.gateway import Network
 
 __all__ = ["PeerLagError", "chain_height", "committed", "submit_synced", "wait_for_block"]
@@ -119,7 +126,12 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     (:func:`committed`) and submitted afresh only if no block holds it.
     Other failures, and the last transient one, raise as :meth:`Contract.submit`
     does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
+    A lost transaction that did commit after all, later than the lookup could see
+    (its own peer was catching up), makes the fresh one a duplicate: an
+    ``ALREADY_EXISTS`` refusal after such a loss is the earlier attempt's success
+    when the ledger now holds it.
     """
+    lost: list[str] = []  # tx ids whose commit status was lost and no block held yet
     for attempt in range(retries + 1):
         try:
             res = contract.submit(fn, *args)
@@ -134,6 +146,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             if found is not None:
                 res = found
                 break
+            lost.append(exc.tx_id)
             if attempt == retries:
                 raise
             continue
@@ -141,6 +154,13 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             if exc.name not in RETRYABLE_VALIDATION or attempt == retries:
                 raise
         except GatewayError as exc:
+            if lost and isinstance(exc, ChaincodeError) and exc.chaincode.code == "ALREADY_EXISTS":
+                earlier = next((r for r in (committed(contract, tx, timeout=5.0, sleep=sleep) for tx in lost)
+                                if r is not None), None)
+                if earlier is not None:
+                    res = earlier
+                    break
+                raise
             if (ENDORSEMENT_MISMATCH not in str(exc) and not _peers_behind(exc, contract)) or attempt == retries:
                 raise
         sleep(0.05 * (attempt + 1))
