@@ -20,11 +20,17 @@ from rich.table import Table
 
 from synthreg.apps.base import ROLES
 from synthreg.apps.registry import RegistryError, RegistryStack
+from synthreg.cli import onboard_cmd
 from synthreg.network.process import ProcessStartError, log_tail
 from synthreg.network.profile import ProfileError
 
-app = typer.Typer(help="One registry's apps (generator, discriminator, merger) as separate processes.",
+app = typer.Typer(help="One registry: its own home and nodes (init, node, join, check-keys) and its apps "
+                       "(generator, discriminator, merger) as separate processes.",
                   no_args_is_help=True)
+app.command("init")(onboard_cmd.init)
+app.command("join")(onboard_cmd.join)
+app.command("check-keys")(onboard_cmd.check_keys)
+app.add_typer(onboard_cmd.node_app, name="node")
 console = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="SYNTHREG_NETWORK_HOME",

@@ -70,6 +70,9 @@ class Deployer:
     def __init__(self, launcher: Launcher) -> None:
         self.l = launcher
         self.cfg = launcher.cfg
+        self.submit_timeout = 60.0
+        """how long lifecycle transactions are retried while the ordering service has no
+        leader (a registry approving before a majority of orderers joined waits longer)"""
 
     # --- build ---------------------------------------------------------------
     def build(self, name: str) -> str:
@@ -157,7 +160,7 @@ class Deployer:
             flags += ["--collections-config", str(self.cfg.config_dir / "collections_keys.json")]
         return flags
 
-    def _committed(self, org: Org, channel: str, name: str) -> bool:
+    def is_committed(self, org: Org, channel: str, name: str) -> bool:
         from synthreg.network.launcher import run_cmd
 
         out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "querycommitted", "--channelID", channel,
@@ -165,21 +168,14 @@ class Deployer:
         return out.returncode == 0 and f"Sequence: {SEQUENCE}" in out.stdout
 
     def _approved(self, org: Org, channel: str, name: str) -> bool:
-        from synthreg.network.launcher import run_cmd
+        return self.approvals(org, channel, name).get(org.msp_id, False)
 
-        out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "checkcommitreadiness",
-                       *self._definition_flags(channel, name), "--output", "json"],
-                      self.l.peer_admin_env(org), check=False)
-        if out.returncode != 0:
-            return False
-        return bool(json.loads(out.stdout).get("approvals", {}).get(org.msp_id))
-
-    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float = 60) -> None:
+    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float | None = None) -> None:
         """Lifecycle transactions can race the Raft leader election right after start-up:
         retry only on 'service unavailable' style errors, until a deadline."""
         from synthreg.network.launcher import NetworkError, run_cmd
 
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.submit_timeout if timeout is None else timeout)
         while True:
             out = run_cmd(argv, self.l.peer_admin_env(org), check=False)
             if out.returncode == 0:
@@ -191,11 +187,18 @@ class Deployer:
             time.sleep(0.5)
 
     def deploy(self, channel: str, name: str) -> None:
+        """Everything for one chaincode on one channel, as the one-home network does it:
+        :meth:`prepare` for every org, then :meth:`commit` by the first."""
+        self.prepare(channel, name)
+        self.commit(channel, name, self.cfg.orgs[0])
+
+    def prepare(self, channel: str, name: str) -> None:
+        """Build, install, run the server and approve the definition for every local org."""
         binary = self.build(name)
         for org in self.cfg.orgs:
             pkg_id = self.install(name, org)
             self.start_server(name, org, binary, pkg_id)
-            if self._committed(org, channel, name):
+            if self.is_committed(org, channel, name):
                 continue
             if not self._approved(org, channel, name):
                 self._submit_with_retry(
@@ -204,21 +207,37 @@ class Deployer:
                      "--package-id", pkg_id, "--waitForEvent"],
                     org, f"approve {name} for {org.msp_id}")
                 self.l.log(f"{org.msp_id} approved {name} on '{channel}'")
-        first = self.cfg.orgs[0]
-        if not self._committed(first, channel, name):
+
+    def approvals(self, org: Org, channel: str, name: str) -> dict[str, bool]:
+        """MSP ID -> approved, as ``org``'s peer sees the definition (checkcommitreadiness)."""
+        from synthreg.network.launcher import run_cmd
+
+        out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "checkcommitreadiness",
+                       *self._definition_flags(channel, name), "--output", "json"],
+                      self.l.peer_admin_env(org), check=False)
+        if out.returncode != 0:
+            return {}
+        return {str(k): bool(v) for k, v in (json.loads(out.stdout).get("approvals") or {}).items()}
+
+    def commit(self, channel: str, name: str, committer: Org) -> None:
+        """Commit the definition as ``committer`` (endorsed by every member's peer; the
+        channel's MAJORITY policy decides) and wait until every local peer has it."""
+        if not self.is_committed(committer, channel, name):
             peers: list[str] = []
-            for org in self.cfg.orgs:
-                peers += ["--peerAddresses", org.peer_endpoint,
-                          "--tlsRootCertFiles", str(self.l.crypto(org).tls_ca_cert)]
+            for m in self.l.members():
+                peers += ["--peerAddresses", m.org.peer_endpoint, "--tlsRootCertFiles", str(m.tls_ca_cert)]
             self._submit_with_retry(
-                [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(first),
+                [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(committer),
                  *self._definition_flags(channel, name), *peers, "--waitForEvent"],
-                first, f"commit {name} on '{channel}'")
+                committer, f"commit {name} on '{channel}'")
             self.l.log(f"{name} committed on '{channel}' (endorsement: MAJORITY)")
-        # every peer must see the definition before clients use it
-        deadline = time.monotonic() + 30
+        self.wait_committed(channel, name)
+
+    def wait_committed(self, channel: str, name: str, timeout: float = 30) -> None:
+        """Every local peer must see the definition before clients use it."""
+        deadline = time.monotonic() + timeout
         for org in self.cfg.orgs:
-            while not self._committed(org, channel, name):
+            while not self.is_committed(org, channel, name):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} not committed on the peer of {org.msp_id}")
                 time.sleep(0.2)

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from synthreg.network.pki import OrgCrypto
-from synthreg.network.topology import NetworkConfig, Org
+from synthreg.network.profile import Member
+from synthreg.network.topology import NetworkConfig
 
 
 def _sig(rule: str) -> dict[str, str]:
@@ -29,12 +29,13 @@ def _meta(rule: str) -> dict[str, str]:
     return {"Type": "ImplicitMeta", "Rule": rule}
 
 
-def _org_section(org: Org, crypto: OrgCrypto) -> dict[str, Any]:
+def _org_section(member: Member) -> dict[str, Any]:
+    org = member.org
     m = org.msp_id
     return {
         "Name": m,
         "ID": m,
-        "MSPDir": str(crypto.msp_dir),
+        "MSPDir": str(member.msp_dir),
         "Policies": {
             "Readers": _sig(f"OR('{m}.member')"),
             "Writers": _sig(f"OR('{m}.member')"),
@@ -42,16 +43,18 @@ def _org_section(org: Org, crypto: OrgCrypto) -> dict[str, Any]:
             "Endorsement": _sig(f"OR('{m}.peer')"),
         },
         "OrdererEndpoints": [org.orderer_endpoint],
-        "AnchorPeers": [{"Host": "127.0.0.1", "Port": org.port("peer")}],
+        "AnchorPeers": [{"Host": org.host, "Port": org.port("peer")}],
     }
 
 
-def render_configtx(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> dict[str, Any]:
-    orgs = [_org_section(o, cryptos[o.msp_id]) for o in cfg.orgs]
+def render_configtx(cfg: NetworkConfig, members: list[Member]) -> dict[str, Any]:
+    """configtx.yaml of the consortium ``members`` (public material only: verifying MSP
+    folders and the orderers' TLS certificates)."""
+    orgs = [_org_section(m) for m in members]
     consenters = []
-    for o in cfg.orgs:
-        tls = cryptos[o.msp_id].node_dir("orderer0") / "tls" / "server.crt"
-        consenters.append({"Host": "127.0.0.1", "Port": o.port("orderer"),
+    for m in members:
+        tls = m.orderer_tls_cert
+        consenters.append({"Host": m.org.host, "Port": m.org.port("orderer"),
                            "ClientTLSCert": str(tls), "ServerTLSCert": str(tls)})
     orderer = {
         "OrdererType": "etcdraft",
@@ -105,10 +108,10 @@ def render_configtx(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> dict[s
     }
 
 
-def write_configtx(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> Path:
+def write_configtx(cfg: NetworkConfig, members: list[Member]) -> Path:
     out = cfg.config_dir / "configtx" / "configtx.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(render_configtx(cfg, cryptos), sort_keys=False))
+    out.write_text(yaml.safe_dump(render_configtx(cfg, members), sort_keys=False))
     return out.parent
 
 
@@ -134,7 +137,7 @@ def write_node_configs(cfg: NetworkConfig, sample_dir: Path) -> Path:
     return out
 
 
-def collections_config(cfg: NetworkConfig) -> list[dict[str, Any]]:
+def collections_config(members: list[Member]) -> list[dict[str, Any]]:
     """One private collection per org on ``keys`` (see chaincode/README.md).
 
     Only the org's members may read it; the org's own peer alone endorses
@@ -143,7 +146,7 @@ def collections_config(cfg: NetworkConfig) -> list[dict[str, Any]]:
     org's peer ever holding it.
     """
     cols = []
-    for o in cfg.orgs:
+    for o in (m.org for m in members):
         cols.append({
             "name": f"shares_{o.msp_id}",
             "policy": f"OR('{o.msp_id}.member')",
@@ -157,8 +160,8 @@ def collections_config(cfg: NetworkConfig) -> list[dict[str, Any]]:
     return cols
 
 
-def write_collections_config(cfg: NetworkConfig) -> Path:
+def write_collections_config(cfg: NetworkConfig, members: list[Member]) -> Path:
     out = cfg.config_dir / "collections_keys.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(collections_config(cfg), indent=2))
+    out.write_text(json.dumps(collections_config(members), indent=2))
     return out

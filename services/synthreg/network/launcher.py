@@ -20,7 +20,7 @@ from pathlib import Path
 
 from synthreg.network import chaincode as cc
 from synthreg.network import fabricconfig, pki, process
-from synthreg.network.profile import write_profile
+from synthreg.network.profile import Member, write_profile
 from synthreg.network.topology import CHAINCODES, NetworkConfig, Org
 
 Log = Callable[[str], None]
@@ -68,6 +68,12 @@ class Launcher:
     def crypto(self, org: Org) -> pki.OrgCrypto:
         return self.cryptos[org.msp_id]
 
+    def members(self) -> list[Member]:
+        """Every consortium org, public material only. Here every org is local (one home
+        holds them all); a registry's own home (:class:`synthreg.network.registry.RegistryLauncher`)
+        knows the others from their org definitions."""
+        return [Member.of_local(org, self.crypto(org)) for org in self.cfg.orgs]
+
     def peer_admin_env(self, org: Org) -> dict[str, str]:
         c = self.crypto(org)
         return {
@@ -92,14 +98,16 @@ class Launcher:
             extra["peer-ccclient"] = (org.peer_host,)
             root = self.cfg.org_crypto_root(org)
             existed = (root / "ca" / "ca.pem").exists()
-            self.cryptos[org.msp_id] = pki.generate_org(root, org.msp_id, org.domain, extra_tls=extra)
+            self.cryptos[org.msp_id] = pki.generate_org(root, org.msp_id, org.domain, extra_tls=extra,
+                                                        node_hosts=(org.host,))
             if not existed:
                 self.log(f"crypto material for {org.msp_id} generated")
 
     def generate_configs(self, sample_dir: Path) -> None:
-        cfgdir = fabricconfig.write_configtx(self.cfg, self.cryptos)
+        members = self.members()
+        cfgdir = fabricconfig.write_configtx(self.cfg, members)
         fabricconfig.write_node_configs(self.cfg, sample_dir)
-        fabricconfig.write_collections_config(self.cfg)
+        fabricconfig.write_collections_config(self.cfg, members)
         self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
         for ch in self.cfg.channels:
             block = self.cfg.artifacts_dir / f"{ch}.block"
@@ -113,7 +121,7 @@ class Launcher:
         c = self.crypto(org)
         node = c.node_dir("orderer0")
         tls = node / "tls"
-        roots = "[" + ",".join(str(self.crypto(o).tls_ca_cert) for o in self.cfg.orgs) + "]"
+        roots = "[" + ",".join(str(m.tls_ca_cert) for m in self.members()) + "]"
         # The admin endpoint (channel participation: join/list/remove) authorises by the TLS
         # client certificate alone, so it trusts this org's TLS CA only: another registry's
         # admin cannot remove channels from this orderer (issue 10, item 7b; DESIGN.md §9).
@@ -123,7 +131,7 @@ class Launcher:
         env = {
             "FABRIC_CFG_PATH": str(self.cfg.config_dir / "node"),
             "FABRIC_LOGGING_SPEC": "INFO",
-            "ORDERER_GENERAL_LISTENADDRESS": "127.0.0.1",
+            "ORDERER_GENERAL_LISTENADDRESS": org.host,
             "ORDERER_GENERAL_LISTENPORT": str(org.port("orderer")),
             "ORDERER_GENERAL_LOCALMSPID": org.msp_id,
             "ORDERER_GENERAL_LOCALMSPDIR": str(node / "msp"),
@@ -136,14 +144,14 @@ class Launcher:
             "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
             "ORDERER_GENERAL_CLUSTER_ROOTCAS": roots,
             "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
-            "ORDERER_ADMIN_LISTENADDRESS": f"127.0.0.1:{org.port('orderer_admin')}",
+            "ORDERER_ADMIN_LISTENADDRESS": f"{org.host}:{org.port('orderer_admin')}",
             "ORDERER_ADMIN_TLS_ENABLED": "true",
             "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
             "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
             "ORDERER_ADMIN_TLS_ROOTCAS": own_root,
             "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
             "ORDERER_ADMIN_TLS_CLIENTROOTCAS": own_root,
-            "ORDERER_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{org.port('orderer_ops')}",
+            "ORDERER_OPERATIONS_LISTENADDRESS": f"{org.host}:{org.port('orderer_ops')}",
             "ORDERER_OPERATIONS_TLS_ENABLED": "true",
             "ORDERER_OPERATIONS_TLS_PRIVATEKEY": str(tls / "server.key"),
             "ORDERER_OPERATIONS_TLS_CERTIFICATE": str(tls / "server.crt"),
@@ -153,10 +161,11 @@ class Launcher:
             "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
             "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         }
-        health = process.Health(url=f"https://127.0.0.1:{org.port('orderer_ops')}/healthz",
-                                ca_file=c.tls_ca_cert, tcp=("127.0.0.1", org.port("orderer")), tcp_tls=True)
+        health = process.Health(url=f"https://{org.host}:{org.port('orderer_ops')}/healthz",
+                                ca_file=c.tls_ca_cert, tcp=(org.host, org.port("orderer")), tcp_tls=True)
         return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health,
-                                   ports=(org.port("orderer"), org.port("orderer_admin"), org.port("orderer_ops")))
+                                   ports=(org.port("orderer"), org.port("orderer_admin"), org.port("orderer_ops")),
+                                   host=org.host)
 
     def _peer_spec(self, org: Org) -> process.ProcessSpec:
         c = self.crypto(org)
@@ -182,7 +191,7 @@ class Launcher:
             "CORE_PEER_FILESYSTEMPATH": str(data),
             "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
             "CORE_PEER_GATEWAY_ENABLED": "true",
-            "CORE_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{org.port('peer_ops')}",
+            "CORE_OPERATIONS_LISTENADDRESS": f"{org.host}:{org.port('peer_ops')}",
             "CORE_OPERATIONS_TLS_ENABLED": "true",
             "CORE_OPERATIONS_TLS_CERT_FILE": str(tls / "server.crt"),
             "CORE_OPERATIONS_TLS_KEY_FILE": str(tls / "server.key"),
@@ -191,10 +200,11 @@ class Launcher:
             "CORE_VM_ENDPOINT": "",
             "CORE_CHAINCODE_MODE": "net",
         }
-        health = process.Health(url=f"https://127.0.0.1:{org.port('peer_ops')}/healthz",
-                                ca_file=c.tls_ca_cert, tcp=("127.0.0.1", org.port("peer")), tcp_tls=True)
+        health = process.Health(url=f"https://{org.host}:{org.port('peer_ops')}/healthz",
+                                ca_file=c.tls_ca_cert, tcp=(org.host, org.port("peer")), tcp_tls=True)
         return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health,
-                                   ports=(org.port("peer"), org.port("peer_chaincode"), org.port("peer_ops")))
+                                   ports=(org.port("peer"), org.port("peer_chaincode"), org.port("peer_ops")),
+                                   host=org.host)
 
     def start_orderers(self) -> None:
         for org in self.cfg.orgs:
@@ -212,7 +222,7 @@ class Launcher:
         endpoint trusts (:meth:`_orderer_spec`)."""
         tls = self.crypto(org).node_dir("orderer0") / "tls"
         return run_cmd([self.bin("osnadmin"), "channel", *args,
-                        "-o", f"127.0.0.1:{org.port('orderer_admin')}",
+                        "-o", f"{org.host}:{org.port('orderer_admin')}",
                         "--ca-file", str(self.crypto(org).tls_ca_cert),
                         "--client-cert", str(tls / "server.crt"), "--client-key", str(tls / "server.key")],
                        check=check)
@@ -277,7 +287,7 @@ class Launcher:
         for channel, name in CHAINCODES.items():
             if channel in self.cfg.channels:
                 deployer.deploy(channel, name)
-        write_profile(self.cfg, self.cryptos)
+        write_profile(self.cfg, self.cryptos, self.members())
         self.log(f"network up in {time.monotonic() - t0:.1f}s; profile: {self.cfg.profile_path}")
 
     def check_topology(self) -> None:

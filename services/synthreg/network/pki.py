@@ -238,8 +238,12 @@ class OrgCrypto:
 
 
 def generate_org(root: Path, msp_id: str, domain: str, nodes: tuple[str, ...] = ("peer0", "orderer0"),
-                 extra_tls: dict[str, tuple[str, ...]] | None = None) -> OrgCrypto:
+                 extra_tls: dict[str, tuple[str, ...]] | None = None,
+                 node_hosts: tuple[str, ...] = ()) -> OrgCrypto:
     """Create (or reuse) all material for one org below ``root``.
+
+    ``node_hosts`` are extra subject alternative names of the peer's and orderer's TLS
+    certificates: the address of the registry's host, which the others dial.
 
     Idempotent: an org whose CA already exists is left as it is, so restarting
     the network keeps identities stable.
@@ -257,7 +261,8 @@ def generate_org(root: Path, msp_id: str, domain: str, nodes: tuple[str, ...] = 
         node_dir = org.node_dir(name)
         write_msp(node_dir / "msp", ca, tls_ca, issue(ca, host, msp_id, ou=ou))
         write_tls(node_dir / "tls", tls_ca,
-                  issue(tls_ca, host, msp_id, hosts=(host, "localhost", "127.0.0.1"), tls=True))
+                  issue(tls_ca, host, msp_id, tls=True,
+                        hosts=tuple(dict.fromkeys((host, "localhost", "127.0.0.1", *node_hosts)))))
     # Fabric admin (OU=admin) for lifecycle and channel operations.
     write_msp(root / "users" / "fabric-admin" / "msp", ca, tls_ca,
               issue(ca, f"Admin@{domain}", msp_id, ou="admin"))

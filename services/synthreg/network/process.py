@@ -66,26 +66,27 @@ class ProcessSpec:
     health: Health
     cwd: Path | None = None
     ports: tuple[int, ...] = ()
-    """127.0.0.1 ports the process will listen on (checked free before start)"""
+    """ports the process will listen on at ``host`` (checked free before start)"""
+    host: str = "127.0.0.1"
 
 
 class PortInUseError(RuntimeError):
     """A port the process needs is taken by some other process."""
 
-    def __init__(self, name: str, port: int) -> None:
+    def __init__(self, name: str, port: int, host: str = "127.0.0.1") -> None:
         self.name, self.port = name, port
-        super().__init__(f"{name}: port 127.0.0.1:{port} is already in use by another process "
+        super().__init__(f"{name}: port {host}:{port} is already in use by another process "
                          "(another network running? choose another --base-port)")
 
 
-def _check_free(name: str, ports: tuple[int, ...]) -> None:
+def _check_free(name: str, ports: tuple[int, ...], host: str = "127.0.0.1") -> None:
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
             except OSError:
-                raise PortInUseError(name, port) from None
+                raise PortInUseError(name, port, host) from None
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -167,7 +168,7 @@ def spawn(spec: ProcessSpec, run_dir: Path, logs_dir: Path) -> Spawned:
     pid = running_pid(run_dir, spec.name)
     proc: subprocess.Popen[bytes] | None = None
     if pid is None:
-        _check_free(spec.name, spec.ports)
+        _check_free(spec.name, spec.ports, spec.host)
         if spec.health.ready_file is not None:
             spec.health.ready_file.unlink(missing_ok=True)
         env = {**os.environ, **spec.env}

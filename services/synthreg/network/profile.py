@@ -14,11 +14,30 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from synthreg.network.pki import OrgCrypto
-    from synthreg.network.topology import NetworkConfig
+    from synthreg.network.topology import NetworkConfig, Org
 
 
 class ProfileError(RuntimeError):
     """No usable profile: the network is not up, or the file is malformed."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """What every registry knows of one consortium org: public material only (the org's
+    node endpoints, a verifying MSP folder, its TLS CA, its orderer's TLS certificate as a
+    Raft consenter, and the public key its audit-key share is encrypted to)."""
+
+    org: Org
+    msp_dir: Path
+    tls_ca_cert: Path
+    orderer_tls_cert: Path
+    share_key_dir: Path
+    """holds ``x25519_pk.pem``; the private half only in the org's own home"""
+
+    @classmethod
+    def of_local(cls, org: Org, crypto: OrgCrypto) -> Member:
+        return cls(org, crypto.msp_dir, crypto.tls_ca_cert,
+                   crypto.node_dir("orderer0") / "tls" / "server.crt", crypto.share_key_dir)
 
 
 @dataclass(frozen=True)
@@ -31,9 +50,10 @@ class OrgProfile:
     """channel participation (osnadmin); trusts this org's TLS CA only"""
     tls_ca_cert: Path
     users: dict[str, Path]
-    """role -> MSP folder (signcerts/, keystore/) of that app identity"""
-    fabric_admin_msp: Path
-    crypto_root: Path
+    """role -> MSP folder (signcerts/, keystore/) of that app identity; empty for another
+    registry's org in a registry's own home (its identities are not here)"""
+    fabric_admin_msp: Path | None
+    crypto_root: Path | None
     share_key_dir: Path
     """x25519_pk.pem (public) and x25519_sk.pem (org-private) for audit-key shares"""
 
@@ -63,23 +83,25 @@ class Profile:
         return sorted(self.orgs)
 
 
-def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto]) -> Path:
+def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto], members: list[Member]) -> Path:
+    """The profile of ``members``; identities only for the orgs in ``cryptos`` (all of them
+    in the one-home development network, the own org in a registry's home)."""
     from synthreg.network.pki import APP_ROLES
     from synthreg.network.topology import CHAINCODES
 
-    orgs = {}
-    for o in cfg.orgs:
-        c = cryptos[o.msp_id]
+    orgs: dict[str, dict[str, object]] = {}
+    for m in members:
+        o, c = m.org, cryptos.get(m.org.msp_id)
         orgs[o.msp_id] = {
             "peer_endpoint": o.peer_endpoint,
             "peer_host": o.peer_host,
             "orderer_endpoint": o.orderer_endpoint,
-            "orderer_admin_endpoint": f"127.0.0.1:{o.port('orderer_admin')}",
-            "tls_ca_cert": str(c.tls_ca_cert),
-            "users": {role: str(c.user_msp(role)) for role in APP_ROLES},
-            "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp"),
-            "crypto_root": str(c.root),
-            "share_key_dir": str(c.share_key_dir),
+            "orderer_admin_endpoint": f"{o.host}:{o.port('orderer_admin')}" if c else "",
+            "tls_ca_cert": str(m.tls_ca_cert),
+            "users": {role: str(c.user_msp(role)) for role in APP_ROLES} if c else {},
+            "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp") if c else None,
+            "crypto_root": str(c.root) if c else None,
+            "share_key_dir": str(m.share_key_dir),
         }
     data = {
         "channels": list(cfg.channels),
@@ -110,8 +132,8 @@ def load_profile(home: Path) -> Profile:
             orderer_admin_endpoint=o.get("orderer_admin_endpoint", ""),
             tls_ca_cert=Path(o["tls_ca_cert"]),
             users={k: Path(v) for k, v in o["users"].items()},
-            fabric_admin_msp=Path(o["fabric_admin_msp"]),
-            crypto_root=Path(o["crypto_root"]),
+            fabric_admin_msp=Path(o["fabric_admin_msp"]) if o.get("fabric_admin_msp") else None,
+            crypto_root=Path(o["crypto_root"]) if o.get("crypto_root") else None,
             share_key_dir=Path(o["share_key_dir"]),
         )
         for msp, o in data["orgs"].items()

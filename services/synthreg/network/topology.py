@@ -9,6 +9,7 @@ below, so three orgs at the default base 7000 use 7101-7122, 7201-7222, 7301-732
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,25 @@ _OFFSETS = {
 }
 
 
+ORG_PATTERN = re.compile(r"^Registry([1-9][0-9]?)MSP$")
+"""MSP IDs the chaincodes admit (``access.ConsortiumMSPPattern``); the number is the org's
+index, which fixes its ports below."""
+
+
 @dataclass(frozen=True)
 class Org:
     index: int
     base_port: int
+    host: str = "127.0.0.1"
+    """the address its peer and orderer listen on and are reached at (its host's address;
+    127.0.0.1 when every registry shares one machine); chaincode servers stay on loopback"""
+
+    @classmethod
+    def from_msp_id(cls, msp_id: str, base_port: int, host: str = "127.0.0.1") -> Org:
+        m = ORG_PATTERN.match(msp_id)
+        if m is None:
+            raise ValueError(f"org {msp_id!r} is not a consortium MSP ID (Registry<N>MSP, N in 1..99)")
+        return cls(int(m.group(1)), base_port, host)
 
     @property
     def msp_id(self) -> str:
@@ -58,11 +74,11 @@ class Org:
 
     @property
     def peer_endpoint(self) -> str:
-        return f"127.0.0.1:{self.port('peer')}"
+        return f"{self.host}:{self.port('peer')}"
 
     @property
     def orderer_endpoint(self) -> str:
-        return f"127.0.0.1:{self.port('orderer')}"
+        return f"{self.host}:{self.port('orderer')}"
 
     def chaincode_endpoint(self, chaincode: str) -> str:
         return f"127.0.0.1:{self.port('cc_' + chaincode)}"
@@ -86,9 +102,15 @@ class NetworkConfig:
     batch_timeout: str = "10ms"
     max_message_count: int = 100
     channels: tuple[str, ...] = CHANNELS
+    local_org: Org | None = None
+    """set for one registry's own home (``synthreg registry init``): the only org whose
+    nodes and keys it holds; the others are known from their public org definitions"""
     orgs: tuple[Org, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.local_org is not None:
+            object.__setattr__(self, "orgs", (self.local_org,))
+            return
         if not 1 <= self.n_orgs <= 9:
             raise ValueError("n_orgs must be between 1 and 9")
         object.__setattr__(self, "orgs", tuple(Org(i, self.base_port) for i in range(1, self.n_orgs + 1)))

@@ -1,0 +1,159 @@
+"""Onboarding commands: `registry init | join | node ... | check-keys` and `consortium create | commit`.
+
+Thin wiring over :mod:`synthreg.network.onboarding` (the steps and their order are in
+its docstring and in docs/deploy.md). Each runs on one registry's host, on that
+registry's own home (``--home``). Expected failures are one red line and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from synthreg.network import process
+from synthreg.network.launcher import NetworkError
+from synthreg.network.onboarding import (
+    OnboardingError,
+    RegistryLauncher,
+    create_consortium,
+    init_registry,
+    registry_config,
+)
+from synthreg.network.orgdef import OrgDefError
+
+console = Console(stderr=True, soft_wrap=True)
+RegistryHomeOpt = Annotated[Path, typer.Option("--home", envvar="SYNTHREG_NETWORK_HOME",
+                                               help="This registry's own home (crypto, ledgers, logs, profile).")]
+DEFAULT_REGISTRY_HOME = Path(".synthreg/registry")
+
+node_app = typer.Typer(help="This registry's Fabric nodes (orderer, peer) on its host.", no_args_is_help=True)
+consortium_app = typer.Typer(help="Form the consortium from public org definitions; commit the chaincodes.",
+                             no_args_is_help=True)
+
+
+def _fabric_bin() -> Path:
+    import os
+
+    from synthreg.cli.network_cmd import _cache
+
+    return Path(os.environ.get("FABRIC_BIN", _cache() / "fabric" / "bin"))
+
+
+def _repo_root() -> Path:
+    from synthreg.cli.network_cmd import _repo_root as root
+
+    return root()
+
+
+def _log(msg: str) -> None:
+    console.print(f"[bold cyan]registry[/] {escape(msg)}")
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (OnboardingError, OrgDefError, NetworkError, process.ProcessStartError, process.PortInUseError,
+            FileNotFoundError, ValueError) as exc:
+        console.print(f"[bold red]{what} failed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+
+
+def _launcher(home: Path) -> RegistryLauncher:
+    return RegistryLauncher(registry_config(home.resolve(), _fabric_bin(), _repo_root()), _log)
+
+
+def init(
+    org: Annotated[str, typer.Option("--org", help="This registry's MSP ID (Registry<N>MSP).")],
+    host: Annotated[str, typer.Option("--host", help="The address the other registries reach this host at.")],
+    base_port: Annotated[int, typer.Option("--base-port", help="Ports base+100*N+1..22 (N from the MSP ID).")]
+    = 7000,
+    home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
+) -> None:
+    """Create this registry's CAs, node and app identities and share key, here only; write
+    its public org definition (``<home>/org-def.json``) to send to the other registries."""
+    with _errors("registry init"):
+        d = init_registry(home.resolve(), org, host, base_port, _fabric_bin(), _repo_root())
+    o = d.org
+    _log(f"{d.msp_id} initialised in {home} (private keys stay there, mode 0600)")
+    _log(f"public org definition: {home / 'org-def.json'}  (send it to the consortium)")
+    _log(f"open to the other registries: orderer {o.orderer_endpoint}, peer {o.peer_endpoint}")
+
+
+def join(
+    consortium: Annotated[Path, typer.Option("--consortium", help="The bundle from `consortium create`.")],
+    home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
+    approve_timeout: Annotated[float, typer.Option(help="Seconds to wait for a majority of orderers "
+                                                        "to have joined before approving.")] = 600,
+) -> None:
+    """Check the bundle, join this registry's orderer and peer to `keys` and `gan`, run the
+    chaincode servers and approve both chaincodes with this registry's own admin."""
+    with _errors("registry join"):
+        launcher = _launcher(home)
+        launcher.join(consortium, _fabric_bin().parent / "config", approve_timeout)
+
+
+def check_keys(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """List every private key in this home that is not this registry's own (exit 1 if any)."""
+    with _errors("registry check-keys"):
+        foreign = _launcher(home).scan_foreign_keys()
+    for path in foreign:
+        console.print(f"[bold red]foreign private key:[/] {escape(path)}")
+    if foreign:
+        raise typer.Exit(1)
+    _log(f"{home}: every private key belongs to this registry")
+
+
+@node_app.command("up")
+def node_up(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Start (or keep) this registry's orderer and peer on its host (idempotent)."""
+    with _errors("registry node up"):
+        _launcher(home).nodes_up(_fabric_bin().parent / "config")
+
+
+@node_app.command("down")
+def node_down(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Stop this registry's chaincode servers, peer and orderer (state is kept)."""
+    with _errors("registry node down"):
+        stopped = _launcher(home).down(wipe=False)
+    _log(f"stopped {', '.join(stopped) or 'nothing'}")
+
+
+@node_app.command("status")
+def node_status(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """This registry's node processes and whether it has joined (JSON)."""
+    with _errors("registry node status"):
+        launcher = _launcher(home)
+        data = launcher.status()
+        data["joined"] = (launcher.consortium_dir / "bundle.json").exists()
+    typer.echo(json.dumps(data, indent=2))
+
+
+@consortium_app.command("create")
+def create(
+    org_def: Annotated[list[Path], typer.Option("--org-def", help="An org definition (repeat, one per registry).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the consortium bundle (public).")],
+    batch_timeout: Annotated[str, typer.Option(help="Orderer BatchTimeout.")] = "10ms",
+    check_reachable: Annotated[bool, typer.Option(help="Refuse a definition whose nodes do not answer "
+                                                       "over TLS.")] = True,
+) -> None:
+    """Build the genesis blocks of `keys` and `gan` from public org definitions only."""
+    with _errors("consortium create"):
+        create_consortium(org_def, out, _fabric_bin(), batch_timeout=batch_timeout, reachable=check_reachable,
+                          log=_log)
+
+
+@consortium_app.command("commit")
+def commit(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
+           timeout: Annotated[float, typer.Option(help="Seconds to wait for a majority's approvals.")] = 600) -> None:
+    """Commit both chaincode definitions once a majority approved, or wait until this
+    registry's peer sees them committed (every registry runs it; one commits)."""
+    with _errors("consortium commit"):
+        _launcher(home).commit(timeout)

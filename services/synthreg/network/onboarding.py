@@ -1,0 +1,436 @@
+"""One registry, one host: its own home, the consortium built from public definitions.
+
+The steps a registry's IT staff run (docs/deploy.md has the whole walk-through):
+
+1. ``synthreg registry init --org RegistryNMSP --host ADDR`` (:func:`init_registry`):
+   the registry's CAs, node and app identities and share key, made in its own home
+   only, and ``<home>/org-def.json``, the public definition it sends to the others.
+2. ``synthreg registry node up`` (:meth:`RegistryLauncher.nodes_up`): its orderer and
+   peer, on its host's address, not yet in any channel.
+3. ``synthreg consortium create --org-def ...`` (:func:`create_consortium`), by any one
+   registry: checks every definition (:mod:`synthreg.network.orgdef`, endpoints reachable)
+   and builds the genesis blocks of ``keys`` and ``gan`` from them alone, into one public
+   bundle file that it sends back to everyone.
+4. ``synthreg registry join --consortium BUNDLE`` (:meth:`RegistryLauncher.join`): checks
+   that the bundle's blocks hold exactly the bundle's definitions and its own one
+   unchanged, joins its own orderer and peer with its own admin, installs and runs the
+   chaincode servers and approves both definitions with its own admin.
+5. ``synthreg consortium commit`` (:meth:`RegistryLauncher.commit`): one registry commits
+   once a majority approved; the others run the same command to wait for it.
+
+No step reads or writes another registry's private key: a home holds its own org's
+keys and the others' certificates and public share keys (``consortium/<MSP>/``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from synthreg.network import chaincode as cc
+from synthreg.network import fabricconfig, pki, process
+from synthreg.network.launcher import LAYOUT, Launcher, NetworkError, run_cmd
+from synthreg.network.orgdef import OrgDef, OrgDefError, check_distinct, check_reachable
+from synthreg.network.profile import Member, write_profile
+from synthreg.network.topology import CHAINCODES, CHANNELS, NetworkConfig, Org
+
+BUNDLE_FORMAT = "synthreg-consortium/1"
+REGISTRY_FILE = "registry.json"
+ORG_DEF_FILE = "org-def.json"
+Log = Callable[[str], None]
+
+
+class OnboardingError(RuntimeError):
+    """A step of forming or joining the consortium was refused; nothing was changed."""
+
+
+# --- a registry's home ----------------------------------------------------------------
+def registry_config(home: Path, fabric_bin: Path, repo_root: Path) -> NetworkConfig:
+    """The :class:`NetworkConfig` of a registry's own home (from ``registry.json``)."""
+    path = home / REGISTRY_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OnboardingError(f"{home} is not a registry home (no {REGISTRY_FILE}): "
+                              "run `synthreg registry init` first") from None
+    if data.get("layout") != LAYOUT:
+        raise OnboardingError(f"{path} has layout {data.get('layout')!r}, this version writes {LAYOUT}")
+    org = Org.from_msp_id(data["msp_id"], int(data["base_port"]), data["host"])
+    return NetworkConfig(home=home, fabric_bin=fabric_bin, repo_root=repo_root, base_port=org.base_port,
+                         batch_timeout=data.get("batch_timeout", "10ms"), local_org=org)
+
+
+def init_registry(home: Path, msp_id: str, host: str, base_port: int, fabric_bin: Path,
+                  repo_root: Path) -> OrgDef:
+    """Create the registry's home and its material; idempotent for the same arguments."""
+    try:
+        org = Org.from_msp_id(msp_id, base_port, host)
+    except ValueError as exc:
+        raise OnboardingError(str(exc)) from None
+    from synthreg.network.orgdef import is_host
+
+    if not is_host(host):
+        raise OnboardingError(f"--host {host!r} is neither an IP address nor a host name")
+    want = {"msp_id": msp_id, "host": host, "base_port": base_port, "layout": LAYOUT}
+    path = home / REGISTRY_FILE
+    if path.exists():
+        have = json.loads(path.read_text())
+        if {k: have.get(k) for k in want} != want:
+            raise OnboardingError(f"{home} already holds registry {have.get('msp_id')} at {have.get('host')} "
+                                  f"(base port {have.get('base_port')}); use another --home")
+    elif home.exists() and any(home.iterdir()):
+        raise OnboardingError(f"{home} exists and is not empty; give a new folder")
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = NetworkConfig(home=home, fabric_bin=fabric_bin, repo_root=repo_root, base_port=base_port,
+                        local_org=org)
+    launcher = RegistryLauncher(cfg, lambda _m: None)
+    launcher.generate_crypto()
+    path.write_text(json.dumps(want, indent=2))
+    d = own_org_def(cfg, launcher.crypto(org))
+    (home / ORG_DEF_FILE).write_text(json.dumps(d.to_dict(), indent=2))
+    return d
+
+
+def own_org_def(cfg: NetworkConfig, crypto: pki.OrgCrypto) -> OrgDef:
+    org = cfg.orgs[0]
+    return OrgDef(
+        msp_id=org.msp_id, host=org.host, base_port=org.base_port,
+        ca_cert=(crypto.msp_dir / "cacerts" / "ca.pem").read_text(),
+        tls_ca_cert=crypto.tls_ca_cert.read_text(),
+        orderer_tls_cert=(crypto.node_dir("orderer0") / "tls" / "server.crt").read_text(),
+        peer_tls_cert=(crypto.node_dir("peer0") / "tls" / "server.crt").read_text(),
+        share_public_key=(crypto.share_key_dir / "x25519_pk.pem").read_text(),
+        source=str(cfg.home / ORG_DEF_FILE))
+
+
+def write_public_member(root: Path, d: OrgDef) -> Member:
+    """Lay out ``d``'s public material below ``root/<MSP>`` (verifying MSP folder, TLS CA,
+    orderer TLS certificate, share public key) and return it as a :class:`Member`."""
+    base = root / d.msp_id
+    msp = base / "msp"
+    for sub, pem in (("cacerts/ca.pem", d.ca_cert), ("tlscacerts/tlsca.pem", d.tls_ca_cert)):
+        (msp / sub).parent.mkdir(parents=True, exist_ok=True)
+        (msp / sub).write_text(pem)
+    (msp / "config.yaml").write_bytes(pki._node_ous_config())
+    (base / "tls-ca.pem").write_text(d.tls_ca_cert)
+    (base / "orderer-tls.pem").write_text(d.orderer_tls_cert)
+    (base / "share-key").mkdir(exist_ok=True)
+    (base / "share-key" / "x25519_pk.pem").write_text(d.share_public_key)
+    return Member(d.org, msp, base / "tls-ca.pem", base / "orderer-tls.pem", base / "share-key")
+
+
+# --- the consortium bundle ------------------------------------------------------------
+@dataclass(frozen=True)
+class Bundle:
+    org_defs: list[OrgDef]
+    blocks: dict[str, bytes]
+    batch_timeout: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": BUNDLE_FORMAT, "batch_timeout": self.batch_timeout,
+                "org_defs": [d.to_dict() for d in self.org_defs],
+                "channels": {ch: base64.b64encode(b).decode() for ch, b in self.blocks.items()}}
+
+    @classmethod
+    def load(cls, path: Path) -> Bundle:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise OnboardingError(f"no consortium bundle at {path}") from None
+        except json.JSONDecodeError as exc:
+            raise OnboardingError(f"{path} is not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+            raise OnboardingError(f"{path} is not a consortium bundle ({BUNDLE_FORMAT})")
+        defs = [OrgDef.from_dict(d, f"{path}#org_defs[{i}]") for i, d in enumerate(data.get("org_defs") or [])]
+        check_distinct(defs)
+        channels = data.get("channels") or {}
+        if sorted(channels) != sorted(CHANNELS):
+            raise OnboardingError(f"{path}: channels {sorted(channels)}, expected {sorted(CHANNELS)}")
+        return cls(defs, {ch: base64.b64decode(b) for ch, b in channels.items()}, str(data["batch_timeout"]))
+
+
+def create_consortium(paths: list[Path], out: Path, fabric_bin: Path, *, batch_timeout: str = "10ms",
+                      reachable: bool = True, log: Log = print) -> Bundle:
+    """Check the definitions and build both genesis blocks from them; write the bundle
+    to ``out`` only when everything succeeded (nothing is created otherwise)."""
+    from synthreg.network.orgdef import load_org_defs
+
+    if len(paths) < 2:
+        raise OnboardingError("a consortium needs at least two org definitions")
+    if out.exists():
+        raise OnboardingError(f"{out} exists; refusing to overwrite a consortium bundle")
+    defs = load_org_defs(paths, reachable=reachable)
+    with tempfile.TemporaryDirectory(prefix="synthreg-consortium-") as tmp:
+        root = Path(tmp)
+        members = [write_public_member(root / "orgs", d) for d in defs]
+        cfg = NetworkConfig(home=root, fabric_bin=fabric_bin, repo_root=root, batch_timeout=batch_timeout)
+        cfgdir = fabricconfig.write_configtx(cfg, members)
+        blocks = {}
+        for ch in CHANNELS:
+            block = root / f"{ch}.block"
+            run_cmd([_bin(fabric_bin, "configtxgen"), "-configPath", str(cfgdir), "-profile", "SynthregChannel",
+                     "-outputBlock", str(block), "-channelID", ch])
+            blocks[ch] = block.read_bytes()
+    bundle = Bundle(defs, blocks, batch_timeout)
+    _verify_blocks(bundle)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(out.suffix + ".tmp")
+    tmp_out.write_text(json.dumps(bundle.to_dict(), indent=2))
+    os.replace(tmp_out, out)
+    log(f"consortium of {', '.join(d.msp_id for d in defs)}: genesis blocks of {', '.join(CHANNELS)} -> {out}")
+    return bundle
+
+
+def _bin(fabric_bin: Path, name: str) -> str:
+    path = fabric_bin / name
+    if not path.exists():
+        raise NetworkError(f"{path} not found: run scripts/bootstrap.sh (builds the Fabric binaries)")
+    return str(path)
+
+
+def block_orgs(block: bytes) -> dict[str, dict[str, Any]]:
+    """The orgs a genesis block's config names, per section (Application, Orderer): MSP ID ->
+    root certs, TLS root certs; plus the Raft consenters (host:port -> TLS cert)."""
+    from fabric_protos.common import common_pb2, configtx_pb2
+    from fabric_protos.msp import msp_config_pb2
+    from fabric_protos.orderer import configuration_pb2 as orderer_conf
+    from fabric_protos.orderer.etcdraft import configuration_pb2
+
+    blk = common_pb2.Block.FromString(block)
+    env = common_pb2.Envelope.FromString(blk.data.data[0])
+    payload = common_pb2.Payload.FromString(env.payload)
+    conf = configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+    out: dict[str, dict[str, Any]] = {}
+    for section in ("Application", "Orderer"):
+        orgs = {}
+        for name, group in conf.channel_group.groups[section].groups.items():
+            msp = msp_config_pb2.MSPConfig.FromString(group.values["MSP"].value)
+            fab = msp_config_pb2.FabricMSPConfig.FromString(msp.config)
+            orgs[name] = {"msp_id": fab.name, "root_certs": [c.decode().strip() for c in fab.root_certs],
+                          "tls_root_certs": [c.decode().strip() for c in fab.tls_root_certs]}
+        out[section] = orgs
+    consensus = orderer_conf.ConsensusType.FromString(
+        conf.channel_group.groups["Orderer"].values["ConsensusType"].value)
+    meta = configuration_pb2.ConfigMetadata.FromString(consensus.metadata)
+    out["Consenters"] = {f"{c.host}:{c.port}": c.server_tls_cert.decode().strip() for c in meta.consenters}
+    return out
+
+
+def _verify_blocks(bundle: Bundle) -> None:
+    """Every genesis block names exactly the bundle's orgs with their definitions'
+    certificates, and exactly their orderers as consenters (a bundle whose blocks were
+    swapped or edited is refused before any node joins)."""
+    want = {d.msp_id: {"msp_id": d.msp_id, "root_certs": [d.ca_cert.strip()],
+                       "tls_root_certs": [d.tls_ca_cert.strip()]} for d in bundle.org_defs}
+    consenters = {d.org.orderer_endpoint: d.orderer_tls_cert.strip() for d in bundle.org_defs}
+    for ch, block in bundle.blocks.items():
+        try:
+            have = block_orgs(block)
+        except Exception as exc:  # protobuf decode errors have no common base worth naming
+            raise OnboardingError(f"genesis block of '{ch}' is not a config block: {exc}") from None
+        for section in ("Application", "Orderer"):
+            if have[section] != want:
+                raise OnboardingError(f"genesis block of '{ch}': its {section} orgs differ from the bundle's "
+                                      f"org definitions ({sorted(have[section])} vs {sorted(want)})")
+        if have["Consenters"] != consenters:
+            raise OnboardingError(f"genesis block of '{ch}': its consenters differ from the org definitions")
+
+
+# --- one registry's nodes -------------------------------------------------------------
+class RegistryLauncher(Launcher):
+    """The :class:`Launcher` steps for one registry's own home: its one org's nodes and
+    chaincode servers; the other members from the consortium bundle it joined."""
+
+    def __init__(self, cfg: NetworkConfig, log: Log = print) -> None:
+        if cfg.local_org is None:
+            raise ValueError("RegistryLauncher needs a NetworkConfig with local_org")
+        super().__init__(cfg, log)
+        self.org: Org = cfg.local_org
+
+    @property
+    def consortium_dir(self) -> Path:
+        return self.cfg.home / "consortium"
+
+    def members(self) -> list[Member]:
+        own = Member.of_local(self.org, self.crypto(self.org))
+        path = self.consortium_dir / "bundle.json"
+        if not path.exists():
+            return [own]
+        return [own if d.msp_id == self.org.msp_id else write_public_member(self.consortium_dir, d)
+                for d in Bundle.load(path).org_defs]
+
+    def load(self) -> None:
+        """Load the org's crypto (created by :func:`init_registry`)."""
+        if not (self.cfg.org_crypto_root(self.org) / "ca" / "ca.pem").exists():
+            raise OnboardingError(f"{self.cfg.home} has no crypto material: run `synthreg registry init`")
+        self.generate_crypto()
+
+    def nodes_up(self, sample_dir: Path) -> None:
+        for d in (self.cfg.logs_dir, self.cfg.run_dir, self.cfg.data_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.load()
+        fabricconfig.write_node_configs(self.cfg, sample_dir)
+        self._start_orderer()
+        self.start_peers()
+
+    def _start_orderer(self) -> None:
+        """Start the orderer; restart it when the consortium's TLS roots it trusts changed
+        (before the join it knows its own org only)."""
+        spec = self._orderer_spec(self.org)
+        roots = spec.env["ORDERER_GENERAL_CLUSTER_ROOTCAS"]
+        roots_file = self.cfg.run_dir / f"{spec.name}.roots"
+        if roots_file.exists() and roots_file.read_text() != roots:
+            process.stop(self.cfg.run_dir, spec.name)
+        pid = process.start(spec, self.cfg.run_dir, self.cfg.logs_dir)
+        roots_file.write_text(roots)
+        self.log(f"orderer of {self.org.msp_id} healthy (pid {pid}, {self.org.orderer_endpoint})")
+
+    def join(self, bundle_path: Path, sample_dir: Path, approve_timeout: float = 600) -> None:
+        self.load()
+        bundle = Bundle.load(bundle_path)
+        own = own_org_def(self.cfg, self.crypto(self.org))
+        mine = [d for d in bundle.org_defs if d.msp_id == self.org.msp_id]
+        if not mine:
+            raise OnboardingError(f"the bundle {bundle_path} does not include {self.org.msp_id}")
+        if {k: v for k, v in mine[0].to_dict().items()} != own.to_dict():
+            raise OnboardingError(f"the bundle's definition of {self.org.msp_id} differs from this registry's own "
+                                  f"{own.source} (certificates, host or ports): refusing to join")
+        _verify_blocks(bundle)
+        self.consortium_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle_path, self.consortium_dir / "bundle.json")
+        members = self.members()
+        self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        for ch, block in bundle.blocks.items():
+            path = self.cfg.artifacts_dir / f"{ch}.block"
+            if path.exists() and path.read_bytes() != block:
+                raise OnboardingError(f"{path} holds another consortium's genesis block; "
+                                      "a registry home joins one consortium")
+            path.write_bytes(block)
+        fabricconfig.write_node_configs(self.cfg, sample_dir)
+        fabricconfig.write_collections_config(self.cfg, members)
+        self._start_orderer()
+        self.join_orderers()
+        self.start_peers()
+        self.join_peers()
+        deployer = cc.Deployer(self)
+        deployer.submit_timeout = approve_timeout
+        for channel, name in CHAINCODES.items():
+            deployer.prepare(channel, name)
+        write_profile(self.cfg, self.cryptos, members)
+        self.log(f"{self.org.msp_id} joined {', '.join(CHANNELS)}; profile: {self.cfg.profile_path}")
+
+    def commit(self, timeout: float = 600) -> None:
+        """Commit both chaincode definitions once a majority approved (waits for that), or
+        wait until the own peer sees them committed by another registry."""
+        import time
+
+        self.load()
+        deployer = cc.Deployer(self)
+        deployer.submit_timeout = timeout
+        n = len(self.members())
+        for channel, name in CHAINCODES.items():
+            deadline = time.monotonic() + timeout
+            while not deployer.is_committed(self.org, channel, name):
+                approvals = deployer.approvals(self.org, channel, name)
+                if sum(approvals.values()) > n // 2:
+                    deployer.commit(channel, name, self.org)
+                    break
+                if time.monotonic() > deadline:
+                    raise OnboardingError(f"{name} on '{channel}': {sum(approvals.values())} of {n} approvals "
+                                          f"after {timeout:.0f}s ({approvals}); a majority must approve")
+                time.sleep(1.0)
+            deployer.wait_committed(channel, name)
+            self.log(f"{name} committed on '{channel}' as seen by {self.org.msp_id}")
+
+    def scan_foreign_keys(self) -> list[str]:
+        """Files of this home holding a private key that does not belong to one of this
+        org's certificates or its share key (must be empty; used by tests and `registry
+        status`)."""
+        return foreign_private_keys(self.cfg.home, self.cfg.org_crypto_root(self.org))
+
+
+def foreign_private_keys(home: Path, own_root: Path) -> list[str]:
+    """Paths below ``home`` holding a PEM private key whose public key is not that of a
+    certificate or public key found below ``own_root``."""
+    from cryptography.hazmat.primitives import serialization
+
+    def pub_bytes(key: Any) -> bytes:
+        return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    own: set[bytes] = set()
+    for path in own_root.rglob("*"):
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            continue
+        data = path.read_bytes()
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            for cert in x509.load_pem_x509_certificates(data):
+                own.add(pub_bytes(cert.public_key()))
+        elif b"-----BEGIN PUBLIC KEY-----" in data:
+            own.add(pub_bytes(serialization.load_pem_public_key(data)))
+    foreign = []
+    for path in home.rglob("*"):
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 5_000_000:
+            continue
+        for block in _pem_blocks(_unpacked(path.read_bytes()), b"PRIVATE KEY"):
+            try:
+                key = serialization.load_pem_private_key(block, password=None)
+            except (ValueError, TypeError):
+                foreign.append(f"{path} (unreadable private key)")
+                continue
+            if pub_bytes(key.public_key()) not in own:
+                foreign.append(str(path))
+    return foreign
+
+
+def _unpacked(data: bytes) -> bytes:
+    """``data``, with the contents of gzip'd tar files (chaincode packages, also nested)
+    appended, so keys inside packages are scanned too."""
+    import gzip
+    import io
+    import tarfile
+
+    if not data.startswith(b"\x1f\x8b"):
+        return data
+    try:
+        raw = gzip.decompress(data)
+        parts = [data]
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            for member in tar.getmembers():
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    parts.append(_unpacked(fh.read()))
+        return b"\n".join(parts)
+    except (OSError, tarfile.TarError, EOFError):
+        return data
+
+
+def _pem_blocks(data: bytes, kind: bytes) -> list[bytes]:
+    """PEM blocks of ``kind`` in ``data``, also when embedded in JSON (``\\n`` escapes) or tar files."""
+    text = data.replace(b"\\n", b"\n")
+    out: list[bytes] = []
+    start = 0
+    while True:
+        i = text.find(b"-----BEGIN ", start)
+        if i < 0:
+            return out
+        j = text.find(b"-----END ", i)
+        k = text.find(b"-----", j + 9)
+        if j < 0 or k < 0:
+            return out
+        block = text[i:k + 5]
+        if kind in block.split(b"\n", 1)[0]:
+            out.append(block)
+        start = k + 5
+
+
+__all__ = ["BUNDLE_FORMAT", "Bundle", "OnboardingError", "OrgDefError", "RegistryLauncher", "check_reachable",
+           "create_consortium", "foreign_private_keys", "init_registry", "registry_config"]
