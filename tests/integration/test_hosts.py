@@ -11,6 +11,7 @@ private key, and every namespace, process and link is removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,13 +23,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from apps_support import CONFIG
 
 from synthreg.data import load_dataset, split_registries
 from synthreg.data.datasets import dataset_schema
 from synthreg.network.netns import Hosts
 from synthreg.network.onboarding import foreign_private_keys
-
-from apps_support import CONFIG
 
 MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP"]
 
@@ -70,10 +70,8 @@ def _stop_all(c: HostConsortium) -> None:
             c.cli(i, "registry", "node", "down", "--home", str(home), check=False, timeout=120)
     for i in range(1, 4):  # anything left inside a namespace would keep it alive
         for pid in c.pids_in(i):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +160,68 @@ def test_three_hosts_run_audited_and_no_foreign_keys(consortium: HostConsortium)
         home = c.home(i)
         assert foreign_private_keys(home, home / "crypto" / f"registry{i}") == [], f"registry {i}'s home"
         c.cli(i, "registry", "check-keys", "--home", str(home))
+
+
+def _status(c: HostConsortium, run: str) -> dict[str, object]:
+    out = c.cli(1, "run", "status", run, "--org", MSPS[0], "--home", str(c.home(1)), "--json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortium) -> None:
+    """Registry3's host loses its link (its processes keep running, unreachable) once the
+    run's first round is agreed, and gets it back once the other two agreed two rounds
+    without it (each after round_timeout_s = 10 s). The run completes; Registry3 is left
+    out of the rounds of the cut only, then re-joins; the auditor verifies the run."""
+    c = consortium
+    run = f"cut-{uuid.uuid4().hex[:8]}"
+    rounds = 7
+    for i in range(1, 4):  # the apps of the first run are still up; started again if not
+        d = c.home(i) / "local"
+        c.cli(i, "registry", "up", "--org", MSPS[i - 1], "--data", str(d / "data.csv"), "--home", str(c.home(i)))
+    config = c.home(1) / "local" / "cut.yaml"
+    config.write_text(yaml.safe_dump({"run": run, "schema": "schema.yaml", "audit_rounds": [],
+                                      "round_timeout_s": 10,
+                                      "training": {**CONFIG, "rounds": rounds, "local_iters": 3}}))
+    c.cli(1, "run", "propose", "--config", str(config), "--org", MSPS[0], "--home", str(c.home(1)))
+    for i in range(1, 4):
+        d = c.home(i) / "local"
+        c.cli(i, "run", "approve", run, "--org", MSPS[i - 1], "--data", str(d / "data.csv"),
+              "--schema", str(d / "schema.yaml"), "--home", str(c.home(i)))
+    deadline = time.monotonic() + 300
+    while int(_status(c, run).get("agreed_rounds") or 0) < 1:  # type: ignore[call-overload]
+        assert time.monotonic() < deadline, "no round agreed"
+        time.sleep(1)
+    c.hosts.cut(3)
+    try:
+        while True:
+            missed = (_status(c, run).get("missed_rounds") or {}).get("Registry3MSP", [])  # type: ignore[attr-defined]
+            if len(missed) >= 2:
+                break
+            assert time.monotonic() < deadline, f"the others did not go on without Registry3: {missed}"
+            time.sleep(1)
+    finally:
+        c.hosts.heal(3)
+    c.cli(1, "run", "watch", run, "--org", MSPS[0], "--home", str(c.home(1)), timeout=900)
+    status = _status(c, run)
+    assert status["agreed_rounds"] == rounds, status
+    missed_by = status["missed_rounds"]
+    assert isinstance(missed_by, dict)
+    out = missed_by["Registry3MSP"]
+    print(f"Registry3 left out of rounds {out}")
+    assert missed_by["Registry1MSP"] == missed_by["Registry2MSP"] == []
+    assert out == list(range(out[0], out[-1] + 1)) and out[0] >= 1, out
+    assert out[-1] < rounds - 1, "Registry3 never re-joined"
+
+    key = c.base / "auditor-cut"
+    c.cli(0, "audit", "keygen", "--out", str(key))
+    for i in (1, 3):
+        c.cli(i, "keys", "release", "--org", MSPS[i - 1], "--auditor", str(key / "auditor_x25519_pk.pem"),
+              "--home", str(c.home(i)))
+    unsealed = c.base / "unsealed-cut"
+    c.cli(0, "audit", "unseal", "--key", str(key), "--out", str(unsealed), "--home", str(c.home(1)))
+    workspaces = [a for i in range(1, 4) for a in
+                  ("--workspace", f"{MSPS[i - 1]}={c.home(i) / 'registries' / MSPS[i - 1] / 'workspace'}")]
+    report = json.loads(c.cli(0, "audit", "verify", "--run", run, "--unsealed", str(unsealed), *workspaces,
+                              "--home", str(c.home(1)), "--json").stdout)
+    assert report["ok"], report["failures"]
+    assert report["missed"] == {"Registry3MSP": out}, report
