@@ -43,7 +43,8 @@ class Hosts:
 
     def __post_init__(self) -> None:
         net = ipaddress.ip_network(self.subnet)
-        if net.prefixlen != 24 or not net.subnet_of(ipaddress.ip_network("10.0.0.0/8")):
+        if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen != 24 \
+                or not net.subnet_of(ipaddress.IPv4Network("10.0.0.0/8")):
             raise HostsError(f"subnet {self.subnet} must be a /24 inside 10.0.0.0/8")
         if not 1 <= self.n <= 9:
             raise HostsError("between 1 and 9 hosts")
