@@ -27,6 +27,7 @@ def _osnadmin(admin: OrgProfile, target: OrgProfile, *args: str) -> subprocess.C
     if exe is None:
         pytest.fail("osnadmin not on PATH (source scripts/env.sh)")
     domain = admin.peer_host.split(".", 1)[1]
+    assert admin.crypto_root is not None, f"{admin.msp_id}'s crypto is not in this home"
     tls = admin.crypto_root / "nodes" / f"orderer0.{domain}" / "tls"
     return subprocess.run(
         [exe, "channel", *args, "-o", target.orderer_admin_endpoint, "--ca-file", str(target.tls_ca_cert),

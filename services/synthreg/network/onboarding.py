@@ -12,9 +12,10 @@ The steps a registry's IT staff run (docs/deploy.md has the whole walk-through):
    and builds the genesis blocks of ``keys`` and ``gan`` from them alone, into one public
    bundle file that it sends back to everyone.
 4. ``synthreg registry join --consortium BUNDLE`` (:meth:`RegistryLauncher.join`): checks
-   that the bundle's blocks hold exactly the bundle's definitions and its own one
-   unchanged, joins its own orderer and peer with its own admin, installs and runs the
-   chaincode servers and approves both definitions with its own admin.
+   that the bundle holds its own definition unchanged and that its blocks are exactly
+   the ones the bundle's definitions give (rebuilt with ``configtxgen``), joins its own
+   orderer and peer with its own admin, installs and runs the chaincode servers and
+   approves both definitions with its own admin.
 5. ``synthreg consortium commit`` (:meth:`RegistryLauncher.commit`): one registry commits
    once a majority approved; the others run the same command to wait for it.
 
@@ -80,6 +81,9 @@ def init_registry(home: Path, msp_id: str, host: str, base_port: int, fabric_bin
 
     if not is_host(host):
         raise OnboardingError(f"--host {host!r} is neither an IP address nor a host name")
+    if base_port < 1024 or org.port("cc_keyvault") > 65535:
+        raise OnboardingError(f"--base-port {base_port} puts {msp_id}'s ports at {org.port('orderer')}.."
+                              f"{org.port('cc_keyvault')}, outside 1024..65535")
     want = {"msp_id": msp_id, "host": host, "base_port": base_port, "layout": LAYOUT}
     path = home / REGISTRY_FILE
     if path.exists():
@@ -90,11 +94,13 @@ def init_registry(home: Path, msp_id: str, host: str, base_port: int, fabric_bin
     elif home.exists() and any(home.iterdir()):
         raise OnboardingError(f"{home} exists and is not empty; give a new folder")
     home.mkdir(parents=True, exist_ok=True)
+    # registry.json first: an interrupted init leaves a home that a re-run with the same
+    # arguments completes (the crypto is written complete-marker last, see pki.generate_org).
+    path.write_text(json.dumps(want, indent=2))
     cfg = NetworkConfig(home=home, fabric_bin=fabric_bin, repo_root=repo_root, base_port=base_port,
                         local_org=org)
     launcher = RegistryLauncher(cfg, lambda _m: None)
     launcher.generate_crypto()
-    path.write_text(json.dumps(want, indent=2))
     d = own_org_def(cfg, launcher.crypto(org))
     (home / ORG_DEF_FILE).write_text(json.dumps(d.to_dict(), indent=2))
     return d
@@ -152,10 +158,20 @@ class Bundle:
             raise OnboardingError(f"{path} is not a consortium bundle ({BUNDLE_FORMAT})")
         defs = [OrgDef.from_dict(d, f"{path}#org_defs[{i}]") for i, d in enumerate(data.get("org_defs") or [])]
         check_distinct(defs)
-        channels = data.get("channels") or {}
-        if sorted(channels) != sorted(CHANNELS):
-            raise OnboardingError(f"{path}: channels {sorted(channels)}, expected {sorted(CHANNELS)}")
-        return cls(defs, {ch: base64.b64decode(b) for ch, b in channels.items()}, str(data["batch_timeout"]))
+        channels = data.get("channels")
+        if not isinstance(channels, dict) or sorted(channels) != sorted(CHANNELS):
+            shown = sorted(channels) if isinstance(channels, dict) else channels
+            raise OnboardingError(f"{path}: channels {shown}, expected {sorted(CHANNELS)}")
+        batch_timeout = data.get("batch_timeout")
+        if not isinstance(batch_timeout, str):
+            raise OnboardingError(f"{path}: batch_timeout {batch_timeout!r} is not a duration string")
+        blocks = {}
+        for ch, b in channels.items():
+            try:
+                blocks[ch] = base64.b64decode(b, validate=True)
+            except (ValueError, TypeError) as exc:
+                raise OnboardingError(f"{path}: the block of channel '{ch}' is not base64 ({exc})") from None
+        return cls(defs, blocks, batch_timeout)
 
 
 def create_consortium(paths: list[Path], out: Path, fabric_bin: Path, *, batch_timeout: str = "10ms",
@@ -169,6 +185,19 @@ def create_consortium(paths: list[Path], out: Path, fabric_bin: Path, *, batch_t
     if out.exists():
         raise OnboardingError(f"{out} exists; refusing to overwrite a consortium bundle")
     defs = load_org_defs(paths, reachable=reachable)
+    bundle = Bundle(defs, build_blocks(defs, fabric_bin, batch_timeout), batch_timeout)
+    _verify_blocks(bundle)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(out.suffix + ".tmp")
+    tmp_out.write_text(json.dumps(bundle.to_dict(), indent=2))
+    os.replace(tmp_out, out)
+    log(f"consortium of {', '.join(d.msp_id for d in defs)}: genesis blocks of {', '.join(CHANNELS)} -> {out}")
+    return bundle
+
+
+def build_blocks(defs: list[OrgDef], fabric_bin: Path, batch_timeout: str) -> dict[str, bytes]:
+    """The genesis block of every channel, made by ``configtxgen`` from ``defs``' public
+    material alone (in a temporary folder, removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="synthreg-consortium-") as tmp:
         root = Path(tmp)
         members = [write_public_member(root / "orgs", d) for d in defs]
@@ -180,14 +209,7 @@ def create_consortium(paths: list[Path], out: Path, fabric_bin: Path, *, batch_t
             run_cmd([_bin(fabric_bin, "configtxgen"), "-configPath", str(cfgdir), "-profile", "SynthregChannel",
                      "-outputBlock", str(block), "-channelID", ch])
             blocks[ch] = block.read_bytes()
-    bundle = Bundle(defs, blocks, batch_timeout)
-    _verify_blocks(bundle)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(out.suffix + ".tmp")
-    tmp_out.write_text(json.dumps(bundle.to_dict(), indent=2))
-    os.replace(tmp_out, out)
-    log(f"consortium of {', '.join(d.msp_id for d in defs)}: genesis blocks of {', '.join(CHANNELS)} -> {out}")
-    return bundle
+    return blocks
 
 
 def _bin(fabric_bin: Path, name: str) -> str:
@@ -197,18 +219,25 @@ def _bin(fabric_bin: Path, name: str) -> str:
     return str(path)
 
 
-def block_orgs(block: bytes) -> dict[str, dict[str, Any]]:
-    """The orgs a genesis block's config names, per section (Application, Orderer): MSP ID ->
-    root certs, TLS root certs; plus the Raft consenters (host:port -> TLS cert)."""
+def block_config(block: bytes) -> tuple[str, Any]:
+    """A genesis block's channel ID and its channel configuration (``common.Config``)."""
     from fabric_protos.common import common_pb2, configtx_pb2
-    from fabric_protos.msp import msp_config_pb2
-    from fabric_protos.orderer import configuration_pb2 as orderer_conf
-    from fabric_protos.orderer.etcdraft import configuration_pb2
 
     blk = common_pb2.Block.FromString(block)
     env = common_pb2.Envelope.FromString(blk.data.data[0])
     payload = common_pb2.Payload.FromString(env.payload)
-    conf = configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    return str(header.channel_id), configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+
+
+def block_orgs(block: bytes) -> dict[str, dict[str, Any]]:
+    """The orgs a genesis block's config names, per section (Application, Orderer): MSP ID ->
+    root certs, TLS root certs; plus the Raft consenters (host:port -> TLS cert)."""
+    from fabric_protos.msp import msp_config_pb2
+    from fabric_protos.orderer import configuration_pb2 as orderer_conf
+    from fabric_protos.orderer.etcdraft import configuration_pb2
+
+    _, conf = block_config(block)
     out: dict[str, dict[str, Any]] = {}
     for section in ("Application", "Orderer"):
         orgs = {}
@@ -225,24 +254,36 @@ def block_orgs(block: bytes) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _verify_blocks(bundle: Bundle) -> None:
-    """Every genesis block names exactly the bundle's orgs with their definitions'
-    certificates, and exactly their orderers as consenters (a bundle whose blocks were
-    swapped or edited is refused before any node joins)."""
+def _verify_blocks(bundle: Bundle, fabric_bin: Path | None = None) -> None:
+    """Every genesis block is of its channel, names exactly the bundle's orgs with their
+    definitions' certificates, and exactly their orderers as consenters. With ``fabric_bin``
+    the blocks are also rebuilt from the definitions and their whole configuration
+    (policies, endpoints, orderer settings) must be the same. A bundle whose blocks were
+    swapped or edited is refused before any node joins."""
     want = {d.msp_id: {"msp_id": d.msp_id, "root_certs": [d.ca_cert.strip()],
                        "tls_root_certs": [d.tls_ca_cert.strip()]} for d in bundle.org_defs}
     consenters = {d.org.orderer_endpoint: d.orderer_tls_cert.strip() for d in bundle.org_defs}
     for ch, block in bundle.blocks.items():
         try:
+            channel_id, _ = block_config(block)
             have = block_orgs(block)
         except Exception as exc:  # protobuf decode errors have no common base worth naming
             raise OnboardingError(f"genesis block of '{ch}' is not a config block: {exc}") from None
+        if channel_id != ch:
+            raise OnboardingError(f"genesis block of '{ch}' is that of channel {channel_id!r}")
         for section in ("Application", "Orderer"):
             if have[section] != want:
                 raise OnboardingError(f"genesis block of '{ch}': its {section} orgs differ from the bundle's "
                                       f"org definitions ({sorted(have[section])} vs {sorted(want)})")
         if have["Consenters"] != consenters:
             raise OnboardingError(f"genesis block of '{ch}': its consenters differ from the org definitions")
+    if fabric_bin is None:
+        return
+    rebuilt = build_blocks(bundle.org_defs, fabric_bin, bundle.batch_timeout)
+    for ch, block in bundle.blocks.items():
+        if block_config(block)[1] != block_config(rebuilt[ch])[1]:
+            raise OnboardingError(f"genesis block of '{ch}': its configuration (policies, endpoints, orderer "
+                                  "settings) differs from the one the org definitions give; refusing it")
 
 
 # --- one registry's nodes -------------------------------------------------------------
@@ -304,17 +345,21 @@ class RegistryLauncher(Launcher):
         if {k: v for k, v in mine[0].to_dict().items()} != own.to_dict():
             raise OnboardingError(f"the bundle's definition of {self.org.msp_id} differs from this registry's own "
                                   f"{own.source} (certificates, host or ports): refusing to join")
-        _verify_blocks(bundle)
-        self.consortium_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(bundle_path, self.consortium_dir / "bundle.json")
-        members = self.members()
-        self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        _verify_blocks(bundle, self.cfg.fabric_bin)
+        # Checked before anything is written: a refused join leaves the home's bundle as it was.
         for ch, block in bundle.blocks.items():
             path = self.cfg.artifacts_dir / f"{ch}.block"
             if path.exists() and path.read_bytes() != block:
                 raise OnboardingError(f"{path} holds another consortium's genesis block; "
                                       "a registry home joins one consortium")
-            path.write_bytes(block)
+        self.consortium_dir.mkdir(parents=True, exist_ok=True)
+        kept = self.consortium_dir / "bundle.json"
+        if not (kept.exists() and kept.samefile(bundle_path)):  # re-run with the kept copy
+            shutil.copyfile(bundle_path, kept)
+        members = self.members()
+        self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        for ch, block in bundle.blocks.items():
+            (self.cfg.artifacts_dir / f"{ch}.block").write_bytes(block)
         fabricconfig.write_node_configs(self.cfg, sample_dir)
         fabricconfig.write_collections_config(self.cfg, members)
         self._start_orderer()
@@ -359,23 +404,29 @@ class RegistryLauncher(Launcher):
 
 
 def foreign_private_keys(home: Path, own_root: Path) -> list[str]:
-    """Paths below ``home`` holding a PEM private key whose public key is not that of a
-    certificate or public key found below ``own_root``."""
+    """Paths below ``home`` holding a PEM private key that is not this org's own: own are
+    the keys of its two CAs (``own_root/ca``, ``own_root/tlsca``), of certificates below
+    ``own_root`` issued by one of them, and its share key. A foreign key copied together
+    with its certificate or public key is still foreign."""
     from cryptography.hazmat.primitives import serialization
+
+    from synthreg.network.orgdef import _signed_by
 
     def pub_bytes(key: Any) -> bytes:
         return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
-    own: set[bytes] = set()
+    cas = [x509.load_pem_x509_certificate((own_root / sub / "ca.pem").read_bytes()) for sub in ("ca", "tlsca")]
+    share_pk = pki.OrgCrypto(own_root, "", "").share_key_dir / "x25519_pk.pem"
+    own: set[bytes] = {pub_bytes(ca.public_key()) for ca in cas}
+    own.add(pub_bytes(serialization.load_pem_public_key(share_pk.read_bytes())))
     for path in own_root.rglob("*"):
-        if not path.is_file() or path.stat().st_size > 1_000_000:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 1_000_000:
             continue
         data = path.read_bytes()
         if b"-----BEGIN CERTIFICATE-----" in data:
             for cert in x509.load_pem_x509_certificates(data):
-                own.add(pub_bytes(cert.public_key()))
-        elif b"-----BEGIN PUBLIC KEY-----" in data:
-            own.add(pub_bytes(serialization.load_pem_public_key(data)))
+                if any(_signed_by(cert, ca) for ca in cas):
+                    own.add(pub_bytes(cert.public_key()))
     foreign = []
     for path in home.rglob("*"):
         if not path.is_file() or path.is_symlink() or path.stat().st_size > 5_000_000:
