@@ -66,8 +66,16 @@ def _errors(what: str) -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+def _chaincode_bin() -> Path | None:
+    """Prebuilt chaincode servers (the container image sets SYNTHREG_CHAINCODE_BIN)."""
+    import os
+
+    value = os.environ.get("SYNTHREG_CHAINCODE_BIN")
+    return Path(value) if value else None
+
+
 def _launcher(home: Path) -> RegistryLauncher:
-    return RegistryLauncher(registry_config(home.resolve(), _fabric_bin(), _repo_root()), _log)
+    return RegistryLauncher(registry_config(home.resolve(), _fabric_bin(), _repo_root(), _chaincode_bin()), _log)
 
 
 def init(
@@ -116,6 +124,17 @@ def node_up(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
     """Start (or keep) this registry's orderer and peer on its host (idempotent)."""
     with _errors("registry node up"):
         _launcher(home).nodes_up(_fabric_bin().parent / "config")
+
+
+@node_app.command("run")
+def node_run(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Start this registry's orderer, peer (and chaincode servers once joined) and stay in the
+    foreground until SIGTERM, then stop them: the main process of a node container."""
+    from synthreg.network.foreground import run_nodes
+
+    with _errors("registry node run"):
+        code = run_nodes(_launcher(home), _fabric_bin().parent / "config")
+    raise typer.Exit(code)
 
 
 @node_app.command("down")

@@ -76,6 +76,11 @@ class Deployer:
 
     # --- build ---------------------------------------------------------------
     def build(self, name: str) -> str:
+        if self.cfg.chaincode_bin is not None:
+            prebuilt = self.cfg.chaincode_bin / name
+            if not prebuilt.is_file():
+                raise RuntimeError(f"prebuilt chaincode server {prebuilt} not found")
+            return str(prebuilt)
         out = self.cfg.home / "bin" / name
         src = self.cfg.chaincode_src
         if not (src / "cmd" / name).exists():

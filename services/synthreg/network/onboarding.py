@@ -55,8 +55,10 @@ class OnboardingError(RuntimeError):
 
 
 # --- a registry's home ----------------------------------------------------------------
-def registry_config(home: Path, fabric_bin: Path, repo_root: Path) -> NetworkConfig:
-    """The :class:`NetworkConfig` of a registry's own home (from ``registry.json``)."""
+def registry_config(home: Path, fabric_bin: Path, repo_root: Path,
+                    chaincode_bin: Path | None = None) -> NetworkConfig:
+    """The :class:`NetworkConfig` of a registry's own home (from ``registry.json``);
+    ``chaincode_bin``: prebuilt chaincode servers (:attr:`NetworkConfig.chaincode_bin`)."""
     path = home / REGISTRY_FILE
     try:
         data = json.loads(path.read_text())
@@ -67,7 +69,8 @@ def registry_config(home: Path, fabric_bin: Path, repo_root: Path) -> NetworkCon
         raise OnboardingError(f"{path} has layout {data.get('layout')!r}, this version writes {LAYOUT}")
     org = Org.from_msp_id(data["msp_id"], int(data["base_port"]), data["host"])
     return NetworkConfig(home=home, fabric_bin=fabric_bin, repo_root=repo_root, base_port=org.base_port,
-                         batch_timeout=data.get("batch_timeout", "10ms"), local_org=org)
+                         batch_timeout=data.get("batch_timeout", "10ms"), local_org=org,
+                         chaincode_bin=chaincode_bin)
 
 
 def init_registry(home: Path, msp_id: str, host: str, base_port: int, fabric_bin: Path,
@@ -334,6 +337,15 @@ class RegistryLauncher(Launcher):
         pid = process.start(spec, self.cfg.run_dir, self.cfg.logs_dir)
         roots_file.write_text(roots)
         self.log(f"orderer of {self.org.msp_id} healthy (pid {pid}, {self.org.orderer_endpoint})")
+
+    def restart_chaincode_servers(self) -> None:
+        """Start again the chaincode servers this registry ran at its join (their package
+        IDs are kept in ``run/cc-<name>-<org>.ccid``); nothing before the join."""
+        deployer = cc.Deployer(self)
+        for name in CHAINCODES.values():
+            id_file = self.cfg.run_dir / f"cc-{name}-{self.org.name}.ccid"
+            if id_file.exists():
+                deployer.start_server(name, self.org, deployer.build(name), id_file.read_text())
 
     def join(self, bundle_path: Path, sample_dir: Path, approve_timeout: float = 600) -> None:
         self.load()

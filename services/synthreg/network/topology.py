@@ -105,6 +105,9 @@ class NetworkConfig:
     local_org: Org | None = None
     """set for one registry's own home (``synthreg registry init``): the only org whose
     nodes and keys it holds; the others are known from their public org definitions"""
+    chaincode_bin: Path | None = None
+    """a folder of prebuilt chaincode servers (``<name>`` each; the container image has
+    them, and no Go toolchain); None builds them from ``chaincode/`` with ``go build``"""
     orgs: tuple[Org, ...] = field(init=False)
 
     def __post_init__(self) -> None:
