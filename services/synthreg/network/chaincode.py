@@ -20,6 +20,7 @@ Every step checks first whether it is already done, so re-running is safe.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -27,6 +28,7 @@ import os
 import re
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,9 +177,13 @@ class Deployer:
     def _approved(self, org: Org, channel: str, name: str) -> bool:
         return self.approvals(org, channel, name).get(org.msp_id, False)
 
-    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float | None = None) -> None:
-        """Lifecycle transactions can race the Raft leader election right after start-up:
-        retry only on 'service unavailable' style errors, until a deadline."""
+    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float | None = None,
+                           done: Callable[[], bool] | None = None) -> None:
+        """Lifecycle transactions can race the Raft leader election right after start-up,
+        and a loaded machine can see the orderer close the CLI's connection (gRPC
+        Unavailable, e.g. GOAWAY "too_many_pings"): retry only on such errors, until a
+        deadline. ``done`` tells whether an attempt whose answer was lost landed anyway
+        (then it is not sent again)."""
         from synthreg.network.launcher import NetworkError, run_cmd
 
         deadline = time.monotonic() + (self.submit_timeout if timeout is None else timeout)
@@ -185,11 +191,13 @@ class Deployer:
             out = run_cmd(argv, self.l.peer_admin_env(org), check=False)
             if out.returncode == 0:
                 return
-            transient = re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused|deadline exceeded",
-                                  out.stderr, re.I)
+            transient = re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused|deadline exceeded"
+                                  r"|code = Unavailable", out.stderr, re.I)
             if not transient or time.monotonic() > deadline:
                 raise NetworkError(f"{what} failed:\n{out.stderr.strip()[-3000:]}")
             time.sleep(0.5)
+            if done is not None and done():
+                return
 
     def deploy(self, channel: str, name: str) -> None:
         """Everything for one chaincode on one channel, as the one-home network does it:
@@ -210,7 +218,8 @@ class Deployer:
                     [self.l.bin("peer"), "lifecycle", "chaincode", "approveformyorg",
                      *self.l.orderer_flags(org), *self._definition_flags(channel, name),
                      "--package-id", pkg_id, "--waitForEvent"],
-                    org, f"approve {name} for {org.msp_id}")
+                    org, f"approve {name} for {org.msp_id}",
+                    done=functools.partial(self._approved, org, channel, name))
                 self.l.log(f"{org.msp_id} approved {name} on '{channel}'")
 
     def approvals(self, org: Org, channel: str, name: str) -> dict[str, bool]:
@@ -234,7 +243,8 @@ class Deployer:
             self._submit_with_retry(
                 [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(committer),
                  *self._definition_flags(channel, name), *peers, "--waitForEvent"],
-                committer, f"commit {name} on '{channel}'")
+                committer, f"commit {name} on '{channel}'",
+                done=lambda: self.is_committed(committer, channel, name))
             self.l.log(f"{name} committed on '{channel}' (endorsement: MAJORITY)")
         self.wait_committed(channel, name)
 
