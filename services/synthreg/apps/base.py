@@ -390,12 +390,31 @@ class App:
                 return None
             raise
 
-    def submit(self, spec: RunSpec, fn: str, *args: str) -> None:
+    def _step_landed(self, run: str, rnd: int, it: int, side: str, fields: dict[str, str]) -> bool:
+        """Whether this registry's ``side`` record of step (``rnd``, ``it``) is on the
+        ledger with these ``fields`` (for :meth:`submit`'s ``landed``)."""
+        record = (self.evaluate_or_none("GetStep", run, self.msp, str(rnd), str(it)) or {}).get(side) or {}
+        return bool(record) and all(record.get(k) == v for k, v in fields.items())
+
+    def submit(self, spec: RunSpec, fn: str, *args: str, landed: Callable[[], bool] | None = None) -> None:
         """Submit and return at the own peer's commit. The app that acts on it next
         is woken by the block's event from *its* own peer and may endorse on peers
         still a block behind; :func:`~synthreg.ledger.sync.submit_synced` endorses
-        such a refusal afresh (no polling of every peer after every write)."""
-        submit_synced(self.contract, fn, *args, orgs=())
+        such a refusal afresh (no polling of every peer after every write).
+
+        ``landed`` tells whether the ledger already holds exactly this write. When the
+        own peer dies after the orderer took a transaction, the Gateway call fails, the
+        app waits for its peer and sends the write afresh; the chaincode then refuses
+        the duplicate (ALREADY_EXISTS, or a step's PRECONDITION_FAILED "waiting for the
+        discriminator step" of the very step just recorded). Such a refusal is the
+        earlier attempt's success when ``landed()``; any other refusal raises."""
+        try:
+            submit_synced(self.contract, fn, *args, orgs=())
+        except ChaincodeError:
+            if landed is None or not landed():
+                raise
+            log.info("%s %s: %s was already on the ledger (an earlier attempt whose answer was lost)",
+                     self.msp, self.role, fn)
 
     def wait(self, ready: Callable[[], Any], match: Callable[[AppEvent], bool], what: str, run: str,
              timeout: float | None = None) -> Any:

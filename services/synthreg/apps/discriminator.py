@@ -20,6 +20,7 @@ spent so far (``RecordPrivacySpend``). After each round it loads the agreed aver
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from typing import Any
@@ -174,7 +175,9 @@ class DiscriminatorApp(App):
                 if anchored is not None:
                     anchored.hand_over(rnd, it, statement)
                 elif recorded is None:
-                    self.submit(spec, "RecordDiscriminatorStep", run, json.dumps(statement, sort_keys=True))
+                    self.submit(spec, "RecordDiscriminatorStep", run, json.dumps(statement, sort_keys=True),
+                                landed=functools.partial(self._step_landed, run, rnd, it, "discriminator",
+                                                         {"feedback_sha256": feedback_sha, "d_weights_sha256": d_sha}))
                 elif (recorded["feedback_sha256"], recorded["d_weights_sha256"]) != (feedback_sha, d_sha):
                     raise ResumeMismatchError(f"round {rnd} iter {it}: replayed discriminator step differs from "
                                               "the recorded one")

@@ -22,6 +22,7 @@ Per run it takes part in (learnt from ``RunStarted``; the spec from ``GetRun``):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -157,6 +158,13 @@ class GeneratorApp(App):
                  for it in range(spec.local_iters)]  # a round left mid-way has fewer
         return float(np.mean([float(s["discriminator"]["g_loss"]) for s in steps if s.get("discriminator")]))
 
+    def _stopped(self, run: str) -> bool:
+        return (self.evaluate_or_none("GetStepHead", run, self.msp) or {}).get("phase") == "stopped"
+
+    def _update_landed(self, run: str, rnd: int, g_sha: str) -> bool:
+        update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)) or {}
+        return bool(update.get("g_weights_sha256") == g_sha)
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         r = spec.registry_index(self.msp)
@@ -211,7 +219,9 @@ class GeneratorApp(App):
                                                    str(d_rec["feedback_sha256"]), shape))
                     continue
                 if recorded is None:
-                    self.submit(spec, "RecordGeneratorStep", run, json.dumps(statement, sort_keys=True))
+                    self.submit(spec, "RecordGeneratorStep", run, json.dumps(statement, sort_keys=True),
+                                landed=functools.partial(self._step_landed, run, rnd, it, "generator",
+                                                         {"fake_sha256": fake_sha}))
                 elif recorded["fake_sha256"] != fake_sha:  # replaying after a restart: must be the same batch
                     raise ResumeMismatchError(f"round {rnd} iter {it}: recomputed fake batch {fake_sha} is not "
                                               f"the recorded {recorded['fake_sha256']}")
@@ -243,7 +253,7 @@ class GeneratorApp(App):
             if update is None:
                 self.submit(spec, "RecordLocalUpdate", run, json.dumps({
                     "round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]},
-                    sort_keys=True))
+                    sort_keys=True), landed=functools.partial(self._update_landed, run, rnd, g_sha))
             elif update["g_weights_sha256"] != g_sha:
                 raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
                                           f"{update['g_weights_sha256']}")
@@ -262,7 +272,8 @@ class GeneratorApp(App):
                 "round": int(head["round"]), "iter": int(head["iter"]),
                 "reason": ("threshold" if last != spec.rounds - 1 else
                            "privacy_budget" if spec.rounds < spec.config.rounds else "budget"),
-                "g_loss": self.own_g_loss(run, spec, int(head["round"]))}, sort_keys=True))
+                "g_loss": self.own_g_loss(run, spec, int(head["round"]))}, sort_keys=True),
+                landed=functools.partial(self._stopped, run))
         if last not in keep:
             if anchored is not None:
                 anchored.discard(last, spec.local_iters)
