@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds peer, orderer, configtxgen, osnadmin and cryptogen from source with the Go
+# Builds peer, orderer, configtxgen, configtxlator, osnadmin and cryptogen from source with the Go
 # toolchain (CGO_ENABLED=0) into $FABRIC_BIN. Idempotent: skips when the binaries
 # for the pinned commit are already there.
 #
@@ -14,7 +14,7 @@ command -v go >/dev/null || die "Go is not installed (need Go >= 1.21 on PATH)"
 mod="$REPO_ROOT/network/fabric-build"
 pin="$(awk '{for (i = 1; i < NF; i++) if ($i == "github.com/hyperledger/fabric") print $(i+1)}' "$mod/go.mod")"
 stamp="$FABRIC_BIN/.pin"
-tools=(peer orderer configtxgen osnadmin cryptogen)
+tools=(peer orderer configtxgen configtxlator osnadmin cryptogen)
 ok=1
 for t in "${tools[@]}"; do [ -x "$FABRIC_BIN/$t" ] || ok=0; done
 [ -f "$FABRIC_BIN/../config/core.yaml" ] || ok=0

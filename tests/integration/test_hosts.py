@@ -30,7 +30,8 @@ from synthreg.data.datasets import dataset_schema
 from synthreg.network.netns import Hosts
 from synthreg.network.onboarding import foreign_private_keys
 
-MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP"]
+MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP", "Registry4MSP"]
+"""the founders are the first three; Registry4MSP joins the running consortium"""
 
 
 def _require_root() -> None:
@@ -63,12 +64,12 @@ class HostConsortium:
 
 
 def _stop_all(c: HostConsortium) -> None:
-    for i in range(1, 4):
+    for i in range(1, 5):
         home = c.home(i)
         if (home / "registry.json").exists():
             c.cli(i, "registry", "down", "--org", MSPS[i - 1], "--home", str(home), check=False, timeout=120)
             c.cli(i, "registry", "node", "down", "--home", str(home), check=False, timeout=120)
-    for i in range(1, 4):  # anything left inside a namespace would keep it alive
+    for i in range(1, 5):  # anything left inside a namespace would keep it alive
         for pid in c.pids_in(i):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
@@ -77,11 +78,11 @@ def _stop_all(c: HostConsortium) -> None:
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConsortium]:
     _require_root()
-    hosts = Hosts(3)
+    hosts = Hosts(4)
     hosts.up()
     c = HostConsortium(hosts, tmp_path_factory.mktemp("hosts"))
     try:
-        for i, msp in enumerate(MSPS, start=1):
+        for i, msp in enumerate(MSPS, start=1):  # Registry4's host waits, its nodes up, until it is added
             c.cli(i, "registry", "init", "--org", msp, "--host", hosts.address(i), "--home", str(c.home(i)))
             c.cli(i, "registry", "node", "up", "--home", str(c.home(i)))
         bundle = c.base / "bundle.json"
@@ -111,7 +112,7 @@ def test_registry_processes_live_on_their_own_host(consortium: HostConsortium) -
         assert pids <= c.pids_in(i), f"registry {i}: {pids - c.pids_in(i)} run outside its namespace"
         profile = json.loads((c.home(i) / "profile.json").read_text())
         assert profile["orgs"][MSPS[i - 1]]["peer_endpoint"].startswith(c.hosts.address(i) + ":")
-        others = [m for m in MSPS if m != MSPS[i - 1]]
+        others = [m for m in MSPS[:3] if m != MSPS[i - 1]]
         assert all(profile["orgs"][m]["users"] == {} for m in others)
 
 
@@ -162,22 +163,59 @@ def test_three_hosts_run_audited_and_no_foreign_keys(consortium: HostConsortium)
         c.cli(i, "registry", "check-keys", "--home", str(home))
 
 
+def test_a_fourth_registry_joins_the_running_consortium(consortium: HostConsortium) -> None:
+    """Registry4 (its own host, CAs and home) is added by a config update that Registry1
+    proposes and signs and Registry2 checks and signs (MAJORITY of the founders' admins),
+    submitted by Registry1; its orderer becomes a Raft consenter, its peer joins; the keys
+    chaincode gets its private collection (sequence 2, approved again by every admin) and
+    is committed once a majority of the four approved. Every home stays free of foreign keys."""
+    c = consortium
+    update = c.base / "add-registry4"
+    c.cli(1, "consortium", "add-org", "--org-def", str(c.home(4) / "org-def.json"), "--out", str(update),
+          "--home", str(c.home(1)))
+    # One admin's signature is not enough (the orderers check the MAJORITY Admins policies).
+    refused = c.cli(1, "consortium", "submit-update", str(update), "--home", str(c.home(1)), check=False)
+    assert refused.returncode == 1 and "policy" in refused.stderr.lower(), refused.stderr[-2000:]
+    c.cli(2, "consortium", "sign-update", str(update), "--home", str(c.home(2)))
+    c.cli(1, "consortium", "submit-update", str(update), "--home", str(c.home(1)))
+    for i in (2, 3):
+        c.cli(i, "consortium", "sync", str(update), "--home", str(c.home(i)))
+    c.cli(4, "registry", "join", "--consortium", str(update / "join.json"), "--home", str(c.home(4)))
+    for i in range(1, 5):
+        c.cli(i, "consortium", "commit", "--home", str(c.home(i)))
+    status = json.loads(c.cli(4, "registry", "node", "status", "--home", str(c.home(4))).stdout)
+    assert status["joined"] and sum(p["running"] for p in status["processes"].values()) == 4, status
+    shown = json.loads(c.cli(4, "keys", "show", "--as-org", MSPS[3], "--home", str(c.home(4)), "--json").stdout)
+    assert shown["n"] == 3, shown  # the audit key's shares stay with the founders (see docs/deploy.md)
+    for i in range(1, 5):
+        profile = json.loads((c.home(i) / "profile.json").read_text())
+        assert sorted(profile["orgs"]) == MSPS, profile["orgs"].keys()
+        home = c.home(i)
+        assert foreign_private_keys(home, home / "crypto" / f"registry{i}") == [], f"registry {i}'s home"
+
+
 def _status(c: HostConsortium, run: str) -> dict[str, object]:
     out = c.cli(1, "run", "status", run, "--org", MSPS[0], "--home", str(c.home(1)), "--json", check=False)
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
 def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortium) -> None:
-    """Registry3's host loses its link (its processes keep running, unreachable) once the
-    run's first round is agreed, and gets it back once the other two agreed two rounds
-    without it (each after round_timeout_s = 10 s). The run completes; Registry3 is left
+    """A run of the four registries (t = 3). Registry3's host loses its link (its
+    processes keep running, unreachable) once the run's first round is agreed, and gets
+    it back once the other three agreed two rounds without it (each after
+    round_timeout_s = 10 s). The run completes; Registry3 is left
     out of the rounds of the cut and of its catching up, then re-joins; the auditor
     verifies the run. 12 rounds: after the link is back, gRPC's reconnect backoff and
     the catch-up of Registry3's peer take several of the others' ~5 s rounds."""
     c = consortium
     run = f"cut-{uuid.uuid4().hex[:8]}"
     rounds = 12
-    for i in range(1, 4):  # the apps of the first run are still up; started again if not
+    d4 = c.home(4) / "local"  # Registry4's own records: a slice the founders' runs did not use
+    d4.mkdir(exist_ok=True)
+    part = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")[0]
+    part.iloc[120:240].to_csv(d4 / "data.csv", index=False)
+    (d4 / "schema.yaml").write_text(dataset_schema("rotterdam").dump())
+    for i in range(1, 5):  # the apps of the first run are still up; started again if not
         d = c.home(i) / "local"
         c.cli(i, "registry", "up", "--org", MSPS[i - 1], "--data", str(d / "data.csv"), "--home", str(c.home(i)))
     config = c.home(1) / "local" / "cut.yaml"
@@ -185,7 +223,7 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
                                       "round_timeout_s": 10,
                                       "training": {**CONFIG, "rounds": rounds, "local_iters": 3}}))
     c.cli(1, "run", "propose", "--config", str(config), "--org", MSPS[0], "--home", str(c.home(1)))
-    for i in range(1, 4):
+    for i in range(1, 5):
         d = c.home(i) / "local"
         c.cli(i, "run", "approve", run, "--org", MSPS[i - 1], "--data", str(d / "data.csv"),
               "--schema", str(d / "schema.yaml"), "--home", str(c.home(i)))
@@ -211,7 +249,8 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     assert isinstance(missed_by, dict)
     out = missed_by["Registry3MSP"]
     print(f"Registry3 left out of rounds {out}; the run ended {time.monotonic() - healed:.0f}s after the heal")
-    assert missed_by["Registry1MSP"] == missed_by["Registry2MSP"] == []
+    assert missed_by["Registry1MSP"] == missed_by["Registry2MSP"] == missed_by["Registry4MSP"] == []
+    assert sorted(missed_by) == MSPS  # four participants
     assert out == list(range(out[0], out[-1] + 1)) and out[0] >= 1, out
     assert out[-1] < rounds - 1, "Registry3 never re-joined"
 
@@ -222,7 +261,7 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
               "--home", str(c.home(i)))
     unsealed = c.base / "unsealed-cut"
     c.cli(0, "audit", "unseal", "--key", str(key), "--out", str(unsealed), "--home", str(c.home(1)))
-    workspaces = [a for i in range(1, 4) for a in
+    workspaces = [a for i in range(1, 5) for a in
                   ("--workspace", f"{MSPS[i - 1]}={c.home(i) / 'registries' / MSPS[i - 1] / 'workspace'}")]
     report = json.loads(c.cli(0, "audit", "verify", "--run", run, "--unsealed", str(unsealed), *workspaces,
                               "--home", str(c.home(1)), "--json").stdout)

@@ -176,3 +176,48 @@ def commit(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
     registry's peer sees them committed (every registry runs it; one commits)."""
     with _errors("consortium commit"):
         _launcher(home).commit(timeout)
+
+
+UpdateDir = Annotated[Path, typer.Argument(help="The update folder from `consortium add-org`.")]
+
+
+@consortium_app.command("add-org")
+def add_org(
+    org_def: Annotated[Path, typer.Option("--org-def", help="The newcomer's org definition.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for the update (sent to the other members).")],
+    home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
+    check_reachable: Annotated[bool, typer.Option(help="Refuse a newcomer whose nodes do not answer.")] = True,
+) -> None:
+    """Propose adding a registry to `keys` and `gan` (org groups, Raft consenter); sign it."""
+    from synthreg.network.addorg import propose_add_org
+
+    with _errors("consortium add-org"):
+        propose_add_org(_launcher(home), org_def, out, reachable=check_reachable, log=_log)
+
+
+@consortium_app.command("sign-update")
+def sign_update(update: UpdateDir, home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Check that the update adds exactly the proposed registry, then sign it with this registry's admin."""
+    from synthreg.network.addorg import sign_update as sign
+
+    with _errors("consortium sign-update"):
+        sign(_launcher(home), update, log=_log)
+
+
+@consortium_app.command("submit-update")
+def submit_update(update: UpdateDir, home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Submit the signed update (a majority of admins must have signed); write `join.json` for the newcomer."""
+    from synthreg.network.addorg import submit_update as submit
+
+    with _errors("consortium submit-update"):
+        path = submit(_launcher(home), update, log=_log)
+    _log(f"send {path} to the newcomer (`registry join --consortium`) and to every member (`consortium sync`)")
+
+
+@consortium_app.command("sync")
+def sync(update: UpdateDir, home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME) -> None:
+    """Record the members added by a submitted update (its `join.json`); approve the keys chaincode again."""
+    from synthreg.network.addorg import JOIN_FILE, sync_members
+
+    with _errors("consortium sync"):
+        sync_members(_launcher(home), update / JOIN_FILE, log=_log)

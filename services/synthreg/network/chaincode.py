@@ -30,7 +30,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synthreg.network import process
 from synthreg.network.topology import Org
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from synthreg.network.launcher import Launcher
 
 VERSION = "1.0"
-SEQUENCE = 1
 
 
 PACKAGE_MODE = 0o600
@@ -162,17 +161,27 @@ class Deployer:
         self.l.log(f"chaincode server {proc_name} up (pid {pid}, {org.chaincode_endpoint(name)})")
 
     def _definition_flags(self, channel: str, name: str) -> list[str]:
-        flags = ["--channelID", channel, "--name", name, "--version", VERSION, "--sequence", str(SEQUENCE)]
+        flags = ["--channelID", channel, "--name", name, "--version", VERSION,
+                 "--sequence", str(self.l.definition_sequence(channel))]
         if channel == "keys":
             flags += ["--collections-config", str(self.cfg.config_dir / "collections_keys.json")]
         return flags
 
     def is_committed(self, org: Org, channel: str, name: str) -> bool:
+
+        info = self.committed_info(org, channel, name)
+        return info is not None and int(info.get("sequence", 0)) == self.l.definition_sequence(channel)
+
+    def committed_info(self, org: Org, channel: str, name: str) -> dict[str, Any] | None:
+        """The committed definition as ``org``'s peer has it (sequence, approvals), or None."""
         from synthreg.network.launcher import run_cmd
 
         out = run_cmd([self.l.bin("peer"), "lifecycle", "chaincode", "querycommitted", "--channelID", channel,
-                       "--name", name], self.l.peer_admin_env(org), check=False)
-        return out.returncode == 0 and f"Sequence: {SEQUENCE}" in out.stdout
+                       "--name", name, "--output", "json"], self.l.peer_admin_env(org), check=False)
+        if out.returncode != 0:
+            return None
+        info = json.loads(out.stdout or "{}")
+        return info if isinstance(info, dict) else None
 
     def _approved(self, org: Org, channel: str, name: str) -> bool:
         return self.approvals(org, channel, name).get(org.msp_id, False)
@@ -211,8 +220,9 @@ class Deployer:
         for org in self.cfg.orgs:
             pkg_id = self.install(name, org)
             self.start_server(name, org, binary, pkg_id)
-            if self.is_committed(org, channel, name):
-                continue
+            info = self.committed_info(org, channel, name)
+            if self.is_committed(org, channel, name) and info and (info.get("approvals") or {}).get(org.msp_id):
+                continue  # (a registry added later approves the committed definition too)
             if not self._approved(org, channel, name):
                 self._submit_with_retry(
                     [self.l.bin("peer"), "lifecycle", "chaincode", "approveformyorg",

@@ -236,16 +236,24 @@ class Launcher:
         info = json.loads(body)
         return info if isinstance(info, dict) else None
 
+    def orderer_join_block(self, channel: str) -> Path:
+        """The config block an orderer joins ``channel`` with (here: its genesis block)."""
+        return self.cfg.artifacts_dir / f"{channel}.block"
+
+    def definition_sequence(self, channel: str) -> int:
+        """The sequence of the chaincode definition on ``channel`` (1 here: the consortium
+        of a one-home network never changes)."""
+        return 1
+
     def join_orderers(self) -> None:
         for org in self.cfg.orgs:
             for ch in self.cfg.channels:
                 if self._channel_info(org, ch) is not None:
                     continue
-                self._osnadmin(org, "join", "--channelID", ch,
-                               "--config-block", str(self.cfg.artifacts_dir / f"{ch}.block"))
+                self._osnadmin(org, "join", "--channelID", ch, "--config-block", str(self.orderer_join_block(ch)))
                 self.log(f"orderer of {org.msp_id} joined '{ch}'")
         # Wait (by condition) until every orderer serves every channel as an active consenter.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         for org in self.cfg.orgs:
             for ch in self.cfg.channels:
                 while True:

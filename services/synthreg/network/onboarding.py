@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,13 +141,43 @@ def write_public_member(root: Path, d: OrgDef) -> Member:
 @dataclass(frozen=True)
 class Bundle:
     org_defs: list[OrgDef]
+    """the founders: the genesis blocks are built from exactly these"""
     blocks: dict[str, bytes]
     batch_timeout: str
+    added: list[OrgDef] = field(default_factory=list)
+    """members added later by a config update (:mod:`synthreg.network.addorg`)"""
+    config_blocks: dict[str, bytes] = field(default_factory=dict)
+    """the channels' newest config blocks when members were added (a newcomer's orderer
+    joins with these; they must name every member)"""
+
+    @property
+    def all_defs(self) -> list[OrgDef]:
+        return [*self.org_defs, *self.added]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": BUNDLE_FORMAT, "batch_timeout": self.batch_timeout,
-                "org_defs": [d.to_dict() for d in self.org_defs],
-                "channels": {ch: base64.b64encode(b).decode() for ch, b in self.blocks.items()}}
+        out: dict[str, Any] = {"format": BUNDLE_FORMAT, "batch_timeout": self.batch_timeout,
+                               "org_defs": [d.to_dict() for d in self.org_defs],
+                               "channels": {ch: base64.b64encode(b).decode() for ch, b in self.blocks.items()}}
+        if self.added:
+            out["added"] = [d.to_dict() for d in self.added]
+            out["config_blocks"] = {ch: base64.b64encode(b).decode() for ch, b in self.config_blocks.items()}
+        return out
+
+    def verify_added(self) -> None:
+        """The newest config blocks name exactly every member (founders and added) with
+        their definitions' certificates, and their orderers as consenters."""
+        if not self.added:
+            return
+        want = {d.msp_id: {"msp_id": d.msp_id, "root_certs": [d.ca_cert.strip()],
+                           "tls_root_certs": [d.tls_ca_cert.strip()]} for d in self.all_defs}
+        consenters = {d.org.orderer_endpoint: d.orderer_tls_cert.strip() for d in self.all_defs}
+        if sorted(self.config_blocks) != sorted(CHANNELS):
+            raise OnboardingError(f"config blocks of {sorted(self.config_blocks)}, expected {sorted(CHANNELS)}")
+        for ch, block in self.config_blocks.items():
+            have = block_orgs(block)
+            if have["Application"] != want or have["Orderer"] != want or have["Consenters"] != consenters:
+                raise OnboardingError(f"the newest config block of '{ch}' does not name exactly the members "
+                                      f"{sorted(want)} and their orderers")
 
     @classmethod
     def load(cls, path: Path) -> Bundle:
@@ -174,7 +204,15 @@ class Bundle:
                 blocks[ch] = base64.b64decode(b, validate=True)
             except (ValueError, TypeError) as exc:
                 raise OnboardingError(f"{path}: the block of channel '{ch}' is not base64 ({exc})") from None
-        return cls(defs, blocks, batch_timeout)
+        added = [OrgDef.from_dict(d, f"{path}#added[{i}]") for i, d in enumerate(data.get("added") or [])]
+        check_distinct([*defs, *added])
+        configs = {}
+        for ch, b in (data.get("config_blocks") or {}).items():
+            try:
+                configs[ch] = base64.b64decode(b, validate=True)
+            except (ValueError, TypeError) as exc:
+                raise OnboardingError(f"{path}: the config block of '{ch}' is not base64 ({exc})") from None
+        return cls(defs, blocks, batch_timeout, added, configs)
 
 
 def create_consortium(paths: list[Path], out: Path, fabric_bin: Path, *, batch_timeout: str = "10ms",
@@ -310,7 +348,21 @@ class RegistryLauncher(Launcher):
         if not path.exists():
             return [own]
         return [own if d.msp_id == self.org.msp_id else write_public_member(self.consortium_dir, d)
-                for d in Bundle.load(path).org_defs]
+                for d in Bundle.load(path).all_defs]
+
+    def definition_sequence(self, channel: str) -> int:
+        """The keys chaincode's definition changes with each added member (its private
+        collection): sequence 1 + the members added since genesis; ganledger's stays 1."""
+        path = self.consortium_dir / "bundle.json"
+        if channel != "keys" or not path.exists():
+            return 1
+        return 1 + len(Bundle.load(path).added)
+
+    def orderer_join_block(self, channel: str) -> Path:
+        """A registry added later joins its orderer with the channel's newest config block
+        (it then replicates the chain from the others); the founders with the genesis block."""
+        newest = self.cfg.artifacts_dir / f"{channel}.config.block"
+        return newest if newest.exists() else super().orderer_join_block(channel)
 
     def load(self) -> None:
         """Load the org's crypto (created by :func:`init_registry`)."""
@@ -351,13 +403,14 @@ class RegistryLauncher(Launcher):
         self.load()
         bundle = Bundle.load(bundle_path)
         own = own_org_def(self.cfg, self.crypto(self.org))
-        mine = [d for d in bundle.org_defs if d.msp_id == self.org.msp_id]
+        mine = [d for d in bundle.all_defs if d.msp_id == self.org.msp_id]
         if not mine:
             raise OnboardingError(f"the bundle {bundle_path} does not include {self.org.msp_id}")
         if {k: v for k, v in mine[0].to_dict().items()} != own.to_dict():
             raise OnboardingError(f"the bundle's definition of {self.org.msp_id} differs from this registry's own "
                                   f"{own.source} (certificates, host or ports): refusing to join")
         _verify_blocks(bundle, self.cfg.fabric_bin)
+        bundle.verify_added()
         # Checked before anything is written: a refused join leaves the home's bundle as it was.
         for ch, block in bundle.blocks.items():
             path = self.cfg.artifacts_dir / f"{ch}.block"
@@ -372,6 +425,9 @@ class RegistryLauncher(Launcher):
         self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
         for ch, block in bundle.blocks.items():
             (self.cfg.artifacts_dir / f"{ch}.block").write_bytes(block)
+        if any(d.msp_id == self.org.msp_id for d in bundle.added):
+            for ch, block in bundle.config_blocks.items():
+                (self.cfg.artifacts_dir / f"{ch}.config.block").write_bytes(block)
         fabricconfig.write_node_configs(self.cfg, sample_dir)
         fabricconfig.write_collections_config(self.cfg, members)
         self._start_orderer()
