@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (after bootstrap): static checks (scripts/lint.sh: go vet,
-# ruff, mypy), chaincode unit tests, then a real local Fabric network, then every
+# ruff, mypy), chaincode unit tests, the container engine and images
+# (scripts/containers.sh), then a real local Fabric network, then every
 # Python test (unit and integration) against it, then the network is torn down
 # whatever happened.
 set -euo pipefail
@@ -15,6 +16,12 @@ export SYNTHREG_REQUIRE_NETWORK=1
 
 log "go test ./... (chaincode)"
 (cd chaincode && go test -count=1 ./...)
+
+# Podman, docker-compose and the images for tests/integration/test_compose.py (before the
+# network starts: a cold image build is minutes of CPU)
+log "container engine and images (scripts/containers.sh)"
+"$REPO_ROOT/scripts/containers.sh" \
+  || { echo "[test] error: scripts/containers.sh failed (the compose test needs podman, docker-compose and the images)" >&2; exit 1; }
 
 cleanup() {
   log "tearing the network down"

@@ -11,95 +11,39 @@ private key, and every namespace, process and link is removed.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
 from apps_support import CONFIG
+from hosts_support import MSPS, HostConsortium, finish, registry_parts, require_root
 
-from synthreg.data import load_dataset, split_registries
-from synthreg.data.datasets import dataset_schema
 from synthreg.network.netns import Hosts
 from synthreg.network.onboarding import foreign_private_keys
-
-MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP", "Registry4MSP"]
-"""the founders are the first three; Registry4MSP joins the running consortium"""
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("SYNTHREG_REQUIRE_NETWORK") == "1":
-            pytest.fail("network namespaces need root")
-        pytest.skip("network namespaces need root")
-
-
-@dataclass
-class HostConsortium:
-    hosts: Hosts
-    base: Path
-
-    def home(self, i: int) -> Path:
-        return self.base / f"registry{i}"
-
-    def cli(self, i: int, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``synthreg ARGS`` on host ``i`` (0: the root namespace, the auditor's host)."""
-        argv = [*(self.hosts.exec_prefix(i) if i else []), "synthreg", *args]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        if check and out.returncode != 0:
-            raise AssertionError(f"host {i}: synthreg {' '.join(args)} -> {out.returncode}\n"
-                                 f"{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-        return out
-
-    def pids_in(self, i: int) -> set[int]:
-        out = subprocess.run(["ip", "netns", "pids", self.hosts.name(i)], capture_output=True, text=True)
-        return {int(p) for p in out.stdout.split()}
-
-
-def _stop_all(c: HostConsortium) -> None:
-    for i in range(1, 5):
-        home = c.home(i)
-        if (home / "registry.json").exists():
-            c.cli(i, "registry", "down", "--org", MSPS[i - 1], "--home", str(home), check=False, timeout=120)
-            c.cli(i, "registry", "node", "down", "--home", str(home), check=False, timeout=120)
-    for i in range(1, 5):  # anything left inside a namespace would keep it alive
-        for pid in c.pids_in(i):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
 
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConsortium]:
-    _require_root()
+    require_root()
     hosts = Hosts(4)
     hosts.up()
     c = HostConsortium(hosts, tmp_path_factory.mktemp("hosts"))
     try:
-        for i, msp in enumerate(MSPS, start=1):  # Registry4's host waits, its nodes up, until it is added
-            c.cli(i, "registry", "init", "--org", msp, "--host", hosts.address(i), "--home", str(c.home(i)))
-            c.cli(i, "registry", "node", "up", "--home", str(c.home(i)))
+        for i in range(1, 5):  # Registry4's host waits, its nodes up, until it is added
+            c.init_node(i)
         bundle = c.base / "bundle.json"
         c.cli(1, "consortium", "create", "--out", str(bundle),
               *[a for i in range(1, 4) for a in ("--org-def", str(c.home(i) / "org-def.json"))])
-        joins = [subprocess.Popen([*hosts.exec_prefix(i), "synthreg", "registry", "join", "--home", str(c.home(i)),
-                                   "--consortium", str(bundle)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True) for i in range(1, 4)]
-        for i, proc in enumerate(joins, start=1):
-            out, _ = proc.communicate(timeout=900)
-            assert proc.returncode == 0, f"join of registry {i} failed:\n{out[-4000:]}"
+        finish({f"join of registry {i}": c.join(i, bundle) for i in range(1, 4)})
         for i in range(1, 4):
             c.cli(i, "consortium", "commit", "--home", str(c.home(i)))
         c.cli(1, "keys", "ceremony", "-t", "2", "--org", MSPS[0], "--home", str(c.home(1)))
         yield c
     finally:
-        _stop_all(c)
+        c.stop()
         hosts.down()
 
 
@@ -119,22 +63,16 @@ def test_registry_processes_live_on_their_own_host(consortium: HostConsortium) -
 def test_three_hosts_run_audited_and_no_foreign_keys(consortium: HostConsortium) -> None:
     c = consortium
     run = f"hosts-{uuid.uuid4().hex[:8]}"
-    schema = dataset_schema("rotterdam")
-    parts = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")
+    parts, schema = registry_parts()
     for i, part in enumerate(parts, start=1):
-        d = c.home(i) / "local"
-        d.mkdir(exist_ok=True)
-        part.head(120).to_csv(d / "data.csv", index=False)
-        (d / "schema.yaml").write_text(schema.dump())
-        c.cli(i, "registry", "up", "--org", MSPS[i - 1], "--data", str(d / "data.csv"), "--home", str(c.home(i)))
+        c.write_local(i, part, schema)
+        c.apps_up(i)
     config = c.home(1) / "local" / "run.yaml"
     config.write_text(yaml.safe_dump({"run": run, "schema": "schema.yaml", "training": CONFIG,
                                       "audit_rounds": [1]}))
     c.cli(1, "run", "propose", "--config", str(config), "--org", MSPS[0], "--home", str(c.home(1)))
     for i in range(1, 4):
-        d = c.home(i) / "local"
-        c.cli(i, "run", "approve", run, "--org", MSPS[i - 1], "--data", str(d / "data.csv"),
-              "--schema", str(d / "schema.yaml"), "--home", str(c.home(i)))
+        c.approve(i, run)
     t0 = time.monotonic()
     c.cli(1, "run", "watch", run, "--org", MSPS[0], "--home", str(c.home(1)), timeout=900)
     status = json.loads(c.cli(2, "run", "status", run, "--org", MSPS[1], "--home", str(c.home(2)),
@@ -210,23 +148,17 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     c = consortium
     run = f"cut-{uuid.uuid4().hex[:8]}"
     rounds = 12
-    d4 = c.home(4) / "local"  # Registry4's own records: a slice the founders' runs did not use
-    d4.mkdir(exist_ok=True)
-    part = split_registries(load_dataset("rotterdam"), 3, "non-iid", seed=0, by="year")[0]
-    part.iloc[120:240].to_csv(d4 / "data.csv", index=False)
-    (d4 / "schema.yaml").write_text(dataset_schema("rotterdam").dump())
+    parts, schema = registry_parts(3, rows=240)  # Registry4's own records: rows the founders did not use
+    c.write_local(4, parts[0].iloc[120:], schema)
     for i in range(1, 5):  # the apps of the first run are still up; started again if not
-        d = c.home(i) / "local"
-        c.cli(i, "registry", "up", "--org", MSPS[i - 1], "--data", str(d / "data.csv"), "--home", str(c.home(i)))
+        c.apps_up(i)
     config = c.home(1) / "local" / "cut.yaml"
     config.write_text(yaml.safe_dump({"run": run, "schema": "schema.yaml", "audit_rounds": [],
                                       "round_timeout_s": 10,
                                       "training": {**CONFIG, "rounds": rounds, "local_iters": 3}}))
     c.cli(1, "run", "propose", "--config", str(config), "--org", MSPS[0], "--home", str(c.home(1)))
     for i in range(1, 5):
-        d = c.home(i) / "local"
-        c.cli(i, "run", "approve", run, "--org", MSPS[i - 1], "--data", str(d / "data.csv"),
-              "--schema", str(d / "schema.yaml"), "--home", str(c.home(i)))
+        c.approve(i, run)
     deadline = time.monotonic() + 300
     while int(_status(c, run).get("agreed_rounds") or 0) < 1:  # type: ignore[call-overload]
         assert time.monotonic() < deadline, "no round agreed"
