@@ -222,7 +222,7 @@ def test_registry3_in_containers_runs_with_two_namespace_hosts(tmp_path_factory:
                                   "--json").stdout)
         assert status["agreed_rounds"] == CONFIG["rounds"], status
         assert MSPS[2] in status["participants"], status
-        assert status["missed_rounds"] == {m: [] for m in MSPS}, status  # Registry3 survived every round
+        assert status["missed_rounds"] == {m: [] for m in MSPS[:3]}, status  # Registry3 survived every round
 
         # The auditor (root namespace): Registry2 and containerised Registry3 release their shares.
         key = r3.exchange / "auditor"
