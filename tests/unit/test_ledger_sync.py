@@ -69,7 +69,7 @@ class _FlakyContract:
     def __init__(self, errors: list[Exception]) -> None:
         self.errors = errors
         self.calls = 0
-        self.network = _Network(_Qscc({"A": [8]}))
+        self.network = _Network(_Qscc({"A": [8], "B": [8], "C": [8]}))
 
     def submit(self, fn: str, *args: str):
         from synthreg.ledger.contract import SubmitResult
@@ -131,6 +131,26 @@ def test_refusals_by_other_orgs_peers_only_are_endorsed_again() -> None:
     with pytest.raises(GatewayError):
         submit_synced(verdict, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
     assert verdict.calls == 1
+
+
+def test_refusing_peers_are_waited_for_until_they_have_the_own_peers_height() -> None:
+    """Peer B refused while it lagged 3 blocks behind the caller's peer A: the next
+    endorsement is sent once B reports A's height, not after a fixed pause."""
+    from types import SimpleNamespace
+
+    from synthreg.ledger import GatewayError
+    from synthreg.ledger.errors import ErrorDetail
+    from synthreg.ledger.sync import submit_synced
+
+    refused = GatewayError("ABORTED: failed to collect enough transaction endorsements", details=(
+        ErrorDetail("B:7051", "B", "chaincode response 500, PRECONDITION_FAILED: round r/1 is not frozen yet"),))
+    c = _FlakyContract([refused])
+    c.network = _Network(_Qscc({"A": [8], "B": [5, 6, 7, 8]}))
+    c.network.gateway = SimpleNamespace(identity=SimpleNamespace(msp_id="A"))  # type: ignore[attr-defined]
+    clock = _Clock()
+    assert submit_synced(c, "Reveal", orgs=(), sleep=clock.sleep).block_number == 7  # type: ignore[arg-type]
+    assert c.network.qscc.calls == ["A", "B", "B", "B", "B"]  # B asked until it had height 8
+    assert c.calls == 2
 
 
 class _Ledger:

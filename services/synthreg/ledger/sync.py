@@ -13,6 +13,7 @@ How: ``qscc GetChainInfo`` evaluated on each organisation's peer (the Gateway's
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -79,6 +80,24 @@ def _peers_behind(exc: GatewayError, contract: Contract) -> bool:
         return False
     own = contract.network.gateway.identity.msp_id
     return all(d.msp_id != own for d in exc.details)
+
+
+def _let_lagging_peers_catch_up(contract: Contract, exc: GatewayError, sleep: Callable[[float], None],
+                                timeout: float = 20.0) -> None:
+    """Wait until the peers that refused (by a chaincode verdict: they are reachable)
+    have the own peer's height, at most ``timeout`` seconds each: under load a peer can
+    lag by seconds, longer than a few quick retries ride out. A peer that stays behind
+    or cannot be asked leaves the decision to the retry."""
+    network = contract.network
+    own = network.gateway.identity.msp_id
+    lagging = sorted({d.msp_id for d in exc.details if d.msp_id != own and "chaincode response" in d.message})
+    try:
+        height = chain_height(network, own)
+        for org in lagging:
+            with contextlib.suppress(PeerLagError):
+                wait_for_block(network, [org], height - 1, timeout=timeout, sleep=sleep)
+    except GatewayError:
+        sleep(0.5)
 
 
 def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Callable[[], float] = time.monotonic,
@@ -161,8 +180,11 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
                     res = earlier
                     break
                 raise
-            if (ENDORSEMENT_MISMATCH not in str(exc) and not _peers_behind(exc, contract)) or attempt == retries:
+            behind = _peers_behind(exc, contract)
+            if (ENDORSEMENT_MISMATCH not in str(exc) and not behind) or attempt == retries:
                 raise
+            if behind:
+                _let_lagging_peers_catch_up(contract, exc, sleep)
         sleep(0.05 * (attempt + 1))
     wait_for_block(contract.network, orgs, res.block_number)
     return res
