@@ -83,11 +83,13 @@ def _peers_behind(exc: GatewayError, contract: Contract) -> bool:
 
 
 def _let_lagging_peers_catch_up(contract: Contract, exc: GatewayError, sleep: Callable[[float], None],
-                                timeout: float = 20.0) -> None:
+                                timeout: float) -> None:
     """Wait until the peers that refused (by a chaincode verdict: they are reachable)
     have the own peer's height, at most ``timeout`` seconds each: under load a peer can
-    lag by seconds, longer than a few quick retries ride out. A peer that stays behind
-    or cannot be asked leaves the decision to the retry."""
+    lag by seconds, longer than a few quick retries ride out. The wait is short and
+    grows with the attempts (the caller's): a peer that stays behind (its orderer died,
+    say) must not hold the caller up, since the next endorsement may go to another
+    org's peer. A peer that cannot be asked leaves the decision to the retry."""
     network = contract.network
     own = network.gateway.identity.msp_id
     lagging = sorted({d.msp_id for d in exc.details if d.msp_id != own and "chaincode response" in d.message})
@@ -184,7 +186,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             if (ENDORSEMENT_MISMATCH not in str(exc) and not behind) or attempt == retries:
                 raise
             if behind:
-                _let_lagging_peers_catch_up(contract, exc, sleep)
+                _let_lagging_peers_catch_up(contract, exc, sleep, timeout=min(0.5 * (attempt + 1), 2.0))
         sleep(0.05 * (attempt + 1))
     wait_for_block(contract.network, orgs, res.block_number)
     return res
