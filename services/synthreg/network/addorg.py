@@ -242,8 +242,7 @@ def sync_members(launcher: RegistryLauncher, join: Path, log: Log = print) -> No
         if missing:
             raise OnboardingError(f"'{ch}' on this registry's orderer does not include {missing} yet")
     new.verify_added()
-    shutil.copyfile(join, launcher.consortium_dir / "bundle.json.new")
-    (launcher.consortium_dir / "bundle.json.new").replace(launcher.consortium_dir / "bundle.json")
+    launcher.record_consortium(join)
     members = launcher.members()
     fabricconfig.write_collections_config(launcher.cfg, members)
     deployer = cc.Deployer(launcher)

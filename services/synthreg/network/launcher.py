@@ -50,6 +50,14 @@ def run_cmd(argv: list[str], env: dict[str, str] | None = None, *, check: bool =
     return proc
 
 
+def fabric_tool(fabric_bin: Path, name: str) -> str:
+    """The path of Fabric binary ``name`` in ``fabric_bin``, or NetworkError saying how to build it."""
+    path = fabric_bin / name
+    if not path.exists():
+        raise NetworkError(f"{path} not found: run scripts/bootstrap.sh (builds the Fabric binaries)")
+    return str(path)
+
+
 class Launcher:
     """Steps of the local network, bound to one :class:`NetworkConfig`."""
 
@@ -60,10 +68,7 @@ class Launcher:
 
     # --- helpers -------------------------------------------------------------
     def bin(self, name: str) -> str:
-        path = self.cfg.fabric_bin / name
-        if not path.exists():
-            raise NetworkError(f"{path} not found: run scripts/bootstrap.sh (builds the Fabric binaries)")
-        return str(path)
+        return fabric_tool(self.cfg.fabric_bin, name)
 
     def crypto(self, org: Org) -> pki.OrgCrypto:
         return self.cryptos[org.msp_id]

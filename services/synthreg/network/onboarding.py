@@ -39,7 +39,7 @@ from cryptography import x509
 
 from synthreg.network import chaincode as cc
 from synthreg.network import fabricconfig, pki, process
-from synthreg.network.launcher import LAYOUT, Launcher, NetworkError, run_cmd
+from synthreg.network.launcher import LAYOUT, Launcher, fabric_tool, run_cmd
 from synthreg.network.orgdef import OrgDef, OrgDefError, check_distinct, check_reachable
 from synthreg.network.profile import Member, write_profile
 from synthreg.network.topology import CHAINCODES, CHANNELS, NetworkConfig, Org
@@ -121,6 +121,13 @@ def own_org_def(cfg: NetworkConfig, crypto: pki.OrgCrypto) -> OrgDef:
         source=str(cfg.home / ORG_DEF_FILE))
 
 
+def public_member(root: Path, d: OrgDef) -> Member:
+    """``d`` as a :class:`Member` whose public material lies below ``root/<MSP>`` (laid out
+    by :func:`write_public_member`)."""
+    base = root / d.msp_id
+    return Member(d.org, base / "msp", base / "tls-ca.pem", base / "orderer-tls.pem", base / "share-key")
+
+
 def write_public_member(root: Path, d: OrgDef) -> Member:
     """Lay out ``d``'s public material below ``root/<MSP>`` (verifying MSP folder, TLS CA,
     orderer TLS certificate, share public key) and return it as a :class:`Member`."""
@@ -134,7 +141,7 @@ def write_public_member(root: Path, d: OrgDef) -> Member:
     (base / "orderer-tls.pem").write_text(d.orderer_tls_cert)
     (base / "share-key").mkdir(exist_ok=True)
     (base / "share-key" / "x25519_pk.pem").write_text(d.share_public_key)
-    return Member(d.org, msp, base / "tls-ca.pem", base / "orderer-tls.pem", base / "share-key")
+    return public_member(root, d)
 
 
 # --- the consortium bundle ------------------------------------------------------------
@@ -247,17 +254,10 @@ def build_blocks(defs: list[OrgDef], fabric_bin: Path, batch_timeout: str) -> di
         blocks = {}
         for ch in CHANNELS:
             block = root / f"{ch}.block"
-            run_cmd([_bin(fabric_bin, "configtxgen"), "-configPath", str(cfgdir), "-profile", "SynthregChannel",
+            run_cmd([fabric_tool(fabric_bin, "configtxgen"), "-configPath", str(cfgdir), "-profile", "SynthregChannel",
                      "-outputBlock", str(block), "-channelID", ch])
             blocks[ch] = block.read_bytes()
     return blocks
-
-
-def _bin(fabric_bin: Path, name: str) -> str:
-    path = fabric_bin / name
-    if not path.exists():
-        raise NetworkError(f"{path} not found: run scripts/bootstrap.sh (builds the Fabric binaries)")
-    return str(path)
 
 
 def block_config(block: bytes) -> tuple[str, Any]:
@@ -347,8 +347,21 @@ class RegistryLauncher(Launcher):
         path = self.consortium_dir / "bundle.json"
         if not path.exists():
             return [own]
-        return [own if d.msp_id == self.org.msp_id else write_public_member(self.consortium_dir, d)
+        return [own if d.msp_id == self.org.msp_id else public_member(self.consortium_dir, d)
                 for d in Bundle.load(path).all_defs]
+
+    def record_consortium(self, bundle_path: Path) -> None:
+        """Keep ``bundle_path`` as this home's view of the consortium and lay out every other
+        member's public material (read by :meth:`members`)."""
+        kept = self.consortium_dir / "bundle.json"
+        self.consortium_dir.mkdir(parents=True, exist_ok=True)
+        if not (kept.exists() and kept.samefile(bundle_path)):  # re-run with the kept copy
+            tmp = kept.with_suffix(".json.new")
+            shutil.copyfile(bundle_path, tmp)
+            tmp.replace(kept)
+        for d in Bundle.load(kept).all_defs:
+            if d.msp_id != self.org.msp_id:
+                write_public_member(self.consortium_dir, d)
 
     def definition_sequence(self, channel: str) -> int:
         """The keys chaincode's definition changes with each added member (its private
@@ -417,10 +430,7 @@ class RegistryLauncher(Launcher):
             if path.exists() and path.read_bytes() != block:
                 raise OnboardingError(f"{path} holds another consortium's genesis block; "
                                       "a registry home joins one consortium")
-        self.consortium_dir.mkdir(parents=True, exist_ok=True)
-        kept = self.consortium_dir / "bundle.json"
-        if not (kept.exists() and kept.samefile(bundle_path)):  # re-run with the kept copy
-            shutil.copyfile(bundle_path, kept)
+        self.record_consortium(bundle_path)
         members = self.members()
         self.cfg.artifacts_dir.mkdir(parents=True, exist_ok=True)
         for ch, block in bundle.blocks.items():
