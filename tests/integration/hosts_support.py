@@ -6,11 +6,13 @@ every step run by the `synthreg` CLI inside the registry's host, as its IT staff
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -106,6 +108,24 @@ class HostConsortium:
         d = self.local(i)
         self.cli(i, "run", "approve", run, "--org", MSPS[i - 1], "--data", str(d / "data.csv"),
                  "--schema", str(d / "schema.yaml"), "--home", str(self.home(i)))
+
+    def audit(self, run: str, releasers: Iterable[int], registries: Iterable[int], name: str) -> dict[str, Any]:
+        """The auditor's check of ``run`` from the root namespace: a fresh key pair
+        (``base/<name>``), the shares of ``releasers`` released to it, unsealed through
+        Registry1's auditor identity, and `audit verify --json` against the workspaces of
+        ``registries``; returns the report."""
+        key = self.base / name
+        self.cli(0, "audit", "keygen", "--out", str(key))
+        for i in releasers:
+            self.cli(i, "keys", "release", "--org", MSPS[i - 1], "--auditor", str(key / "auditor_x25519_pk.pem"),
+                     "--home", str(self.home(i)))
+        unsealed = self.base / f"{name}-unsealed"
+        self.cli(0, "audit", "unseal", "--key", str(key), "--out", str(unsealed), "--home", str(self.home(1)))
+        workspaces = [a for i in registries for a in
+                      ("--workspace", f"{MSPS[i - 1]}={self.home(i) / 'registries' / MSPS[i - 1] / 'workspace'}")]
+        report: dict[str, Any] = json.loads(self.cli(0, "audit", "verify", "--run", run, "--unsealed", str(unsealed),
+                                                     *workspaces, "--home", str(self.home(1)), "--json").stdout)
+        return report
 
     def stop(self, hosts: Iterable[int] | None = None) -> None:
         """`registry down` and `registry node down` on each host, then kill anything left

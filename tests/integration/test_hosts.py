@@ -81,18 +81,7 @@ def test_three_hosts_run_audited_and_no_foreign_keys(consortium: HostConsortium)
     print(f"run across 3 hosts: {time.monotonic() - t0:.1f}s")
 
     # The auditor, on its own host (the root namespace), through Registry1's auditor identity.
-    key = c.base / "auditor"
-    c.cli(0, "audit", "keygen", "--out", str(key))
-    for i in (2, 3):
-        c.cli(i, "keys", "release", "--org", MSPS[i - 1], "--auditor", str(key / "auditor_x25519_pk.pem"),
-              "--home", str(c.home(i)))
-    unsealed = c.base / "unsealed"
-    c.cli(0, "audit", "unseal", "--key", str(key), "--out", str(unsealed), "--home", str(c.home(1)))
-    workspaces = [a for i in range(1, 4) for a in
-                  ("--workspace", f"{MSPS[i - 1]}={c.home(i) / 'registries' / MSPS[i - 1] / 'workspace'}")]
-    verified = c.cli(0, "audit", "verify", "--run", run, "--unsealed", str(unsealed), *workspaces,
-                     "--home", str(c.home(1)), "--json")
-    report = json.loads(verified.stdout)
+    report = c.audit(run, releasers=(2, 3), registries=range(1, 4), name="auditor")
     assert report["ok"] and report["rounds_checked"] == CONFIG["rounds"], report
 
     for i in range(1, 4):
@@ -186,16 +175,6 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     assert out == list(range(out[0], out[-1] + 1)) and out[0] >= 1, out
     assert out[-1] < rounds - 1, "Registry3 never re-joined"
 
-    key = c.base / "auditor-cut"
-    c.cli(0, "audit", "keygen", "--out", str(key))
-    for i in (1, 3):
-        c.cli(i, "keys", "release", "--org", MSPS[i - 1], "--auditor", str(key / "auditor_x25519_pk.pem"),
-              "--home", str(c.home(i)))
-    unsealed = c.base / "unsealed-cut"
-    c.cli(0, "audit", "unseal", "--key", str(key), "--out", str(unsealed), "--home", str(c.home(1)))
-    workspaces = [a for i in range(1, 5) for a in
-                  ("--workspace", f"{MSPS[i - 1]}={c.home(i) / 'registries' / MSPS[i - 1] / 'workspace'}")]
-    report = json.loads(c.cli(0, "audit", "verify", "--run", run, "--unsealed", str(unsealed), *workspaces,
-                              "--home", str(c.home(1)), "--json").stdout)
+    report = c.audit(run, releasers=(1, 3), registries=range(1, 5), name="auditor-cut")
     assert report["ok"], report["failures"]
     assert report["missed"] == {"Registry3MSP": out}, report
