@@ -16,6 +16,7 @@ scripts/test.sh runs first).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -132,6 +133,23 @@ class ComposeRegistry:
                 self.engine.kill()
                 self.engine.wait()
 
+    def reap_exec_monitors(self) -> list[int]:
+        """SIGKILL the conmon monitors of this project's `exec` sessions: podman keeps each
+        one for 300 s (`--exit-delay`) after its container is gone. Returns their PIDs."""
+        reaped = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"conmon") and f"{PROJECT}_".encode() in b" ".join(argv):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), 9)
+                    reaped.append(int(proc.name))
+        return reaped
+
     def containers(self) -> set[str]:
         return _podman_lines("ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}",
                              "--format", "{{.Names}}")
@@ -183,6 +201,7 @@ def mixed_consortium(base: Path) -> Iterator[Mixed]:
     finally:
         r3.dc("--profile", "apps", "down", "--remove-orphans", "-t", "30", check=False, timeout=300)
         r3.stop_engine()
+        r3.reap_exec_monitors()
         c.stop()
         hosts.down()
 
@@ -241,6 +260,7 @@ def test_registry3_in_containers_runs_with_two_namespace_hosts(tmp_path_factory:
 
     print(f"compose test, set-up to teardown: {time.monotonic() - t_start:.0f}s")
     assert r3.containers() == set(), f"containers left: {r3.containers()}"
+    assert r3.reap_exec_monitors() == [], "exec-session monitors (conmon) left"
     assert _podman_lines("network", "ls", "--format", "{{.Name}}") <= networks_before
     assert not {"sc-h1", "sc-h2"} & set(subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                        text=True).stdout.split())
