@@ -48,8 +48,9 @@ type Releases struct {
 // ReleaseShare records, publicly, that the caller's registry released its
 // share to auditorID, with envelopeJSON (a JSON object of at most
 // MaxPrivateBytes: the share encrypted to the auditor). Only role admin; the
-// org is the caller's MSP, which must be a recipient whose share was
-// distributed. One release per org per auditor. Emits ShareReleased.
+// org is the caller's MSP, which must hold a usable share: a ceremony
+// recipient whose share was distributed, or a newcomer whose extension is
+// complete. One release per org per auditor. Emits ShareReleased.
 func (c *Contract) ReleaseShare(ctx contractapi.TransactionContextInterface, auditorID string, envelopeJSON string) (string, error) {
 	if err := validate.Key("auditorID", auditorID); err != nil {
 		return "", err
@@ -67,15 +68,17 @@ func (c *Contract) ReleaseShare(ctx contractapi.TransactionContextInterface, aud
 	if err != nil {
 		return "", err
 	}
-	idx, ok := cer.ShareIndex[caller.MSPID]
-	if !ok {
+	h, isHolder, err := shareHolder(stub, cer, caller.MSPID)
+	if err != nil {
+		return "", err
+	}
+	if !isHolder {
 		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("%s holds no share of ceremony %s", caller.MSPID, cer.CeremonyID)}
 	}
-	if h, err := shareHash(stub, caller.MSPID); err != nil {
-		return "", err
-	} else if h == "" {
-		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("the share of %s has not been distributed yet", caller.MSPID)}
+	if !h.usable {
+		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("the share of %s has not been distributed (or its extension completed) yet", caller.MSPID)}
 	}
+	idx := h.index
 	key, err := state.Key(stub, objRelease, auditorID, caller.MSPID)
 	if err != nil {
 		return "", err

@@ -105,7 +105,8 @@ func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org str
 	return state.Marshal(rec)
 }
 
-// GetShare returns org's encrypted share; only role admin of org itself may
+// GetShare returns org's encrypted share (a ceremony recipient's, or a
+// newcomer's after PutOwnShare); only role admin of org itself may
 // read it (ACCESS_DENIED for everyone else; the peer's memberOnlyRead refuses
 // other orgs as well). NOT_FOUND when not distributed (or not on this peer).
 func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org string) (string, error) {
@@ -121,9 +122,12 @@ func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org str
 	if err != nil {
 		return "", err
 	}
-	idx, err := ceremonyMember(cer, org)
+	h, isHolder, err := shareHolder(stub, cer, org)
 	if err != nil {
 		return "", err
+	}
+	if !isHolder {
+		return "", &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q holds no share of ceremony %s", org, cer.CeremonyID)}
 	}
 	share, err := stub.GetPrivateData(Collection(org), privShareKey)
 	if err != nil {
@@ -132,7 +136,7 @@ func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org str
 	if share == nil {
 		return "", &ccerr.NotFoundError{What: "share of ceremony " + cer.CeremonyID + " for", Key: org}
 	}
-	return state.Marshal(OwnShare{CeremonyID: cer.CeremonyID, Org: org, ShareIndex: idx, ShareB64: base64.StdEncoding.EncodeToString(share), SHA256: sha256Hex(share)})
+	return state.Marshal(OwnShare{CeremonyID: cer.CeremonyID, Org: org, ShareIndex: h.index, ShareB64: base64.StdEncoding.EncodeToString(share), SHA256: sha256Hex(share)})
 }
 
 // GetShareHash returns the on-chain private data hash of org's share, so any

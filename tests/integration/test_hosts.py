@@ -95,7 +95,9 @@ def test_a_fourth_registry_joins_the_running_consortium(consortium: HostConsorti
     proposes and signs and Registry2 checks and signs (MAJORITY of the founders' admins),
     submitted by Registry1; its orderer becomes a Raft consenter, its peer joins; the keys
     chaincode gets its private collection (sequence 2, approved again by every admin) and
-    is committed once a majority of the four approved. Every home stays free of foreign keys."""
+    is committed once a majority of the four approved. Registry4 then gets its own
+    audit-key share from two founders' masked contributions. Every home stays free of
+    foreign keys."""
     c = consortium
     update = c.base / "add-registry4"
     c.cli(1, "consortium", "add-org", "--org-def", str(c.home(4) / "org-def.json"), "--out", str(update),
@@ -112,8 +114,19 @@ def test_a_fourth_registry_joins_the_running_consortium(consortium: HostConsorti
         c.cli(i, "consortium", "commit", "--home", str(c.home(i)))
     status = json.loads(c.cli(4, "registry", "node", "status", "--home", str(c.home(4))).stdout)
     assert status["joined"] and sum(p["running"] for p in status["processes"].values()) == 4, status
+    # Registry4's audit-key share: Registry1 and Registry2 each contribute a masked term,
+    # encrypted to Registry4; the key is never rebuilt (synthreg.crypto.extension).
+    c.cli(4, "keys", "request-share", "--org", MSPS[3], "--home", str(c.home(4)))
+    early = c.cli(4, "keys", "complete-share", "--org", MSPS[3], "--home", str(c.home(4)), check=False)
+    assert early.returncode == 1 and "waiting for contributions" in early.stderr, early.stderr[-2000:]
+    for i in (1, 2):
+        c.cli(i, "keys", "contribute-share", "--org", MSPS[i - 1], "--for", MSPS[3], "--home", str(c.home(i)))
+    c.cli(4, "keys", "complete-share", "--org", MSPS[3], "--home", str(c.home(4)))
     shown = json.loads(c.cli(4, "keys", "show", "--as-org", MSPS[3], "--home", str(c.home(4)), "--json").stdout)
-    assert shown["n"] == 3, shown  # the audit key's shares stay with the founders (see docs/deploy.md)
+    assert shown["n"] == 3, shown  # the sealed key's n stays; the new share is an extension
+    [ext] = shown["extensions"]
+    assert (ext["org"], ext["share_index"], ext["complete"]) == (MSPS[3], 4, True), ext
+    assert ext["holders"] == ext["contributed"] == MSPS[:2], ext
     for i in range(1, 5):
         profile = json.loads((c.home(i) / "profile.json").read_text())
         assert sorted(profile["orgs"]) == MSPS, profile["orgs"].keys()
@@ -175,6 +188,9 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     assert out == list(range(out[0], out[-1] + 1)) and out[0] >= 1, out
     assert out[-1] < rounds - 1, "Registry3 never re-joined"
 
-    report = c.audit(run, releasers=(1, 3), registries=range(1, 5), name="auditor-cut")
+    # Unsealed with the newcomer's share and the share of the registry that was cut off.
+    report = c.audit(run, releasers=(3, 4), registries=range(1, 5), name="auditor-cut")
     assert report["ok"], report["failures"]
     assert report["missed"] == {"Registry3MSP": out}, report
+    summary = json.loads((c.base / "auditor-cut-unsealed" / "unseal_summary.json").read_text())
+    assert summary["shares_used"] == [3, 4], summary

@@ -71,7 +71,8 @@ def test_two_of_three_with_release_to_auditor() -> None:
     out, _ = _run(2, kps)
     auditor = generate_recipient_keypair()
     released = [
-        release_share(kps[r], out.envelopes[r], out.ceremony_id, r, "Auditor1", auditor.public_raw())
+        release_share(open_share(kps[r], out.envelopes[r], out.ceremony_id, r), out.ceremony_id, "Auditor1",
+                      auditor.public_raw())
         for r in ("Registry1MSP", "Registry3MSP")
     ]
     shares = [open_released_share(auditor, env, out.ceremony_id, "Auditor1") for env in released]

@@ -21,7 +21,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from synthreg.keys.errors import VaultPreconditionError, VaultUnavailableError, vault_error
-from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases, parse_json
+from synthreg.keys.records import (
+    CeremonyFacts,
+    CeremonyRecord,
+    ExtensionRecord,
+    Extensions,
+    OwnShare,
+    Releases,
+    parse_json,
+)
 from synthreg.ledger import ChaincodeError, CommitError, Contract, GatewayError, LedgerError
 
 __all__ = ["CHAINCODE", "CHANNEL", "TRANSIENT_SHARE", "LedgerKeyVault"]
@@ -103,3 +111,22 @@ class LedgerKeyVault:
 
     def list_releases(self, auditor_id: str) -> Releases:
         return Releases.parse(self._evaluate("ListReleases", auditor_id))
+
+    def request_share(self, public_key: bytes, holders: list[str]) -> ExtensionRecord:
+        req = json.dumps({"public_key": public_key.hex(), "holders": list(holders)}, separators=(",", ":"))
+        return ExtensionRecord.parse_obj(self._submit("RequestShare", req))
+
+    def contribute_share(self, org: str, envelope: Mapping[str, Any]) -> ExtensionRecord:
+        return ExtensionRecord.parse_obj(
+            self._submit("ContributeShare", org, json.dumps(envelope, separators=(",", ":"))))
+
+    def put_own_share(self, share: bytes) -> dict[str, Any]:
+        # Private write only: the caller org's own peer endorses, the share reaches no other org.
+        org = self.contract.network.gateway.identity.msp_id
+        return self._submit("PutOwnShare", transient={TRANSIENT_SHARE: share}, endorsing_orgs=[org])
+
+    def complete_share(self, commitment: str) -> ExtensionRecord:
+        return ExtensionRecord.parse_obj(self._submit("CompleteShare", commitment))
+
+    def list_extensions(self) -> Extensions:
+        return Extensions.parse(self._evaluate("ListExtensions"))

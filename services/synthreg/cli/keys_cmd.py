@@ -1,4 +1,6 @@
-"""`synthreg keys ceremony | show | release`: the audit key on the ledger.
+"""`synthreg keys ceremony | show | release | request-share | contribute-share | complete-share`.
+
+The audit key on the ledger.
 
 Thin wiring over :mod:`synthreg.keys`: this module picks the network profile
 (``--home``, default from ``SYNTHREG_NETWORK_HOME``, read here at the process
@@ -16,6 +18,9 @@ Who acts:
 - ``show``: any consortium identity (``--as-org`` / ``--as-role``).
 - ``release``: the ``admin`` identity of ``--org`` and that org's private
   share key (``share_key_dir/x25519_sk.pem``) — run on that org's host.
+- ``request-share`` / ``complete-share``: a registry that joined after the
+  ceremony (its admin and share key); ``contribute-share --for NEWCOMER``: each
+  holder the request chose (:mod:`synthreg.keys.extension`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from rich.table import Table
 from synthreg.chain.keyvault import CHAINCODE, CHANNEL, LedgerKeyVault
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import KeysError
+from synthreg.keys.extension import complete_share, contribute_share, request_share
 from synthreg.keys.keyfiles import load_auditor_public_key, load_org_keypair
+from synthreg.keys.records import ExtensionRecord
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.show import keys_overview
 from synthreg.ledger import ConnectError, LedgerError
@@ -153,6 +160,10 @@ def show(
         table.add_row(msp, str(idx), data["commitments"][str(idx)][:16] + "…",
                       dist if dist else "[red]not distributed")
     out.print(table)
+    for e in data["extensions"]:
+        state = "[green]complete" if e["complete"] else \
+            f"[yellow]{len(e['contributed'])}/{len(e['holders'])} contributions"
+        out.print(f"  share {e['share_index']} of {e['org']} (joined later) from {', '.join(e['holders'])}: {state}")
     for aid, rel in data["releases"].items():
         who = ", ".join(f"{r['org']} (share {r['share_index']})" for r in rel["released"]) or "nobody"
         state = "[green]can unseal" if rel["unsealable"] else "[yellow]cannot unseal yet"
@@ -178,3 +189,74 @@ def release(
         return
     console.print(f"[green]{report.org} released share {report.share_index}[/] of ceremony "
                   f"{report.ceremony_id} to auditor {report.auditor_id} (tx {report.tx_id[:16]}…)")
+
+
+OrgOpt = Annotated[str, typer.Option("--org", help="This registry (MSP ID); acts as its admin with its share key.")]
+
+
+def _print_extension(ext: ExtensionRecord, what: str) -> None:
+    missing = sorted(set(ext.holders) - set(ext.contributions))
+    state = "complete" if ext.complete else (f"waiting for {', '.join(missing)}" if missing else "ready to complete")
+    console.print(f"[green]{what}[/]: share {ext.share_index} of {ext.org} from {', '.join(sorted(ext.holders))} "
+                  f"(extension {ext.extension_id[:16]}…): {state}")
+
+
+def _extension_dict(ext: ExtensionRecord) -> dict[str, Any]:
+    return {"org": ext.org, "share_index": ext.share_index, "extension_id": ext.extension_id,
+            "holders": sorted(ext.holders), "contributed": sorted(ext.contributions), "complete": ext.complete,
+            "commitment": ext.commitment}
+
+
+@app.command("request-share")
+def request_share_cmd(
+    org: OrgOpt,
+    holder: Annotated[list[str] | None, typer.Option(
+        "--holder", help="A share holder to ask (repeat t times; default: the t lowest share indices).")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """A registry that joined after the ceremony asks t share holders for its own share."""
+    with cli_errors("keys request-share"):
+        profile = load_profile(home)
+        org_key = load_org_keypair(profile.org(org).share_key_dir)
+        with keyvault_as(profile, org, "admin") as vault:
+            ext = request_share(vault, org, org_key, holder or None)
+    if as_json:
+        print_json(_extension_dict(ext))
+        return
+    _print_extension(ext, "share requested")
+    console.print(f"  each holder runs: synthreg keys contribute-share --org HOLDER --for {org}; "
+                  f"then: synthreg keys complete-share --org {org}")
+
+
+@app.command("contribute-share")
+def contribute_share_cmd(
+    org: OrgOpt,
+    newcomer: Annotated[str, typer.Option("--for", help="The registry (MSP ID) that requested a share.")],
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """A holder's masked contribution to a newcomer's share, encrypted to the newcomer."""
+    with cli_errors("keys contribute-share"):
+        profile = load_profile(home)
+        org_key = load_org_keypair(profile.org(org).share_key_dir)
+        with keyvault_as(profile, org, "admin") as vault:
+            ext = contribute_share(vault, org, org_key, newcomer)
+    if as_json:
+        print_json(_extension_dict(ext))
+        return
+    _print_extension(ext, f"{org} contributed")
+
+
+@app.command("complete-share")
+def complete_share_cmd(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, as_json: JsonOpt = False) -> None:
+    """The newcomer adds the contributions up, stores its share in its collection and commits to it."""
+    with cli_errors("keys complete-share"):
+        profile = load_profile(home)
+        org_key = load_org_keypair(profile.org(org).share_key_dir)
+        with keyvault_as(profile, org, "admin") as vault:
+            ext = complete_share(vault, org, org_key)
+    if as_json:
+        print_json(_extension_dict(ext))
+        return
+    _print_extension(ext, f"{org} holds its share")

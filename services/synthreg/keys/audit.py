@@ -13,8 +13,10 @@ are encrypted to the auditor's key, which no registry holds.
 
 :func:`unseal_audit_key`:
 
-1. ``GetCeremonyRecord`` and ``ListReleases(auditor_id)``; the public context
-   and test ciphertext must match their recorded hashes;
+1. ``GetCeremonyRecord``, ``ListExtensions`` (a registry that joined later holds
+   a share once its extension is complete: its index and commitment join the
+   ceremony's) and ``ListReleases(auditor_id)``; the public context and test
+   ciphertext must match their recorded hashes;
 2. every release is opened with the auditor's private key, its index must be
    the org's recorded index, and it must match its published commitment —
    otherwise :class:`~synthreg.keys.errors.ReleasedShareError` names the org
@@ -170,6 +172,8 @@ def unseal_in_memory(
     except VaultPreconditionError as exc:
         raise NoCeremonyError(exc.detail) from exc
     _check_record(record)
+    commitments, share_index = vault.list_extensions().widen(record.commitments, record.share_index)
+    record = replace(record, commitments=commitments, share_index=share_index)
     listed = vault.list_releases(aid)
     if listed.ceremony_id != record.ceremony_id:
         raise RecordFormatError("release list", f"for ceremony {listed.ceremony_id}, recorded {record.ceremony_id}")

@@ -24,6 +24,7 @@ __all__ = [
     "AuditKeyError",
     "CeremonyExistsError",
     "DistributionError",
+    "ExtensionStateError",
     "KeysError",
     "NoCeremonyError",
     "NotEnoughReleasesError",
@@ -174,6 +175,17 @@ class ShareIntegrityError(KeysError):
 
     def __init__(self, org: str, reason: str) -> None:
         super().__init__(f"share of {org}: {reason}")
+        self.org = org
+        self.reason = reason
+
+
+class ExtensionStateError(KeysError):
+    """A share-extension step cannot run now (``org`` is the newcomer): no
+    extension requested, contributions missing, no usable holders, or the
+    holder's own share does not fit the extension. Nothing was written."""
+
+    def __init__(self, org: str, reason: str) -> None:
+        super().__init__(f"share extension of {org}: {reason}")
         self.org = org
         self.reason = reason
 

@@ -24,10 +24,11 @@ from typing import Any
 from synthreg.keys.errors import (
     VaultAccessDeniedError,
     VaultAlreadyExistsError,
+    VaultInvalidArgumentError,
     VaultNotFoundError,
     VaultPreconditionError,
 )
-from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases
+from synthreg.keys.records import CeremonyFacts, CeremonyRecord, ExtensionRecord, Extensions, OwnShare, Releases
 
 __all__ = ["InMemoryKeyLedger", "InMemoryKeyVault"]
 
@@ -40,6 +41,7 @@ class InMemoryKeyLedger:
     host: str = ""
     shares: dict[str, bytes] = field(default_factory=dict)
     releases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
     tx_counter: int = 0
 
     def next_tx(self) -> str:
@@ -107,7 +109,7 @@ class InMemoryKeyVault:
             raise VaultNotFoundError("GetShare", f"NOT_FOUND: share for {org}")
         value = self.ledger.shares[org]
         return OwnShare.parse(json.dumps({
-            "ceremony_id": rec["ceremony_id"], "org": org, "share_index": rec["share_index"][org],
+            "ceremony_id": rec["ceremony_id"], "org": org, "share_index": self._index(org),
             "share_b64": base64.b64encode(value).decode(), "sha256": hashlib.sha256(value).hexdigest(),
         }))
 
@@ -119,12 +121,14 @@ class InMemoryKeyVault:
     def release_share(self, auditor_id: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
         self._require_admin("ReleaseShare")
         rec = self._record("ReleaseShare")
+        if not self._usable(self.msp_id):
+            raise VaultPreconditionError("ReleaseShare", f"PRECONDITION_FAILED: {self.msp_id} holds no usable share")
         if (auditor_id, self.msp_id) in self.ledger.releases:
             raise VaultAlreadyExistsError("ReleaseShare", f"ALREADY_EXISTS: release to {auditor_id} by {self.msp_id}")
         env = json.dumps(envelope, separators=(",", ":"))
         release = {
             "ceremony_id": rec["ceremony_id"], "auditor": auditor_id, "org": self.msp_id,
-            "share_index": rec["share_index"][self.msp_id], "envelope": json.loads(env),
+            "share_index": self._index(self.msp_id), "envelope": json.loads(env),
             "envelope_sha256": hashlib.sha256(env.encode()).hexdigest(),
             "released_by": {"msp": self.msp_id, "role": self.role}, "txid": self.ledger.next_tx(), "timestamp": "",
         }
@@ -136,3 +140,83 @@ class InMemoryKeyVault:
         rels = [r for (aid, _), r in sorted(self.ledger.releases.items()) if aid == auditor_id]
         return Releases.parse(json.dumps({"ceremony_id": rec["ceremony_id"], "auditor": auditor_id,
                                           "t": rec["t"], "releases": rels}))
+
+    # Share extension (chaincode/keyvault/extend.go).
+
+    def _index(self, org: str) -> int:
+        rec = self.ledger.record or {}
+        if org in rec.get("share_index", {}):
+            return int(rec["share_index"][org])
+        return int(self.ledger.extensions[org]["share_index"])
+
+    def _usable(self, org: str) -> bool:
+        rec = self.ledger.record or {}
+        if org in rec.get("share_index", {}):
+            return org in self.ledger.shares
+        return bool(self.ledger.extensions.get(org, {}).get("completed_txid"))
+
+    def _open_extension(self, fn: str, org: str) -> dict[str, Any]:
+        ext = self.ledger.extensions.get(org)
+        if ext is None:
+            raise VaultNotFoundError(fn, f"NOT_FOUND: share extension of {org}")
+        if ext["completed_txid"]:
+            raise VaultPreconditionError(fn, f"PRECONDITION_FAILED: the share extension of {org} is complete")
+        return ext
+
+    def request_share(self, public_key: bytes, holders: list[str]) -> ExtensionRecord:
+        self._require_admin("RequestShare")
+        rec = self._record("RequestShare")
+        if self.msp_id in rec["share_index"] or self.msp_id in self.ledger.extensions:
+            raise VaultAlreadyExistsError("RequestShare", f"ALREADY_EXISTS: share for {self.msp_id}")
+        if len(holders) != rec["t"] or len(set(holders)) != len(holders):
+            raise VaultInvalidArgumentError("RequestShare", f"INVALID_ARGUMENT: need exactly t = {rec['t']} holders")
+        keys = dict(rec["recipient_public_keys"]) | {o: e["public_key"] for o, e in self.ledger.extensions.items()}
+        for h in holders:
+            if not (h in keys and self._usable(h)):
+                raise VaultInvalidArgumentError("RequestShare", f"INVALID_ARGUMENT: {h} holds no usable share")
+        used = list(rec["share_index"].values()) + [e["share_index"] for e in self.ledger.extensions.values()]
+        tx = self.ledger.next_tx()
+        ext = {"extension_id": tx, "ceremony_id": rec["ceremony_id"], "org": self.msp_id,
+               "share_index": max(used) + 1, "public_key": public_key.hex(), "holders": sorted(holders),
+               "holder_index": {h: self._index(h) for h in holders},
+               "holder_public_keys": {h: keys[h] for h in holders},
+               "contributions": {}, "completed_txid": ""}
+        self.ledger.extensions[self.msp_id] = ext
+        return ExtensionRecord.parse_obj(ext)
+
+    def contribute_share(self, org: str, envelope: Mapping[str, Any]) -> ExtensionRecord:
+        self._require_admin("ContributeShare")
+        ext = self._open_extension("ContributeShare", org)
+        if self.msp_id not in ext["holders"]:
+            raise VaultPreconditionError("ContributeShare",
+                                         f"PRECONDITION_FAILED: {self.msp_id} is not a chosen holder")
+        if self.msp_id in ext["contributions"]:
+            raise VaultAlreadyExistsError("ContributeShare", f"ALREADY_EXISTS: contribution by {self.msp_id}")
+        ext["contributions"][self.msp_id] = {"envelope": json.loads(json.dumps(envelope)),
+                                             "txid": self.ledger.next_tx()}
+        return ExtensionRecord.parse_obj(ext)
+
+    def put_own_share(self, share: bytes) -> dict[str, Any]:
+        self._require_admin("PutOwnShare")
+        ext = self._open_extension("PutOwnShare", self.msp_id)
+        if set(ext["contributions"]) != set(ext["holders"]):
+            raise VaultPreconditionError("PutOwnShare", "PRECONDITION_FAILED: contributions still missing")
+        if self.msp_id in self.ledger.shares:
+            raise VaultAlreadyExistsError("PutOwnShare", f"ALREADY_EXISTS: share for {self.msp_id}")
+        self.ledger.shares[self.msp_id] = bytes(share)
+        return {"org": self.msp_id, "share_index": ext["share_index"], "sha256": hashlib.sha256(share).hexdigest(),
+                "txid": self.ledger.next_tx()}
+
+    def complete_share(self, commitment: str) -> ExtensionRecord:
+        self._require_admin("CompleteShare")
+        ext = self._open_extension("CompleteShare", self.msp_id)
+        if self.msp_id not in self.ledger.shares:
+            raise VaultPreconditionError("CompleteShare", "PRECONDITION_FAILED: put the assembled share first")
+        ext.update(commitment=commitment, share_sha256=hashlib.sha256(self.ledger.shares[self.msp_id]).hexdigest(),
+                   completed_txid=self.ledger.next_tx())
+        return ExtensionRecord.parse_obj(ext)
+
+    def list_extensions(self) -> Extensions:
+        rec = self._record("ListExtensions")
+        exts = sorted(self.ledger.extensions.values(), key=lambda e: int(e["share_index"]))
+        return Extensions.parse(json.dumps({"ceremony_id": rec["ceremony_id"], "extensions": exts}))

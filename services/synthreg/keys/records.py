@@ -29,6 +29,8 @@ from synthreg.keys.errors import RecordFormatError
 __all__ = [
     "CeremonyFacts",
     "CeremonyRecord",
+    "ExtensionRecord",
+    "Extensions",
     "OwnShare",
     "ReleaseRecord",
     "Releases",
@@ -261,3 +263,91 @@ class Releases:
             t=_get(d, "t", int, what),
             releases=tuple(ReleaseRecord.parse_obj(x) for x in items),
         )
+
+
+@dataclass(frozen=True)
+class ExtensionRecord:
+    """One share extension (``ListExtensions``): a newcomer's share from ``t`` holders.
+
+    ``holders`` maps each chosen holder to ``(share index, raw share public key)``;
+    ``contributions`` holds the envelopes received so far. ``complete`` once the
+    newcomer published its commitment (``CompleteShare``).
+    """
+
+    extension_id: str
+    ceremony_id: str
+    org: str
+    share_index: int
+    public_key: bytes
+    holders: dict[str, tuple[int, bytes]]
+    contributions: dict[str, Envelope]
+    commitment: str
+    share_sha256: str
+    completed_tx_id: str
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.completed_tx_id)
+
+    @classmethod
+    def parse_obj(cls, d: Mapping[str, Any]) -> ExtensionRecord:
+        org = str(d.get("org", "?"))
+        what = f"share extension of {org}"
+        index = _get(d, "holder_index", dict, what)
+        keys = _get(d, "holder_public_keys", dict, what)
+        try:
+            holders = {str(h): (int(index[h]), bytes.fromhex(keys[h])) for h in _get(d, "holders", list, what)}
+            contributions = {str(h): Envelope.from_dict(c["envelope"])
+                             for h, c in (d.get("contributions") or {}).items()}
+            public_key = bytes.fromhex(_get(d, "public_key", str, what))
+        except (KeyError, TypeError, ValueError, KeyFormatError) as exc:
+            raise RecordFormatError(what, f"holders or contributions: {exc!r}") from exc
+        return cls(
+            extension_id=_get(d, "extension_id", str, what),
+            ceremony_id=_get(d, "ceremony_id", str, what),
+            org=_get(d, "org", str, what),
+            share_index=_get(d, "share_index", int, what),
+            public_key=public_key,
+            holders=holders,
+            contributions=contributions,
+            commitment=str(d.get("commitment", "")),
+            share_sha256=str(d.get("share_sha256", "")),
+            completed_tx_id=str(d.get("completed_txid", "")),
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes | str, what: str) -> ExtensionRecord:
+        return cls.parse_obj(parse_json(raw, what))
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """``ListExtensions``: every share extension, sorted by share index."""
+
+    ceremony_id: str
+    extensions: tuple[ExtensionRecord, ...]
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Extensions:
+        what = "extension list (ListExtensions)"
+        d = parse_json(raw, what)
+        items = _get(d, "extensions", list, what)
+        if not all(isinstance(x, dict) for x in items):
+            raise RecordFormatError(what, "extensions must be objects")
+        return cls(ceremony_id=_get(d, "ceremony_id", str, what),
+                   extensions=tuple(ExtensionRecord.parse_obj(x) for x in items))
+
+    def of(self, org: str) -> ExtensionRecord | None:
+        """The extension of ``org``, or ``None``."""
+        return next((e for e in self.extensions if e.org == org), None)
+
+    def widen(self, commitments: ShareCommitments,
+              share_index: Mapping[str, int]) -> tuple[ShareCommitments, dict[str, int]]:
+        """The ceremony's commitments and share indices plus every complete extension's."""
+        digests = dict(commitments.digests)
+        index = dict(share_index)
+        for e in self.extensions:
+            if e.complete:
+                digests[e.share_index] = e.commitment
+                index[e.org] = e.share_index
+        return ShareCommitments(commitments.ceremony_id, digests), index

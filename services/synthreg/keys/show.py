@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError
-from synthreg.keys.records import CeremonyFacts, ReleaseRecord
+from synthreg.keys.records import CeremonyFacts, Extensions, ReleaseRecord
 from synthreg.keys.vault import KeyVault
 
 __all__ = ["KeysOverview", "keys_overview"]
@@ -26,10 +26,11 @@ __all__ = ["KeysOverview", "keys_overview"]
 
 @dataclass(frozen=True)
 class KeysOverview:
-    """Ceremony facts plus releases per auditor id."""
+    """Ceremony facts, share extensions of registries that joined later, releases per auditor id."""
 
     facts: CeremonyFacts
     releases: dict[str, tuple[ReleaseRecord, ...]]
+    extensions: Extensions
 
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
@@ -47,6 +48,12 @@ class KeysOverview:
             "share_index": dict(sorted(f.share_index.items())),
             "commitments": {str(i): d for i, d in sorted(f.commitments.digests.items())},
             "shares_distributed": dict(sorted(f.shares.items())),
+            "extensions": [
+                {"org": e.org, "share_index": e.share_index, "holders": sorted(e.holders),
+                 "contributed": sorted(e.contributions), "complete": e.complete, "commitment": e.commitment,
+                 "share_sha256": e.share_sha256, "extension_id": e.extension_id}
+                for e in self.extensions.extensions
+            ],
             "releases": {
                 aid: {"count": len(rels), "t": f.t, "unsealable": len(rels) >= f.t,
                       "released": [r.summary() for r in rels]}
@@ -66,4 +73,4 @@ def keys_overview(vault: KeyVault, auditor_ids: Sequence[str] = ()) -> KeysOverv
     except VaultPreconditionError as exc:
         raise NoCeremonyError(exc.detail) from exc
     releases = {aid: vault.list_releases(aid).releases for aid in dict.fromkeys(auditor_ids)}
-    return KeysOverview(facts, releases)
+    return KeysOverview(facts, releases, vault.list_extensions())

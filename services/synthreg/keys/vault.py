@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from synthreg.keys.records import CeremonyFacts, CeremonyRecord, OwnShare, Releases
+from synthreg.keys.records import CeremonyFacts, CeremonyRecord, ExtensionRecord, Extensions, OwnShare, Releases
 
 __all__ = ["KeyVault"]
 
@@ -57,4 +57,24 @@ class KeyVault(Protocol):
 
     def list_releases(self, auditor_id: str) -> Releases:
         """``ListReleases(auditor_id)``."""
+        ...
+
+    def request_share(self, public_key: bytes, holders: list[str]) -> ExtensionRecord:
+        """``RequestShare``: open the caller org's share extension with these ``t`` holders."""
+        ...
+
+    def contribute_share(self, org: str, envelope: Mapping[str, Any]) -> ExtensionRecord:
+        """``ContributeShare(org)``: the caller holder's masked term, encrypted to ``org``."""
+        ...
+
+    def put_own_share(self, share: bytes) -> dict[str, Any]:
+        """``PutOwnShare`` with ``share`` in the transient map, endorsed by the caller's org only."""
+        ...
+
+    def complete_share(self, commitment: str) -> ExtensionRecord:
+        """``CompleteShare(commitment)``: the caller's new share becomes usable."""
+        ...
+
+    def list_extensions(self) -> Extensions:
+        """``ListExtensions``."""
         ...
