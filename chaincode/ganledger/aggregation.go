@@ -39,6 +39,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/sbe"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
@@ -111,7 +112,7 @@ const (
 // AggConfig is the run configuration, exactly the configJSON of
 // OpenAggregation (unknown fields refused).
 type AggConfig struct {
-	Participants  []string `json:"participants"` // sorted, unique consortium MSP ids
+	Participants  []string `json:"participants"` // sorted, unique MSP ids of registered members
 	Threshold     int      `json:"threshold"`    // N/2 < t <= N
 	VectorLen     int64    `json:"vector_len"`
 	ScaleBits     int      `json:"scale_bits"`
@@ -269,8 +270,8 @@ func validateConfig(cfg *AggConfig) error {
 		return invalid(arg+".participants", "%d participants outside [%d, %d]", n, MinParticipants, MaxParticipants)
 	}
 	for i, p := range cfg.Participants {
-		if !access.IsConsortiumMSP(p) {
-			return invalid(arg+".participants", "%q is not a consortium MSP id (%s)", p, access.ConsortiumMSPPattern)
+		if !members.ValidMSPID(p) {
+			return invalid(arg+".participants", "%q is not an MSP id (%s)", p, members.MSPIDPattern)
 		}
 		if i > 0 && cfg.Participants[i-1] >= p {
 			return invalid(arg+".participants", "not sorted and unique at %q, %q", cfg.Participants[i-1], p)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -40,6 +41,9 @@ func (c *Contract) OpenAggregation(ctx contractapi.TransactionContextInterface, 
 	agg := &Aggregation{Run: run, AggConfig: cfg, OpenedBy: caller.MSPID, TxID: stub.GetTxID()}
 	if agg.ShareIndex(caller.MSPID) == 0 {
 		return "", &NotParticipantError{MSPID: caller.MSPID, Run: run}
+	}
+	if err := members.RequireNamed(stub, "configJSON.participants", cfg.Participants...); err != nil {
+		return "", err
 	}
 	key, err := state.Key(stub, objAggConfig, run)
 	if err != nil {

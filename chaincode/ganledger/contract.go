@@ -72,7 +72,7 @@ func New() *Contract {
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
 	return []string{"GetRecord", "GetAggregation", "GetBlob", "GetRound", "GetStep", "GetStepHead", "GetStepRoot", "ListFaults",
-		"GetLocalUpdate", "GetRun", "ListRuns", "GetPrivacySpend"}
+		"GetLocalUpdate", "GetRun", "ListRuns", "GetPrivacySpend", "ListMembers"}
 }
 
 // NewChaincode builds the deployable chaincode (used by cmd/ganledger and tests).

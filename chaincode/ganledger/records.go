@@ -16,7 +16,8 @@ package ganledger
 //	run/<run>/round/<r>/<msp>   registry <msp>'s record of merge round <r>
 //
 // with <run> a run id containing no "/"-segment "round", <r> a canonical
-// decimal 0..1000000 and <msp> a consortium MSP id; any other key with a
+// decimal 0..1000000 and <msp> an MSP id (members.MSPIDPattern; it must be
+// the caller's, hence a registered member); any other key with a
 // "round" segment after "run/" is refused (INVALID_ARGUMENT), so a trail key
 // parses one way only. Every other key is free-form.
 //
@@ -27,8 +28,9 @@ package ganledger
 //     participant of its aggregation config; a run with neither has no
 //     owner yet (PRECONDITION_FAILED), so a header can never be written
 //     ahead of the run;
-//   - a free-form key: any role, but every "/"-segment that is a consortium
-//     MSP id must be the caller's.
+//   - a free-form key: any role, but every "/"-segment that names a
+//     registered member of the channel must be the caller's (one member
+//     read per distinct segment of MSP-ID syntax other than the caller's).
 //
 // The owner reads are in the read set; ProposeRun and OpenAggregation are
 // write-once, so a header endorsed against them stays valid.
@@ -42,6 +44,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
 
@@ -67,7 +70,7 @@ type recordKey struct {
 	run   string   // header and round record
 	round int      // round record
 	msp   string   // round record: the registry it belongs to
-	msps  []string // free-form: the consortium MSP ids it names
+	msps  []string // free-form: the segments of MSP-id syntax (candidates)
 }
 
 // parseRecordKey classifies key (already checked by validate.Key) by the
@@ -108,17 +111,20 @@ func parseRecordKey(key string) (recordKey, error) {
 		return recordKey{}, bad("has no valid round: %q is not a canonical decimal in [0, %d]", rest[at+1], validate.MaxRound)
 	}
 	msp := rest[at+2]
-	if !access.IsConsortiumMSP(msp) {
-		return recordKey{}, bad("ends in %q, not a consortium MSP id (%s)", msp, access.ConsortiumMSPPattern)
+	if !members.ValidMSPID(msp) {
+		return recordKey{}, bad("ends in %q, not an MSP id (%s)", msp, members.MSPIDPattern)
 	}
 	return recordKey{kind: keyRoundRecord, run: run, round: round, msp: msp}, nil
 }
 
-// namedMSPs returns the segments that are consortium MSP ids.
+// namedMSPs returns the distinct segments of MSP-id syntax; whether one names
+// a member is a state read, done in authoriseRecordKey.
 func namedMSPs(segs []string) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, s := range segs {
-		if access.IsConsortiumMSP(s) {
+		if members.ValidMSPID(s) && !seen[s] {
+			seen[s] = true
 			out = append(out, s)
 		}
 	}
@@ -144,8 +150,15 @@ func authoriseRecordKey(stub shim.ChaincodeStubInterface, key string, k recordKe
 		return nil
 	default:
 		for _, m := range k.msps {
-			if err := access.RequireOrg(caller, m, action+" (a key naming "+m+" belongs to it)"); err != nil {
+			if m == caller.MSPID {
+				continue
+			}
+			named, err := members.IsMember(stub, m)
+			if err != nil {
 				return err
+			}
+			if named {
+				return access.RequireOrg(caller, m, action+" (a key naming "+m+" belongs to it)")
 			}
 		}
 		return nil

@@ -18,7 +18,7 @@ func TestAttackRecordKeySquatting(t *testing.T) {
 	}
 	mustFail(t, r.call(r.as(msp(1), "merger"), "PutRecord", "notes/Registry3MSP/x", `{"v":1}`), "ACCESS_DENIED",
 		"only Registry3MSP may")
-	if len(r.ledger.State) != 0 {
+	if len(r.ledger.State) != testMembers {
 		t.Fatalf("refused writes changed the ledger: %d keys", len(r.ledger.State))
 	}
 	r.ok(r.call(r.as(msp(3), "merger"), "PutRecord", key, `{"round":0}`))
@@ -34,8 +34,8 @@ func TestRecordKeyGrammar(t *testing.T) {
 		"run/run-1/round/01/Registry1MSP",        // not canonical
 		"run/run-1/round/1000001/Registry1MSP",   // out of range
 		"run/run-1/round/x/Registry1MSP",         // not a number
-		"run/run-1/round/0/OrdererMSP",           // not a consortium MSP
-		"run/run-1/round/0/Registry01MSP",        // not a consortium MSP
+		"run/run-1/round/0/Orderer.MSP",          // not an MSP id
+		"run/run-1/round/0/-MSP",                 // not an MSP id
 		"run/run-1/round/0",                      // no MSP
 		"run/run-1/round",                        // nothing after round
 		"run/run-1/round/0/Registry1MSP/extra",   // trailing segment
@@ -45,7 +45,9 @@ func TestRecordKeyGrammar(t *testing.T) {
 	} {
 		mustFail(t, r.call(m1, "PutRecord", key, `{"v":1}`), "INVALID_ARGUMENT", fmt.Sprintf("%q", key), "run/<run>/round/<r>/<msp>")
 	}
-	if len(r.ledger.State) != 0 {
+	// A well-formed round record of another (or an unregistered) org is not the caller's.
+	mustFail(t, r.call(m1, "PutRecord", "run/run-1/round/0/OrdererMSP", `{"v":1}`), "ACCESS_DENIED", "only OrdererMSP may")
+	if len(r.ledger.State) != testMembers {
 		t.Fatalf("refused writes changed the ledger: %d keys", len(r.ledger.State))
 	}
 	// a run id may contain "/" and name MSPs: only the last segment owns a round record

@@ -32,6 +32,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -74,7 +75,7 @@ const (
 // none other. Config and StopRule are JSON objects opaque to the chaincode
 // (kept as given inside the stored spec text).
 type RunSpec struct {
-	Participants []string        `json:"participants"` // sorted, unique consortium MSP ids, 1..64
+	Participants []string        `json:"participants"` // sorted, unique MSP ids of registered members, 1..64
 	SchemaSHA256 string          `json:"schema_sha256"`
 	Schema       string          `json:"schema"` // the agreed schema's YAML text, 1..131072 characters
 	Config       json.RawMessage `json:"config"`
@@ -187,8 +188,8 @@ func validateSpec(spec *RunSpec) error {
 		return invalid(specFieldParticipants, "%d participants outside [1, %d]", n, MaxRunParticipants)
 	}
 	for i, p := range spec.Participants {
-		if !access.IsConsortiumMSP(p) {
-			return invalid(specFieldParticipants, "%q is not a consortium MSP id (%s)", p, access.ConsortiumMSPPattern)
+		if !members.ValidMSPID(p) {
+			return invalid(specFieldParticipants, "%q is not an MSP id (%s)", p, members.MSPIDPattern)
 		}
 		if i > 0 && spec.Participants[i-1] >= p {
 			return invalid(specFieldParticipants, "not sorted and unique at %q, %q", spec.Participants[i-1], p)

@@ -193,7 +193,8 @@ func TestRunsStrictSpecRefused(t *testing.T) {
 		{specWith(t, "participants", parts(msp(1), nil)), `"specJSON.participants[1]": null`},
 		{specWith(t, "participants", parts(msp(2), msp(1), msp(3))), `"specJSON.participants": not sorted and unique at "Registry2MSP", "Registry1MSP"`},
 		{specWith(t, "participants", parts(msp(1), msp(1), msp(2))), `"specJSON.participants": not sorted and unique`},
-		{specWith(t, "participants", parts("OutsiderMSP", msp(1))), `"specJSON.participants": "OutsiderMSP" is not a consortium MSP id`},
+		{specWith(t, "participants", parts("Outsider/MSP", msp(1))), `"specJSON.participants": "Outsider/MSP" is not an MSP id`},
+		{specWith(t, "participants", parts("OutsiderMSP", msp(1))), `"specJSON.participants": "OutsiderMSP" is not a registered member of channel gan`},
 		{specWith(t, "participants", parts()), `"specJSON.participants": 0 participants outside [1, 64]`},
 		{specWith(t, "participants", many), `"specJSON.participants": 65 participants`},
 		{specWith(t, "participants", "Registry1MSP"), `"specJSON": malformed JSON`},
@@ -247,8 +248,8 @@ func TestRunsProposeAccess(t *testing.T) {
 	for _, role := range []string{"generator", "discriminator", "merger", "auditor"} {
 		mustFail(t, r.call(r.as(msp(1), role), "ProposeRun", testRun, spec), "ACCESS_DENIED", fmt.Sprintf("role %q not allowed (allowed: admin)", role))
 	}
-	mustFail(t, r.call(r.as("OutsiderMSP", "admin"), "ProposeRun", testRun, spec), "ACCESS_DENIED", "not a consortium registry")
-	if len(r.ledger.State) != 0 {
+	mustFail(t, r.call(r.as("OutsiderMSP", "admin"), "ProposeRun", testRun, spec), "ACCESS_DENIED", "not a registered member of channel gan", "RegisterMember")
+	if len(r.ledger.State) != testMembers {
 		t.Fatalf("refused proposals wrote %d keys", len(r.ledger.State))
 	}
 	r.ok(r.propose(1, testRun, spec))

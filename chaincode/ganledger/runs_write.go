@@ -5,6 +5,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
 
@@ -32,6 +33,9 @@ func (c *Contract) ProposeRun(ctx contractapi.TransactionContextInterface, run s
 		return "", err
 	}
 	stub := ctx.GetStub()
+	if err := members.RequireNamed(stub, specFieldParticipants, spec.Participants...); err != nil {
+		return "", err
+	}
 	key, err := runKey(stub, run)
 	if err != nil {
 		return "", err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -123,17 +124,22 @@ func getPerRound[T any](ctx contractapi.TransactionContextInterface, run, msp, r
 	return state.Marshal(rec)
 }
 
-// stepReader validates the run id and MSP id of a step read, then admits
-// any consortium role; returns the stub.
+// stepReader validates the run id and MSP id of a step read, admits any
+// role of a registered member and requires msp to be a registered member;
+// returns the stub.
 func stepReader(ctx contractapi.TransactionContextInterface, run, msp string) (shim.ChaincodeStubInterface, error) {
 	if err := validate.Key("run", run); err != nil {
 		return nil, err
 	}
-	if !access.IsConsortiumMSP(msp) {
-		return nil, invalid("msp", "%q is not a consortium MSP id (%s)", msp, access.ConsortiumMSPPattern)
+	if err := members.CheckMSPID("msp", msp); err != nil {
+		return nil, err
 	}
 	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
 		return nil, err
 	}
-	return ctx.GetStub(), nil
+	stub := ctx.GetStub()
+	if err := members.RequireNamed(stub, "msp", msp); err != nil {
+		return nil, err
+	}
+	return stub, nil
 }

@@ -133,8 +133,8 @@ func TestStepsFullSequenceOverTwoRounds(t *testing.T) {
 	}
 	s.wantHead(1, 1, 2, PhaseStopped)
 	// 6 G + 6 D records, head, stop record.
-	if n := len(s.ledger.State); n != 14 {
-		t.Fatalf("%d state keys, want 14", n)
+	if n := len(s.ledger.State); n != 14+testMembers {
+		t.Fatalf("%d state keys, want 14 + %d member records", n, testMembers)
 	}
 }
 
@@ -200,7 +200,7 @@ func TestStepsRolesEnforced(t *testing.T) {
 	s.ok(s.disc(1, 0, 0))
 	mustFail(t, s.call(s.d(1), "RecordStop", testRun, toJSON(t, stopArg(0, 0))), "ACCESS_DENIED", "allowed: generator")
 	outsider := s.as("OutsiderMSP", "generator")
-	mustFail(t, s.call(outsider, "RecordGeneratorStep", testRun, toJSON(t, genArg(1, 0, 1))), "ACCESS_DENIED", "not a consortium registry")
+	mustFail(t, s.call(outsider, "RecordGeneratorStep", testRun, toJSON(t, genArg(1, 0, 1))), "ACCESS_DENIED", "not a registered member of channel gan", "RegisterMember")
 	s.wantHead(1, 0, 0, PhaseDiscriminator)
 }
 
@@ -470,7 +470,7 @@ func TestStepsLocalUpdateRefusals(t *testing.T) {
 	for _, role := range []string{"merger", "admin", "auditor"} {
 		mustFail(t, s.call(s.as(msp(1), role), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "allowed: generator")
 	}
-	mustFail(t, s.call(s.as("OutsiderMSP", "generator"), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "not a consortium registry")
+	mustFail(t, s.call(s.as("OutsiderMSP", "generator"), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "ACCESS_DENIED", "not a registered member of channel gan", "RegisterMember")
 	// Another registry's generator finds its own (absent) head.
 	mustFail(t, s.call(s.g(2), "RecordLocalUpdate", testRun, toJSON(t, updateArg(1, 0, 1))), "PRECONDITION_FAILED", "no completed step of Registry2MSP")
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -140,8 +141,8 @@ func validateCeremony(in *CeremonyInput) (ctxBytes, ctBytes int, err error) {
 	}
 	seen := map[int]string{}
 	for org, i := range in.ShareIndex {
-		if !access.IsConsortiumMSP(org) {
-			return bad("share_index", "recipient %q is not a consortium MSP ID", org)
+		if !members.ValidMSPID(org) {
+			return bad("share_index", "recipient %q is not an MSP ID (%s)", org, members.MSPIDPattern)
 		}
 		if prev, dup := seen[i]; dup {
 			return bad("share_index", "index %d given to both %s and %s", i, prev, org)
@@ -230,6 +231,14 @@ func (c *Contract) RecordCeremony(ctx contractapi.TransactionContextInterface, c
 		return "", err
 	}
 	stub := ctx.GetStub()
+	recipients := make([]string, 0, len(in.ShareIndex))
+	for org := range in.ShareIndex {
+		recipients = append(recipients, org)
+	}
+	sort.Strings(recipients)
+	if err := members.RequireNamed(stub, "ceremony.share_index", recipients...); err != nil {
+		return "", err
+	}
 	key, err := state.Key(stub, objCeremony)
 	if err != nil {
 		return "", err

@@ -57,7 +57,7 @@ func TestRecordCeremonyOnlyAdminOfConsortium(t *testing.T) {
 	mustFail(t, f.call(f.id("Registry1MSP", "generator"), "RecordCeremony", input), "ACCESS_DENIED", "Registry1MSP", "generator", "admin")
 	mustFail(t, f.call(f.id("Registry1MSP", "auditor"), "RecordCeremony", input), "ACCESS_DENIED", "auditor")
 	mustFail(t, f.call(f.id("EvilMSP", "admin"), "RecordCeremony", input), "ACCESS_DENIED", "EvilMSP")
-	if len(f.ledger.State) != 0 {
+	if len(f.ledger.State) != testMembers {
 		t.Fatal("rejected ceremony wrote state")
 	}
 }
@@ -92,9 +92,15 @@ func TestRecordCeremonyValidation(t *testing.T) {
 		{"commitment ceremony id differs", func(d map[string]any) { d["commitments"].(map[string]any)["ceremony_id"] = "x" }, []string{"commitments.ceremony_id"}},
 		{"recipient outside consortium", func(d map[string]any) {
 			si := d["share_index"].(map[string]any)
-			si["OutsiderMSP"] = si["Registry3MSP"]
+			si["Outsider.MSP"] = si["Registry3MSP"]
 			delete(si, "Registry3MSP")
-		}, []string{"OutsiderMSP"}},
+		}, []string{"Outsider.MSP", "not an MSP ID"}},
+		{"recipient not a registered member", func(d map[string]any) {
+			si, k := d["share_index"].(map[string]any), d["recipient_public_keys"].(map[string]any)
+			si["OutsiderMSP"], k["OutsiderMSP"] = si["Registry3MSP"], k["Registry3MSP"]
+			delete(si, "Registry3MSP")
+			delete(k, "Registry3MSP")
+		}, []string{`"ceremony.share_index"`, `"OutsiderMSP" is not a registered member of channel keys`}},
 		{"duplicate share index", func(d map[string]any) { d["share_index"].(map[string]any)["Registry3MSP"] = 1 }, []string{"index 1"}},
 		{"index without commitment", func(d map[string]any) { d["share_index"].(map[string]any)["Registry3MSP"] = 9 }, []string{"index 9"}},
 		{"bad recipient key", func(d map[string]any) { d["recipient_public_keys"].(map[string]any)["Registry2MSP"] = "abcd" }, []string{"recipient_public_keys.Registry2MSP", "X25519"}},
@@ -112,7 +118,7 @@ func TestRecordCeremonyValidation(t *testing.T) {
 			doc := ceremonyDoc(2, 3)
 			c.edit(doc)
 			mustFail(t, f.call(f.admin(1), "RecordCeremony", toJSON(t, doc)), "INVALID_ARGUMENT", c.parts...)
-			if len(f.ledger.State) != 0 || len(f.ledger.Events) != 0 {
+			if len(f.ledger.State) != testMembers || len(f.ledger.Events) != 0 {
 				t.Fatal("invalid ceremony changed the ledger")
 			}
 		})

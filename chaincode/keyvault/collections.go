@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/synthreg/synthreg/chaincode/internal/access"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 )
 
 // CollectionConfig is one entry of the peer lifecycle --collections-config
@@ -38,8 +38,8 @@ func CollectionsFor(msps []string) ([]CollectionConfig, error) {
 	seen := map[string]bool{}
 	out := make([]CollectionConfig, 0, len(msps))
 	for _, msp := range msps {
-		if !access.IsConsortiumMSP(msp) {
-			return nil, fmt.Errorf("collections: %q is not a consortium MSP ID (%s)", msp, access.ConsortiumMSPPattern)
+		if !members.ValidMSPID(msp) {
+			return nil, fmt.Errorf("collections: %q is not an MSP ID (%s)", msp, members.MSPIDPattern)
 		}
 		if seen[msp] {
 			return nil, fmt.Errorf("collections: %q given twice", msp)

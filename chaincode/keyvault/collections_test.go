@@ -34,7 +34,7 @@ func TestCommittedCollectionsConfigMatchesGenerator(t *testing.T) {
 }
 
 func TestCollectionsForRejectsBadInput(t *testing.T) {
-	for _, msps := range [][]string{nil, {"Registry1MSP", "Registry1MSP"}, {"Org1MSP"}} {
+	for _, msps := range [][]string{nil, {"Registry1MSP", "Registry1MSP"}, {"org1.example.com"}, {"a/b"}} {
 		if _, err := CollectionsFor(msps); err == nil {
 			t.Fatalf("CollectionsFor(%v) accepted", msps)
 		}

@@ -21,11 +21,36 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	f := newBareFixture(t)
+	f.registerMembers(testMembers)
+	return f
+}
+
+// newBareFixture is a channel on which no org has registered yet.
+func newBareFixture(t *testing.T) *fixture {
+	t.Helper()
 	cc, err := NewChaincode()
 	if err != nil {
 		t.Fatalf("NewChaincode: %v", err)
 	}
 	return &fixture{t: t, cc: cc, ledger: fakestub.NewLedger("keys"), ids: map[string]fakestub.Identity{}}
+}
+
+// testMembers is how many registries (Registry1MSP..) every fixture
+// registers on its channel before the test runs.
+const testMembers = 5
+
+// registerMembers has the admin of Registry1MSP..Registry<n>MSP register its
+// own org, then forgets the MemberRegistered events so tests count only
+// their own.
+func (f *fixture) registerMembers(n int) {
+	f.t.Helper()
+	for i := 1; i <= n; i++ {
+		if r := f.call(f.admin(i), "RegisterMember"); !r.OK() {
+			f.t.Fatalf("RegisterMember Registry%dMSP: %s", i, r.Message)
+		}
+	}
+	f.ledger.Events = nil
 }
 
 // id returns a cached identity of msp with role (certificate generation is the slow part).

@@ -75,7 +75,7 @@ func New() *Contract {
 
 // GetEvaluateTransactions marks the read-only functions for metadata.
 func (c *Contract) GetEvaluateTransactions() []string {
-	return []string{"GetPrivate", "GetPrivateHash", "GetCeremony", "GetCeremonyRecord", "GetShare", "GetShareHash", "ListReleases", "ListExtensions"}
+	return []string{"GetPrivate", "GetPrivateHash", "GetCeremony", "GetCeremonyRecord", "GetShare", "GetShareHash", "ListReleases", "ListExtensions", "ListMembers"}
 }
 
 // NewChaincode builds the deployable chaincode (used by cmd/keyvault and tests).

@@ -122,5 +122,7 @@ func TestShareExtensionRules(t *testing.T) {
 	if r5.ShareIndex != 5 {
 		t.Fatalf("second request got index %d", r5.ShareIndex)
 	}
+	mustFail(t, f.call(f.admin(6), "RequestShare", shareRequest(t, "k6", "Registry1MSP", "Registry2MSP")), "ACCESS_DENIED", "not a registered member")
+	f.mustOK(f.call(f.admin(6), "RegisterMember"))
 	mustFail(t, f.call(f.admin(6), "RequestShare", shareRequest(t, "k4", "Registry1MSP", "Registry2MSP")), "INVALID_ARGUMENT", "share key of Registry4MSP")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 	"github.com/synthreg/synthreg/chaincode/internal/validate"
 )
@@ -151,13 +152,16 @@ func (c *Contract) GetPrivateHash(ctx contractapi.TransactionContextInterface, o
 	if err := validate.Key("key", key); err != nil {
 		return "", err
 	}
-	if !access.IsConsortiumMSP(org) {
-		return "", &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q is not a consortium MSP ID", org)}
+	if err := members.CheckMSPID("org", org); err != nil {
+		return "", err
 	}
 	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
 		return "", err
 	}
 	stub := ctx.GetStub()
+	if err := members.RequireNamed(stub, "org", org); err != nil {
+		return "", err
+	}
 	pkey, err := state.Key(stub, objPrivate, key)
 	if err != nil {
 		return "", err

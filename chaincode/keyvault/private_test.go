@@ -22,7 +22,7 @@ func TestPutPrivateWritesCallerCollectionAndEmitsEventWithoutValue(t *testing.T)
 			t.Fatalf("value leaked into collection %s", c)
 		}
 	}
-	if len(f.ledger.State) != 0 {
+	if len(f.ledger.State) != testMembers {
 		t.Fatalf("PutPrivate wrote public state: %v", f.ledger.State)
 	}
 	if len(f.ledger.Events) != 1 || f.ledger.Events[0].Name != EventPrivatePut {

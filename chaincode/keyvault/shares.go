@@ -9,6 +9,7 @@ import (
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 	"github.com/synthreg/synthreg/chaincode/internal/state"
 )
 
@@ -83,6 +84,9 @@ func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org str
 	if err := access.RequireOrg(caller, cer.Host.MSPID, "distribute shares of ceremony "+cer.CeremonyID); err != nil {
 		return "", err
 	}
+	if err := members.RequireNamed(stub, "org", org); err != nil {
+		return "", err
+	}
 	idx, err := ceremonyMember(cer, org)
 	if err != nil {
 		return "", err
@@ -143,10 +147,13 @@ func (c *Contract) GetShare(ctx contractapi.TransactionContextInterface, org str
 // consortium member can check a share shown to it. NOT_FOUND when not
 // distributed.
 func (c *Contract) GetShareHash(ctx contractapi.TransactionContextInterface, org string) (string, error) {
-	if !access.IsConsortiumMSP(org) {
-		return "", &ccerr.InvalidArgumentError{Arg: "org", Reason: fmt.Sprintf("%q is not a consortium MSP ID", org)}
+	if err := members.CheckMSPID("org", org); err != nil {
+		return "", err
 	}
 	if _, err := access.Require(ctx, access.AllRoles...); err != nil {
+		return "", err
+	}
+	if err := members.RequireNamed(ctx.GetStub(), "org", org); err != nil {
 		return "", err
 	}
 	collection := Collection(org)

@@ -40,7 +40,7 @@ func TestPutShareWritesRecipientCollectionWithReceiptAndEvent(t *testing.T) {
 	}
 	// No public state written: only the recipient's collection (so only its peer endorses).
 	stateBefore := len(f.ledger.State)
-	if stateBefore != 2 { // ceremony + ceremony_input
+	if stateBefore != 2+testMembers { // ceremony + ceremony_input + member records
 		t.Fatalf("PutShare wrote public state: %d keys", stateBefore)
 	}
 	// GetCeremony lists the on-chain hash of the distributed share.
@@ -61,7 +61,8 @@ func TestPutShareOnlyHostAdminOnceForRecipients(t *testing.T) {
 	mustFail(t, f.callT(f.admin(2), share, "PutShare", "Registry2MSP"), "ACCESS_DENIED", "Registry2MSP", "only Registry1MSP")
 	mustFail(t, f.callT(f.id("Registry1MSP", "merger"), share, "PutShare", "Registry2MSP"), "ACCESS_DENIED", "merger")
 	mustFail(t, f.callT(f.id("OutsiderMSP", "admin"), share, "PutShare", "Registry2MSP"), "ACCESS_DENIED", "OutsiderMSP")
-	mustFail(t, f.callT(f.admin(1), share, "PutShare", "Registry7MSP"), "INVALID_ARGUMENT", "Registry7MSP", "not a share recipient")
+	mustFail(t, f.callT(f.admin(1), share, "PutShare", "Registry5MSP"), "INVALID_ARGUMENT", "Registry5MSP", "not a share recipient")
+	mustFail(t, f.callT(f.admin(1), share, "PutShare", "Registry7MSP"), "INVALID_ARGUMENT", `"org"`, "Registry7MSP", "not a registered member of channel keys")
 	mustFail(t, f.callT(f.admin(1), nil, "PutShare", "Registry2MSP"), "INVALID_ARGUMENT", "transient:share")
 
 	f.mustOK(f.distribute(2))

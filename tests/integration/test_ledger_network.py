@@ -27,6 +27,7 @@ from synthreg.ledger import (
 )
 from synthreg.ledger.testing import make_test_identity
 from synthreg.network.client import open_gateway
+from synthreg.network.members import list_members, register_org
 from synthreg.network.profile import Profile
 
 R1, R2 = "Registry1MSP", "Registry2MSP"
@@ -241,3 +242,27 @@ def test_attack_foreign_ca_claims_consortium_msp(profile: Profile, unique: str) 
     with open_gateway(profile, R1, "auditor") as gw, pytest.raises(EvaluateError) as missing:
         gw.network("gan").contract("ganledger").evaluate("GetRecord", f"foreign-{unique}")
     assert "NOT_FOUND" in str(missing.value)
+
+
+def test_membership_is_kept_on_each_channel(profile: Profile) -> None:
+    """`network up` had every org register itself on both channels with its own admin;
+    registering again is ALREADY_EXISTS (= registered), only an admin may register, and
+    an org that never registered is refused where an argument names it."""
+    for channel, chaincode in profile.chaincodes.items():
+        with open_gateway(profile, R2, "auditor") as gw:
+            members = list_members(gw.network(channel).contract(chaincode))
+        assert [m["msp"] for m in members] == profile.msp_ids
+        assert all(len(m["txid"]) == 64 and m["admin_subject"] and m["timestamp"] for m in members)
+    with open_gateway(profile, R1, "admin") as gw:
+        assert all(r.already for r in register_org(gw, R1, profile.chaincodes))
+    with open_gateway(profile, R1, "merger") as gw, pytest.raises(EndorseError) as denied:
+        gw.network("keys").contract("keyvault").submit("RegisterMember")
+    assert "ACCESS_DENIED" in str(denied.value) and "allowed: admin" in str(denied.value)
+    with open_gateway(profile, R1, "generator") as gw:
+        with pytest.raises(EvaluateError) as unknown:
+            gw.network("gan").contract("ganledger").evaluate("GetStepHead", "run-x", "Registry9MSP")
+        assert 'INVALID_ARGUMENT: argument "msp": "Registry9MSP" is not a registered member of channel gan' \
+            in str(unknown.value)
+        with pytest.raises(EvaluateError) as unknown_org:
+            gw.network("keys").contract("keyvault").evaluate("GetShareHash", "Registry9MSP")
+        assert "not a registered member of channel keys" in str(unknown_org.value)

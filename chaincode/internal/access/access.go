@@ -1,25 +1,29 @@
 // Package access is the one place where synthreg chaincode authorises a caller.
 //
 // Who calls: every transaction function of ganledger and keyvault, first thing
-// after argument validation, via Require (role check) and RequireOrg (caller
-// must belong to a given org).
+// after argument validation, via Require (registered member + role check) and
+// RequireOrg (caller must belong to a given org); RegisterMember and
+// ListMembers are the bodies of the two membership transactions both
+// chaincodes expose (members.go).
 // Where the data lives: the caller's MSP ID and X.509 certificate come from the
 // signed proposal (stub.GetCreator, parsed by contract-api into a
 // cid.ClientIdentity). The role is the Fabric-CA style certificate attribute
 // "synthreg.role" (extension OID 1.2.3.4.5.6.7.8.1, raw JSON value
 // {"attrs":{"synthreg.role":"generator"}}), read with GetAttributeValue.
-// What fails when: no parsable identity -> *NoIdentityError; MSP ID not of the
-// form RegistryNMSP -> *OutsiderError; attribute missing, unknown or not in the
-// allowed set -> *RoleError; wrong org -> *OrgError. All are ACCESS_DENIED.
+// Membership is the member record of the caller's MSP on the channel's ledger
+// (internal/members; one GetState per call).
+// What fails when: no parsable identity -> *NoIdentityError; MSP not a
+// registered member of the channel -> *NotMemberError; attribute missing,
+// unknown or not in the allowed set -> *RoleError; wrong org -> *OrgError.
+// All are ACCESS_DENIED.
 //
 // The peer already rejects identities not issued by a channel MSP; this helper
-// narrows that to consortium registries and roles.
+// narrows that to the registries that registered on the channel, and to roles.
 package access
 
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -27,16 +31,11 @@ import (
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/ccerr"
+	"github.com/synthreg/synthreg/chaincode/internal/members"
 )
 
 // RoleAttribute is the certificate attribute carrying the caller's role.
 const RoleAttribute = "synthreg.role"
-
-// ConsortiumMSPPattern matches the MSP IDs of consortium registries
-// (Registry1MSP .. RegistryNMSP). Any other MSP is an outsider.
-const ConsortiumMSPPattern = `^Registry[1-9][0-9]*MSP$`
-
-var consortiumMSP = regexp.MustCompile(ConsortiumMSPPattern)
 
 // Role is an application role inside a registry.
 type Role string
@@ -53,9 +52,6 @@ const (
 // AllRoles lists every known role; Require(ctx, AllRoles...) admits any
 // consortium app.
 var AllRoles = []Role{RoleAdmin, RoleGenerator, RoleDiscriminator, RoleMerger, RoleAuditor}
-
-// IsConsortiumMSP reports whether mspID names a consortium registry.
-func IsConsortiumMSP(mspID string) bool { return consortiumMSP.MatchString(mspID) }
 
 func knownRole(r Role) bool {
 	for _, k := range AllRoles {
@@ -84,16 +80,19 @@ func (e *NoIdentityError) Error() string {
 // Code implements ccerr.Coded.
 func (e *NoIdentityError) Code() ccerr.Code { return ccerr.CodeAccessDenied }
 
-// OutsiderError: the caller's MSP is not a consortium registry.
-type OutsiderError struct{ MSPID string }
+// NotMemberError: the caller's MSP has no member record on the channel.
+type NotMemberError struct {
+	MSPID   string
+	Channel string
+}
 
-func (e *OutsiderError) Error() string {
-	return fmt.Sprintf("%s: MSP %q is not a consortium registry (expected %s)",
-		ccerr.CodeAccessDenied, e.MSPID, ConsortiumMSPPattern)
+func (e *NotMemberError) Error() string {
+	return fmt.Sprintf("%s: MSP %q is not a registered member of channel %s: its admin must call RegisterMember first",
+		ccerr.CodeAccessDenied, e.MSPID, e.Channel)
 }
 
 // Code implements ccerr.Coded.
-func (e *OutsiderError) Code() ccerr.Code { return ccerr.CodeAccessDenied }
+func (e *NotMemberError) Code() ccerr.Code { return ccerr.CodeAccessDenied }
 
 // RoleError: the caller's role attribute is missing, unknown or not allowed.
 type RoleError struct {
@@ -135,9 +134,9 @@ func (e *OrgError) Error() string {
 // Code implements ccerr.Coded.
 func (e *OrgError) Code() ccerr.Code { return ccerr.CodeAccessDenied }
 
-// Identify reads MSP ID, role and certificate of the caller and checks
-// consortium membership and that the role is a known one. It does not check
-// the role against an allowed set (Require does).
+// Identify reads MSP ID, role and certificate of the caller and checks that
+// the role is a known one. It checks neither membership nor the role against
+// an allowed set (Require does both).
 func Identify(ci cid.ClientIdentity) (Caller, error) {
 	// contract-api stores a typed nil *cid.ClientID when the creator cannot be
 	// parsed, so a plain nil check is not enough.
@@ -147,9 +146,6 @@ func Identify(ci cid.ClientIdentity) (Caller, error) {
 	mspID, err := ci.GetMSPID()
 	if err != nil {
 		return Caller{}, &NoIdentityError{Reason: err.Error()}
-	}
-	if !IsConsortiumMSP(mspID) {
-		return Caller{}, &OutsiderError{MSPID: mspID}
 	}
 	cert, err := ci.GetX509Certificate()
 	if err != nil || cert == nil {
@@ -175,13 +171,27 @@ func isNilPointer(v any) bool {
 	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
-// Require identifies the caller and admits it only with one of roles
-// (none given = any known role).
+// Require identifies the caller and admits it only when its MSP is a
+// registered member of the channel (*NotMemberError otherwise) and only with
+// one of roles (none given = any known role).
 func Require(ctx contractapi.TransactionContextInterface, roles ...Role) (Caller, error) {
 	caller, err := Identify(ctx.GetClientIdentity())
 	if err != nil {
 		return Caller{}, err
 	}
+	stub := ctx.GetStub()
+	ok, err := members.IsMember(stub, caller.MSPID)
+	if err != nil {
+		return Caller{}, err
+	}
+	if !ok {
+		return Caller{}, &NotMemberError{MSPID: caller.MSPID, Channel: stub.GetChannelID()}
+	}
+	return requireRole(caller, roles)
+}
+
+// requireRole admits caller only with one of roles (none = any known role).
+func requireRole(caller Caller, roles []Role) (Caller, error) {
 	if len(roles) == 0 {
 		return caller, nil
 	}

@@ -173,7 +173,9 @@ def create(
 def commit(home: RegistryHomeOpt = DEFAULT_REGISTRY_HOME,
            timeout: Annotated[float, typer.Option(help="Seconds to wait for a majority's approvals.")] = 600) -> None:
     """Commit both chaincode definitions once a majority approved, or wait until this
-    registry's peer sees them committed (every registry runs it; one commits)."""
+    registry's peer sees them committed (every registry runs it; one commits); then
+    register this registry as a member of `keys` and `gan` with its own admin
+    (idempotent: re-run it if it stopped before)."""
     with _errors("consortium commit"):
         _launcher(home).commit(timeout)
 

@@ -20,7 +20,9 @@ The steps (docs/deploy.md, "A registry joins later"):
    newcomer; ``consortium sync DIR`` for the others): the keys chaincode gets the
    newcomer's private collection (definition sequence + 1, approved again by each
    member's admin), the newcomer approves ``ganledger`` at its committed sequence.
-   ``consortium commit`` then commits once a majority approved.
+   ``consortium commit`` then commits once a majority approved, and the newcomer
+   registers itself as a member of ``keys`` and ``gan`` with its own admin
+   (``RegisterMember``; the members find themselves registered already).
 
 No private key moves: the update files hold certificates, the config, and signatures.
 """

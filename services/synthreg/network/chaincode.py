@@ -250,12 +250,25 @@ class Deployer:
             peers: list[str] = []
             for m in self.l.members():
                 peers += ["--peerAddresses", m.org.peer_endpoint, "--tlsRootCertFiles", str(m.tls_ca_cert)]
-            self._submit_with_retry(
-                [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(committer),
-                 *self._definition_flags(channel, name), *peers, "--waitForEvent"],
-                committer, f"commit {name} on '{channel}'",
-                done=lambda: self.is_committed(committer, channel, name))
-            self.l.log(f"{name} committed on '{channel}' (endorsement: MAJORITY)")
+            from synthreg.network.launcher import NetworkError
+
+            try:
+                self._submit_with_retry(
+                    [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(committer),
+                     *self._definition_flags(channel, name), *peers, "--waitForEvent"],
+                    committer, f"commit {name} on '{channel}'",
+                    done=lambda: self.is_committed(committer, channel, name))
+            except NetworkError as exc:
+                # Registries run `consortium commit` at the same time: another one's commit of
+                # the same definition may have landed first ("new definition must be sequence
+                # N+1"). That is success, once this peer sees it.
+                try:
+                    self.wait_committed(channel, name, timeout=15)
+                except RuntimeError:
+                    raise exc from None
+                self.l.log(f"{name} on '{channel}' was committed by another registry meanwhile")
+            else:
+                self.l.log(f"{name} committed on '{channel}' (endorsement: MAJORITY)")
         self.wait_committed(channel, name)
 
     def wait_committed(self, channel: str, name: str, timeout: float = 30) -> None:

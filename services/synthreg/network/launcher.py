@@ -4,7 +4,9 @@
 its effect is already there (crypto material, genesis blocks, running and
 healthy processes, channel membership, installed/approved/committed
 chaincode), so running it twice is safe and a half-finished run can be
-resumed. ``down`` stops every process recorded in ``run/`` by PID and can
+resumed. Its last step registers every org as a member of both channels
+with the org's own admin identity (:mod:`synthreg.network.members`; the
+chaincodes refuse every other caller until then). ``down`` stops every process recorded in ``run/`` by PID and can
 wipe the state. Called by ``synthreg network``; the integration tests and the
 benchmarks use the profile it writes (``<home>/profile.json``).
 """
@@ -301,7 +303,17 @@ class Launcher:
             if channel in self.cfg.channels:
                 deployer.deploy(channel, name)
         write_profile(self.cfg, self.cryptos, self.members())
+        self.register_members()
         self.log(f"network up in {time.monotonic() - t0:.1f}s; profile: {self.cfg.profile_path}")
+
+    def register_members(self) -> None:
+        """Each local org registers itself on every channel (``RegisterMember``, signed by
+        its own admin app identity); idempotent. Needs the committed chaincodes and the
+        profile."""
+        from synthreg.network.members import register_members
+        from synthreg.network.profile import load_profile
+
+        register_members(load_profile(self.cfg.home), [o.msp_id for o in self.cfg.orgs], self.log)
 
     def check_topology(self) -> None:
         """A home keeps the shape it was created with: its genesis blocks name the

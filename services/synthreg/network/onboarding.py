@@ -17,7 +17,10 @@ The steps a registry's IT staff run (docs/deploy.md has the whole walk-through):
    orderer and peer with its own admin, installs and runs the chaincode servers and
    approves both definitions with its own admin.
 5. ``synthreg consortium commit`` (:meth:`RegistryLauncher.commit`): one registry commits
-   once a majority approved; the others run the same command to wait for it.
+   once a majority approved; the others run the same command to wait for it. Then each
+   registers itself as a member of ``keys`` and ``gan`` with its own admin
+   (``RegisterMember``, :mod:`synthreg.network.members`); the chaincodes refuse a
+   registry's apps until it has. A re-run is safe (already registered = done).
 
 No step reads or writes another registry's private key: a home holds its own org's
 keys and the others' certificates and public share keys (``consortium/<MSP>/``).
@@ -453,7 +456,9 @@ class RegistryLauncher(Launcher):
 
     def commit(self, timeout: float = 600) -> None:
         """Commit both chaincode definitions once a majority approved (waits for that), or
-        wait until the own peer sees them committed by another registry."""
+        wait until the own peer sees them committed by another registry; then register this
+        registry as a member of both channels with its own admin (idempotent, so also what
+        a registry added later, or one re-running the command, does)."""
         import time
 
         self.load()
@@ -473,6 +478,7 @@ class RegistryLauncher(Launcher):
                 time.sleep(1.0)
             deployer.wait_committed(channel, name)
             self.log(f"{name} committed on '{channel}' as seen by {self.org.msp_id}")
+        self.register_members()  # cfg.orgs is this registry alone: it registers itself
 
     def scan_foreign_keys(self) -> list[str]:
         """Files of this home holding a private key that does not belong to one of this

@@ -30,8 +30,9 @@ _OFFSETS = {
 
 
 ORG_PATTERN = re.compile(r"^Registry([1-9][0-9]?)MSP$")
-"""MSP IDs the chaincodes admit (``access.ConsortiumMSPPattern``); the number is the org's
-index, which fixes its ports below."""
+"""MSP IDs the launcher and onboarding give orgs; the number is the org's index, which fixes
+its ports below. The chaincodes do not use this pattern: they admit an org once its admin
+registered it on the channel (``RegisterMember``, :mod:`synthreg.network.members`)."""
 
 
 @dataclass(frozen=True)
