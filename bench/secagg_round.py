@@ -282,9 +282,9 @@ def crypto_offline(msps: Sequence[str], length: int, reps: int, seed: int) -> tu
 # --------------------------------------------------------------------- network
 
 
-def _network(home: Path, action: str, base_port: int) -> None:
+def _network(home: Path, action: str, base_port: int, orgs: int = 3) -> None:
     args = [sys.executable, "-m", "synthreg.cli.main", "network", action, "--home", str(home)]
-    args += ["--base-port", str(base_port)] if action == "up" else ["--wipe"]
+    args += ["--base-port", str(base_port), "--orgs", str(orgs)] if action == "up" else ["--wipe"]
     proc = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         raise NetworkCommandError(action, proc.stderr)

@@ -119,7 +119,7 @@ def complete_share(vault: KeyVault, org: str, org_key: RecipientKeyPair) -> Exte
     except ExtensionError as exc:
         raise ExtensionStateError(org, str(exc)) from exc
     commitment = commit(share, ext.ceremony_id)
-    if ext.share_sha256 or _has_share(vault, org):
+    if _has_share(vault, org):  # PutOwnShare landed before a crash: reuse, never overwrite
         stored = _open_stored(vault, org, org_key, ext)
         if stored != share:
             raise ExtensionStateError(org, "the share already in the collection differs from the assembled one")
