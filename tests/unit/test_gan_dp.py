@@ -15,7 +15,7 @@ from synthreg.data import Schema, load_dataset, split_registries
 from synthreg.gan.accountant import epsilon_spent, noise_for_budget, rounds_within_budget
 from synthreg.gan.dp import DPDiscriminatorSide, DPSettings, PoissonSampler
 from synthreg.gan.federated import TrainConfig, TrainConfigError, train_federated
-from synthreg.gan.models import Discriminator, build_models
+from synthreg.gan.models import build_models
 from synthreg.gan.step import OptimConfig
 
 DP = dict(dp_epsilon=3.0, dp_delta=1e-5, dp_noise_multiplier=1.0, dp_sample_rate=0.1)
@@ -52,9 +52,9 @@ def test_config_without_dp_is_unchanged_and_dp_is_checked() -> None:
         replace(TINY_DP, dp_delta=1.5)
 
 
-def _side(sigma: float, clip: float, n_expected: float) -> DPDiscriminatorSide:
+def _side(sigma: float, clip: float, n_expected: float, gp_weight: float = 10.0) -> DPDiscriminatorSide:
     _, dis = build_models(6, TINY_DP.model_config(), 1)
-    optim = OptimConfig(lr_d=0.0)  # keeps the step's gradient in p.grad
+    optim = OptimConfig(lr_d=0.0, gp_weight=gp_weight)  # keeps the step's gradient in p.grad
     return DPDiscriminatorSide(dis, optim, 7, DPSettings(sigma, clip, 0.5), n_expected)
 
 
@@ -65,24 +65,34 @@ def _grads(d: DPDiscriminatorSide) -> torch.Tensor:
 def test_dp_step_without_noise_or_clipping_is_the_wgan_gp_gradient() -> None:
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(8, 6)).astype(np.float32), rng.normal(size=(4, 6)).astype(np.float32)
-    d = _side(0.0, 1e9, 10.0)
-    alpha = torch.rand((8, 1), generator=torch.Generator().manual_seed(7))
+    d = _side(0.0, 1e9, 8.0)
     d.step(fake, real)
-    # the same loss by plain autograd (one graph, create_graph for the penalty)
-    dis: Discriminator = d.discriminator
-    for p in dis.parameters():
-        p.grad = None
-    f = torch.from_numpy(fake)
-    r = torch.from_numpy(real)
-    mixed = (alpha * r + (1 - alpha) * f[torch.arange(8) % 4]).requires_grad_(True)
+    # the same loss by plain autograd: each record with its fake row and mixing weight, drawn in that order
+    draws = torch.Generator().manual_seed(7)
+    idx = torch.randint(4, (8,), generator=draws)
+    alpha = torch.rand((8, 1), generator=draws)
+    _, dis = build_models(6, TINY_DP.model_config(), 1)
+    f, r = torch.from_numpy(fake)[idx], torch.from_numpy(real)
+    mixed = (alpha * r + (1 - alpha) * f).requires_grad_(True)
     (gx,) = torch.autograd.grad(dis(mixed).sum(), mixed, create_graph=True)
-    loss = dis(f).mean() + (-dis(r).sum() + 10.0 * ((gx.norm(dim=1) - 1) ** 2).sum()) / 10.0
+    loss = (dis(f).sum() - dis(r).sum() + 10.0 * ((gx.norm(dim=1) - 1) ** 2).sum()) / 8.0
     loss.backward()
-    expected = torch.cat([p.grad.flatten() for p in dis.parameters()])  # type: ignore[union-attr]
-    # d.step left its gradient in the optimiser's params before we reset: recompute it
-    d2 = _side(0.0, 1e9, 10.0)
-    d2.step(fake, real)
-    torch.testing.assert_close(_grads(d2), expected, rtol=1e-4, atol=1e-5)
+    expected = torch.cat([p.grad.flatten() for p in dis.parameters() if p.grad is not None])
+    torch.testing.assert_close(_grads(d), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_clipped_update_vanishes_when_the_fakes_are_the_real_records() -> None:
+    # G matching the data must leave the critic where it is, however hard the clipping: the
+    # fake term is clipped with its real record (it was added unclipped next to clipped real
+    # terms, a bias that pushed D(fake) down even without noise; issue 12, part 2)
+    rows = np.random.default_rng(3).normal(size=(8, 6)).astype(np.float32)
+    for c in (1e-3, 1.0, 1e9):
+        d = _side(0.0, c, 8.0, gp_weight=0.0)
+        d.step(np.repeat(rows[:1], 8, axis=0), np.repeat(rows[:1], 8, axis=0))
+        assert float(_grads(d).abs().max()) < 1e-6
+        moved = _side(0.0, c, 8.0, gp_weight=0.0)  # and a real batch unlike the fakes does move it
+        moved.step(np.repeat(rows[:1], 8, axis=0), rows)
+        assert float(_grads(moved).norm()) > min(c, 1.0) * 0.1
 
 
 def test_one_record_moves_the_noiseless_gradient_by_at_most_c() -> None:
