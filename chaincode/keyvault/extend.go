@@ -323,20 +323,7 @@ func (c *Contract) PutOwnShare(ctx contractapi.TransactionContextInterface) (str
 	if missing := missingContributions(ext); len(missing) > 0 {
 		return "", &ccerr.PreconditionError{Reason: fmt.Sprintf("contributions to the share of %s still missing from %v", caller.MSPID, missing)}
 	}
-	if existing, err := shareHash(stub, caller.MSPID); err != nil {
-		return "", err
-	} else if existing != "" {
-		return "", &ccerr.AlreadyExistsError{What: "share of ceremony " + ext.CeremonyID + " for", Key: caller.MSPID}
-	}
-	collection := Collection(caller.MSPID)
-	if err := stub.PutPrivateData(collection, privShareKey, share); err != nil {
-		return "", ccerr.Internal("writing share to "+collection, err)
-	}
-	rec := ShareReceipt{Org: caller.MSPID, Collection: collection, ShareIndex: ext.ShareIndex, SHA256: sha256Hex(share), HostMSPID: caller.MSPID, TxID: stub.GetTxID()}
-	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: rec.Org, ShareIndex: rec.ShareIndex, SHA256: rec.SHA256, HostMSPID: caller.MSPID, TxID: rec.TxID}); err != nil {
-		return "", err
-	}
-	return state.Marshal(rec)
+	return writeShare(stub, ext.CeremonyID, caller.MSPID, ext.ShareIndex, share, caller.MSPID)
 }
 
 func missingContributions(ext Extension) []string {

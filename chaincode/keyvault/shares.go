@@ -91,19 +91,27 @@ func (c *Contract) PutShare(ctx contractapi.TransactionContextInterface, org str
 	if err != nil {
 		return "", err
 	}
-	collection := Collection(org)
+	return writeShare(stub, cer.CeremonyID, org, idx, share, caller.MSPID)
+}
+
+// writeShare puts share (an envelope) as org's share with index idx into
+// org's collection, once (ALREADY_EXISTS by the on-chain private data hash),
+// emits SharePut and returns the receipt. Shared by PutShare (the ceremony
+// host for a recipient) and PutOwnShare (a newcomer for itself).
+func writeShare(stub shim.ChaincodeStubInterface, ceremonyID, org string, idx int, share []byte, hostMSP string) (string, error) {
 	existing, err := shareHash(stub, org)
 	if err != nil {
 		return "", err
 	}
 	if existing != "" {
-		return "", &ccerr.AlreadyExistsError{What: "share of ceremony " + cer.CeremonyID + " for", Key: org}
+		return "", &ccerr.AlreadyExistsError{What: "share of ceremony " + ceremonyID + " for", Key: org}
 	}
+	collection := Collection(org)
 	if err := stub.PutPrivateData(collection, privShareKey, share); err != nil {
 		return "", ccerr.Internal("writing share to "+collection, err)
 	}
-	rec := ShareReceipt{Org: org, Collection: collection, ShareIndex: idx, SHA256: sha256Hex(share), HostMSPID: caller.MSPID, TxID: stub.GetTxID()}
-	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: org, ShareIndex: idx, SHA256: rec.SHA256, HostMSPID: caller.MSPID, TxID: rec.TxID}); err != nil {
+	rec := ShareReceipt{Org: org, Collection: collection, ShareIndex: idx, SHA256: sha256Hex(share), HostMSPID: hostMSP, TxID: stub.GetTxID()}
+	if err := state.Emit(stub, EventSharePut, SharePutEvent{Org: org, ShareIndex: idx, SHA256: rec.SHA256, HostMSPID: hostMSP, TxID: rec.TxID}); err != nil {
 		return "", err
 	}
 	return state.Marshal(rec)

@@ -37,6 +37,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from synthreg.chain.keyvault import CHAINCODE, CHANNEL, LedgerKeyVault
+from synthreg.crypto.transport import RecipientKeyPair
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import KeysError
 from synthreg.keys.extension import complete_share, contribute_share, request_share
@@ -83,6 +84,15 @@ def keyvault_as(profile: Profile, msp_id: str, role: str) -> Iterator[LedgerKeyV
             raise ConnectError(f"{msp_id} peer {profile.org(msp_id).peer_endpoint}: {exc} "
                                f"(is the network up? `synthreg network status --home {profile.home}`)") from exc
         yield LedgerKeyVault(gw.network(CHANNEL).contract(CHAINCODE))
+
+
+@contextmanager
+def registry_admin(home: Path, org: str) -> Iterator[tuple[LedgerKeyVault, RecipientKeyPair]]:
+    """``org``'s admin keyvault and its share key pair (``share_key_dir``): acting on the org's own share."""
+    profile = load_profile(home)
+    org_key = load_org_keypair(profile.org(org).share_key_dir)
+    with keyvault_as(profile, org, "admin") as vault:
+        yield vault, org_key
 
 
 def print_json(data: Any) -> None:
@@ -180,9 +190,7 @@ def release(
     """Release ORG's share to an auditor: decrypt it with ORG's key, re-encrypt to the auditor, record it."""
     with cli_errors("keys release"):
         pub = load_auditor_public_key(auditor)
-        profile = load_profile(home)
-        org_key = load_org_keypair(profile.org(org).share_key_dir)
-        with keyvault_as(profile, org, "admin") as vault:
+        with registry_admin(home, org) as (vault, org_key):
             report = release_to_auditor(vault, org, org_key, pub)
     if as_json:
         print_json(report.to_dict())
@@ -201,12 +209,6 @@ def _print_extension(ext: ExtensionRecord, what: str) -> None:
                   f"(extension {ext.extension_id[:16]}…): {state}")
 
 
-def _extension_dict(ext: ExtensionRecord) -> dict[str, Any]:
-    return {"org": ext.org, "share_index": ext.share_index, "extension_id": ext.extension_id,
-            "holders": sorted(ext.holders), "contributed": sorted(ext.contributions), "complete": ext.complete,
-            "commitment": ext.commitment}
-
-
 @app.command("request-share")
 def request_share_cmd(
     org: OrgOpt,
@@ -216,13 +218,10 @@ def request_share_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """A registry that joined after the ceremony asks t share holders for its own share."""
-    with cli_errors("keys request-share"):
-        profile = load_profile(home)
-        org_key = load_org_keypair(profile.org(org).share_key_dir)
-        with keyvault_as(profile, org, "admin") as vault:
-            ext = request_share(vault, org, org_key, holder or None)
+    with cli_errors("keys request-share"), registry_admin(home, org) as (vault, org_key):
+        ext = request_share(vault, org, org_key, holder or None)
     if as_json:
-        print_json(_extension_dict(ext))
+        print_json(ext.summary())
         return
     _print_extension(ext, "share requested")
     console.print(f"  each holder runs: synthreg keys contribute-share --org HOLDER --for {org}; "
@@ -237,13 +236,10 @@ def contribute_share_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """A holder's masked contribution to a newcomer's share, encrypted to the newcomer."""
-    with cli_errors("keys contribute-share"):
-        profile = load_profile(home)
-        org_key = load_org_keypair(profile.org(org).share_key_dir)
-        with keyvault_as(profile, org, "admin") as vault:
-            ext = contribute_share(vault, org, org_key, newcomer)
+    with cli_errors("keys contribute-share"), registry_admin(home, org) as (vault, org_key):
+        ext = contribute_share(vault, org, org_key, newcomer)
     if as_json:
-        print_json(_extension_dict(ext))
+        print_json(ext.summary())
         return
     _print_extension(ext, f"{org} contributed")
 
@@ -251,12 +247,9 @@ def contribute_share_cmd(
 @app.command("complete-share")
 def complete_share_cmd(org: OrgOpt, home: HomeOpt = DEFAULT_HOME, as_json: JsonOpt = False) -> None:
     """The newcomer adds the contributions up, stores its share in its collection and commits to it."""
-    with cli_errors("keys complete-share"):
-        profile = load_profile(home)
-        org_key = load_org_keypair(profile.org(org).share_key_dir)
-        with keyvault_as(profile, org, "admin") as vault:
-            ext = complete_share(vault, org, org_key)
+    with cli_errors("keys complete-share"), registry_admin(home, org) as (vault, org_key):
+        ext = complete_share(vault, org, org_key)
     if as_json:
-        print_json(_extension_dict(ext))
+        print_json(ext.summary())
         return
     _print_extension(ext, f"{org} holds its share")

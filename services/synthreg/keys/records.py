@@ -315,9 +315,12 @@ class ExtensionRecord:
             completed_tx_id=str(d.get("completed_txid", "")),
         )
 
-    @classmethod
-    def parse(cls, raw: bytes | str, what: str) -> ExtensionRecord:
-        return cls.parse_obj(parse_json(raw, what))
+    def summary(self) -> dict[str, Any]:
+        """JSON-able public facts (no envelopes), as ``keys show`` and the CLI print them."""
+        return {"org": self.org, "share_index": self.share_index, "holders": sorted(self.holders),
+                "contributed": sorted(self.contributions), "complete": self.complete,
+                "commitment": self.commitment, "share_sha256": self.share_sha256,
+                "extension_id": self.extension_id}
 
 
 @dataclass(frozen=True)

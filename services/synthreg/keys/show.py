@@ -48,12 +48,7 @@ class KeysOverview:
             "share_index": dict(sorted(f.share_index.items())),
             "commitments": {str(i): d for i, d in sorted(f.commitments.digests.items())},
             "shares_distributed": dict(sorted(f.shares.items())),
-            "extensions": [
-                {"org": e.org, "share_index": e.share_index, "holders": sorted(e.holders),
-                 "contributed": sorted(e.contributions), "complete": e.complete, "commitment": e.commitment,
-                 "share_sha256": e.share_sha256, "extension_id": e.extension_id}
-                for e in self.extensions.extensions
-            ],
+            "extensions": [e.summary() for e in self.extensions.extensions],
             "releases": {
                 aid: {"count": len(rels), "t": f.t, "unsealable": len(rels) >= f.t,
                       "released": [r.summary() for r in rels]}
