@@ -37,7 +37,8 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from synthreg.data.schema import Schema
 from synthreg.eval.privacy import PrivacyResult, privacy
 from synthreg.eval.quality import QualityResult, quality
 from synthreg.eval.table import TableSpec
-from synthreg.eval.utility import UtilityResult, holdout_split, utility
+from synthreg.eval.utility import UtilityResult, default_task, holdout_split, utility
 from synthreg.gan.accountant import noise_for_budget
 from synthreg.gan.federated import TrainConfig, train_centralised, train_federated
 
@@ -222,6 +223,140 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]], smallest: str) -
     return out
 
 
+@dataclass(frozen=True)
+class Split:
+    """Issue 12, part 1: one dataset split into registries the way real registries differ."""
+
+    dataset: str
+    by: str
+    registries: int
+    why: str
+
+
+NONIID_SPLITS = (
+    Split("rotterdam", "year", 3, "period of surgery (1978-93): early, middle, late registry"),
+    Split("nwtco", "study", 2, "trial: NWTS-3 vs NWTS-4, different protocols and years"),
+    Split("colon", "differ", 3, "disease group: tumour differentiation well / moderate / poor+unknown; "
+                                "missing values in nodes and differ"),
+)
+NONIID_CONFIG: dict[str, Any] = {}  # the TrainConfig fields --non-iid changes (the levers kept)
+NONIID_GAP = 0.02  # federated may trail centralised by at most this, on quality and on TSTR AUC
+
+
+def run_noniid(split: Split, seed: int, config: TrainConfig, say: Callable[[str], None]) -> list[ArmResult]:
+    """Issue 12, part 1: every registry alone, federated and centralised on one dataset's
+    non-IID split (same protocol as :func:`run_seed`, without CTGAN: it refuses missing values)."""
+    schema = dataset_schema(split.dataset)
+    spec = TableSpec.from_schema(schema)
+    train, holdout = holdout_split(load_dataset(split.dataset), HOLDOUT_FRACTION, seed)
+    frames = split_registries(train, split.registries, "non-iid", seed=seed, by=split.by)
+    config = replace(config, seed=seed)
+    n, sample_seed = len(train), 10_000 + seed
+    results = [replace(reference(seed, train, holdout, spec), arm=f"{split.dataset}: real holdout (reference)")]
+    arms: list[tuple[str, Callable[[], Any], dict[str, Any]]] = [
+        (f"{split.dataset}: alone {r}", partial(train_federated, [f], schema, config, progress=False),
+         {"rows": len(f), "values": f"{split.by} {_values(f[split.by])}"})
+        for r, f in enumerate(frames)]
+    arms.append((f"{split.dataset}: federated", lambda: train_federated(frames, schema, config, progress=False),
+                 {"registry_sizes": [len(f) for f in frames]}))
+    arms.append((f"{split.dataset}: centralised",
+                 lambda: train_centralised(train, schema, config, progress=False, iters_multiplier=len(frames)),
+                 {"steps": len(frames) * config.rounds * config.local_iters}))
+    for arm, fit, detail in arms:
+        t0 = time.perf_counter()
+        synth = fit().sample(n, sample_seed)
+        wall = time.perf_counter() - t0
+        results.append(evaluate(arm, seed, train, holdout, synth, spec, wall, detail))
+        say(f"seed {seed}: {arm} {wall:.0f}s")
+    return results
+
+
+def _values(column: pd.Series) -> str:
+    values = sorted(column.dropna().unique().tolist())
+    text = f"{values[0]}-{values[-1]}" if len(values) > 3 else "/".join(str(v) for v in values)
+    return text + ("+NA" if column.isna().any() else "")
+
+
+def noniid_targets(summary: dict[str, dict[str, tuple[float, float]]], dataset: str) -> list[tuple[str, bool, str]]:
+    """Federated within NONIID_GAP of centralised (quality, TSTR AUC) and above every registry alone."""
+    fed, cen = summary[f"{dataset}: federated"], summary[f"{dataset}: centralised"]
+    alone = {arm: m for arm, m in summary.items() if arm.startswith(f"{dataset}: alone")}
+    out = []
+    for key, label in (("quality", "quality"), ("tstr_auc", "TSTR AUC")):
+        gap = fed[key][0] - cen[key][0]
+        out.append((f"{dataset}: federated {label} >= centralised - {NONIID_GAP}", gap >= -NONIID_GAP,
+                    f"{fed[key][0]:.3f} vs {cen[key][0]:.3f} (gap {gap:+.3f})"))
+        best = max(alone.values(), key=lambda m: m[key][0])
+        diff = fed[key][0] - best[key][0]
+        out.append((f"{dataset}: federated {label} > every registry alone", diff > 0,
+                    f"{fed[key][0]:.3f} vs best alone {best[key][0]:.3f} (diff {diff:+.3f})"))
+    return out
+
+
+def _main_noniid(args: argparse.Namespace, budget: Budget, overrides: dict[str, Any],
+                 say: Callable[[str], None]) -> int:
+    start = time.perf_counter()
+    config = replace(TrainConfig(rounds=budget.rounds, local_iters=budget.local_iters,
+                                 batch_size=budget.batch_size, num_threads=args.threads), **overrides)
+    splits = [s for s in NONIID_SPLITS if args.datasets is None or s.dataset in args.datasets]
+    results: list[ArmResult] = []
+    for split in splits:
+        for seed in range(args.seeds):
+            results.extend(run_noniid(split, seed, config, say))
+            if args.json is not None:
+                _write_json(args.json, {"partial": True, "results": [_raw(r) for r in results]})
+    summary = summarise(results)
+    out = Console(width=170)
+    table = Table(title=f"Non-IID registries (issue 12, part 1), {args.seeds} seeds, mean ± sd")
+    table.add_column("arm")
+    for header, _, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for arm, metrics in summary.items():
+        table.add_row(arm, *[("—" if not np.isfinite(metrics[k][0]) else
+                              f"{fmt.format(metrics[k][0])} ± {fmt.format(metrics[k][1])}") for _, k, fmt in COLUMNS])
+    out.print(table)
+    changed = {k: v for k, v in config.to_dict().items() if v != TrainConfig().to_dict().get(k)}
+    out.print(f"Config: TrainConfig with {changed} (alone = R·K steps, federated = R·K steps per registry, "
+              f"centralised = N·R·K steps). Splits: "
+              + "; ".join(f"{s.dataset} by {s.by} into {s.registries} ({s.why})" for s in splits)
+              + ". Registries (seed 0): "
+              + "; ".join(f"{r.arm}: {r.detail['rows']} rows, {r.detail['values']}"
+                          for r in results if r.seed == 0 and ": alone " in r.arm)
+              + f". Holdout {HOLDOUT_FRACTION:.0%} per seed. Utility: "
+              + ", ".join(f"{s.dataset}: {_task(s.dataset)}" for s in splits)
+              + f". Total {(time.perf_counter() - start) / 60:.1f} min.")
+    checks = [t for s in splits for t in noniid_targets(summary, s.dataset)]
+    for label, ok, text in checks:
+        out.print(f"[{'green' if ok else 'red'}]{'MET ' if ok else 'MISSED'}[/] {label}: {text}")
+    if args.json is not None:
+        _write_json(args.json, {"config": config.to_dict(), "results": [_raw(r) for r in results],
+                                "summary": {a: {k: {"mean": m, "sd": s} for k, (m, s) in ms.items()}
+                                            for a, ms in summary.items()},
+                                "targets": [{"target": label, "met": ok, "detail": text}
+                                            for label, ok, text in checks]})
+    return 0
+
+
+def _task(dataset: str) -> str:
+    task = default_task(TableSpec.from_schema(dataset_schema(dataset)))
+    return f"TSTR AUC of {task.name} ({task.description})"
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    """``--set lr_d=1e-3 weighting=size`` -> TrainConfig field overrides (values parsed as YAML)."""
+    import yaml
+
+    known = {f.name for f in fields(TrainConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(known)}")
+        parsed = yaml.safe_load(value)
+        out[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return out
+
+
 DP_EPSILONS = (1.0, 3.0, 10.0)
 DP_DELTA = 1e-5
 DP_SAMPLE_RATE = 0.05  # each record's chance per step: expected real batch 0.05 x 400..1,200 rows
@@ -303,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dp", action="store_true",
                         help="issue 12: federated quality and TSTR at epsilon 1, 3, 10 and without DP (pac 1)")
     parser.add_argument("--plot", type=Path, default=Path("bench_dp.png"), help="--dp: where the plot goes")
+    parser.add_argument("--non-iid", action="store_true",
+                        help="issue 12 part 1: alone / federated / centralised on every dataset's non-IID split")
+    parser.add_argument("--datasets", nargs="+", default=None, choices=[s.dataset for s in NONIID_SPLITS],
+                        help="--non-iid: only these datasets (default: all)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="--non-iid: TrainConfig overrides, e.g. --set lr_d=1e-3")
     args = parser.parse_args(argv)
 
     default = TrainConfig()
@@ -318,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ArmResult] = []
     if args.dp:
         return _main_dp(args, budget, say)
+    if args.non_iid:
+        return _main_noniid(args, budget, {**NONIID_CONFIG, **_overrides(args.set)}, say)
     for seed in range(args.seeds):
         results.extend(run_seed(seed, budget, args.threads, say))
         if args.json is not None:  # raw results so far, in case a later seed fails

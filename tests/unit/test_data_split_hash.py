@@ -117,3 +117,22 @@ def test_colon_dataset_has_nullable_columns() -> None:
     assert colon.shape == (1858, 14)
     assert colon["nodes"].isna().sum() == 36 and colon["differ"].isna().sum() == 46
     assert str(colon["nodes"].dtype) == "Int64"
+
+
+def test_nwtco_dataset_is_two_trials() -> None:
+    nwtco = load_dataset("nwtco")
+    assert nwtco.shape == (4028, 7)
+    assert list(nwtco.columns) == Schema.bundled("nwtco").column_names
+    assert sorted(nwtco["study"].unique()) == [3, 4] and not nwtco.isna().any().any()
+    parts = split_registries(nwtco, 2, "non-iid", seed=0, by="study")
+    assert [sorted(p["study"].unique()) for p in parts] == [[3], [4]]
+
+
+def test_non_iid_split_keeps_missing_values_together() -> None:
+    """Missing values of the split column are one group, ordered last (NaN != NaN
+    must not cut the missing rows apart)."""
+    colon = load_dataset("colon")
+    parts = split_registries(colon, 3, "non-iid", seed=0, by="differ")
+    assert sum(len(p) for p in parts) == len(colon)
+    assert [p["differ"].isna().sum() for p in parts] == [0, 0, 46]
+    assert [sorted(p["differ"].dropna().unique()) for p in parts] == [[1], [2], [3]]

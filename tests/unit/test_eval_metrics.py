@@ -138,6 +138,14 @@ def test_target_error_without_outcome_column() -> None:
         default_task(spec)
 
 
+def test_relapse_task_leaves_out_the_time_to_relapse() -> None:
+    """nwtco's default task predicts relapse from the baseline columns; edrel (days
+    to relapse) would leak the label."""
+    task = default_task(TableSpec.from_schema(dataset_schema("nwtco")))
+    assert task.name == "rel" and "edrel" not in task.features
+    assert set(task.features) == {"instit", "histol", "stage", "study", "age"}
+
+
 def test_holdout_split_is_deterministic_and_disjoint() -> None:
     frame = pd.DataFrame({"x": range(100)})
     a_train, a_hold = holdout_split(frame, 0.2, seed=7)

@@ -62,6 +62,17 @@ DATASETS: dict[str, DatasetSource] = {
             "dataset `colon` (929 patients, 1,858 records)."
         ),
     ),
+    "nwtco": DatasetSource(
+        package="survival",
+        item="nwtco",
+        drop=("rownames", "seqno", "in.subcohort"),
+        citation=(
+            "Breslow NE, Chatterjee N. Design and analysis of two-phase studies with "
+            "binary outcome applied to Wilms tumour prognosis. Appl Stat 48:457-68 "
+            "(1999); R package survival, dataset `nwtco` (4,028 children, trials "
+            "NWTS-3 and NWTS-4)."
+        ),
+    ),
 }
 
 
@@ -71,6 +82,8 @@ def load_dataset(name: str = "rotterdam") -> pd.DataFrame:
     ``rotterdam`` (default): 2,982 primary breast-cancer patients x 14 mixed-type
     columns (integers, binaries, categoricals), no missing values.
     ``colon``: 1,858 records x 14 columns with missing values (nodes, differ).
+    ``nwtco``: 4,028 Wilms' tumour patients x 7 columns from two trials (``study``),
+    no missing values (``in.subcohort``, a sampling-design flag, is dropped).
     """
     try:
         source = DATASETS[name]

@@ -10,8 +10,9 @@ Modes (both deterministic given ``seed``):
   hint, ``year`` for rotterdam: diagnosis period), then cut at boundaries
   *between distinct values* of ``by`` so that no value is shared by two
   registries; target sizes are proportional to 1, 2, ..., n (unequal sizes and
-  distributions, like an early, a middle and a late registry). Rows inside each
-  registry are shuffled with ``seed``.
+  distributions, like an early, a middle and a late registry). Missing values of
+  ``by`` form one group, ordered after all others. Rows inside each registry are
+  shuffled with ``seed``.
 
 What fails when: :class:`SplitError` if ``n`` < 1, the mode is unknown, ``by`` is
 missing, or there are fewer distinct ``by`` values (or rows) than registries.
@@ -58,6 +59,9 @@ def split_registries(
 
 
 def _period_parts(values: np.ndarray, n: int) -> list[np.ndarray]:
+    # dense ranks: missing values form one group, ordered last (NaN != NaN would
+    # otherwise make a boundary between every two missing rows)
+    values = pd.Series(values).rank(method="dense", na_option="bottom").to_numpy()
     order = np.argsort(values, kind="stable")
     sorted_vals = values[order]
     # candidate cut positions: where the sorted value changes

@@ -140,9 +140,10 @@ def default_task(spec: TableSpec) -> UtilityTask:
     needed = set(rotterdam_task().features) | {"death", "dtime"}
     if needed <= set(spec.columns):
         return rotterdam_task()
-    for candidate in ("death", "recur", "status", "outcome"):
+    # (outcome, columns that would leak it: the time to that outcome)
+    for candidate, leaks in (("death", ()), ("recur", ()), ("status", ()), ("outcome", ()), ("rel", ("edrel",))):
         if candidate in spec.columns and spec.is_categorical(candidate):
-            return column_task(candidate, spec)
+            return column_task(candidate, spec, exclude=tuple(c for c in leaks if c in spec.columns))
     raise TargetError("<default>", f"no known binary outcome column among {list(spec.columns)}")
 
 
