@@ -209,3 +209,61 @@ def test_max_update_norm_must_be_positive_finite_or_null(bad: object) -> None:
         TrainConfig(max_update_norm=bad)  # type: ignore[arg-type]
     assert TrainConfig(max_update_norm=None).max_update_norm is None
     assert TrainConfig.from_dict({"max_update_norm": 2}).max_update_norm == 2.0
+
+
+def test_generator_only_averaging_keeps_every_critic_local() -> None:
+    """``averaged="generator"``: the average is G's alone and loaded into every G;
+    every registry's discriminator keeps its own weights (the default averages both)."""
+    from types import SimpleNamespace
+
+    from synthreg.gan.federated import _average_into, _Registry
+
+    def registries() -> list[_Registry]:
+        out = []
+        for r in range(2):
+            gen, dis = build_models(12, TINY.model_config(), seed=r)
+            out.append(_Registry(r, 10, SimpleNamespace(generator=gen),  # type: ignore[arg-type]
+                                 SimpleNamespace(discriminator=dis), None))  # type: ignore[arg-type]
+        return out
+
+    regs = registries()
+    d_before = [state_dict_to_vector(r.d.discriminator) for r in regs]
+    g_before = [state_dict_to_vector(r.g.generator) for r in regs]
+    vectors, avg = _average_into(regs, None, generator_only=True)
+    assert [v.size for v in vectors] == [g_before[0].size] * 2 and avg.size == g_before[0].size
+    assert np.allclose(avg, (g_before[0].astype(np.float64) + g_before[1]) / 2, atol=1e-7)
+    for reg, d in zip(regs, d_before, strict=True):
+        assert np.array_equal(state_dict_to_vector(reg.g.generator), avg)
+        assert np.array_equal(state_dict_to_vector(reg.d.discriminator), d)  # untouched
+    regs = registries()
+    _, avg = _average_into(regs, None)
+    assert avg.size == g_before[0].size + d_before[0].size
+    assert np.array_equal(state_dict_to_vector(regs[0].d.discriminator), state_dict_to_vector(regs[1].d.discriminator))
+
+
+def test_generator_only_run_shares_g_alone(frames: list[pd.DataFrame], schema: Schema, tmp_path: Path) -> None:
+    from synthreg.gan.bundle import load_bundle, write_bundle
+    from synthreg.gan.federated import fedavg
+
+    seen: list[int] = []
+
+    def plain(rnd: int, vectors: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+        seen.extend(v.size for v in vectors)
+        return fedavg(vectors, weights)
+
+    cfg = replace(TINY, averaged="generator")
+    res = train_federated(frames, schema, cfg, progress=False, aggregate=plain)
+    n_g = res.generator_vector().size
+    assert seen == [n_g] * 6
+    assert np.array_equal(res.average_vector(), res.generator_vector())
+    # the bundle shares no critic; its identity is the hash of the averaged G
+    write_bundle(tmp_path / "b", generator=res.generator(), discriminator_vector=res.average_vector()[n_g:],
+                 encoder=res.encoder, schema=schema, config=cfg, run_id="r", aggregation_run="r", round=1,
+                 average_sha256=sha256_hex(res.average_vector()))
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.discriminator_vector.size == 0
+    assert bundle.average_sha256_computed() == sha256_hex(res.average_vector())
+    assert cfg.to_dict()["averaged"] == "generator" and "averaged" not in TINY.to_dict()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TrainConfigError, match="unknown averaged"):
+        replace(TINY, averaged="discriminator")  # type: ignore[arg-type]

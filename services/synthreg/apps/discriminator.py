@@ -15,7 +15,8 @@ feedback (and, on the round's last iteration, its weight vector) and submits
 ``RecordDiscriminatorStep``; in a run with a privacy budget it trains by DP-SGD
 (:mod:`synthreg.gan.dp`) and after the round's last step records the epsilon
 spent so far (``RecordPrivacySpend``). After each round it loads the agreed average
-(flow 9b).
+(flow 9b), unless the run averages the generator only (``averaged: generator``):
+then this critic stays local and goes on with its own weights.
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ class DiscriminatorApp(App):
             else:
                 self.set_status(phase="merge", round=rnd, iter=None, force=True)
             avg, _ = self.agreed_average(run, rnd, run)
-            vector_to_state_dict(dis, avg[n_g:])
+            if not cfg.generator_only:  # else this critic stays local: it goes on with its own weights
+                vector_to_state_dict(dis, avg[n_g:])
             store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})
         self.set_status(phase="stopped-run", force=True)

@@ -277,8 +277,8 @@ class MergerApp(App):
         encoder = TabularEncoder(schema, stats)
         gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
         n_g = state_dict_to_vector(gen).size
-        n = n_g + state_dict_to_vector(dis).size
-        initial = np.concatenate([state_dict_to_vector(gen), state_dict_to_vector(dis)])  # w_prev of round 0
+        initial = cfg.shared_vector(gen, dis)  # w_prev of round 0: [G ‖ D], or G if only G is averaged
+        n = initial.size
 
         # 2. the rounds
         w_cfg = self._open(spec, run, n, run)
@@ -314,7 +314,8 @@ class MergerApp(App):
                 self._note_missed(rnd)
                 continue
             g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
-            d_vec = np.frombuffer(self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")
+            d_vec = np.zeros(0, np.float32) if cfg.generator_only else np.frombuffer(
+                self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")  # a local critic is never read
             vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
             if vector.size != n:
                 raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")

@@ -132,6 +132,9 @@ def train_local(
     local_iters: int = typer.Option(TrainConfig.local_iters, min=1, help="iterations per round (K)"),
     batch_size: int = typer.Option(TrainConfig.batch_size, min=1, help="batch size (multiple of pac)"),
     weighting: str = typer.Option("uniform", help="FedAvg weights: uniform | size"),
+    averaged: str = typer.Option(TrainConfig.averaged, help=(
+        "what FedAvg averages: generator+discriminator | generator (each critic stays with its registry)")),
+    lr_d: float = typer.Option(TrainConfig.lr_d, "--lr-d", min=0.0, help="the critics' Adam learning rate"),
     seed: int = typer.Option(0, help="seed for split, init, noise and sampling"),
     samples: int = typer.Option(0, min=0, help="synthetic rows to write (0 = as many as real)"),
     threads: int = typer.Option(
@@ -150,7 +153,7 @@ def train_local(
             schema, frames, extra = _bundled_registries(dataset or "rotterdam", schema_path,
                                                         registries or 3, split or "non-iid", seed)
         config = TrainConfig(rounds=rounds, local_iters=local_iters, batch_size=batch_size,
-                             seed=seed, weighting=weighting)  # type: ignore[arg-type]
+                             seed=seed, weighting=weighting, averaged=averaged, lr_d=lr_d)  # type: ignore[arg-type]
         result = train_federated(frames, schema, config, progress=progress and not json_out)
         n_real = sum(len(f) for f in frames)
         summary = write_artifacts(result, out, samples or n_real, seed, extra)

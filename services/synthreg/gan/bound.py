@@ -65,9 +65,12 @@ class UpdateBoundError(ValueError):
         super().__init__(f"round {rnd}: {what}")
 
 
-def initial_vector(output_dim: int, model: ModelConfig, seed: int) -> np.ndarray:
-    """[G ‖ D] as every registry builds it from the run seed: ``w_prev`` of round 0."""
+def initial_vector(output_dim: int, model: ModelConfig, seed: int, generator_only: bool = False) -> np.ndarray:
+    """[G ‖ D] (G alone with ``generator_only``) as every registry builds it from the
+    run seed: ``w_prev`` of round 0."""
     gen, dis = build_models(output_dim, model, seed)
+    if generator_only:
+        return state_dict_to_vector(gen)
     return np.concatenate([state_dict_to_vector(gen), state_dict_to_vector(dis)])
 
 

@@ -11,7 +11,8 @@ Where data lives: a directory of four files, no pickles anywhere:
 
 * ``model.safetensors`` -- the generator's tensors under their state-dict names
   and one 1-D float32 tensor ``discriminator_vector`` (the discriminator's flat
-  weights, :func:`synthreg.gan.weights.state_dict_to_vector` order);
+  weights, :func:`synthreg.gan.weights.state_dict_to_vector` order; empty when the
+  run averaged the generator only: then every discriminator stayed with its registry);
 * ``encoder.json``      -- :meth:`TabularEncoder.to_bytes` (so its sha256 is the
   encoder hash);
 * ``schema.yaml``       -- the agreed schema (:meth:`Schema.dump`);
@@ -305,7 +306,11 @@ def verify_bundle(bundle: Bundle, agreed_sha256_lookup: AgreedHashLookup) -> Bun
 
 
 def _reference_models(encoder: TabularEncoder, config: TrainConfig) -> tuple[Generator, int]:
+    """A generator of the bundle's shape and the shared discriminator vector's length
+    (0 when only G was averaged: the discriminators stayed with their registries)."""
     gen, dis = build_models(encoder.output_dim, config.model_config(), 0)
+    if config.generator_only:
+        return gen, 0
     return gen, sum(int(np.prod(shape, dtype=np.int64)) for _, shape in vector_layout(dis))
 
 

@@ -101,6 +101,14 @@ class TrainConfig:
     the last round whose epsilon (Opacus RDP, :mod:`synthreg.gan.accountant`) stays
     within the budget — the same for every registry, since sigma, q and the step
     count are the run's.
+
+    ``averaged`` (issue 12, part 1) says what FedAvg shares: ``"generator+discriminator"``
+    (default, [G ‖ D]) or ``"generator"``: every discriminator stays with its
+    registry (never averaged, never in secure aggregation, an audit copy or a model
+    bundle) and only G is averaged. Measured on three non-IID splits (bench/quality.py
+    --non-iid) local critics closed most of the gap to centralised training: each
+    critic keeps judging its own registry's records instead of an average of
+    critics that fits none of them.
     """
 
     rounds: int = 120
@@ -127,6 +135,7 @@ class TrainConfig:
     dp_noise_multiplier: float | None = None
     dp_sample_rate: float | None = None
     dp_max_grad_norm: float = 1.0
+    averaged: Literal["generator+discriminator", "generator"] = "generator+discriminator"
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_iters", "batch_size", "pac", "noise_dim", "bins"):
@@ -136,6 +145,8 @@ class TrainConfig:
             raise TrainConfigError(f"batch_size {self.batch_size} not a multiple of pac {self.pac}")
         if self.weighting not in ("uniform", "size"):
             raise TrainConfigError(f"unknown weighting {self.weighting!r}")
+        if self.averaged not in ("generator+discriminator", "generator"):
+            raise TrainConfigError(f"unknown averaged {self.averaged!r} (generator+discriminator | generator)")
         if self.encoder_stats not in ("histogram", "schema"):
             raise TrainConfigError(f"unknown encoder_stats {self.encoder_stats!r}")
         if self.max_update_norm is not None and (
@@ -205,7 +216,19 @@ class TrainConfig:
         raw = asdict(self)
         if self.dp_epsilon is None:
             raw = {k: v for k, v in raw.items() if not k.startswith("dp_")}
+        if self.averaged == "generator+discriminator":  # the default: left out, as before the field existed
+            del raw["averaged"]
         return raw
+
+    @property
+    def generator_only(self) -> bool:
+        """True when only the generator is averaged (discriminators stay local)."""
+        return self.averaged == "generator"
+
+    def shared_vector(self, generator: torch.nn.Module, discriminator: torch.nn.Module) -> np.ndarray:
+        """The flat float32 vector a registry contributes to FedAvg: [G ‖ D], or G alone."""
+        g = state_dict_to_vector(generator)
+        return g if self.generator_only else np.concatenate([g, state_dict_to_vector(discriminator)])
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
@@ -268,8 +291,11 @@ class FederatedResult:
         return state_dict_to_vector(dis)
 
     def average_vector(self) -> np.ndarray:
-        """[G ‖ D] of the final model: the last round's average that every registry
-        loaded (what secure aggregation hashes as ``average_sha256``)."""
+        """[G ‖ D] of the final model (G alone when only G is averaged): the last
+        round's average that every registry loaded (what secure aggregation hashes
+        as ``average_sha256``)."""
+        if self.config.generator_only:
+            return self.generator_vector()
         return np.concatenate([self.generator_vector(), self.discriminator_vector()])
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
@@ -382,8 +408,7 @@ def train_federated(
                       d=d_side, real=real)
         )
     avg_weights = [float(reg.size) for reg in registries] if config.weighting == "size" else None
-    prev = np.concatenate([state_dict_to_vector(registries[0].g.generator),
-                           state_dict_to_vector(registries[0].d.discriminator)])  # w_prev of round 0
+    prev = config.shared_vector(registries[0].g.generator, registries[0].d.discriminator)  # w_prev of round 0
 
     history: list[RoundLoss] = []
     bar = _progress_bar(progress)
@@ -416,7 +441,8 @@ def train_federated(
                 bar.update(task, advance=1, description=(
                     f"round {rnd + 1}/{rounds} reg {loss.registry} "
                     f"D {loss.d_loss:+.3f} G {loss.g_loss:+.3f}"))
-            vectors, average = _average_into(registries, avg_weights, rnd, aggregate, prev, config.max_update_norm)
+            vectors, average = _average_into(registries, avg_weights, rnd, aggregate, prev, config.max_update_norm,
+                                             config.generator_only)
             prev = average
             if on_round is not None:
                 on_round(rnd, vectors, average)
@@ -461,14 +487,16 @@ Aggregator = Callable[[int, list[np.ndarray], list[float] | None], np.ndarray]
 def _average_into(
     registries: Sequence[_Registry], weights: Sequence[float] | None,
     rnd: int = 0, aggregate: Aggregator | None = None,
-    prev: np.ndarray | None = None, max_norm: float | None = None,
+    prev: np.ndarray | None = None, max_norm: float | None = None, generator_only: bool = False,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Average the registries' [G ‖ D] vectors, each clipped first to ``max_norm``
-    from ``prev`` (the previous average; :mod:`synthreg.gan.bound`, as every merger
-    app clips its own before masking), check the average against the bound, and
-    load it into every registry. Returns (the clipped vectors, the average)."""
+    """Average the registries' [G ‖ D] vectors (G alone with ``generator_only``), each
+    clipped first to ``max_norm`` from ``prev`` (the previous average;
+    :mod:`synthreg.gan.bound`, as every merger app clips its own before masking),
+    check the average against the bound, and load it into every registry. Returns
+    (the clipped vectors, the average)."""
     g_vecs = [state_dict_to_vector(r.g.generator) for r in registries]
-    d_vecs = [state_dict_to_vector(r.d.discriminator) for r in registries]
+    d_vecs = [np.zeros(0, np.float32) if generator_only else state_dict_to_vector(r.d.discriminator)
+              for r in registries]
     vectors = [np.concatenate([g, d]) for g, d in zip(g_vecs, d_vecs, strict=True)]
     n_g = g_vecs[0].size
     if prev is not None:
@@ -485,7 +513,8 @@ def _average_into(
         check_bound(average, prev, max_norm, rnd)
     for reg in registries:
         vector_to_state_dict(reg.g.generator, average[:n_g])
-        vector_to_state_dict(reg.d.discriminator, average[n_g:])
+        if not generator_only:
+            vector_to_state_dict(reg.d.discriminator, average[n_g:])
     return vectors, average
 
 
