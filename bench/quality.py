@@ -244,7 +244,11 @@ NONIID_CONFIG: dict[str, Any] = {"lr_d": 1e-3, "averaged": "generator"}
 federated quality / TSTR AUC, mean of seeds 0-2, in a scratch run of this protocol (issue 12 note):
 rotterdam: default 0.873 / 0.661, lr_d 1e-3 0.886 / 0.708, + local critics 0.900 / 0.720
 (centralised at lr_d 1e-3: 0.907 / 0.663); nwtco: 0.856 / 0.599, 0.899 / 0.680, 0.907 / 0.691
-(centralised 0.914 / 0.672); colon: 0.831 / 0.934, 0.865 / 0.933 (centralised 0.884 / 0.948).
+(centralised 0.914 / 0.672); colon: 0.831 / 0.934, 0.865 / 0.933, but local critics 0.837 / 0.894
+(this bench, 3 seeds; centralised 0.884 / 0.949): where every registry holds one category of the
+split column alone (differ), each local critic rejects the other registries' categories and the
+averaged generator is pulled apart; averaged critics see all of them. So the lever helps a period
+or trial split and hurts a disjoint-category split: run colon with --set averaged=generator+discriminator.
 Rejected: server learning rate 2 (0.742) and server momentum 0.5 (0.527) on rotterdam seed 0,
 size weighting (nwtco 0.839), K = 5 x 240 rounds (no better than K = 10)."""
 NONIID_GAP = 0.02  # federated may trail centralised by at most this, on quality and on TSTR AUC
