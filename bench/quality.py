@@ -208,6 +208,18 @@ def summarise(results: list[ArmResult]) -> dict[str, dict[str, tuple[float, floa
     return out
 
 
+def summary_table(title: str, summary: dict[str, dict[str, tuple[float, float]]]) -> Table:
+    """One row per arm, the COLUMNS as "mean ± sd" ("—" where a metric is undefined)."""
+    table = Table(title=title)
+    table.add_column("arm")
+    for header, _, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for arm, metrics in summary.items():
+        table.add_row(arm, *[("—" if not np.isfinite(metrics[k][0]) else
+                              f"{fmt.format(metrics[k][0])} ± {fmt.format(metrics[k][1])}") for _, k, fmt in COLUMNS])
+    return table
+
+
 def targets(summary: dict[str, dict[str, tuple[float, float]]], smallest: str) -> list[tuple[str, bool, str]]:
     fed = summary["(b) federated"]
     ctgan = summary["(d) SDV CTGAN"]
@@ -318,13 +330,7 @@ def _main_noniid(args: argparse.Namespace, budget: Budget, overrides: dict[str, 
                 _write_json(args.json, {"partial": True, "results": [_raw(r) for r in results]})
     summary = summarise(results)
     out = Console(width=170)
-    table = Table(title=f"Non-IID registries (issue 12, part 1), {args.seeds} seeds, mean ± sd")
-    table.add_column("arm")
-    for header, _, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for arm, metrics in summary.items():
-        table.add_row(arm, *[("—" if not np.isfinite(metrics[k][0]) else
-                              f"{fmt.format(metrics[k][0])} ± {fmt.format(metrics[k][1])}") for _, k, fmt in COLUMNS])
+    table = summary_table(f"Non-IID registries (issue 12, part 1), {args.seeds} seeds, mean ± sd", summary)
     out.print(table)
     changed = {k: v for k, v in config.to_dict().items() if v != TrainConfig().to_dict().get(k)}
     out.print(f"Config: TrainConfig with {changed} (alone = R·K steps, federated = R·K steps per registry, "
@@ -482,17 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(results)
     first_small = next(r for r in results if r.arm == "(a) alone: registry 0")
     out = Console(width=170)
-    table = Table(title=f"synthreg quality benchmark — rotterdam, 3 non-IID registries, "
-                        f"{args.seeds} seeds, mean ± sd")
-    table.add_column("arm")
-    for header, _, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for arm, metrics in summary.items():
-        cells = []
-        for _, key, fmt in COLUMNS:
-            mean, sd = metrics[key]
-            cells.append("—" if not np.isfinite(mean) else f"{fmt.format(mean)} ± {fmt.format(sd)}")
-        table.add_row(arm, *cells)
+    table = summary_table(f"synthreg quality benchmark — rotterdam, 3 non-IID registries, "
+                          f"{args.seeds} seeds, mean ± sd", summary)
     out.print(table)
     holdout_rows = round(HOLDOUT_FRACTION * len(load_dataset("rotterdam")))
     sizes = ", ".join(f"registry {r.arm[-1]}: {r.detail['rows']} rows ({r.detail['years']})"
@@ -536,13 +533,8 @@ def _main_dp(args: argparse.Namespace, budget: Budget, say: Callable[[str], None
         results.append(reference(seed, train, holdout, TableSpec.from_schema(dataset_schema("rotterdam"))))
         results.extend(run_dp(seed, budget, args.threads, say))
     summary = summarise(results)
-    table = Table(title=f"DP-SGD discriminators — rotterdam, 3 non-IID registries, {args.seeds} seeds, mean ± sd")
-    table.add_column("arm")
-    for header, _, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for arm, metrics in summary.items():
-        table.add_row(arm, *[("—" if not np.isfinite(metrics[k][0]) else
-                              f"{fmt.format(metrics[k][0])} ± {fmt.format(metrics[k][1])}") for _, k, fmt in COLUMNS])
+    table = summary_table(f"DP-SGD discriminators — rotterdam, 3 non-IID registries, {args.seeds} seeds, mean ± sd",
+                          summary)
     out = Console(width=170)
     out.print(table)
     out.print(f"Budget: R={budget.rounds} x K={budget.local_iters} steps per registry, fake batch "
