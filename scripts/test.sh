@@ -33,7 +33,7 @@ synthreg network up --home "$SYNTHREG_NETWORK_HOME"
 
 log "pytest (unit + integration)"
 set +e
-python -m pytest tests "$@"
+python -m pytest tests --durations=20 "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

@@ -115,6 +115,9 @@ def write_configtx(cfg: NetworkConfig, members: list[Member]) -> Path:
     return out.parent
 
 
+ORDERER_MIN_PING_INTERVAL = "5s"  # below gRPC's 10 s floor for client keepalive pings
+
+
 def write_node_configs(cfg: NetworkConfig, sample_dir: Path) -> Path:
     """Patched copies of the sample core.yaml and orderer.yaml in ``config/``."""
     core_src, orderer_src = sample_dir / "core.yaml", sample_dir / "orderer.yaml"
@@ -133,7 +136,12 @@ def write_node_configs(cfg: NetworkConfig, sample_dir: Path) -> Path:
     out = cfg.config_dir / "node"
     out.mkdir(parents=True, exist_ok=True)
     (out / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
-    (out / "orderer.yaml").write_text(orderer_src.read_text())
+    orderer = yaml.safe_load(orderer_src.read_text())
+    # The peer CLI's orderer client (approveformyorg, commit) sets no keepalive, so gRPC
+    # pings every 10 s, while the sample orderer permits one ping per 60 s: a lifecycle call
+    # that idles ~30 s on a loaded host got GOAWAY "too_many_pings" (a CI failure).
+    orderer["General"].setdefault("Keepalive", {})["ServerMinInterval"] = ORDERER_MIN_PING_INTERVAL
+    (out / "orderer.yaml").write_text(yaml.safe_dump(orderer, sort_keys=False))
     return out
 
 
