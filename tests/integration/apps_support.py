@@ -3,6 +3,7 @@ disk, proposing and approving a run, and the single-process ledger path as refer
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from synthreg.apps import admin
+from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import RunSpec
 from synthreg.chain.secagg import LedgerAggregator
 from synthreg.chain.steps import LedgerSteps, RegistryStepClients
@@ -26,6 +28,7 @@ from synthreg.workspace import Workspace
 
 CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
           "dis_dims": [16], "pac": 5, "seed": 5, "num_threads": 1}
+ROLES = ("generator", "discriminator", "merger")
 
 
 @dataclass
@@ -47,6 +50,32 @@ class Consortium:
     def approve_all(self, run: str) -> None:
         for m in self.profile.msp_ids:
             admin.approve_run(self.profile, m, run, self.data[m], self.schema_file)
+
+    def run_through_apps(self, run: str, states: dict[str, Path], timeout: float = 600,
+                         **overrides: object) -> RunSpec:
+        """Every registry's stack (3 apps each, state folder ``states[msp]``) up, ``run``
+        proposed (see :meth:`propose`) and approved by all, trained until every app is
+        done, the stacks down. A failure shows each app's log tail and aborts the run,
+        so no started run is left behind for later apps on this ledger."""
+        stacks = [RegistryStack(self.profile.home, m, states[m]) for m in self.profile.msp_ids]
+        finished = False
+        try:
+            for st in stacks:
+                st.up(self.data[st.msp], exit_after=1)
+            spec = self.propose(run, **overrides)
+            self.approve_all(run)
+            outcomes = {st.msp: st.wait_idle(run, timeout=timeout) for st in stacks}
+            if any(set(o.values()) != {"done"} for o in outcomes.values()):
+                logs = {st.msp: {r: st.log_path(r).read_text()[-3000:] for r in ROLES} for st in stacks}
+                raise AssertionError(f"not every app finished {run}: {outcomes}\n{logs}")
+            finished = True
+            return spec
+        finally:
+            for st in stacks:
+                st.down(grace=5)
+            if not finished:
+                with contextlib.suppress(Exception):  # the run may never have been proposed
+                    admin.abort_run(self.profile, self.profile.msp_ids[0], run, "test failed")
 
     def reference_generator(self, spec: RunSpec, run: str) -> np.ndarray:
         """The generator the single-process ledger path (one driver, every app identity)

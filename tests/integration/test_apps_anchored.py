@@ -36,25 +36,16 @@ def test_anchored_run_trains_the_strict_model_with_one_root_per_app_per_round(
         consortium: Consortium, tmp_path: Path) -> None:
     c = consortium
     run = f"anchored-{uuid.uuid4().hex[:10]}"
-    spec = c.propose(run, step_records="anchored")
+    states = {m: tmp_path / m for m in c.profile.msp_ids}
+    spec = c.run_through_apps(run, states, timeout=300, step_records="anchored")
     assert spec.step_records == "anchored"
-    stacks = {m: RegistryStack(c.profile.home, m, tmp_path / m) for m in c.profile.msp_ids}
-    try:
-        for m, st in stacks.items():
-            st.up(c.data[m], exit_after=1)
-        c.approve_all(run)
-        for st in stacks.values():
-            assert set(st.wait_idle(run, timeout=300).values()) == {"done"}, st.msp
-    finally:
-        for st in stacks.values():
-            st.down(grace=5)
-    bundle = load_bundle(stacks[c.profile.msp_ids[0]].state / "bundles" / run)
+    bundle = load_bundle(states[c.profile.msp_ids[0]] / "bundles" / run)
     reference = c.reference_generator(spec, f"{run}-ref")  # the strict single-process ledger path
     assert np.array_equal(bundle.generator_vector(), reference)
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         cc = gw.network("gan").contract("ganledger")
         for m in c.profile.msp_ids:
-            store = StatementStore(stacks[m].state / "workspace")
+            store = StatementStore(states[m] / "workspace")
             for rnd in range(CONFIG["rounds"]):
                 with pytest.raises(Exception, match="NOT_FOUND"):  # no per-step record
                     cc.evaluate("GetStep", run, m, str(rnd), "0")
@@ -68,7 +59,7 @@ def test_anchored_run_trains_the_strict_model_with_one_root_per_app_per_round(
                     assert roots[role]["merkle_root"] == merkle_root(signed)
                     assert roots[role]["count"] == CONFIG["local_iters"]
             assert json.loads(cc.evaluate("GetStepHead", run, m))["phase"] == "stopped"
-    report = c.audit(run, {m: st.state for m, st in stacks.items()}, tmp_path / "auditor")
+    report = c.audit(run, states, tmp_path / "auditor")
     assert report.ok, report.failures
     assert report.steps_checked > 0
 

@@ -68,27 +68,8 @@ def apps_run(consortium: Consortium) -> Iterator[AppsRun]:
     c = consortium
     run = f"apps-{uuid.uuid4().hex[:10]}"
     states = {m: c.base / m / "state" for m in c.profile.msp_ids}
-    stacks = [RegistryStack(c.profile.home, m, states[m]) for m in c.profile.msp_ids]
-    finished = False
-    try:
-        for st in stacks:
-            st.up(c.data[st.msp], exit_after=1)
-        spec = _propose(c, run)
-        for m in c.profile.msp_ids:
-            admin.approve_run(c.profile, m, run, c.data[m], c.schema_file)
-        outcomes = {st.msp: st.wait_idle(run, timeout=600) for st in stacks}
-        logs = {st.msp: {r: st.log_path(r).read_text()[-3000:] for r in ("generator", "discriminator", "merger")}
-                for st in stacks}
-        assert all(o == {"generator": "done", "discriminator": "done", "merger": "done"}
-                   for o in outcomes.values()), (outcomes, logs)
-        finished = True
-        yield AppsRun(run, spec, states)
-    finally:
-        for st in stacks:
-            st.down(grace=5)
-        if not finished:  # leave no started run behind for later apps on this ledger
-            with contextlib.suppress(Exception):  # the run may never have been proposed
-                admin.abort_run(c.profile, c.profile.msp_ids[0], run, "test failed")
+    spec = c.run_through_apps(run, states)
+    yield AppsRun(run, spec, states)
 
 
 def test_nine_processes_train_the_same_model_as_the_single_process_ledger_path(

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from apps_support import CONFIG, make_consortium
 
-from synthreg.apps.registry import RegistryStack
 from synthreg.gan.bundle import load_bundle
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
@@ -27,18 +26,8 @@ def test_only_generators_are_averaged_and_the_run_matches_in_process(profile: Pr
     c = make_consortium(profile, tmp_path / "c")
     run = f"gonly-{uuid.uuid4().hex[:10]}"
     states = {m: tmp_path / m for m in c.profile.msp_ids}
-    stacks = [RegistryStack(c.profile.home, m, states[m]) for m in c.profile.msp_ids]
-    try:
-        for st in stacks:
-            st.up(c.data[st.msp], exit_after=1)
-        spec = c.propose(run, training={**CONFIG, "averaged": "generator", "lr_d": 1e-3}, audit_rounds=[1])
-        assert spec.config.generator_only
-        c.approve_all(run)
-        outcomes = {st.msp: st.wait_idle(run, timeout=600) for st in stacks}
-        assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
-    finally:
-        for st in stacks:
-            st.down(grace=5)
+    spec = c.run_through_apps(run, states, training={**CONFIG, "averaged": "generator", "lr_d": 1e-3})
+    assert spec.config.generator_only
 
     bundles = [load_bundle(states[m] / "bundles" / run) for m in c.profile.msp_ids]
     assert all(b.discriminator_vector.size == 0 for b in bundles)  # no registry's critic leaves it

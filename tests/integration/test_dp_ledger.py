@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from apps_support import CONFIG, make_consortium
 
-from synthreg.apps.registry import RegistryStack
 from synthreg.gan.accountant import ACCOUNTANT
 from synthreg.gan.federated import TrainConfig
 from synthreg.ledger import EvaluateError
@@ -41,18 +40,8 @@ def test_a_small_budget_stops_every_registry_and_the_auditor_checks_every_spend(
                 "dp_noise_multiplier": SIGMA, "dp_sample_rate": RATE}
     run = f"dp-{uuid.uuid4().hex[:10]}"
     states = {m: tmp_path / m for m in c.profile.msp_ids}
-    stacks = [RegistryStack(c.profile.home, m, states[m]) for m in c.profile.msp_ids]
-    try:
-        for st in stacks:
-            st.up(c.data[st.msp], exit_after=1)
-        spec = c.propose(run, training=training, audit_rounds=[1])
-        assert (spec.config.rounds, spec.rounds) == (4, 2)
-        c.approve_all(run)
-        outcomes = {st.msp: st.wait_idle(run, timeout=600) for st in stacks}
-        assert all(set(o.values()) == {"done"} for o in outcomes.values()), outcomes
-    finally:
-        for st in stacks:
-            st.down(grace=5)
+    spec = c.run_through_apps(run, states, training=training)
+    assert (spec.config.rounds, spec.rounds) == (4, 2)
     cfg = spec.config
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         cc = gw.network("gan").contract("ganledger")
