@@ -4,6 +4,7 @@ determinism, and a tiny DP federation."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import replace
 
 import numpy as np
@@ -12,11 +13,12 @@ import pytest
 import torch
 
 from synthreg.data import Schema, load_dataset, split_registries
+from synthreg.data.hashing import array_bytes, array_sha256
 from synthreg.gan.accountant import epsilon_spent, noise_for_budget, rounds_within_budget
-from synthreg.gan.dp import DPDiscriminatorSide, DPSettings, PoissonSampler
+from synthreg.gan.dp import DPDiscriminatorSide, DPSettings, PoissonSampler, commitment_key, make_discriminator
 from synthreg.gan.federated import TrainConfig, TrainConfigError, train_federated
 from synthreg.gan.models import build_models
-from synthreg.gan.step import OptimConfig
+from synthreg.gan.step import OptimConfig, RealBatchSampler
 
 DP = dict(dp_epsilon=3.0, dp_delta=1e-5, dp_noise_multiplier=1.0, dp_sample_rate=0.1)
 TINY_DP = TrainConfig(rounds=50, local_iters=3, batch_size=20, noise_dim=8, gen_dims=(16, 16), dis_dims=(16,),
@@ -113,12 +115,32 @@ def test_one_record_moves_the_noiseless_gradient_by_at_most_c() -> None:
 
 
 def test_poisson_sampler_rate_and_empty_batches() -> None:
-    s = PoissonSampler(np.ones((1000, 3), dtype=np.float32), seed=2, sample_rate=0.2)
+    s = PoissonSampler(np.ones((1000, 3), dtype=np.float32), seed=2, sample_rate=0.2, commit_key=b"k" * 32)
     sizes = [s.sample(0).shape[0] for _ in range(50)]
     assert 150 < np.mean(sizes) < 250 and s.expected_batch == 200.0
     d = _side(1.0, 1.0, 5.0)
     res = d.step(np.zeros((4, 6), dtype=np.float32), np.zeros((0, 6), dtype=np.float32))
     assert np.isfinite(res.g_loss)
+
+
+def test_a_dp_real_batch_commitment_is_keyed_by_the_registry_secret() -> None:
+    """The ledger's real_sha256 of a DP step is an HMAC under a key from the registry's
+    secret dp_seed: not the plain hash anyone could test candidate records against,
+    the same for the same secret (the registry can open it), other for another secret."""
+    encoded = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+    plain = RealBatchSampler(encoded, seed=1)
+    batch = plain.sample(10)
+    assert plain.commitment(batch) == array_sha256(batch)  # without DP: unchanged
+    _, real_a = make_discriminator(build_models(4, TINY_DP.model_config(), 5)[1], TINY_DP.optim_config(), 5, 0,
+                                   encoded, TINY_DP.dp, dp_seed=11)
+    _, real_b = make_discriminator(build_models(4, TINY_DP.model_config(), 5)[1], TINY_DP.optim_config(), 5, 0,
+                                   encoded, TINY_DP.dp, dp_seed=12)
+    assert real_a.commitment(batch) != array_sha256(batch)
+    assert real_a.commitment(batch) == hmac.new(commitment_key(11, 0), array_bytes(batch), "sha256").hexdigest()
+    assert real_a.commitment(batch) != real_b.commitment(batch)
+    assert real_a.commitment(batch) != real_a.commitment(batch[:9])
+    with pytest.raises(ValueError, match="32 bytes"):
+        PoissonSampler(encoded, seed=1, sample_rate=0.1, commit_key=b"short")
 
 
 @pytest.fixture(scope="module")

@@ -171,7 +171,7 @@ class DiscriminatorApp(App):
                 d_bytes = array_bytes(state_dict_to_vector(dis))
                 d_sha = self.workspace.put(d_bytes) if it == last else sha256_hex(d_bytes)
                 statement = {"round": rnd, "iter": it, "fake_sha256": fake_sha,
-                             "real_sha256": sha256_hex(array_bytes(real_batch)), "feedback_sha256": feedback_sha,
+                             "real_sha256": real.commitment(real_batch), "feedback_sha256": feedback_sha,
                              "d_weights_sha256": d_sha, "d_loss": res.d_loss, "g_loss": res.g_loss}
                 if anchored is not None:
                     anchored.hand_over(rnd, it, statement)

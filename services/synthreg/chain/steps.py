@@ -161,7 +161,7 @@ class LedgerSteps:
         feedback_sha = reg.workspace.put(array_bytes(res.feedback))
         self._submit(reg.discriminator, reg.msp, "RecordDiscriminatorStep", {
             "round": ctx.round, "iter": ctx.iter, "fake_sha256": on_ledger["fake_sha256"],
-            "real_sha256": array_sha256(real_batch), "feedback_sha256": feedback_sha,
+            "real_sha256": real.commitment(real_batch), "feedback_sha256": feedback_sha,
             "d_weights_sha256": _weights_sha(d.discriminator), "d_loss": res.d_loss, "g_loss": res.g_loss})
         # 3. generator applies the feedback whose hash is on the ledger
         d_rec = self._step(reg.generator, reg.msp, ctx.round, ctx.iter)["discriminator"]

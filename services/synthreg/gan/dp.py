@@ -41,7 +41,9 @@ One record changes at most one clipped per-record gradient (norm <= C) in a step
 the step is the subsampled Gaussian mechanism, and everything the discriminator
 hands on — its weights, the generator feedback, ``g_loss`` — is post-processing.
 So is the generator. ``d_loss`` is reported as ``mean D(fake)`` over the fake batch
-only (a loss on the real batch would be an unnoised release).
+only (a loss on the real batch would be an unnoised release), and the real batch's
+``real_sha256`` on the ledger is a keyed commitment (:class:`PoissonSampler`), not a
+plain hash.
 
 Randomness must be secret: sampling and noise are seeded from ``dp_seed``, a
 registry's own secret (the run's seed is public, on the ledger; with it anyone
@@ -54,10 +56,14 @@ What fails when: :class:`synthreg.gan.step.BatchShapeError` on a malformed batch
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
+from synthreg.data.hashing import array_bytes
 from synthreg.gan.models import Discriminator
 from synthreg.gan.step import (
     BatchShapeError,
@@ -68,7 +74,7 @@ from synthreg.gan.step import (
     derive_seed,
 )
 
-__all__ = ["DPDiscriminatorSide", "DPSettings", "PoissonSampler", "make_discriminator"]
+__all__ = ["DPDiscriminatorSide", "DPSettings", "PoissonSampler", "commitment_key", "make_discriminator"]
 
 
 class DPSettings:
@@ -79,11 +85,24 @@ class DPSettings:
 
 
 class PoissonSampler(RealBatchSampler):
-    """Each record joins a batch with probability ``sample_rate`` (batch size varies)."""
+    """Each record joins a batch with probability ``sample_rate`` (batch size varies).
 
-    def __init__(self, encoded: np.ndarray, seed: int, sample_rate: float) -> None:
+    The batch's commitment on the ledger is keyed (HMAC-SHA256 under ``commit_key``,
+    derived from the registry's secret ``dp_seed``): a plain hash is a deterministic
+    function of which records were sampled, a release outside the DP mechanism that
+    anyone holding candidate records could test guesses against. Keyed, it hides the
+    batch from everyone without the registry's secret, and the registry can still open
+    it to an auditor (key and batch)."""
+
+    def __init__(self, encoded: np.ndarray, seed: int, sample_rate: float, commit_key: bytes) -> None:
         super().__init__(encoded, seed)
         self.sample_rate = sample_rate
+        if len(commit_key) < 32:
+            raise ValueError("a DP sampler's commitment key must have at least 32 bytes")
+        self._commit_key = commit_key
+
+    def commitment(self, batch: np.ndarray) -> str:
+        return hmac.new(self._commit_key, array_bytes(batch), hashlib.sha256).hexdigest()
 
     @property
     def expected_batch(self) -> float:
@@ -160,6 +179,11 @@ class DPDiscriminatorSide(DiscriminatorSide):
                            feedback=feedback.numpy().astype(np.float32, copy=True))
 
 
+def commitment_key(dp_seed: int, registry: int) -> bytes:
+    """The key of registry ``registry``'s real-batch commitments (:class:`PoissonSampler`)."""
+    return hashlib.sha256(f"synthreg/real-batch-commitment/{dp_seed}/{registry}".encode()).digest()
+
+
 def make_discriminator(discriminator: Discriminator, optim: OptimConfig, seed: int, registry: int,
                        encoded: np.ndarray, dp: DPSettings | None = None,
                        dp_seed: int | None = None) -> tuple[DiscriminatorSide, RealBatchSampler]:
@@ -171,7 +195,8 @@ def make_discriminator(discriminator: Discriminator, optim: OptimConfig, seed: i
                 RealBatchSampler(encoded, derive_seed(seed, "real", registry)))
     if dp_seed is None:
         raise ValueError("a DP discriminator needs its registry's secret dp_seed")
-    sampler = PoissonSampler(encoded, derive_seed(dp_seed, "real", registry), dp.sample_rate)
+    sampler = PoissonSampler(encoded, derive_seed(dp_seed, "real", registry), dp.sample_rate,
+                             commitment_key(dp_seed, registry))
     side = DPDiscriminatorSide(discriminator, optim, derive_seed(dp_seed, "gp", registry), dp,
                                sampler.expected_batch)
     return side, sampler

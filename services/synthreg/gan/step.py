@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from synthreg.data.hashing import array_sha256
 from synthreg.gan.encoder import SpanInfo
 from synthreg.gan.models import Discriminator, Generator, activate, sample_noise
 
@@ -234,3 +235,8 @@ class RealBatchSampler:
     def sample(self, batch_size: int) -> np.ndarray:
         idx = self.rng.integers(0, self.encoded.shape[0], size=batch_size)
         return self.encoded[idx]
+
+    def commitment(self, batch: np.ndarray) -> str:
+        """What a discriminator step record's ``real_sha256`` holds for ``batch`` (the
+        registry can open it to an auditor with the batch): its SHA-256."""
+        return array_sha256(batch)
