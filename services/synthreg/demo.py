@@ -55,7 +55,7 @@ from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
 from synthreg.gan.bundle import load_bundle, verify_bundle
-from synthreg.gan.federated import TrainConfig
+from synthreg.gan.federated import NON_IID_LEVERS, TrainConfig
 from synthreg.keys.audit import SUMMARY_FILE, UnsealSummary, unseal_in_memory
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError
@@ -194,7 +194,8 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         done = _stage(res, f"5. run agreed on the ledger and trained ({rounds} rounds x {local_iters} "
                            "local iterations)", log)
         raw = {"run": run_id, "schema": "schema.yaml", "audit_every": audit_every, "threshold": 2,
-               "training": {"rounds": rounds, "local_iters": local_iters, "seed": seed, "num_threads": threads}}
+               "training": {"rounds": rounds, "local_iters": local_iters, "seed": seed, "num_threads": threads,
+                            **NON_IID_LEVERS}}  # the registries are split by period: local critics
         ceremony = admin.ceremony_id(profile, msps[0])
         assert ceremony is not None
         run_id, spec = admin.spec_from_config(raw, profile, ceremony, out / "registries" / msps[0])
