@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -72,7 +73,7 @@ class TrainConfigError(ValueError):
     """The training configuration is inconsistent."""
 
 
-NON_IID_LEVERS: dict[str, Any] = {"averaged": "generator", "lr_d": 1e-3}
+NON_IID_LEVERS: Mapping[str, Any] = MappingProxyType({"averaged": "generator", "lr_d": 1e-3})
 """TrainConfig fields for registries that differ (issue 12, part 1), as the demo and
 ``bench/quality.py --non-iid`` run them: local critics and a critic learning rate of
 1e-3. Measured there (3 seeds, mean federated quality, update bound on): rotterdam by
