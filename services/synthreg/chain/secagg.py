@@ -108,6 +108,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+PEER_CATCH_UP_S = 120.0
+"""How long a merger whose vote was refused as too late waits for its own peer to show
+the round closed (a peer back from a network cut catches up in seconds to a minute)."""
 log = logging.getLogger("synthreg.chain")
 
 AuditEncryptor = Callable[[np.ndarray], bytes]
@@ -394,9 +397,15 @@ class LedgerMerger:
         except AlreadyDoneError:
             return True
         except RoundClosedError:
-            if self.state(rnd)["status"] != "open":
-                return False
-            raise
+            # Other registries' peers endorse too: this registry's own peer may not have
+            # the freeze yet (e.g. back from a network cut, catching up). Give it time to
+            # show the round closed before calling the refusal something else.
+            deadline = time.monotonic() + PEER_CATCH_UP_S
+            while self.state(rnd)["status"] == "open":
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            return False
         return True
 
     def freeze(self, rnd: int) -> bool:
