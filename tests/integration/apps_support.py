@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from synthreg.apps import admin
+from synthreg.apps.base import ROLES
 from synthreg.apps.registry import RegistryStack
 from synthreg.chain.runs import RunSpec
 from synthreg.chain.secagg import LedgerAggregator
@@ -28,7 +29,6 @@ from synthreg.workspace import Workspace
 
 CONFIG = {"rounds": 2, "local_iters": 2, "batch_size": 20, "noise_dim": 8, "gen_dims": [16, 16],
           "dis_dims": [16], "pac": 5, "seed": 5, "num_threads": 1}
-ROLES = ("generator", "discriminator", "merger")
 
 
 @dataclass
