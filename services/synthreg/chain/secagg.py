@@ -396,15 +396,14 @@ class LedgerMerger:
             self._submit("VoteClose", self.run, str(rnd), phase)
         except AlreadyDoneError:
             return True
-        except RoundClosedError as exc:
+        except RoundClosedError:
             # Other registries' peers endorse too: this registry's own peer may not have
             # the freeze yet (e.g. back from a network cut, catching up). Give it time to
             # show the round closed before calling the refusal something else.
-            try:
+            with contextlib.suppress(AggregationLedgerError):  # the wait ran out: the refusal stands
                 self.wait_for(rnd, lambda s: s["status"] != "open", "the round to close", PEER_CATCH_UP_S)
-            except AggregationLedgerError:
-                raise exc  # its cause (the refusal) kept; the wait that ran out is its context
-            return False
+                return False
+            raise
         return True
 
     def freeze(self, rnd: int) -> bool:
