@@ -243,13 +243,16 @@ class Split:
     by: str
     registries: int
     why: str
+    condition_on: str | None = None
+    """the categorical column every arm's generator is conditioned on (TrainConfig.condition_on;
+    the split column when it is categorical); off with --no-condition"""
 
 
 NONIID_SPLITS = (
     Split("rotterdam", "year", 3, "period of surgery (1978-93): early, middle, late registry"),
-    Split("nwtco", "study", 2, "trial: NWTS-3 vs NWTS-4, different protocols and years"),
+    Split("nwtco", "study", 2, "trial: NWTS-3 vs NWTS-4, different protocols and years", "study"),
     Split("colon", "differ", 3, "disease group: tumour differentiation well / moderate / poor+unknown; "
-                                "missing values in nodes and differ"),
+                                "missing values in nodes and differ", "differ"),
 )
 NONIID_CONFIG: dict[str, Any] = dict(NON_IID_LEVERS)
 """The TrainConfig fields --non-iid changes (override with --set): local critics, critic
@@ -267,14 +270,16 @@ critic rejects the other registries' categories. Defaults (scratch run of this p
 NONIID_GAP = 0.02  # federated may trail centralised by at most this, on quality and on TSTR AUC
 
 
-def run_noniid(split: Split, seed: int, config: TrainConfig, say: Callable[[str], None]) -> list[ArmResult]:
+def run_noniid(split: Split, seed: int, config: TrainConfig, say: Callable[[str], None],
+               condition: bool = True) -> list[ArmResult]:
     """Issue 12, part 1: every registry alone, federated and centralised on one dataset's
-    non-IID split (same protocol as :func:`run_seed`, without CTGAN: it refuses missing values)."""
+    non-IID split (same protocol as :func:`run_seed`, without CTGAN: it refuses missing values).
+    With ``condition`` every arm's generator is conditioned on ``split.condition_on`` (if any)."""
     schema = dataset_schema(split.dataset)
     spec = TableSpec.from_schema(schema)
     train, holdout = holdout_split(load_dataset(split.dataset), HOLDOUT_FRACTION, seed)
     frames = split_registries(train, split.registries, "non-iid", seed=seed, by=split.by)
-    config = replace(config, seed=seed)
+    config = replace(config, seed=seed, condition_on=split.condition_on if condition else None)
     n, sample_seed = len(train), 10_000 + seed
     results = [replace(reference(seed, train, holdout, spec), arm=f"{split.dataset}: real holdout (reference)")]
     arms: list[tuple[str, Callable[[], Any], dict[str, Any]]] = [
@@ -326,7 +331,7 @@ def _main_noniid(args: argparse.Namespace, budget: Budget, overrides: dict[str, 
     results: list[ArmResult] = []
     for split in splits:
         for seed in range(args.seeds):
-            results.extend(run_noniid(split, seed, config, say))
+            results.extend(run_noniid(split, seed, config, say, condition=not args.no_condition))
             if args.json is not None:
                 _write_json(args.json, {"partial": True, "results": [_raw(r) for r in results]})
     summary = summarise(results)
@@ -336,7 +341,9 @@ def _main_noniid(args: argparse.Namespace, budget: Budget, overrides: dict[str, 
     changed = {k: v for k, v in config.to_dict().items() if v != TrainConfig().to_dict().get(k)}
     out.print(f"Config: TrainConfig with {changed} (alone = R·K steps, federated = R·K steps per registry, "
               f"centralised = N·R·K steps). Splits: "
-              + "; ".join(f"{s.dataset} by {s.by} into {s.registries} ({s.why})" for s in splits)
+              + "; ".join(f"{s.dataset} by {s.by} into {s.registries} ({s.why}"
+                          + (f"; generator conditioned on {s.condition_on}"
+                             if s.condition_on and not args.no_condition else "") + ")" for s in splits)
               + ". Registries (seed 0): "
               + "; ".join(f"{r.arm}: {r.detail['rows']} rows, {r.detail['values']}"
                           for r in results if r.seed == 0 and ": alone " in r.arm)
@@ -460,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="issue 12 part 1: alone / federated / centralised on every dataset's non-IID split")
     parser.add_argument("--datasets", nargs="+", default=None, choices=[s.dataset for s in NONIID_SPLITS],
                         help="--non-iid: only these datasets (default: all)")
+    parser.add_argument("--no-condition", action="store_true",
+                        help="--non-iid: unconditional generators (no Split.condition_on), as before the lever")
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="--non-iid: TrainConfig overrides, e.g. --set lr_d=1e-3")
     args = parser.parse_args(argv)

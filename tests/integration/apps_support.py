@@ -105,7 +105,7 @@ class Consortium:
 
         frames = [load_registry_csv(self.data[m], spec.schema()) for m in self.profile.msp_ids]
         encoder = build_encoder(frames, spec.schema(), spec.config)
-        gen, _ = build_models(encoder.output_dim, spec.config.model_config(), spec.config.seed)
+        gen, _ = build_models(encoder.output_dim, spec.config.model_config(encoder.schema), spec.config.seed)
         side = GeneratorSide(gen, encoder.output_info, spec.config.tau, spec.config.optim_config())
         r = spec.registry_index(msp)
         fake = side.make_fake(spec.config.batch_size, derive_seed(spec.config.seed, "noise", r, 0, 0)).array

@@ -12,7 +12,11 @@ Where data lives (``state`` = the registry's state folder, default
   averages, audit ciphertexts; every hash is on the ledger);
 * ``state/apps/<role>.checkpoint.json``: the app's event-stream position;
 * ``state/apps/<role>.status.json``: what it is doing (read by ``registry status``);
-* ``state/runs/<run>/<role>.done`` / ``.failed``: runs this app has finished.
+* ``state/runs/<run>/<role>.done`` / ``.failed``: runs this app has finished;
+* ``state/runs/<run>/condition-counts.json``: with a conditional generator
+  (``condition_on``), the level counts of that column in this registry's records,
+  put there by its merger for its generator (which never reads records): the
+  generator draws its conditions at these frequencies. Never on the ledger.
 
 An app loads only its own identity (one role of one org) from the network
 profile and talks only to its own org's peer.
@@ -297,6 +301,10 @@ class App:
     def _marker(self, run: str, kind: str) -> Path:
         return self.state / "runs" / run.replace("/", "_") / f"{self.role}.{kind}"
 
+    def condition_counts_file(self, run: str) -> Path:
+        """Where this registry's merger puts its local level counts of the conditioning column."""
+        return self.state / "runs" / run.replace("/", "_") / "condition-counts.json"
+
     def _pending(self) -> RunRecord | None:
         for entry in self.runs.list():
             if entry.get("status") != "started":
@@ -521,11 +529,12 @@ class App:
         vec = np.frombuffer(self.workspace.get(sha), dtype="<f4").copy()
         return vec, state
 
-    def agreed_encoder(self, run: str, schema: Schema, bins: int) -> TabularEncoder:
-        """The consortium encoder: schema + the securely summed histograms."""
+    def agreed_encoder(self, run: str, schema: Schema, bins: int, levels_of: tuple[str, ...] = ()) -> TabularEncoder:
+        """The consortium encoder: schema + the securely summed histograms (and level
+        counts of ``levels_of``, the conditioning column)."""
         self.set_status(phase="encoder", force=True)
         avg, state = self.agreed_average(encoder_run(run), 0, run)
-        template = EncoderStats.from_frame(pd.DataFrame(columns=schema.column_names), schema, bins)
+        template = EncoderStats.from_frame(pd.DataFrame(columns=schema.column_names), schema, bins, levels_of)
         stats = template.from_vector(avg.astype(np.float64) * len(state["survivors"]))
         return TabularEncoder(schema, stats)
 

@@ -118,14 +118,16 @@ class DiscriminatorApp(App):
             torch.set_num_threads(cfg.num_threads)
         schema = spec.schema()
         frame = load_registry_csv(self.settings.data, schema)
-        encoder = self.agreed_encoder(run, schema, cfg.bins)
-        gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
+        encoder = self.agreed_encoder(run, schema, cfg.bins, cfg.levels_of)
+        gen, dis = build_models(encoder.output_dim, cfg.model_config(encoder.schema), cfg.seed)
         n_g = state_dict_to_vector(gen).size
         del gen
         ckpt = restore(self, run)
         # DP: sampling and noise from this registry's secret, kept in its checkpoints (never on the ledger)
         dp_seed = None if cfg.dp is None else int(ckpt.meta["dp_seed"]) if ckpt else secrets.randbits(63)
-        d, real = make_discriminator(dis, cfg.optim_config(), cfg.seed, r, encoder.encode(frame), cfg.dp, dp_seed)
+        span = None if cfg.condition_on is None else encoder.levels_span(cfg.condition_on)
+        d, real = make_discriminator(dis, cfg.optim_config(), cfg.seed, r, encoder.encode(frame), cfg.dp, dp_seed,
+                                     span)
         meta = {} if dp_seed is None else {"dp_seed": dp_seed}
         shape = (cfg.batch_size, encoder.output_dim)
         last = spec.local_iters - 1
@@ -165,7 +167,7 @@ class DiscriminatorApp(App):
                     fake_sha = str(g_rec["fake_sha256"])
                     fake = load_checked(self, spec, run, rnd, it, "fake_hash_mismatch", fake_sha, shape,
                                         replaying=recorded is not None)
-                real_batch = real.sample(cfg.batch_size)
+                real_batch = real.sample_for(fake)
                 res = d.step(fake, real_batch)
                 feedback_sha = self.workspace.put(array_bytes(res.feedback))
                 d_bytes = array_bytes(state_dict_to_vector(dis))

@@ -36,6 +36,8 @@ from synthreg.apps.base import App
 from synthreg.apps.checkpoint import Checkpoint, Checkpoints, ResumeMismatchError, adam_state, load_adam_state
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
+from synthreg.gan.condition import Condition, ConditionError
+from synthreg.gan.encoder import TabularEncoder
 from synthreg.gan.models import build_models
 from synthreg.gan.step import GeneratorSide, derive_seed
 from synthreg.gan.weights import state_dict_to_vector, vector_to_state_dict
@@ -165,15 +167,32 @@ class GeneratorApp(App):
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)) or {}
         return bool(update.get("g_weights_sha256") == g_sha)
 
+    def _local_condition(self, run: str, encoder: TabularEncoder, column: str) -> Condition:
+        """This registry's conditions: drawn at its own level frequencies, which its
+        merger puts in the state folder (this app never reads records)."""
+        path = self.condition_counts_file(run)
+
+        def local() -> Condition | None:
+            if not path.exists():
+                return None
+            raw = json.loads(path.read_text())
+            if raw.get("column") != column:
+                raise ConditionError(f"{path} holds counts of {raw.get('column')!r}, the run conditions on {column!r}")
+            return Condition.from_counts(encoder, column, raw["counts"])
+
+        return self.wait_local(local, lambda: None, lambda _ev: False,
+                               "this registry's level counts of the conditioning column (from its merger)", run)
+
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:
         run, cfg = record.run, spec.config
         r = spec.registry_index(self.msp)
         keep = set(spec.audit_rounds)
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
-        encoder = self.agreed_encoder(run, spec.schema(), cfg.bins)
-        gen, _ = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
-        g = GeneratorSide(gen, encoder.output_info, cfg.tau, cfg.optim_config())
+        encoder = self.agreed_encoder(run, spec.schema(), cfg.bins, cfg.levels_of)
+        gen, _ = build_models(encoder.output_dim, cfg.model_config(encoder.schema), cfg.seed)
+        condition = None if cfg.condition_on is None else self._local_condition(run, encoder, cfg.condition_on)
+        g = GeneratorSide(gen, encoder.output_info, cfg.tau, cfg.optim_config(), condition)
         n_g = state_dict_to_vector(gen).size
         shape = (cfg.batch_size, encoder.output_dim)
         store = checkpoints(self, run)

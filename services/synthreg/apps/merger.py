@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -188,6 +189,15 @@ class MergerApp(App):
         self.workspace.put(array_bytes(outcome.average))
         return outcome.average
 
+    def _put_condition_counts(self, run: str, column: str, counts: tuple[float, ...]) -> None:
+        """Write this registry's level counts of the conditioning column for its generator
+        (atomically: the generator waits for the whole file)."""
+        path = self.condition_counts_file(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"column": column, "counts": list(counts)}))
+        os.replace(tmp, path)
+
     def _open(self, spec: RunSpec, agg_run: str, vector_len: int, run: str) -> AggregationConfig:
         """Open aggregation run ``agg_run`` with the run's config: every merger tries
         (OpenAggregation has no event to wait for); the first write wins and the
@@ -265,17 +275,20 @@ class MergerApp(App):
 
         # 1. the encoder, from the securely summed histograms
         self.set_status(phase="encoder", force=True)
-        hist = EncoderStats.from_frame(frame, schema, cfg.bins).to_vector()
+        local_stats = EncoderStats.from_frame(frame, schema, cfg.bins, cfg.levels_of)
+        if cfg.condition_on is not None:  # for this registry's generator, which never reads records
+            self._put_condition_counts(run, cfg.condition_on, local_stats.counts[cfg.condition_on])
+        hist = local_stats.to_vector()
         enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
         enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
         enc_avg = self._finished_round(enc_merger, 0, run)
         if enc_avg is None:
             enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
-        stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins).from_vector(
+        stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins, cfg.levels_of).from_vector(
             enc_avg.astype(np.float64) * len(state["survivors"]))
         encoder = TabularEncoder(schema, stats)
-        gen, dis = build_models(encoder.output_dim, cfg.model_config(), cfg.seed)
+        gen, dis = build_models(encoder.output_dim, cfg.model_config(encoder.schema), cfg.seed)
         n_g = state_dict_to_vector(gen).size
         initial = cfg.shared_vector(gen, dis)  # w_prev of round 0: [G ‖ D], or G if only G is averaged
         n = initial.size

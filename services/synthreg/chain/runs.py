@@ -126,7 +126,11 @@ class RunSpec:
             # RecordPrivacySpend names a per-step discriminator record, which anchored runs do not write
             raise RunSpecError("differential privacy (dp_epsilon) needs step_records 'ledger': its spend records "
                                "name per-step records, which anchored runs do not write")
-        self.schema()  # parses, or raises SchemaFormatError
+        schema = self.schema()  # parses, or raises SchemaFormatError
+        try:
+            self.config.condition_width(schema)  # condition_on names a categorical column of the schema
+        except TrainConfigError as exc:
+            raise RunSpecError(str(exc)) from exc
 
     @property
     def rule(self) -> StopRule:

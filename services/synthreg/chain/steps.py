@@ -156,7 +156,7 @@ class LedgerSteps:
         on_ledger = self._step(reg.discriminator, reg.msp, ctx.round, ctx.iter)["generator"]
         fake_arr = self._load(reg.discriminator, reg, ctx, "fake_hash_mismatch", on_ledger["fake_sha256"],
                               fake.array.shape)
-        real_batch = real.sample(ctx.batch_size)
+        real_batch = real.sample_for(fake_arr)
         res = d.step(fake_arr, real_batch)
         feedback_sha = reg.workspace.put(array_bytes(res.feedback))
         self._submit(reg.discriminator, reg.msp, "RecordDiscriminatorStep", {

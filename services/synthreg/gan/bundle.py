@@ -152,7 +152,7 @@ class Bundle:
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
         """``n`` synthetic records (seeded), exactly as ``FederatedResult.sample`` would give."""
-        return sample_records(self.generator, self.encoder, self.config.tau, n, seed)
+        return sample_records(self.generator, self.encoder, self.config, n, seed)
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,7 @@ def verify_bundle(bundle: Bundle, agreed_sha256_lookup: AgreedHashLookup) -> Bun
 def _reference_models(encoder: TabularEncoder, config: TrainConfig) -> tuple[Generator, int]:
     """A generator of the bundle's shape and the shared discriminator vector's length
     (0 when only G was averaged: the discriminators stayed with their registries)."""
-    gen, dis = build_models(encoder.output_dim, config.model_config(), 0)
+    gen, dis = build_models(encoder.output_dim, config.model_config(encoder.schema), 0)
     if config.generator_only:
         return gen, 0
     return gen, sum(int(np.prod(shape, dtype=np.int64)) for _, shape in vector_layout(dis))

@@ -64,6 +64,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from synthreg.data.hashing import array_bytes
+from synthreg.gan.condition import ConditionalSampler
 from synthreg.gan.models import Discriminator
 from synthreg.gan.step import (
     BatchShapeError,
@@ -186,13 +187,20 @@ def commitment_key(dp_seed: int, registry: int) -> bytes:
 
 def make_discriminator(discriminator: Discriminator, optim: OptimConfig, seed: int, registry: int,
                        encoded: np.ndarray, dp: DPSettings | None = None,
-                       dp_seed: int | None = None) -> tuple[DiscriminatorSide, RealBatchSampler]:
+                       dp_seed: int | None = None,
+                       condition_span: tuple[int, int] | None = None) -> tuple[DiscriminatorSide, RealBatchSampler]:
     """Registry ``registry``'s discriminator side and real sampler: seeded from the
     run's ``seed`` without DP; with ``dp``, DP-SGD seeded from the registry's secret
-    ``dp_seed`` (required)."""
+    ``dp_seed`` (required). ``condition_span`` (start, width) of a conditional
+    generator's column: the sampler matches each fake row's level
+    (:class:`~synthreg.gan.condition.ConditionalSampler`; not with DP)."""
     if dp is None:
-        return (DiscriminatorSide(discriminator, optim, derive_seed(seed, "gp", registry)),
-                RealBatchSampler(encoded, derive_seed(seed, "real", registry)))
+        real_seed = derive_seed(seed, "real", registry)
+        real = (RealBatchSampler(encoded, real_seed) if condition_span is None
+                else ConditionalSampler(encoded, real_seed, *condition_span))
+        return DiscriminatorSide(discriminator, optim, derive_seed(seed, "gp", registry)), real
+    if condition_span is not None:
+        raise ValueError("a conditional generator cannot be trained with a DP discriminator")
     if dp_seed is None:
         raise ValueError("a DP discriminator needs its registry's secret dp_seed")
     sampler = PoissonSampler(encoded, derive_seed(dp_seed, "real", registry), dp.sample_rate,

@@ -115,7 +115,9 @@ def _inverse_transform(values: npt.NDArray[np.float64], spec: ColumnSpec) -> npt
 
 @dataclass(frozen=True)
 class EncoderStats:
-    """Agreed per-column histogram counts on the schema-fixed grid (numeric columns only).
+    """Agreed per-column counts: histograms on the schema-fixed grid for numeric
+    columns, and level counts (missing last) for the categorical columns asked for
+    (the column a conditional generator is conditioned on, :mod:`synthreg.gan.condition`).
 
     Build one per registry with :meth:`from_frame` and sum them with
     :meth:`combine`; only the sum is used by the encoder.
@@ -125,8 +127,21 @@ class EncoderStats:
     counts: dict[str, tuple[float, ...]]
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, schema: Schema, bins: int = DEFAULT_BINS) -> EncoderStats:
+    def from_frame(cls, df: pd.DataFrame, schema: Schema, bins: int = DEFAULT_BINS,
+                   levels_of: tuple[str, ...] = ()) -> EncoderStats:
+        """One registry's counts; ``levels_of`` names categorical columns whose level
+        counts are included (validated data: every value is a level or missing)."""
         counts: dict[str, tuple[float, ...]] = {}
+        for name in levels_of:
+            spec = schema.column(name)
+            if spec.is_numeric:
+                raise EncoderStatsError(f"column {name!r} is numeric: it has no levels to count")
+            lookup = {lv: i for i, lv in enumerate(spec.levels)}
+            col = df[name]
+            level_idx = [len(lookup) if miss else lookup[_level_key(v, spec)]
+                         for v, miss in zip(col.tolist(), col.isna().to_numpy(), strict=True)]
+            width = len(lookup) + (1 if spec.nullable else 0)
+            counts[name] = tuple(float(c) for c in np.bincount(np.asarray(level_idx, dtype=np.int64), minlength=width))
         for spec in schema.columns:
             if not spec.is_numeric:
                 continue
@@ -220,6 +235,27 @@ class TabularEncoder:
             counts = counts + _PSEUDO_COUNT
         cdf = np.concatenate([[0.0], np.cumsum(counts)])
         return _NumericMap(edges=edges, cdf=cdf / cdf[-1])
+
+    def levels_span(self, column: str) -> tuple[int, int]:
+        """(start, width) of a categorical column's one-hot span in the feature vector;
+        :class:`EncoderStatsError` if the column is unknown or numeric."""
+        pos = 0
+        for span in self.output_info:
+            if span.column == column and span.role == "levels":
+                return pos, span.dim
+            pos += span.dim
+        raise EncoderStatsError(f"no categorical column {column!r} in schema {self.schema.name!r}")
+
+    def level_counts(self, column: str) -> tuple[float, ...]:
+        """The agreed level counts of a categorical column (missing last), from the
+        stats; :class:`EncoderStatsError` if the stats do not hold them."""
+        if self.stats is None or column not in self.stats.counts:
+            raise EncoderStatsError(f"the agreed statistics hold no level counts of {column!r}")
+        counts = self.stats.counts[column]
+        if len(counts) != self.levels_span(column)[1]:
+            raise EncoderStatsError(f"column {column!r}: {len(counts)} level counts for "
+                                    f"{self.levels_span(column)[1]} levels")
+        return counts
 
     # -- encode / decode ---------------------------------------------------------
 

@@ -54,6 +54,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from synthreg.data.schema import Schema, validate
 from synthreg.gan.accountant import PrivacyBudgetError, epsilon_spent, rounds_within_budget
 from synthreg.gan.bound import check_bound, clip_update
+from synthreg.gan.condition import Condition, ConditionError, condition_width
 from synthreg.gan.dp import DPSettings, make_discriminator
 from synthreg.gan.encoder import DEFAULT_BINS, EncoderStats, TabularEncoder
 from synthreg.gan.models import Generator, ModelConfig, build_models
@@ -120,6 +121,12 @@ class TrainConfig:
     --non-iid) local critics closed most of the gap to centralised training: each
     critic keeps judging its own registry's records instead of an average of
     critics that fits none of them.
+
+    ``condition_on`` (issue 12, part 1) names a categorical column the generator is
+    conditioned on (:mod:`synthreg.gan.condition`), typically the one registries
+    differ by; its level counts join the agreed statistics and sampling draws it at
+    the consortium's frequencies. Not with DP: each registry would draw conditions
+    at its own frequencies, a use of its records outside the DP accounting.
     """
 
     rounds: int = 120
@@ -147,6 +154,7 @@ class TrainConfig:
     dp_sample_rate: float | None = None
     dp_max_grad_norm: float = 1.0
     averaged: Literal["generator+discriminator", "generator"] = "generator+discriminator"
+    condition_on: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_iters", "batch_size", "pac", "noise_dim", "bins"):
@@ -167,6 +175,8 @@ class TrainConfig:
                                    f"got {self.max_update_norm!r}")
         if self.max_update_norm is not None:
             object.__setattr__(self, "max_update_norm", float(self.max_update_norm))
+        if self.condition_on is not None and (not isinstance(self.condition_on, str) or not self.condition_on):
+            raise TrainConfigError(f"condition_on must be a column name or null, got {self.condition_on!r}")
         self._check_dp()
 
     def _check_dp(self) -> None:
@@ -186,6 +196,10 @@ class TrainConfig:
                                    f"got {self.dp_delta}, {self.dp_sample_rate}")
         if self.pac != 1:
             raise TrainConfigError(f"differential privacy needs pac = 1 (one record per critic input), got {self.pac}")
+        if self.condition_on is not None:
+            raise TrainConfigError("differential privacy and condition_on do not combine: each registry would draw "
+                                   "the generator's conditions at its own records' frequencies, outside the DP "
+                                   "accounting")
         try:
             self.trained_rounds()
         except PrivacyBudgetError as exc:
@@ -215,8 +229,27 @@ class TrainConfig:
         assert self.dp_delta is not None and self.dp_noise_multiplier is not None and self.dp_sample_rate is not None
         return epsilon_spent(self.dp_noise_multiplier, self.dp_sample_rate, steps, self.dp_delta)
 
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(self.noise_dim, self.gen_dims, self.dis_dims, self.pac, self.tau)
+    def model_config(self, schema: Schema | None = None) -> ModelConfig:
+        """The architecture; a conditional generator's input width needs the ``schema``
+        (:class:`TrainConfigError` without it, or for a column that cannot condition)."""
+        return ModelConfig(self.noise_dim, self.gen_dims, self.dis_dims, self.pac, self.tau,
+                           self.condition_width(schema))
+
+    def condition_width(self, schema: Schema | None) -> int:
+        """Width of the generator's condition (0 without ``condition_on``)."""
+        if self.condition_on is None:
+            return 0
+        if schema is None:
+            raise TrainConfigError(f"condition_on={self.condition_on!r}: the model's shape needs the schema")
+        try:
+            return condition_width(schema, self.condition_on)
+        except ConditionError as exc:
+            raise TrainConfigError(str(exc)) from exc
+
+    @property
+    def levels_of(self) -> tuple[str, ...]:
+        """Categorical columns whose level counts join the agreed statistics."""
+        return () if self.condition_on is None else (self.condition_on,)
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(self.lr_g, self.lr_d, self.betas, self.weight_decay, self.gp_weight)
@@ -229,6 +262,8 @@ class TrainConfig:
             raw = {k: v for k, v in raw.items() if not k.startswith("dp_")}
         if self.averaged == "generator+discriminator":  # the default: left out, as before the field existed
             del raw["averaged"]
+        if self.condition_on is None:  # likewise
+            del raw["condition_on"]
         return raw
 
     @property
@@ -286,7 +321,7 @@ class FederatedResult:
     def generator(self) -> Generator:
         """A Generator module holding :attr:`generator_state` (built once)."""
         if self._generator is None:
-            gen, _ = build_models(self.encoder.output_dim, self.config.model_config(), 0)
+            gen, _ = build_models(self.encoder.output_dim, self.config.model_config(self.encoder.schema), 0)
             gen.load_state_dict(self.generator_state)
             gen.eval()
             self._generator = gen
@@ -297,7 +332,7 @@ class FederatedResult:
 
     def discriminator_vector(self) -> np.ndarray:
         """:attr:`discriminator_state` as a flat float32 vector (sorted state-dict keys)."""
-        _, dis = build_models(self.encoder.output_dim, self.config.model_config(), 0)
+        _, dis = build_models(self.encoder.output_dim, self.config.model_config(self.encoder.schema), 0)
         dis.load_state_dict(self.discriminator_state)
         return state_dict_to_vector(dis)
 
@@ -312,7 +347,7 @@ class FederatedResult:
     def sample(self, n: int, seed: int) -> pd.DataFrame:
         """``n`` synthetic records in the schema's columns and dtypes (seeded);
         see :func:`synthreg.gan.sampling.sample_records`."""
-        return sample_records(self.generator(), self.encoder, self.config.tau, n, seed)
+        return sample_records(self.generator(), self.encoder, self.config, n, seed)
 
     def history_records(self) -> list[dict[str, float | int]]:
         """History as plain dicts (JSON / DataFrame friendly)."""
@@ -357,7 +392,7 @@ def build_encoder(frames: Sequence[pd.DataFrame], schema: Schema, config: TrainC
     """
     if config.encoder_stats == "schema":
         return TabularEncoder(schema)
-    parts = [EncoderStats.from_frame(f, schema, config.bins) for f in frames]
+    parts = [EncoderStats.from_frame(f, schema, config.bins, config.levels_of) for f in frames]
     if secure_sum is None:
         stats = EncoderStats.combine(parts)
     else:
@@ -403,8 +438,8 @@ def train_federated(
         torch.set_num_threads(config.num_threads)
     start = time.perf_counter()
     frames = [validate(f, schema) for f in registry_frames]
+    model_cfg, optim_cfg = config.model_config(schema), config.optim_config()
     enc = encoder if encoder is not None else build_encoder(frames, schema, config)
-    model_cfg, optim_cfg = config.model_config(), config.optim_config()
 
     rounds = config.trained_rounds()
     if config.dp is not None and dp_seeds is None:
@@ -412,10 +447,13 @@ def train_federated(
     registries: list[_Registry] = []
     for r, frame in enumerate(frames):
         gen, dis = build_models(enc.output_dim, model_cfg, config.seed)  # same init everywhere
-        d_side, real = make_discriminator(dis, optim_cfg, config.seed, r, enc.encode(frame), config.dp,
-                                          None if dp_seeds is None else dp_seeds[r])
+        encoded = enc.encode(frame)
+        condition = None if config.condition_on is None else Condition.local(enc, config.condition_on, encoded)
+        d_side, real = make_discriminator(dis, optim_cfg, config.seed, r, encoded, config.dp,
+                                          None if dp_seeds is None else dp_seeds[r],
+                                          None if condition is None else (condition.start, condition.width))
         registries.append(
-            _Registry(index=r, size=len(frame), g=GeneratorSide(gen, enc.output_info, config.tau, optim_cfg),
+            _Registry(index=r, size=len(frame), g=GeneratorSide(gen, enc.output_info, config.tau, optim_cfg, condition),
                       d=d_side, real=real)
         )
     avg_weights = [float(reg.size) for reg in registries] if config.weighting == "size" else None
@@ -433,7 +471,7 @@ def train_federated(
                     seed = derive_seed(config.seed, "noise", reg.index, rnd, it)
                     if step is None:
                         fake = reg.g.make_fake(config.batch_size, seed)
-                        res = reg.d.step(fake.array, reg.real.sample(config.batch_size))
+                        res = reg.d.step(fake.array, reg.real.sample_for(fake.array))
                         reg.g.apply_feedback(res.feedback)
                     else:
                         res = step(StepContext(reg.index, rnd, it, config.batch_size, seed), reg.g, reg.d, reg.real)

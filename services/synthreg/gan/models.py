@@ -38,6 +38,8 @@ class ModelConfig:
     dis_dims: tuple[int, ...] = (128, 128)
     pac: int = 10
     tau: float = 0.2
+    cond_dim: int = 0
+    """width of a conditional generator's condition (:mod:`synthreg.gan.condition`); 0: none"""
 
 
 class _Residual(nn.Module):
@@ -51,18 +53,19 @@ class _Residual(nn.Module):
 
 
 class Generator(nn.Module):
-    """Noise (batch, noise_dim) -> raw logits (batch, data_dim)."""
+    """Noise (batch, noise_dim) [‖ condition (batch, cond_dim)] -> raw logits (batch, data_dim)."""
 
-    def __init__(self, noise_dim: int, gen_dims: Sequence[int], data_dim: int) -> None:
+    def __init__(self, noise_dim: int, gen_dims: Sequence[int], data_dim: int, cond_dim: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        dim = noise_dim
+        dim = noise_dim + cond_dim
         for width in gen_dims:
             layers.append(_Residual(dim, width))
             dim += width
         layers.append(nn.Linear(dim, data_dim))
         self.net = nn.Sequential(*layers)
         self.noise_dim = noise_dim
+        self.cond_dim = cond_dim
         self.data_dim = data_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -123,6 +126,6 @@ def build_models(data_dim: int, config: ModelConfig, seed: int) -> tuple[Generat
     """G and D initialised from ``seed`` (global RNG state is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen = Generator(config.noise_dim, config.gen_dims, data_dim)
+        gen = Generator(config.noise_dim, config.gen_dims, data_dim, config.cond_dim)
         dis = Discriminator(data_dim, config.dis_dims, config.pac)
     return gen, dis

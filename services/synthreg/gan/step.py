@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +36,9 @@ import torch
 from synthreg.data.hashing import array_sha256
 from synthreg.gan.encoder import SpanInfo
 from synthreg.gan.models import Discriminator, Generator, activate, sample_noise
+
+if TYPE_CHECKING:
+    from synthreg.gan.condition import Condition
 
 
 class StepError(ValueError):
@@ -100,16 +104,22 @@ def derive_seed(base: int, *parts: object) -> int:
 
 
 def generate_batch(
-    generator: Generator, output_info: Sequence[SpanInfo], tau: float, batch_size: int, seed: int
+    generator: Generator, output_info: Sequence[SpanInfo], tau: float, batch_size: int, seed: int,
+    condition: Condition | None = None,
 ) -> torch.Tensor:
-    """G's activated output for ``batch_size`` noise rows; noise and Gumbel draws from ``seed``.
+    """G's activated output for ``batch_size`` noise rows; noise, condition and Gumbel
+    draws from ``seed``. With a ``condition`` (:mod:`synthreg.gan.condition`) G sees
+    [z ‖ c] and the conditioned column's span of the output is c.
 
     The one forward pass of the generator: :meth:`GeneratorSide.forward` (training,
     graph kept) and :func:`synthreg.gan.sampling.sample_records` (under ``no_grad``).
     """
     rng = torch.Generator().manual_seed(seed)
     z = sample_noise(batch_size, generator.noise_dim, rng)
-    return activate(generator(z), output_info, tau, rng)
+    if condition is None:
+        return activate(generator(z), output_info, tau, rng)
+    cond = condition.draw(batch_size, rng)
+    return condition.insert(activate(generator(torch.cat([z, cond], dim=1)), output_info, tau, rng), cond)
 
 
 class GeneratorSide:
@@ -121,10 +131,13 @@ class GeneratorSide:
         output_info: Sequence[SpanInfo],
         tau: float,
         optim: OptimConfig,
+        condition: Condition | None = None,
     ) -> None:
         self.generator = generator
         self.output_info = tuple(output_info)
         self.tau = tau
+        self.condition = condition
+        """with a conditional generator: the condition drawn at this registry's own frequencies"""
         self.optimizer = torch.optim.Adam(
             generator.parameters(), lr=optim.lr_g, betas=optim.betas,
             weight_decay=optim.weight_decay,
@@ -133,7 +146,7 @@ class GeneratorSide:
 
     def forward(self, batch_size: int, seed: int) -> torch.Tensor:
         """Fake batch as a tensor attached to G's graph (noise and Gumbel from ``seed``)."""
-        return generate_batch(self.generator, self.output_info, self.tau, batch_size, seed)
+        return generate_batch(self.generator, self.output_info, self.tau, batch_size, seed, self.condition)
 
     def make_fake(self, batch_size: int, seed: int) -> FakeBatch:
         """Step 1: generate a batch and remember its graph for :meth:`apply_feedback`."""
@@ -235,6 +248,11 @@ class RealBatchSampler:
     def sample(self, batch_size: int) -> np.ndarray:
         idx = self.rng.integers(0, self.encoded.shape[0], size=batch_size)
         return self.encoded[idx]
+
+    def sample_for(self, fake: np.ndarray) -> np.ndarray:
+        """The real batch to judge ``fake`` against: here :meth:`sample` of its size
+        (a conditional sampler matches each row's condition)."""
+        return self.sample(int(np.asarray(fake).shape[0]))
 
     def commitment(self, batch: np.ndarray) -> str:
         """What a discriminator step record's ``real_sha256`` holds for ``batch`` (the

@@ -346,8 +346,9 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
         config = TrainConfig.from_dict(raw)
         if config.max_update_norm is None:
             return None, None
-        output_dim = TabularEncoder(Schema.loads(str(spec["schema"]), source="run spec")).output_dim
-        return config.max_update_norm, initial_vector(output_dim, config.model_config(), config.seed,
+        schema = Schema.loads(str(spec["schema"]), source="run spec")
+        output_dim = TabularEncoder(schema).output_dim
+        return config.max_update_norm, initial_vector(output_dim, config.model_config(schema), config.seed,
                                                       config.generator_only)
     except (KeyError, TypeError, ValueError) as exc:
         rep.failures.append(f"the update bound of run {run_id} cannot be checked: {type(exc).__name__}: {exc}")
