@@ -136,12 +136,8 @@ class EncoderStats:
             spec = schema.column(name)
             if spec.is_numeric:
                 raise EncoderStatsError(f"column {name!r} is numeric: it has no levels to count")
-            lookup = {lv: i for i, lv in enumerate(spec.levels)}
-            col = df[name]
-            level_idx = [len(lookup) if miss else lookup[_level_key(v, spec)]
-                         for v, miss in zip(col.tolist(), col.isna().to_numpy(), strict=True)]
-            width = len(lookup) + (1 if spec.nullable else 0)
-            counts[name] = tuple(float(c) for c in np.bincount(np.asarray(level_idx, dtype=np.int64), minlength=width))
+            width = len(spec.levels) + (1 if spec.nullable else 0)
+            counts[name] = tuple(float(c) for c in np.bincount(_level_indices(df[name], spec), minlength=width))
         for spec in schema.columns:
             if not spec.is_numeric:
                 continue
@@ -283,15 +279,8 @@ class TabularEncoder:
                     out[np.arange(len(df)), pos + missing.astype(int)] = 1.0
                     pos += 2
             else:
-                levels = list(spec.levels)
-                lookup = {lv: i for i, lv in enumerate(levels)}
-                idx = np.array(
-                    [len(levels) if miss else lookup[_level_key(v, spec)]
-                     for v, miss in zip(col.tolist(), missing, strict=True)],
-                    dtype=np.int64,
-                )
-                out[np.arange(len(df)), pos + idx] = 1.0
-                pos += len(levels) + (1 if spec.nullable else 0)
+                out[np.arange(len(df)), pos + _level_indices(col, spec)] = 1.0
+                pos += len(spec.levels) + (1 if spec.nullable else 0)
         return out
 
     def decode(self, array: np.ndarray) -> pd.DataFrame:
@@ -416,6 +405,13 @@ def _probit(u: np.ndarray) -> np.ndarray:
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     out: np.ndarray = torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
     return out
+
+
+def _level_indices(col: pd.Series, spec: ColumnSpec) -> npt.NDArray[np.int64]:
+    """Each value's position among the column's levels (missing: one past the last)."""
+    lookup = {lv: i for i, lv in enumerate(spec.levels)}
+    return np.array([len(lookup) if miss else lookup[_level_key(v, spec)]
+                     for v, miss in zip(col.tolist(), col.isna().to_numpy(), strict=True)], dtype=np.int64)
 
 
 def _level_key(value: SupportsInt | str, spec: ColumnSpec) -> str | int:
