@@ -80,7 +80,8 @@ NON_IID_LEVERS: Mapping[str, Any] = MappingProxyType({"averaged": "generator", "
 1e-3. Measured there (3 seeds, mean federated quality, update bound on): rotterdam by
 period 0.900 (defaults 0.873, centralised 0.907), nwtco by trial 0.907 (0.856, 0.913),
 colon by tumour differentiation 0.837 (0.831, 0.884: one category per registry, where
-averaged critics do better, 0.853). Not the TrainConfig defaults: a run document
+averaged critics do better, 0.853), and 0.891 with the generator conditioned on that column
+(``condition_on``, set per split: it names a column of the data). Not the TrainConfig defaults: a run document
 without these fields keeps meaning what it meant when it was agreed."""
 
 
