@@ -261,10 +261,11 @@ rotterdam 0.900 / 0.720 (centralised 0.907 / 0.663), nwtco 0.907 / 0.691 (0.913 
 colon 0.837 / 0.894 (0.884 / 0.949), all without a condition (``--no-condition``). Each split whose
 column is categorical adds ``condition_on`` (Split.condition_on), every arm alike: nwtco 0.922 / 0.702
 (centralised 0.922 / 0.651), colon 0.891 / 0.933 (0.905 / 0.953); 10 of 12 targets met, the misses
-inside the seeds' spread (nwtco TSTR 0.702 vs 0.704 alone, colon TSTR gap -0.020). With averaged critics at lr_d 1e-3 (``--set
-averaged=generator+discriminator``): 0.875 / 0.694, 0.900 / 0.680, 0.853 / 0.925 -- better only
-on colon, where every registry holds one category of the split column alone (differ): each local
-critic rejects the other registries' categories. Defaults (scratch run of this protocol): 0.873 /
+inside the seeds' spread (nwtco TSTR 0.702 vs 0.704 alone, colon TSTR gap -0.020). With averaged
+critics at lr_d 1e-3 (``--set averaged=generator+discriminator``): 0.875 / 0.694, 0.900 / 0.680,
+0.853 / 0.925 -- better only on colon without a condition, where every registry holds one
+category of the split column alone (differ): each local critic rejects the other registries'
+categories. Defaults (scratch run of this protocol): 0.873 /
 0.661, 0.856 / 0.599, 0.831 / 0.934. Rejected (scratch runs, no update bound): server learning rate
 2 (rotterdam 0.742) and server momentum 0.5 (0.527), seed 0; size weighting (nwtco 0.839); K = 5 x
 240 rounds (no better than K = 10); critics mixed half local, half averaged (rotterdam 0.881, colon
