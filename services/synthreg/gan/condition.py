@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from synthreg.data.schema import Schema
-from synthreg.gan.encoder import TabularEncoder
+from synthreg.gan.encoder import TabularEncoder, levels_width
 from synthreg.gan.step import BatchShapeError, RealBatchSampler
 
 
@@ -50,7 +50,7 @@ def condition_width(schema: Schema, column: str) -> int:
     spec = schema.column(column)
     if spec.is_numeric:
         raise ConditionError(f"condition_on needs a categorical or binary column; {column!r} is {spec.type}")
-    return len(spec.levels) + (1 if spec.nullable else 0)
+    return levels_width(spec)
 
 
 @dataclass(frozen=True)

@@ -136,8 +136,8 @@ class EncoderStats:
             spec = schema.column(name)
             if spec.is_numeric:
                 raise EncoderStatsError(f"column {name!r} is numeric: it has no levels to count")
-            width = len(spec.levels) + (1 if spec.nullable else 0)
-            counts[name] = tuple(float(c) for c in np.bincount(_level_indices(df[name], spec), minlength=width))
+            counts[name] = tuple(float(c) for c in np.bincount(_level_indices(df[name], spec),
+                                                               minlength=levels_width(spec)))
         for spec in schema.columns:
             if not spec.is_numeric:
                 continue
@@ -211,7 +211,7 @@ class TabularEncoder:
                 if spec.nullable:
                     spans.append(SpanInfo(spec.name, "softmax", 2, "missing"))
             else:
-                n = len(spec.levels) + (1 if spec.nullable else 0)
+                n = levels_width(spec)
                 spans.append(SpanInfo(spec.name, "softmax", n, "levels"))
         self.output_info: tuple[SpanInfo, ...] = tuple(spans)
         self.output_dim: int = sum(s.dim for s in spans)
@@ -248,9 +248,9 @@ class TabularEncoder:
         if self.stats is None or column not in self.stats.counts:
             raise EncoderStatsError(f"the agreed statistics hold no level counts of {column!r}")
         counts = self.stats.counts[column]
-        if len(counts) != self.levels_span(column)[1]:
-            raise EncoderStatsError(f"column {column!r}: {len(counts)} level counts for "
-                                    f"{self.levels_span(column)[1]} levels")
+        width = self.levels_span(column)[1]
+        if len(counts) != width:
+            raise EncoderStatsError(f"column {column!r}: {len(counts)} level counts for {width} levels")
         return counts
 
     # -- encode / decode ---------------------------------------------------------
@@ -280,7 +280,7 @@ class TabularEncoder:
                     pos += 2
             else:
                 out[np.arange(len(df)), pos + _level_indices(col, spec)] = 1.0
-                pos += len(spec.levels) + (1 if spec.nullable else 0)
+                pos += levels_width(spec)
         return out
 
     def decode(self, array: np.ndarray) -> pd.DataFrame:
@@ -316,7 +316,7 @@ class TabularEncoder:
                 cols[spec.name] = series
             else:
                 levels = list(spec.levels)
-                width = len(levels) + (1 if spec.nullable else 0)
+                width = levels_width(spec)
                 idx = np.argmax(arr[:, pos:pos + width], axis=1)
                 pos += width
                 if isinstance(levels[0], str):
@@ -405,6 +405,11 @@ def _probit(u: np.ndarray) -> np.ndarray:
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     out: np.ndarray = torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
     return out
+
+
+def levels_width(spec: ColumnSpec) -> int:
+    """Width of a categorical or binary column's one-hot span: its levels, + 1 if nullable."""
+    return len(spec.levels) + (1 if spec.nullable else 0)
 
 
 def _level_indices(col: pd.Series, spec: ColumnSpec) -> npt.NDArray[np.int64]:

@@ -65,7 +65,6 @@ class Generator(nn.Module):
         layers.append(nn.Linear(dim, data_dim))
         self.net = nn.Sequential(*layers)
         self.noise_dim = noise_dim
-        self.cond_dim = cond_dim
         self.data_dim = data_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
