@@ -23,7 +23,8 @@ time / in-process wall time).
 
 Usage (starts its own network unless --home is given; stops it afterwards):
 
-    python bench/overhead.py                                   # the demo config (120 x 10)
+    python bench/overhead.py                                   # the demo config (120 x 10, local critics)
+    python bench/overhead.py --no-demo-levers                  # TrainConfig defaults (averaged critics)
     python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7
     python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7 --step-records anchored
 """
@@ -56,7 +57,7 @@ from synthreg.chain.runs import default_audit_rounds
 from synthreg.data.schema import load_registry_csv
 from synthreg.eval.quality import quality
 from synthreg.eval.table import TableSpec
-from synthreg.gan.federated import TrainConfig, train_federated
+from synthreg.gan.federated import NON_IID_LEVERS, TrainConfig, train_federated
 
 console = Console(width=150)
 
@@ -77,8 +78,12 @@ def main(
     step_records: Annotated[str, typer.Option(help="ledger (one transaction per step) | anchored "
                                                    "(one signed Merkle root per app per round)")] = "ledger",
     base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,
+    demo_levers: Annotated[bool, typer.Option(help="The demo's TrainConfig levers (NON_IID_LEVERS: local "
+                                                   "critics, lr_d 1e-3); off: the TrainConfig defaults "
+                                                   "(averaged critics).")] = True,
 ) -> None:
-    config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1)
+    config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1,
+                         **(dict(NON_IID_LEVERS) if demo_levers else {}))
     audit = default_audit_rounds(rounds, audit_every)
     schema, train_pool, frames = demo_split()
     rows: dict[str, dict[str, Any]] = {}
@@ -113,7 +118,8 @@ def main(
         hosts = len(profile.msp_ids)
     local, ledger = rows["in-process"], rows[arm]
     table = Table(title=f"{rounds} rounds x {local_iters} local iterations, 3 registries, audit rounds "
-                        f"{list(audit)}, same data, same network, one after the other")
+                        f"{list(audit)}, {'the demo levers' if demo_levers else 'TrainConfig defaults'}, "
+                        "same data, same network, one after the other")
     for col in ("path", "train wall s", "transactions", "blocks", "ledger growth MB per host (peer + orderer)",
                 "SDMetrics quality"):
         table.add_column(col, justify="right")

@@ -15,7 +15,8 @@ What is measured, per vector length L (``--length``, default 1000, 10000 and
   every peer's view (``wait_for``), thread hand-offs. Also per round:
   transactions committed (``len(m.tx_ids)`` deltas, all mergers) and bytes put
   on the ledger (masked blobs 8·L per survivor + share envelopes, decoded
-  sizes; the transactions carry them base64, i.e. 4/3 of that).
+  sizes; a blob's bytes travel in the transient map, so its block holds them
+  once; the share envelopes travel base64, i.e. 4/3 of their size).
 * one dropout round per L in a separate run with ``round_timeout_s=2``: one
   merger shares and then never submits; the others wait out the timeout,
   freeze and recover its mask. Its wall time and the max abs error against the
@@ -364,7 +365,8 @@ def main(
     console.print(f"{bt_line}; machine: {os.cpu_count()} cores, shared with other work (numbers are noisy); "
                   "3 peers, 3 orderers, chaincode servers and the client all on this host. Every round's "
                   f"average was checked against numpy's mean (|err| <= {TOLERANCE}). Ledger bytes are decoded "
-                  "sizes (masked blobs 8·L per survivor + share envelopes); transactions carry them base64 (x4/3).")
+                  "sizes (masked blobs 8·L per survivor, in their blocks once: transient, + share envelopes, base64 in "
+                  "their transactions: x4/3).")
     if json_out:
         json_out.write_text(json.dumps([{
             "length": r.length, "mask_ms": r.mask_ms, "unmask_ms": r.unmask_ms, "dropout_ms": r.dropout_ms,

@@ -89,7 +89,8 @@ const (
 	MaxEnvelopeBytes    = 4096          // one decoded share envelope
 	ShareBytes          = 34            // one decoded Feldman VSS share (seed or key): u16be index ‖ 32-byte value mod n
 	CommitmentBytes     = 33            // one Feldman commitment: SEC1 compressed P-256 point
-	MaxBlobBytes        = 16 << 20      // one decoded blob
+	MaxBlobBytes        = 16 << 20      // one blob
+	TransientBlob       = "blob"        // PutBlob's transient entry: the blob's bytes
 	maxConfigJSONBytes  = 64 << 10
 	maxSubmitJSONBytes  = 64 << 10
 	maxResultJSONBytes  = 4 << 10

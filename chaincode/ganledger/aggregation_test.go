@@ -118,7 +118,7 @@ func (a *agg) blob(n int, round string) string {
 	a.t.Helper()
 	data := []byte(fmt.Sprintf("masked-%d-%s-........", n, round))
 	h := fakestub.SHA256Hex(data)
-	a.ok(a.call(a.m(n), "PutBlob", testRun, h, b64(data)))
+	a.ok(a.putBlob(a.m(n), testRun, h, data))
 	return h
 }
 
@@ -522,7 +522,7 @@ func TestSubmitRules(t *testing.T) {
 	mustFail(t, sub(1, `{"masked_sha256":"`+masked+`"} {}`), "INVALID_ARGUMENT", "trailing")
 
 	audit := []byte("ckks-ciphertexts")
-	a.ok(a.call(a.m(1), "PutBlob", testRun, fakestub.SHA256Hex(audit), b64(audit)))
+	a.ok(a.putBlob(a.m(1), testRun, fakestub.SHA256Hex(audit), audit))
 	r := a.ok(sub(1, a.submission(masked, fakestub.SHA256Hex(audit), 2)))
 	a.wantEvent(r, EventAggSubmitted, "4", 1, "")
 	mustFail(t, sub(1, a.submission(masked, "", 2)), "ALREADY_EXISTS", "submission", "run-1/4/Registry1MSP")
@@ -535,14 +535,15 @@ func TestBlobs(t *testing.T) {
 	a := newAgg(t)
 	data := []byte{0, 1, 2, 250, 255, 7, 8, 9}
 	h := fakestub.SHA256Hex(data)
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, fakestub.SHA256Hex([]byte("other")), b64(data)), "INVALID_ARGUMENT", "dataB64", "sha256 of the decoded 8 bytes")
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, "AAEC+v8HCAk"), "INVALID_ARGUMENT", "dataB64")
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, ""), "INVALID_ARGUMENT", "dataB64")
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, strings.ToUpper(h), b64(data)), "INVALID_ARGUMENT", "sha256Hex")
-	mustFail(t, a.call(a.as(msp(1), "generator"), "PutBlob", testRun, h, b64(data)), "ACCESS_DENIED", "generator")
+	mustFail(t, a.putBlob(a.m(1), testRun, fakestub.SHA256Hex([]byte("other")), data), "INVALID_ARGUMENT", "transient:blob", "sha256 of the 8 bytes")
+	mustFail(t, a.putBlob(a.m(1), testRun, h, nil), "INVALID_ARGUMENT", "transient:blob", "missing or empty")
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h), "INVALID_ARGUMENT", "transient:blob", "missing or empty")
+	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, b64(data)), "INVALID_ARGUMENT", "transient:blob") // bytes as an argument: refused
+	mustFail(t, a.putBlob(a.m(1), testRun, strings.ToUpper(h), data), "INVALID_ARGUMENT", "sha256Hex")
+	mustFail(t, a.putBlob(a.as(msp(1), "generator"), testRun, h, data), "ACCESS_DENIED", "generator")
 	mustFail(t, a.call(a.m(1), "GetBlob", testRun, h), "NOT_FOUND", "blob", h)
 
-	meta := fakestub.Decode[BlobMeta](t, a.ok(a.call(a.m(2), "PutBlob", testRun, h, b64(data))).Payload)
+	meta := fakestub.Decode[BlobMeta](t, a.ok(a.putBlob(a.m(2), testRun, h, data)).Payload)
 	if meta.Size != 8 || meta.SHA256 != h || meta.MSPID != msp(2) || meta.Run != testRun {
 		t.Fatalf("meta %+v", meta)
 	}
@@ -550,13 +551,12 @@ func TestBlobs(t *testing.T) {
 	if string(got.Payload) != b64(data) {
 		t.Fatalf("GetBlob = %q", got.Payload)
 	}
-	mustFail(t, a.call(a.m(3), "PutBlob", testRun, h, b64(data)), "ALREADY_EXISTS", "blob", h)
+	mustFail(t, a.putBlob(a.m(3), testRun, h, data), "ALREADY_EXISTS", "blob", h)
 	mustFail(t, a.call(a.m(1), "GetBlob", "run-2", h), "NOT_FOUND") // blobs are per run
 	if len(a.ledger.Events) != 0 {
 		t.Fatalf("PutBlob emitted events: %+v", a.ledger.Events)
 	}
-	tooBig := b64(make([]byte, MaxBlobBytes+1))
-	mustFail(t, a.call(a.m(1), "PutBlob", testRun, h, tooBig), "INVALID_ARGUMENT", "dataB64", "16777217")
+	mustFail(t, a.putBlob(a.m(1), testRun, h, make([]byte, MaxBlobBytes+1)), "INVALID_ARGUMENT", "transient:blob", "16777217")
 }
 
 // twoOfThreeSubmitted opens a 3-party run (threshold 2, timeout 30 s) and
@@ -674,7 +674,7 @@ func TestAggregationAccess(t *testing.T) {
 		{"OpenAggregation", "run-x", toJSON(t, config(3, 2, 30))},
 		{"Advertise", testRun, "6", pubKey(1), commit(1)},
 		{"PostShares", testRun, "6", a.sharesFor(1, 2, 3), dealingOf(1)},
-		{"PutBlob", testRun, fakestub.SHA256Hex([]byte("b")), b64([]byte("b"))},
+		{"PutBlob", testRun, fakestub.SHA256Hex([]byte("b"))}, // refused before its transient bytes are read
 		{"Submit", testRun, "6", a.submission(h, "", 2, 3)},
 		{"Freeze", testRun, "6"},
 		{"Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})},

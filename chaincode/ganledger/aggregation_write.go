@@ -196,30 +196,37 @@ func validateDealing(d *Dealing, threshold int) error {
 	return nil
 }
 
-// PutBlob stores dataB64 (canonical base64, 1 byte..16 MiB decoded) of run
-// under its SHA-256, which must equal sha256Hex (INVALID_ARGUMENT otherwise).
-// Any merger; content-addressed and write-once (ALREADY_EXISTS on a second
-// put). No event. Returns the BlobMeta.
-func (c *Contract) PutBlob(ctx contractapi.TransactionContextInterface, run string, sha256Hex string, dataB64 string) (string, error) {
+// PutBlob stores the bytes in the transient entry TransientBlob (1 byte..16
+// MiB) of run under their SHA-256, which must equal sha256Hex
+// (INVALID_ARGUMENT otherwise). The bytes travel in the transient map, which
+// the peer strips from the transaction, so the block holds them once (in the
+// write set) rather than also as a base64 argument. Any merger;
+// content-addressed and write-once (ALREADY_EXISTS on a second put). No
+// event. Returns the BlobMeta.
+func (c *Contract) PutBlob(ctx contractapi.TransactionContextInterface, run string, sha256Hex string) (string, error) {
 	if err := validate.Key("run", run); err != nil {
 		return "", err
 	}
 	if err := validate.SHA256Hex("sha256Hex", sha256Hex); err != nil {
 		return "", err
 	}
-	data, err := validate.CanonicalBase64("dataB64", dataB64, 1, MaxBlobBytes)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != sha256Hex {
-		return "", invalid("dataB64", "sha256 of the decoded %d bytes is %s, not sha256Hex %s", len(data), got, sha256Hex)
-	}
 	caller, err := access.Require(ctx, access.RoleMerger)
 	if err != nil {
 		return "", err
 	}
 	stub := ctx.GetStub()
+	tm, err := stub.GetTransient()
+	if err != nil {
+		return "", ccerr.Internal("reading transient map", err)
+	}
+	data, err := validate.Transient(tm, TransientBlob, MaxBlobBytes, "the blob's bytes travel in the transient map")
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != sha256Hex {
+		return "", invalid("transient:"+TransientBlob, "sha256 of the %d bytes is %s, not sha256Hex %s", len(data), got, sha256Hex)
+	}
 	metaKey, err := state.Key(stub, objAggBlobMeta, run, sha256Hex)
 	if err != nil {
 		return "", err

@@ -63,6 +63,11 @@ func (f *fixture) call(id fakestub.Identity, fn string, args ...string) fakestub
 	return f.ledger.Invoke(f.cc, id, nil, fn, args...)
 }
 
+// putBlob calls PutBlob(run, sha256Hex) with data in its transient entry.
+func (f *fixture) putBlob(id fakestub.Identity, run, sha256Hex string, data []byte) fakestub.Result {
+	return f.ledger.Invoke(f.cc, id, map[string][]byte{TransientBlob: data}, "PutBlob", run, sha256Hex)
+}
+
 func mustFail(t *testing.T, r fakestub.Result, wantPrefix string, wantParts ...string) {
 	t.Helper()
 	if r.OK() {

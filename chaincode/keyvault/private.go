@@ -47,14 +47,7 @@ func transientValue(stub shim.ChaincodeStubInterface, name string, max int) ([]b
 	if err != nil {
 		return nil, ccerr.Internal("reading transient map", err)
 	}
-	v, ok := tm[name]
-	if !ok || len(v) == 0 {
-		return nil, &ccerr.InvalidArgumentError{Arg: "transient:" + name, Reason: "missing or empty (private values travel in the transient map, never as arguments)"}
-	}
-	if len(v) > max {
-		return nil, &ccerr.InvalidArgumentError{Arg: "transient:" + name, Reason: fmt.Sprintf("%d bytes exceeds the limit of %d", len(v), max)}
-	}
-	return v, nil
+	return validate.Transient(tm, name, max, "private values travel in the transient map, never as arguments")
 }
 
 // privateHash returns the hex on-chain hash of collection/key, "" when absent.

@@ -6,6 +6,7 @@ round secrets; everything they exchange goes through the ganledger chaincode.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -60,6 +61,22 @@ def test_all_mergers_agree_on_the_weighted_average_and_only_masked_vectors_are_o
     as_fixed = np.round(vectors[msps[0]].astype(np.float64) * weights[msps[0]] * 2.0**32).astype(np.int64)
     assert np.mean(masked.view(np.int64) == as_fixed) < 0.01
     assert 0.45 < np.mean(masked >> np.uint64(63)) < 0.55  # top bit looks uniform
+
+
+def test_a_blob_is_in_its_block_once_never_also_as_an_argument(mergers: list[LedgerMerger]) -> None:
+    """PutBlob's bytes travel in the transient map, which the peer strips from the
+    transaction: the committed block holds them once (the write set), and not their
+    base64 text (what an argument would add, 1.33x the bytes)."""
+    msps = [m.msp for m in mergers]
+    secure_average(mergers, 0, _vectors(msps, 2))
+    sub = mergers[0].state(0)["submissions"][msps[0]]
+    data = mergers[0].blob(sub["masked_sha256"])
+    qscc = mergers[0].contract.network.contract("qscc")
+    blocks = {bytes(qscc.evaluate("GetBlockByTxID", mergers[0].contract.network.name, tx))
+              for tx in mergers[0].tx_ids}
+    holding = [b for b in blocks if data in b]
+    assert len(holding) == 1 and holding[0].count(data) == 1
+    assert base64.b64encode(data)[:64] not in holding[0]
 
 
 def test_dropout_after_sharing_is_recovered_and_a_late_submission_is_refused(

@@ -105,3 +105,17 @@ func StringMap(arg string, raw []byte, maxBytes int) (map[string]string, error) 
 	}
 	return out, nil
 }
+
+// Transient returns the entry name of the transient map tm: present,
+// non-empty and at most max bytes. why ends the refusal's reason (why the
+// value travels in the transient map rather than as an argument).
+func Transient(tm map[string][]byte, name string, max int, why string) ([]byte, error) {
+	v, ok := tm[name]
+	if !ok || len(v) == 0 {
+		return nil, &ccerr.InvalidArgumentError{Arg: "transient:" + name, Reason: "missing or empty (" + why + ")"}
+	}
+	if len(v) > max {
+		return nil, &ccerr.InvalidArgumentError{Arg: "transient:" + name, Reason: fmt.Sprintf("%d bytes exceeds the limit of %d", len(v), max)}
+	}
+	return v, nil
+}

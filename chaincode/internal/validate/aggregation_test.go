@@ -61,3 +61,20 @@ func TestStringMap(t *testing.T) {
 		}
 	}
 }
+
+func TestTransient(t *testing.T) {
+	tm := map[string][]byte{"blob": []byte("abc"), "empty": {}}
+	if v, err := Transient(tm, "blob", 3, "why"); err != nil || string(v) != "abc" {
+		t.Fatalf("Transient = %q, %v", v, err)
+	}
+	for _, c := range []struct {
+		name string
+		max  int
+		want string
+	}{{"absent", 3, "missing or empty (why)"}, {"empty", 3, "missing or empty"}, {"blob", 2, "3 bytes exceeds the limit of 2"}} {
+		_, err := Transient(tm, c.name, c.max, "why")
+		if err == nil || !strings.Contains(err.Error(), "transient:"+c.name) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("Transient(%s, %d) = %v, want %q", c.name, c.max, err, c.want)
+		}
+	}
+}

@@ -17,7 +17,8 @@ What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
    encrypted to its round key, and the public commitments go on the ledger;
 3. ``PutBlob`` + ``Submit``: each checks the shares dealt to it against their
    dealers' commitments, posts its masked, fixed-point weight vector (and
-   optionally a CKKS audit ciphertext) as content-addressed blobs and submits
+   optionally a CKKS audit ciphertext) as content-addressed blobs (their bytes
+   in the transient map, so each block holds them once) and submits
    their hashes plus the dealers it *rejected* (bad share or unopenable
    envelope; :class:`~synthreg.secagg.BadDealingError` names the dealer); the
    masked vector alone is uniformly random;
@@ -108,6 +109,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+TRANSIENT_BLOB = "blob"
+"""PutBlob's transient entry (chaincode ``TransientBlob``): the blob's bytes travel there,
+which the peer strips from the transaction, so a block holds them once (the write set)."""
 PEER_CATCH_UP_S = 120.0
 """How long a merger whose vote was refused as too late waits for its own peer to show
 the round closed (a peer back from a network cut catches up in seconds to a minute)."""
@@ -270,12 +274,13 @@ class LedgerMerger:
         """per round, revealed shares that failed their owner's commitments (each names the revealer)"""
 
     # -- plumbing
-    def _submit(self, fn: str, *args: str) -> str:
+    def _submit(self, fn: str, *args: str, transient: Mapping[str, bytes] | None = None) -> str:
         """Submit; with :attr:`sync`, wait until every participant's peer has the
         block (the next step, another merger's, is endorsed by them); transient
         races are retried (:func:`synthreg.ledger.sync.submit_synced`)."""
         try:
-            res = submit_synced(self.contract, fn, *args, orgs=self.config.participants if self.sync else ())
+            res = submit_synced(self.contract, fn, *args, orgs=self.config.participants if self.sync else (),
+                                transient=transient)
         except (GatewayError, CommitError) as exc:
             raise _ledger_error(fn, self.msp, exc) from exc
         self.tx_ids.append(res.tx_id)
@@ -385,7 +390,7 @@ class LedgerMerger:
     def _put_blob(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         with contextlib.suppress(AlreadyDoneError):  # content-addressed: the same bytes are already there
-            self._submit("PutBlob", self.run, sha, _b64(data))
+            self._submit("PutBlob", self.run, sha, transient={TRANSIENT_BLOB: data})  # in the block once
         return sha
 
     def vote(self, rnd: int, phase: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
@@ -128,8 +128,9 @@ def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Call
 
 
 def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
-                  sleep: Callable[[float], None] = time.sleep) -> SubmitResult:
-    """Submit ``fn(*args)`` and return once every peer of ``orgs`` has its block.
+                  sleep: Callable[[float], None] = time.sleep,
+                  transient: Mapping[str, bytes] | None = None) -> SubmitResult:
+    """Submit ``fn(*args)`` (with ``transient``, if given) and return once every peer of ``orgs`` has its block.
 
     For multi-party protocols whose next step, by another party, is endorsed
     by every organisation's peer (``orgs=()`` returns at the own peer's commit:
@@ -155,7 +156,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     lost: list[str] = []  # tx ids whose commit status was lost and no block held yet
     for attempt in range(retries + 1):
         try:
-            res = contract.submit(fn, *args)
+            res = contract.submit(fn, *args) if transient is None else contract.submit(fn, *args, transient=transient)
             break
         except SubmitError:
             if attempt == retries:
