@@ -68,6 +68,7 @@ from synthreg.keys.keyfiles import (
 )
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.vault import KeyVault
+from synthreg.ledger import ChaincodeError
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
@@ -274,16 +275,30 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
 
 
 def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, float | int]]:
-    """Per round and registry, the mean D and G losses of the recorded discriminator steps."""
+    """Per round and registry, the mean D and G losses of the recorded discriminator steps.
+
+    A registry voted out of a round (the round went on with t of n) moves on to the
+    next round and records no further steps of it: its row for that round averages
+    the steps it did record, and there is none if it recorded none."""
     rows: list[dict[str, float | int]] = []
     with open_gateway(profile, org, "auditor") as gw:
         contract = gw.network("gan").contract("ganledger")
+
+        def step(msp: str, rnd: int, it: int) -> dict[str, Any] | None:
+            try:
+                return dict(json.loads(contract.evaluate("GetStep", run, msp, str(rnd), str(it))))
+            except ChaincodeError as exc:
+                if exc.chaincode.code == "NOT_FOUND":
+                    return None
+                raise
+
         for r, msp in enumerate(spec.participants):
             for rnd in range(spec.rounds):
-                d = [json.loads(contract.evaluate("GetStep", run, msp, str(rnd), str(it)))["discriminator"]
-                     for it in range(spec.local_iters)]
-                rows.append({"round": rnd, "registry": r, "d_loss": float(np.mean([x["d_loss"] for x in d])),
-                             "g_loss": float(np.mean([x["g_loss"] for x in d]))})
+                d = [s["discriminator"] for s in (step(msp, rnd, it) for it in range(spec.local_iters))
+                     if s is not None and s.get("discriminator")]
+                if d:
+                    rows.append({"round": rnd, "registry": r, "d_loss": float(np.mean([x["d_loss"] for x in d])),
+                                 "g_loss": float(np.mean([x["g_loss"] for x in d]))})
     return rows
 
 
