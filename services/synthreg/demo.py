@@ -68,7 +68,7 @@ from synthreg.keys.keyfiles import (
 )
 from synthreg.keys.release import release_to_auditor
 from synthreg.keys.vault import KeyVault
-from synthreg.ledger import ChaincodeError
+from synthreg.ledger import evaluate_or_none
 from synthreg.network.client import open_gateway
 from synthreg.network.launcher import Launcher
 from synthreg.network.profile import Profile, load_profile
@@ -283,19 +283,11 @@ def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, 
     rows: list[dict[str, float | int]] = []
     with open_gateway(profile, org, "auditor") as gw:
         contract = gw.network("gan").contract("ganledger")
-
-        def step(msp: str, rnd: int, it: int) -> dict[str, Any] | None:
-            try:
-                return dict(json.loads(contract.evaluate("GetStep", run, msp, str(rnd), str(it))))
-            except ChaincodeError as exc:
-                if exc.chaincode.code == "NOT_FOUND":
-                    return None
-                raise
-
         for r, msp in enumerate(spec.participants):
             for rnd in range(spec.rounds):
-                d = [s["discriminator"] for s in (step(msp, rnd, it) for it in range(spec.local_iters))
-                     if s is not None and s.get("discriminator")]
+                steps = (evaluate_or_none(contract, "GetStep", run, msp, str(rnd), str(it))
+                         for it in range(spec.local_iters))
+                d = [s["discriminator"] for s in steps if s is not None and s.get("discriminator")]
                 if d:
                     rows.append({"round": rnd, "registry": r, "d_loss": float(np.mean([x["d_loss"] for x in d])),
                                  "g_loss": float(np.mean([x["g_loss"] for x in d]))})

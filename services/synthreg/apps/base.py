@@ -60,6 +60,7 @@ from synthreg.ledger import (
     GatewayError,
     LedgerError,
     SubmitError,
+    evaluate_or_none,
 )
 from synthreg.ledger.events import Checkpoint
 from synthreg.ledger.identity import load_msp_identity
@@ -391,12 +392,7 @@ class App:
     # -- ledger helpers
     def evaluate_or_none(self, fn: str, *args: str) -> Any:
         """``fn(*args)`` decoded from JSON, or None when the chaincode says NOT_FOUND."""
-        try:
-            return json.loads(self.contract.evaluate(fn, *args))
-        except ChaincodeError as exc:
-            if exc.chaincode.code == "NOT_FOUND":
-                return None
-            raise
+        return evaluate_or_none(self.contract, fn, *args)
 
     def _step_landed(self, run: str, rnd: int, it: int, side: str, fields: dict[str, str]) -> bool:
         """Whether this registry's ``side`` record of step (``rnd``, ``it``) is on the

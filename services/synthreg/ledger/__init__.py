@@ -7,7 +7,7 @@ both are injected into :class:`Gateway`. See ``gateway.py`` for an example.
 
 from synthreg.ledger.commit import CommitStatus
 from synthreg.ledger.connection import connect, wait_ready
-from synthreg.ledger.contract import Contract, SubmitResult
+from synthreg.ledger.contract import Contract, SubmitResult, evaluate_or_none
 from synthreg.ledger.errors import (
     ChaincodeError,
     ChaincodeEventsError,
@@ -61,6 +61,7 @@ __all__ = [
     "cert_attributes",
     "connect",
     "ecdsa_signer",
+    "evaluate_or_none",
     "high_s",
     "is_low_s",
     "load_msp_identity",

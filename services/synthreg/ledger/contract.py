@@ -11,9 +11,10 @@ parsed here once (:class:`~synthreg.ledger.errors.ChaincodeError`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from fabric_protos.gateway import gateway_pb2
@@ -21,6 +22,7 @@ from fabric_protos.peer import proposal_pb2
 
 from synthreg.ledger.commit import commit_status_from_response, signed_commit_status_request
 from synthreg.ledger.errors import (
+    ChaincodeError,
     CommitError,
     CommitStatusError,
     EndorseError,
@@ -164,3 +166,14 @@ class Contract:
             status=status.code,
             status_name=status.name,
         )
+
+
+def evaluate_or_none(contract: Contract, fn: str, *args: str) -> Any:
+    """``contract.evaluate(fn, *args)`` decoded from JSON, or None when the chaincode
+    says NOT_FOUND; every other error raises."""
+    try:
+        return json.loads(contract.evaluate(fn, *args))
+    except ChaincodeError as exc:
+        if exc.chaincode.code == "NOT_FOUND":
+            return None
+        raise
