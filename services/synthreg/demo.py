@@ -55,7 +55,7 @@ from synthreg.data import dataset_schema, load_dataset, split_registries
 from synthreg.eval.report import write_report
 from synthreg.eval.utility import holdout_split
 from synthreg.gan.bundle import load_bundle, verify_bundle
-from synthreg.gan.federated import NON_IID_LEVERS, TrainConfig
+from synthreg.gan.config import NON_IID_LEVERS, TrainConfig
 from synthreg.keys.audit import SUMMARY_FILE, UnsealSummary, unseal_in_memory
 from synthreg.keys.ceremony import host_ceremony, read_recipient_keys
 from synthreg.keys.errors import NoCeremonyError, VaultPreconditionError

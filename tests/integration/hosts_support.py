@@ -131,11 +131,16 @@ class HostConsortium:
         """`registry down` and `registry node down` on each host, then kill anything left
         inside its namespace (it would keep the namespace alive)."""
         which = list(range(1, self.hosts.n + 1) if hosts is None else hosts)
-        for i in which:
-            if (self.home(i) / "registry.json").exists():
-                self.cli(i, "registry", "down", "--org", MSPS[i - 1], "--home", str(self.home(i)),
-                         check=False, timeout=120)
-                self.cli(i, "registry", "node", "down", "--home", str(self.home(i)), check=False, timeout=120)
+        live = [i for i in which if (self.home(i) / "registry.json").exists()]
+        # Every host at once (each host's apps, then its nodes), as their IT staff would.
+        for step in (lambda i: ("registry", "down", "--org", MSPS[i - 1]), lambda i: ("registry", "node", "down")):
+            procs = [self.spawn(i, *step(i), "--home", str(self.home(i))) for i in live]
+            for proc in procs:
+                try:
+                    proc.communicate(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
         for i in which:
             for pid in self.pids_in(i):
                 with contextlib.suppress(ProcessLookupError):

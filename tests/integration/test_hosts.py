@@ -142,14 +142,16 @@ def _status(c: HostConsortium, run: str) -> dict[str, object]:
 def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortium) -> None:
     """A run of the four registries (t = 3). Registry3's host loses its link (its
     processes keep running, unreachable) once the run's first round is agreed, and gets
-    it back once the other three agreed two rounds without it (each after
-    round_timeout_s = 10 s). The run completes; Registry3 is left
-    out of the rounds of the cut and of its catching up, then re-joins; the auditor
-    verifies the run. 12 rounds: after the link is back, gRPC's reconnect backoff and
-    the catch-up of Registry3's peer take several of the others' ~5 s rounds."""
+    it back once the other three agreed a round without it (after round_timeout_s =
+    10 s). The run completes; Registry3 is left out of the rounds of the cut and of its
+    catching up, then re-joins; the auditor verifies the run. 12 rounds: after the link
+    is back, gRPC's reconnect backoff and the catch-up of Registry3's peer take several
+    of the others' rounds (measured: left out of rounds [1, 2, 3] after a 2-round cut,
+    [2, 3, 4, 5] in a CI run). test_apps_recovery.py keeps a peer down for two rounds."""
     c = consortium
     run = f"cut-{uuid.uuid4().hex[:8]}"
     rounds = 12
+    t0 = time.monotonic()
     parts, schema = registry_parts(3, rows=240)  # Registry4's own records: rows the founders did not use
     c.write_local(4, parts[0].iloc[120:], schema)
     for i in range(1, 5):  # the apps of the first run are still up; started again if not
@@ -165,11 +167,12 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     while int(_status(c, run).get("agreed_rounds") or 0) < 1:  # type: ignore[call-overload]
         assert time.monotonic() < deadline, "no round agreed"
         time.sleep(1)
+    cut = time.monotonic()
     c.hosts.cut(3)
     try:
         while True:
             missed = (_status(c, run).get("missed_rounds") or {}).get("Registry3MSP", [])  # type: ignore[attr-defined]
-            if len(missed) >= 2:
+            if missed:
                 break
             assert time.monotonic() < deadline, f"the others did not go on without Registry3: {missed}"
             time.sleep(1)
@@ -182,7 +185,8 @@ def test_a_host_cut_off_mid_run_is_a_dropout_and_heals(consortium: HostConsortiu
     missed_by = status["missed_rounds"]
     assert isinstance(missed_by, dict)
     out = missed_by["Registry3MSP"]
-    print(f"Registry3 left out of rounds {out}; the run ended {time.monotonic() - healed:.0f}s after the heal")
+    print(f"Registry3 left out of rounds {out}; round 0 agreed {cut - t0:.0f}s after the proposal, the cut "
+          f"lasted {healed - cut:.0f}s, the run ended {time.monotonic() - healed:.0f}s after the heal")
     assert missed_by["Registry1MSP"] == missed_by["Registry2MSP"] == missed_by["Registry4MSP"] == []
     assert sorted(missed_by) == MSPS  # four participants
     assert out == list(range(out[0], out[-1] + 1)) and out[0] >= 1, out

@@ -58,7 +58,7 @@ from synthreg.chain.runs import (
 )
 from synthreg.data.datasets import dataset_schema
 from synthreg.data.schema import Schema, load_registry_csv
-from synthreg.gan.federated import TrainConfig, TrainConfigError
+from synthreg.gan.config import TrainConfig, TrainConfigError
 from synthreg.ledger import LedgerError
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthreg.data.schema import Schema
-from synthreg.gan.federated import TrainConfig, TrainConfigError
+from synthreg.gan.config import TrainConfig, TrainConfigError
 from synthreg.gan.stoprule import StopRule, StopRuleError
 from synthreg.ledger import ChaincodeError, Contract, LedgerError
 from synthreg.ledger.sync import submit_synced

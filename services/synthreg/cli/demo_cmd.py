@@ -13,7 +13,7 @@ from rich.table import Table
 
 from synthreg.cli.run_cmd import watch_progress
 from synthreg.demo import run_demo, summarize
-from synthreg.gan.federated import TrainConfig
+from synthreg.gan.config import TrainConfig
 
 
 def demo(

@@ -43,12 +43,11 @@ from typing import Any, Literal, SupportsInt
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import torch
 
 from synthreg.data.schema import ColumnSpec, Schema
+from synthreg.gan.config import DEFAULT_BINS
 
 SpanKind = Literal["continuous", "softmax"]
-DEFAULT_BINS = 64
 _PSEUDO_COUNT = 1e-3  # per bin, relative to one record: keeps the CDF strictly increasing
 _U_EPS = 1e-6  # u is clipped to [eps, 1 - eps] -> |x| <= 4.75
 _FORMAT = "synthreg.TabularEncoder/1"
@@ -397,12 +396,16 @@ class TabularEncoder:
 
 def _probit(u: np.ndarray) -> np.ndarray:
     """Standard-normal quantile of u clipped to [eps, 1 - eps] (float64)."""
+    import torch  # here, not at the top: the encoder is read by torch-free commands
+
     clipped = torch.from_numpy(np.clip(np.asarray(u, dtype=np.float64), _U_EPS, 1 - _U_EPS))
     out: np.ndarray = torch.special.ndtri(clipped).numpy()
     return out
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    import torch
+
     out: np.ndarray = torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
     return out
 

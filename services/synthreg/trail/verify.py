@@ -65,8 +65,8 @@ from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, 
 from synthreg.data.schema import Schema
 from synthreg.gan.accountant import ACCOUNTANT
 from synthreg.gan.bound import UpdateBoundError, check_bound, initial_vector
+from synthreg.gan.config import TrainConfig
 from synthreg.gan.encoder import TabularEncoder
-from synthreg.gan.federated import TrainConfig
 from synthreg.gan.stoprule import StopRule
 from synthreg.ledger import Contract, EvaluateError
 from synthreg.trail.record import RoundEntry, round_key, run_key
