@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import tarfile
 import time
 from collections.abc import Callable
@@ -74,6 +75,9 @@ class Deployer:
         self.submit_timeout = 60.0
         """how long lifecycle transactions are retried while the ordering service has no
         leader (a registry approving before a majority of orderers joined waits longer)"""
+        self.attempt_timeout = 120.0
+        """how long one lifecycle CLI call may take before it is abandoned and retried (a
+        healthy one takes seconds; the CLI's own wait for the commit event is 30 s)"""
 
     # --- build ---------------------------------------------------------------
     def build(self, name: str) -> str:
@@ -189,24 +193,32 @@ class Deployer:
     def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float | None = None,
                            done: Callable[[], bool] | None = None) -> None:
         """Lifecycle transactions can race the Raft leader election right after start-up,
-        and a loaded machine can see the orderer close the CLI's connection (gRPC
-        Unavailable, e.g. GOAWAY "too_many_pings"): retry only on such errors, until a
-        deadline. ``done`` tells whether an attempt whose answer was lost landed anyway
-        (then it is not sent again)."""
+        a loaded machine can see the orderer close the CLI's connection (gRPC Unavailable,
+        e.g. GOAWAY "too_many_pings"), and an orderer that has just joined a channel can
+        leave the CLI waiting for its broadcast answer (the CLI sets no deadline there; a
+        CI join hung 300 s on it). Retry on such errors and on an attempt that outlives
+        :attr:`attempt_timeout`, until a deadline. ``done`` tells whether an attempt whose
+        answer was lost, or which failed, landed anyway (then it is not sent again)."""
         from synthreg.network.launcher import NetworkError, run_cmd
 
         deadline = time.monotonic() + (self.submit_timeout if timeout is None else timeout)
         while True:
-            out = run_cmd(argv, self.l.peer_admin_env(org), check=False)
-            if out.returncode == 0:
-                return
-            transient = re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused|deadline exceeded"
-                                  r"|code = Unavailable", out.stderr, re.I)
-            if not transient or time.monotonic() > deadline:
-                raise NetworkError(f"{what} failed:\n{out.stderr.strip()[-3000:]}")
-            time.sleep(0.5)
+            try:
+                out = run_cmd(argv, self.l.peer_admin_env(org), check=False, timeout=self.attempt_timeout)
+            except subprocess.TimeoutExpired:
+                error, transient = f"no answer in {self.attempt_timeout:.0f} s", True
+            else:
+                if out.returncode == 0:
+                    return
+                error = out.stderr.strip()[-3000:]
+                transient = bool(re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused"
+                                           r"|deadline exceeded|code = Unavailable", out.stderr, re.I))
             if done is not None and done():
                 return
+            if not transient or time.monotonic() > deadline:
+                raise NetworkError(f"{what} failed:\n{error}")
+            self.l.log(f"{what}: {error.splitlines()[-1] if error else 'failed'}; retrying")
+            time.sleep(0.5)
 
     def deploy(self, channel: str, name: str) -> None:
         """Everything for one chaincode on one channel, as the one-home network does it:
