@@ -282,7 +282,17 @@ targets -- colon all four (0.898 / 0.939 vs centralised 0.897 / 0.951: TSTR gap 
 still not above its better registry alone on TSTR (0.698 vs 0.704) -- but costs rotterdam 0.016
 of quality (0.884 vs centralised 0.903: gap -0.019, at the bound), moves by about the seeds'
 noise (the centralised arm, only re-seeded by the schedule, moved +0.010 on nwtco) and doubles
-the secure-aggregation rounds, and so the masked vectors, a ledger run carries (issue 11)."""
+the secure-aggregation rounds, and so the masked vectors, a ledger run carries (issue 11).
+Measured with the condition on (stop 22; the federated arm alone, 3 seeds: the lone and centralised
+arms have one registry, where the correction is zero), not adopted: SCAFFOLD-style drift correction
+of the generator's local steps. Same harness without it: rotterdam 0.900 / 0.720, nwtco 0.922 /
+0.702, colon 0.891 / 0.933 (the figures above, reproduced). Control variates of raw gradients,
+added before Adam (SCAFFOLD option I; they must be averaged too, which doubles the masked vector):
+nwtco 0.921 / 0.700, colon 0.878 / 0.938. Control variates of Adam steps, derived from the agreed
+averages and each registry's own update (option II; no extra communication): rotterdam 0.893 /
+0.728, nwtco 0.909 / 0.697, colon 0.898 / 0.938 -- colon's TSTR gap closes (-0.015), but nwtco's
+TSTR miss widens and quality falls by 0.007-0.013 on the other two; at half strength nwtco 0.912 /
+0.698, colon 0.897 / 0.940."""
 NONIID_GAP = 0.02  # federated may trail centralised by at most this, on quality and on TSTR AUC
 
 
