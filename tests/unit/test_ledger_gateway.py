@@ -368,3 +368,35 @@ def test_connect_requires_cert_and_key_together() -> None:
 
     with pytest.raises(ValueError):
         connect("127.0.0.1:7051", b"", client_cert=b"x")
+
+
+class _Answers:
+    """A contract whose evaluate raises or returns what it is given (for evaluate_or_none)."""
+
+    def __init__(self, answer: bytes | Exception) -> None:
+        self.answer = answer
+
+    def evaluate(self, fn: str, *args: str) -> bytes:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_evaluate_or_none_is_none_only_when_the_chaincode_says_not_found() -> None:
+    """The one helper behind `run status`, the auditor and the apps: a peer that cannot be
+    reached, or a refusal, must not read as "nothing recorded" (`run status` used to show
+    an unreachable peer's answers as empty progress)."""
+    from synthreg.ledger import evaluate_or_none
+    from synthreg.ledger.errors import EvaluateChaincodeError
+
+    def chaincode(code: str) -> EvaluateChaincodeError:
+        return EvaluateChaincodeError(f"{code}: x", ChaincodeInfo(code, f"{code}: x"))
+
+    assert evaluate_or_none(_Answers(b'{"round": 3}'), "GetStepHead", "r", "m") == {"round": 3}  # type: ignore[arg-type]
+    assert evaluate_or_none(_Answers(chaincode("NOT_FOUND")), "GetStepHead", "r", "m") is None  # type: ignore[arg-type]
+    with pytest.raises(EvaluateChaincodeError, match="ACCESS_DENIED"):
+        evaluate_or_none(_Answers(chaincode("ACCESS_DENIED")), "GetStepHead", "r", "m")  # type: ignore[arg-type]
+    unreachable = EvaluateError("failed to connect: NOT_FOUND in the text is not a verdict",
+                                code=grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(EvaluateError, match="failed to connect"):
+        evaluate_or_none(_Answers(unreachable), "GetStepHead", "r", "m")  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import pytest
 
 from synthreg.crypto.ckks import create_audit_context
 from synthreg.data.hashing import array_bytes, array_sha256
-from synthreg.ledger import EvaluateError
+from synthreg.ledger.errors import ChaincodeInfo, EvaluateChaincodeError
 from synthreg.secagg import average_sha256
 from synthreg.trail.record import TrailRecorder
 from synthreg.trail.txcheck import RecordRef
@@ -64,7 +64,8 @@ class FakeGanledger:
     def evaluate(self, fn: str, key: str, *rest: str) -> bytes:
         found = {"GetRun": self.runs, "GetAggregation": self.aggregations, "GetRecord": self.store}.get(fn, {})
         if rest or key not in found:
-            raise EvaluateError(f"NOT_FOUND: {fn} {key} {' '.join(rest)}")
+            message = f"NOT_FOUND: {fn} {key} {' '.join(rest)}"
+            raise EvaluateChaincodeError(message, ChaincodeInfo("NOT_FOUND", message))  # as Contract raises it
         return json.dumps(found[key]).encode()
 
 

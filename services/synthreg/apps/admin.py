@@ -59,7 +59,7 @@ from synthreg.chain.runs import (
 from synthreg.data.datasets import dataset_schema
 from synthreg.data.schema import Schema, load_registry_csv
 from synthreg.gan.config import TrainConfig, TrainConfigError
-from synthreg.ledger import LedgerError
+from synthreg.ledger import LedgerError, evaluate_or_none
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import Profile
 
@@ -161,25 +161,18 @@ class RunStatus:
                 "heads": self.heads, "faults": self.faults, "aborted": self.record.aborted}
 
 
-def _evaluate_json(contract: Any, fn: str, *args: str) -> Any:
-    try:
-        return json.loads(contract.evaluate(fn, *args))
-    except LedgerError:
-        return None
-
-
 def run_status(profile: Profile, org: str, run: str) -> RunStatus:
     """The run's approval state and every participant's progress, from the ledger."""
     with open_gateway(profile, org, "admin") as gw:
         contract = gw.network("gan").contract("ganledger")
         record = LedgerRuns(contract).get(run)
         spec = record.spec
-        heads = {m: _evaluate_json(contract, "GetStepHead", run, m) for m in spec.participants}
-        faults = {m: len(_evaluate_json(contract, "ListFaults", run, m) or []) for m in spec.participants}
+        heads = {m: evaluate_or_none(contract, "GetStepHead", run, m) for m in spec.participants}
+        faults = {m: len(evaluate_or_none(contract, "ListFaults", run, m) or []) for m in spec.participants}
         agreed = 0
         missed: dict[str, list[int]] = {}
         for rnd in range(spec.rounds):  # rounds agree in order: stop at the first that has not
-            state = _evaluate_json(contract, "GetRound", run, str(rnd))
+            state = evaluate_or_none(contract, "GetRound", run, str(rnd))
             if not state or state.get("agreed") is not True:
                 break
             agreed += 1

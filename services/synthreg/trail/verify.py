@@ -68,7 +68,7 @@ from synthreg.gan.bound import UpdateBoundError, check_bound, initial_vector
 from synthreg.gan.config import TrainConfig
 from synthreg.gan.encoder import TabularEncoder
 from synthreg.gan.stoprule import StopRule
-from synthreg.ledger import Contract, EvaluateError
+from synthreg.ledger import Contract, EvaluateError, evaluate_or_none
 from synthreg.trail.record import RoundEntry, round_key, run_key
 from synthreg.trail.txcheck import RecordChecker, TxChecker, check_record_transactions
 from synthreg.workspace import Workspace, WorkspaceError
@@ -256,7 +256,7 @@ def verify_run(
 def _dp_config(rep: TrailReport, contract: Contract, run_id: str, header: Mapping[str, Any]) -> TrainConfig | None:
     """The run's training config when it has a privacy budget: from the run document
     every participant approved, else the header's claim; None without DP."""
-    doc = _evaluate_or_none(contract, "GetRun", run_id)
+    doc = evaluate_or_none(contract, "GetRun", run_id)
     try:
         raw = json.loads(doc["spec_json"])["config"] if doc is not None else header.get("config", {})
         if raw.get("dp_epsilon") is None:
@@ -285,7 +285,7 @@ def check_privacy(contract: Contract, run_id: str, config: TrainConfig, msps: Se
         for rnd in range(rounds + 1):
             taken = 0
             for it in range(config.local_iters):
-                step = _evaluate_or_none(contract, "GetStep", run_id, msp, str(rnd), str(it)) or {}
+                step = evaluate_or_none(contract, "GetStep", run_id, msp, str(rnd), str(it)) or {}
                 taken += bool(step.get("discriminator"))
             if rnd == rounds:
                 if taken:
@@ -293,7 +293,7 @@ def check_privacy(contract: Contract, run_id: str, config: TrainConfig, msps: Se
                                     f"budget's last round {rounds - 1}")
                 break
             steps += taken
-            spend = _evaluate_or_none(contract, "GetPrivacySpend", run_id, msp, str(rnd))
+            spend = evaluate_or_none(contract, "GetPrivacySpend", run_id, msp, str(rnd))
             if spend is None:
                 if taken:
                     failures.append(f"round {rnd} {msp}: {taken} DP step(s) but no privacy spend recorded")
@@ -336,7 +336,7 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
     seed. Both from the run document every participant approved; without one the
     bound is the header's claim and round 0 is not checked (no schema text). No
     bound (None): updates are not checked."""
-    doc = _evaluate_or_none(contract, "GetRun", run_id)
+    doc = evaluate_or_none(contract, "GetRun", run_id)
     if doc is None:
         claimed = header.get("config", {}).get("max_update_norm")
         return (None if claimed is None else float(claimed)), None
@@ -380,16 +380,6 @@ def _check_update_bound(rep: TrailReport, rnd: int, bound: float | None, prev: n
         rep.failures.append(str(exc))
 
 
-def _evaluate_or_none(contract: Contract, fn: str, *args: str) -> Any:
-    """The decoded result of ``fn``, or None when the ledger has none (NOT_FOUND)."""
-    try:
-        return json.loads(contract.evaluate(fn, *args))
-    except EvaluateError as exc:
-        if "NOT_FOUND" in exc.message:
-            return None
-        raise
-
-
 def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dict[str, Any],
                   header: dict[str, Any], registries: Sequence[str] | None,
                   audited: Collection[int] | None) -> bool:
@@ -402,8 +392,8 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
     from the header; the aggregation's participants must be those registries. A
     header may not hide secure-aggregation rounds or step records the ledger holds.
     Returns whether the run was agreed on the ledger (its rounds are then known)."""
-    doc = _evaluate_or_none(contract, "GetRun", run_id)
-    agg = _evaluate_or_none(contract, "GetAggregation", run_id)
+    doc = evaluate_or_none(contract, "GetRun", run_id)
+    agg = evaluate_or_none(contract, "GetAggregation", run_id)
     spec = json.loads(doc["spec_json"]) if doc is not None else None
     if doc is not None:
         owner, how = str(doc.get("proposer", {}).get("msp")), f"the proposer of run {run_id}"
@@ -454,7 +444,7 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
 
     # what the ledger holds cannot be hidden by the header
     if agg is not None and not str(header.get("averaging", "")).startswith("secagg"):
-        first = _evaluate_or_none(contract, "GetRound", run_id, "0")
+        first = evaluate_or_none(contract, "GetRound", run_id, "0")
         if first is not None and first.get("advertised"):
             rep.failures.append(f"run header averaging {header.get('averaging')!r}, but the ledger holds "
                                 f"secure-aggregation rounds of run {run_id}")
@@ -468,7 +458,7 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
     if header.get("step_records") == "anchored":
         pass  # roots move the head: checked round by round (AnchoredCheck)
     elif header.get("step_records") != "ledger":
-        stepped = [m for m in header["registries"] if _evaluate_or_none(contract, "GetStepHead", run_id, m)]
+        stepped = [m for m in header["registries"] if evaluate_or_none(contract, "GetStepHead", run_id, m)]
         if stepped:
             rep.failures.append(f"run header step_records {header.get('step_records')!r}, but the ledger holds "
                                 f"step records of {', '.join(stepped)}")
@@ -478,7 +468,7 @@ def _check_header(rep: TrailReport, contract: Contract, run_id: str, record: dic
 
 def _check_no_round_after(rep: TrailReport, contract: Contract, run_id: str, msps: list[str], rounds: int) -> None:
     """Rounds taken from the header alone: the ledger holds no record of a later round."""
-    later = [m for m in msps if _evaluate_or_none(contract, "GetRecord", round_key(run_id, rounds, m))]
+    later = [m for m in msps if evaluate_or_none(contract, "GetRecord", round_key(run_id, rounds, m))]
     if later:
         rep.failures.append(f"the header says {rounds} round(s), but round {rounds} was recorded by "
                             f"{', '.join(later)}")
