@@ -252,3 +252,26 @@ def test_a_lost_transaction_that_lands_late_is_the_success_of_its_duplicate() ->
     If the ledger now holds the lost one, that is the result; otherwise the refusal stands."""
     _late_landing(True)
     _late_landing(False)
+
+
+def test_mismatched_endorsements_are_sent_again_once_the_peers_share_a_height() -> None:
+    """Endorsements that "do not match" (peer B simulated a block behind the caller's A,
+    or A behind B): the next endorsement waits until the peers named and the own peer
+    report one height, not a fixed 50 ms (a merger gave up a run on a mismatch that
+    outlasted eight quick retries while Raft re-elected)."""
+    from types import SimpleNamespace
+
+    from synthreg.ledger import GatewayError
+    from synthreg.ledger.errors import ErrorDetail
+    from synthreg.ledger.sync import submit_synced
+
+    mismatch = GatewayError("ABORTED: failed to collect enough transaction endorsements", details=(
+        ErrorDetail("B:7051", "B", "ProposalResponsePayloads do not match"),))
+    for heights, waited in (({"A": [8], "B": [6, 7, 8]}, ["A", "B", "B", "B"]),  # B behind: asked until height 8
+                            ({"A": [7, 7, 8], "B": [8]}, ["A", "B", "A", "A"])):  # the own peer behind
+        c = _FlakyContract([mismatch])
+        c.network = _Network(_Qscc(heights))
+        c.network.gateway = SimpleNamespace(identity=SimpleNamespace(msp_id="A"))  # type: ignore[attr-defined]
+        clock = _Clock()
+        assert submit_synced(c, "Submit", orgs=(), sleep=clock.sleep).block_number == 7  # type: ignore[arg-type]
+        assert (c.network.qscc.calls, c.calls) == (waited, 2)

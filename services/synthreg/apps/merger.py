@@ -65,6 +65,7 @@ from synthreg.gan.bound import check_bound, clip_update
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.gan.models import build_models
 from synthreg.gan.weights import state_dict_to_vector
+from synthreg.ledger.errors import ChaincodeError, EndorseError, SubmitError
 from synthreg.ledger.sync import chain_height, wait_for_block
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
@@ -74,6 +75,16 @@ from synthreg.workspace import sha256_hex
 __all__ = ["MergerApp"]
 
 log = logging.getLogger("synthreg.apps")
+
+
+def wrote_nothing(exc: AggregationLedgerError) -> bool:
+    """The failed aggregation write left nothing on the ledger: no endorsement was
+    collected (peers unreachable, or their answers did not match; not a chaincode
+    verdict, which says something about the request), or no orderer accepted it. A
+    lost commit status, or a commit that validation refused, is not such a failure."""
+    cause = exc.__cause__
+    return isinstance(cause, SubmitError) or (isinstance(cause, EndorseError)
+                                              and not isinstance(cause, ChaincodeError))
 
 
 class MergerApp(App):
@@ -108,22 +119,20 @@ class MergerApp(App):
                     merger.vote(rnd, vote)
             return dict(self.wait(round_state(pred), match, what, run))
 
-        try:
-            merger.advertise(rnd)
-        except RoundClosedError:
-            return self._observe(merger, rnd, run, "the advertise phase closed without it")
+        left_out = self._write(merger, rnd, run, lambda: merger.advertise(rnd), "the advertise phase")
+        if left_out is not None:
+            return left_out
         until(lambda s: len(s["advertised"]) == n or len(s["votes"]["advertise"]) >= t or bool(s["shares"]),
               "every advertisement (or t votes)", vote="advertise")
-        try:
-            merger.post_shares(rnd)
-        except RoundClosedError:
-            return self._observe(merger, rnd, run, "the share phase closed without it")
+        left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "the share phase")
+        if left_out is not None:
+            return left_out
         until(lambda s: len(s["shares"]) == len(s["advertised"]) or len(s["votes"]["shares"]) >= t
               or bool(s["submissions"]), "every advertised merger's shares (or t votes)", vote="shares")
-        try:
-            merger.submit(rnd, vector, 1.0, audit_blob)
-        except RoundClosedError:
-            return self._observe(merger, rnd, run, "the round froze before its submission")
+        left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob),
+                               "the submit phase")
+        if left_out is not None:
+            return left_out
         # Freeze: once everyone who shared submitted, or t voted; the first survivor
         # freezes, any other merger too if the round is still open a timeout later.
         state = until(lambda s: s["status"] != "open" or len(s["submissions"]) == len(s["shares"])
@@ -149,6 +158,25 @@ class MergerApp(App):
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
+
+    def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Any, phase: str) -> np.ndarray | None:
+        """This merger's write of ``phase``; None once written. If the phase closed without
+        it, or the write failed without writing anything (:func:`wrote_nothing`: no
+        endorsement, or no orderer took it, after :func:`~synthreg.ledger.sync.submit_synced`'s
+        retries), it is left out of the round like a late merger and takes the agreed
+        average from the ledger (:meth:`_observe`); the others close the phase by votes
+        after ``round_timeout_s``. Before this, such a failure (peers a block apart for
+        seconds while Raft re-elected after a host went dark) ended the whole run for the
+        registry (the host-cut test, stop 22). Any other failure raises."""
+        try:
+            write()
+        except RoundClosedError:
+            return self._observe(merger, rnd, run, f"{phase} closed without it")
+        except AggregationLedgerError as exc:
+            if not wrote_nothing(exc):
+                raise
+            return self._observe(merger, rnd, run, f"its write in {phase} failed and wrote nothing: {exc}")
+        return None
 
     def _round_when(self, agg: str, rnd: int, pred: Any) -> Any:
         """A ``ready`` for :meth:`wait`: ``GetRound`` of ``agg`` round ``rnd`` once ``pred`` holds."""

@@ -102,6 +102,31 @@ def _let_lagging_peers_catch_up(contract: Contract, exc: GatewayError, sleep: Ca
         sleep(0.5)
 
 
+def _let_endorsers_converge(contract: Contract, exc: GatewayError, sleep: Callable[[float], None],
+                            timeout: float) -> None:
+    """Endorsements that "do not match": the endorsing peers simulated at different
+    heights. Wait until the own peer and every peer the error names as having answered
+    report the same height (the highest among them), at most ``timeout`` seconds each, before endorsing
+    again. While ordering is slow (Raft re-electing after an orderer's host went dark)
+    peers stay a block apart for seconds, longer than a few quick retries ride out: a
+    merger gave up a run on it (the host-cut test, stop 22). Without details, or when a
+    peer cannot be asked, the retry's own pause decides."""
+    answered = {d.msp_id for d in exc.details if ENDORSEMENT_MISMATCH in d.message or "chaincode response" in d.message}
+    if not answered:
+        return
+    network = contract.network
+    orgs = sorted(answered | {network.gateway.identity.msp_id})
+    try:
+        heights = {org: chain_height(network, org) for org in orgs}
+        top = max(heights.values())
+        for org in orgs:
+            if heights[org] < top:
+                with contextlib.suppress(PeerLagError):
+                    wait_for_block(network, [org], top - 1, timeout=timeout, sleep=sleep)
+    except GatewayError:
+        sleep(0.5)
+
+
 def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep) -> SubmitResult | None:
     """Whether ``tx_id``, whose commit status was lost, committed after all: looked up
@@ -138,9 +163,9 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     outcomes are endorsed afresh, up to ``retries`` times (none wrote
     anything): a read conflict at validation (:data:`RETRYABLE_VALIDATION`),
     endorsements that "do not match" because peers were a block apart while the
-    state was changing, and refusals by other organisations' peers only, which
-    have not yet committed the block the caller's own peer had
-    (:data:`ENDORSEMENTS_SHORT`). Orderer failures are ridden out too (Raft
+    state was changing (endorsed again once those peers report one height), and
+    refusals by other organisations' peers only, which have not yet committed the
+    block the caller's own peer had (:data:`ENDORSEMENTS_SHORT`). Orderer failures are ridden out too (Raft
     electing a new leader after one orderer died): a transaction no orderer
     accepted (:class:`~synthreg.ledger.SubmitError`) is submitted afresh after a
     longer pause, and one whose commit status was lost
@@ -186,7 +211,9 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             behind = _peers_behind(exc, contract)
             if (ENDORSEMENT_MISMATCH not in str(exc) and not behind) or attempt == retries:
                 raise
-            if behind:
+            if ENDORSEMENT_MISMATCH in str(exc):
+                _let_endorsers_converge(contract, exc, sleep, timeout=min(0.5 * (attempt + 1), 2.0))
+            elif behind:
                 _let_lagging_peers_catch_up(contract, exc, sleep, timeout=min(0.5 * (attempt + 1), 2.0))
         sleep(0.05 * (attempt + 1))
     wait_for_block(contract.network, orgs, res.block_number)
