@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,7 @@ from synthreg.gan.bound import check_bound, clip_update
 from synthreg.gan.encoder import EncoderStats, TabularEncoder
 from synthreg.gan.models import build_models
 from synthreg.gan.weights import state_dict_to_vector
-from synthreg.ledger.errors import ChaincodeError, EndorseError, SubmitError
-from synthreg.ledger.sync import chain_height, wait_for_block
+from synthreg.ledger.sync import chain_height, wait_for_block, wrote_nothing
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
 from synthreg.trail.record import RoundEntry, round_key, run_key
@@ -75,16 +75,6 @@ from synthreg.workspace import sha256_hex
 __all__ = ["MergerApp"]
 
 log = logging.getLogger("synthreg.apps")
-
-
-def wrote_nothing(exc: AggregationLedgerError) -> bool:
-    """The failed aggregation write left nothing on the ledger: no endorsement was
-    collected (peers unreachable, or their answers did not match; not a chaincode
-    verdict, which says something about the request), or no orderer accepted it. A
-    lost commit status, or a commit that validation refused, is not such a failure."""
-    cause = exc.__cause__
-    return isinstance(cause, SubmitError) or (isinstance(cause, EndorseError)
-                                              and not isinstance(cause, ChaincodeError))
 
 
 class MergerApp(App):
@@ -159,9 +149,10 @@ class MergerApp(App):
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
 
-    def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Any, phase: str) -> np.ndarray | None:
+    def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Callable[[], object],
+               phase: str) -> np.ndarray | None:
         """This merger's write of ``phase``; None once written. If the phase closed without
-        it, or the write failed without writing anything (:func:`wrote_nothing`: no
+        it, or the write failed without writing anything (:func:`~synthreg.ledger.sync.wrote_nothing`: no
         endorsement, or no orderer took it, after :func:`~synthreg.ledger.sync.submit_synced`'s
         retries), it is left out of the round like a late merger and takes the agreed
         average from the ledger (:meth:`_observe`); the others close the phase by votes
@@ -173,7 +164,7 @@ class MergerApp(App):
         except RoundClosedError:
             return self._observe(merger, rnd, run, f"{phase} closed without it")
         except AggregationLedgerError as exc:
-            if not wrote_nothing(exc):
+            if not wrote_nothing(exc.__cause__):
                 raise
             return self._observe(merger, rnd, run, f"its write in {phase} failed and wrote nothing: {exc}")
         return None

@@ -25,13 +25,14 @@ from synthreg.ledger.errors import (
     ChaincodeError,
     CommitError,
     CommitStatusError,
+    EndorseError,
     GatewayError,
     LedgerError,
     SubmitError,
 )
 from synthreg.ledger.gateway import Network
 
-__all__ = ["PeerLagError", "chain_height", "committed", "submit_synced", "wait_for_block"]
+__all__ = ["PeerLagError", "chain_height", "committed", "submit_synced", "wait_for_block", "wrote_nothing"]
 
 
 class PeerLagError(LedgerError):
@@ -125,6 +126,16 @@ def _let_endorsers_converge(contract: Contract, exc: GatewayError, sleep: Callab
                     wait_for_block(network, [org], top - 1, timeout=timeout, sleep=sleep)
     except GatewayError:
         sleep(0.5)
+
+
+def wrote_nothing(exc: BaseException | None) -> bool:
+    """Whether a failed write (what :func:`submit_synced` raised, e.g. the ``__cause__`` of
+    a caller's own error) left nothing on the ledger: no endorsement was collected (peers
+    unreachable, or their answers did not match; not a chaincode verdict, which says
+    something about the request), or no orderer accepted it. The same judgement
+    :func:`submit_synced` makes when it sends such a transaction afresh. A lost commit
+    status, or a commit that validation refused, is not such a failure."""
+    return isinstance(exc, SubmitError) or (isinstance(exc, EndorseError) and not isinstance(exc, ChaincodeError))
 
 
 def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Callable[[], float] = time.monotonic,
