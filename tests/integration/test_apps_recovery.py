@@ -88,6 +88,21 @@ class Supervised:
     outcomes: dict[str, dict[str, str]]
     restarts: dict[str, dict[str, int]]
 
+    def no_restarts(self) -> bool:
+        return all(set(r.values()) == {0} for r in self.restarts.values())
+
+    def why_restarted(self) -> str:
+        """The restarts and the end of each restarted app's log (its traceback): what CI keeps."""
+        out = [str(self.restarts)]
+        for m, roles in self.restarts.items():
+            for role, n in roles.items():
+                if n:
+                    log = self.stacks[m].log_path(role)
+                    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+                    i = text.rfind("Traceback")
+                    out.append(f"--- {m} {role} ---\n" + text[max(i - 1500, 0) if i >= 0 else -3000:][:6000])
+        return "\n".join(out)
+
 
 def _supervised_run(c: Consortium, tmp_path: Path, prefix: str, start_at: tuple[int, int],
                     fault: Callable[[dict[str, RegistryStack]], None], watch: str = "Registry1MSP",
@@ -226,7 +241,7 @@ def test_kill_9_of_the_raft_leader_mid_run_completes_bit_identical(consortium: C
     c = consortium
     done = _supervised_run(c, tmp_path, "orderer", (1, 0), after=lambda: _network_up(c), fault=lambda _st: _kill(
         process.running_pid(c.profile.home / "run", _gan_raft_leader(c.profile.home))), round_timeout_s=120)
-    assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
+    assert done.no_restarts(), done.why_restarted()
     _assert_complete(c, done.run, done.spec)
     bundle = load_bundle(done.stacks["Registry1MSP"].state / "bundles" / done.run)
     assert np.array_equal(bundle.generator_vector(), reference)
@@ -289,7 +304,7 @@ def test_a_registry_whose_peer_is_down_waits_and_rejoins(consortium: Consortium,
 
     done = _supervised_run(c, tmp_path, "peer", (1, 0), watch="Registry2MSP", fault=peer_down_for_8s,
                            after=lambda: _network_up(c))
-    assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
+    assert done.no_restarts(), done.why_restarted()
     assert waiting_seen, "no app of Registry2 said it was waiting for its peer"
     _assert_complete(c, done.run, done.spec)
     bundle = load_bundle(done.stacks["Registry2MSP"].state / "bundles" / done.run)
@@ -376,7 +391,7 @@ def test_a_registry_whose_peer_is_down_for_two_rounds_is_left_out_and_rejoins(co
 
     done = _supervised_run(c, tmp_path, "peer-out", (1, 0), watch="Registry1MSP", fault=peer_down_for_two_rounds,
                            after=lambda: _network_up(c), round_timeout_s=10, training={**LONGER, "rounds": 7})
-    assert all(set(r.values()) == {0} for r in done.restarts.values()), done.restarts
+    assert done.no_restarts(), done.why_restarted()
     status = admin.run_status(c.profile, "Registry1MSP", done.run).to_dict()
     missed = status["missed_rounds"]
     out = missed["Registry3MSP"]

@@ -254,6 +254,35 @@ def test_a_lost_transaction_that_lands_late_is_the_success_of_its_duplicate() ->
     _late_landing(False)
 
 
+def test_a_transaction_no_orderer_confirmed_that_was_ordered_is_the_success_of_its_duplicate() -> None:
+    """The Raft leader was killed after taking the transaction into its log but before
+    answering: a SubmitError, yet the transaction commits. The fresh submission is then
+    refused ALREADY_EXISTS, which is the first attempt's success once the ledger holds it
+    (a merger in the Raft-leader-kill test crashed on that refusal, CI at 8ef4187).
+    A SubmitError followed by ALREADY_EXISTS with nothing in the ledger still raises."""
+    from synthreg.ledger import ChaincodeError, EndorseError, SubmitError, sync
+    from synthreg.ledger.sync import submit_synced
+
+    def contract(held: dict[str, tuple[int, int]]) -> _FlakyContract:
+        duplicate = EndorseError.build('chaincode response 500, ALREADY_EXISTS: submission "r/1/M" already exists',
+                                       tx_id="second")
+        c = _FlakyContract([SubmitError("UNAVAILABLE: broadcast stream closed", tx_id="dead"), duplicate])
+        c.network = _Ledger(held)  # type: ignore[assignment]
+        return c
+
+    c = contract({"dead": (0, 41)})
+    res = submit_synced(c, "Submit", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    assert (res.tx_id, res.block_number, c.calls) == ("dead", 41, 2)
+    orig, clock = sync.committed, iter(range(0, 10000, 5))
+    try:
+        sync.committed = lambda c, tx, **kw: orig(  # type: ignore[assignment]
+            c, tx, **{**kw, "clock": lambda: float(next(clock))})
+        with pytest.raises(ChaincodeError, match="ALREADY_EXISTS"):
+            submit_synced(contract({}), "Submit", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    finally:
+        sync.committed = orig  # type: ignore[assignment]
+
+
 def test_mismatched_endorsements_are_sent_again_once_the_peers_share_a_height() -> None:
     """Endorsements that "do not match" (peer B simulated a block behind the caller's A,
     or A behind B): the next endorsement waits until the peers named and the own peer

@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
+    PEER_CATCH_UP_S,
     AggregationConfig,
     AggregationLedgerError,
     DisagreementError,
@@ -75,6 +77,23 @@ from synthreg.workspace import sha256_hex
 __all__ = ["MergerApp"]
 
 log = logging.getLogger("synthreg.apps")
+
+
+PHASE_ENTRIES = {"advertise": "advertised", "shares": "shares", "submit": "submissions"}
+"""the ``GetRound`` field that lists who is in each phase"""
+
+
+def phase_standing(state: dict[str, Any], msp: str, phase: str, t: int) -> str:
+    """Where ``msp`` stands in ``phase`` of a round (``GetRound``): "in" (its entry is
+    there), "closed" (it can no longer get in: as the chaincode decides, the round is
+    no longer open, t voted to close the phase, or the next phase has begun) or "open"."""
+    if msp in state[PHASE_ENTRIES[phase]]:
+        return "in"
+    following = {"advertise": "shares", "shares": "submissions"}.get(phase)
+    if (state["status"] != "open" or len(state["votes"].get(phase, ())) >= t
+            or (following is not None and bool(state[following]))):
+        return "closed"
+    return "open"
 
 
 class MergerApp(App):
@@ -109,18 +128,18 @@ class MergerApp(App):
                     merger.vote(rnd, vote)
             return dict(self.wait(round_state(pred), match, what, run))
 
-        left_out = self._write(merger, rnd, run, lambda: merger.advertise(rnd), "the advertise phase")
+        left_out = self._write(merger, rnd, run, lambda: merger.advertise(rnd), "advertise", t)
         if left_out is not None:
             return left_out
         until(lambda s: len(s["advertised"]) == n or len(s["votes"]["advertise"]) >= t or bool(s["shares"]),
               "every advertisement (or t votes)", vote="advertise")
-        left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "the share phase")
+        left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "shares", t)
         if left_out is not None:
             return left_out
         until(lambda s: len(s["shares"]) == len(s["advertised"]) or len(s["votes"]["shares"]) >= t
               or bool(s["submissions"]), "every advertised merger's shares (or t votes)", vote="shares")
         left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob),
-                               "the submit phase")
+                               "submit", t)
         if left_out is not None:
             return left_out
         # Freeze: once everyone who shared submitted, or t voted; the first survivor
@@ -149,25 +168,57 @@ class MergerApp(App):
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
 
-    def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Callable[[], object],
-               phase: str) -> np.ndarray | None:
-        """This merger's write of ``phase``; None once written. If the phase closed without
-        it, or the write failed without writing anything (:func:`~synthreg.ledger.sync.wrote_nothing`: no
-        endorsement, or no orderer took it, after :func:`~synthreg.ledger.sync.submit_synced`'s
-        retries), it is left out of the round like a late merger and takes the agreed
-        average from the ledger (:meth:`_observe`); the others close the phase by votes
-        after ``round_timeout_s``. Before this, such a failure (peers a block apart for
-        seconds while Raft re-elected after a host went dark) ended the whole run for the
-        registry (the host-cut test, stop 22). Any other failure raises."""
-        try:
-            write()
-        except RoundClosedError:
-            return self._observe(merger, rnd, run, f"{phase} closed without it")
-        except AggregationLedgerError as exc:
-            if not wrote_nothing(exc.__cause__):
-                raise
-            return self._observe(merger, rnd, run, f"its write in {phase} failed and wrote nothing: {exc}")
-        return None
+    def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Callable[[], object], phase: str, t: int,
+               patience: float = PEER_CATCH_UP_S, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> np.ndarray | None:
+        """This merger's write of ``phase`` ("advertise", "shares", "submit"); None once it
+        is on the ledger. A refusal as "closed" (:class:`RoundClosedError`: any
+        ``PRECONDITION_FAILED``), or a write that failed without writing anything
+        (:func:`~synthreg.ledger.sync.wrote_nothing`: no endorsement, or no orderer took it,
+        after :func:`~synthreg.ledger.sync.submit_synced`'s retries), is judged by the round
+        on this merger's own peer (:func:`phase_standing`):
+
+        - its entry is there: the write landed after all (an orderer that died had taken it);
+        - the phase is closed: it is left out of the round like a late merger and takes
+          the agreed average from the ledger (:meth:`_observe`);
+        - the phase is still open: the refusal came from a peer that had not committed its
+          earlier write yet (``Submit`` before the peer has the ``PutBlob``), or the
+          network is still healing: written again after a pause, for up to ``patience``
+          seconds, then left out. Leaving an open phase would stall a round in which only
+          t mergers are left to vote (the host-cut test, CI at 8ef4187: Registry4 took a
+          lagging peer's "blob not stored" for a closed phase, and two votes of t = 3 were
+          left). The round unreadable (own peer down) counts as open.
+
+        Any other failure raises."""
+        if phase not in PHASE_ENTRIES:
+            raise ValueError(f"unknown secure-aggregation phase {phase!r}")
+        deadline = clock() + patience
+        while True:
+            try:
+                write()
+                return None
+            except RoundClosedError as exc:
+                refusal: AggregationLedgerError = exc
+            except AggregationLedgerError as exc:
+                if not wrote_nothing(exc.__cause__):
+                    raise
+                refusal = exc
+            try:
+                standing = phase_standing(merger.state(rnd), self.msp, phase, t)
+            except AggregationLedgerError:
+                standing = "open"  # cannot tell yet: the own peer is unreachable
+            if standing == "in":
+                log.warning("%s merger: round %d: its %s write landed after all (%s)", self.msp, rnd, phase, refusal)
+                return None
+            if standing == "closed":
+                return self._observe(merger, rnd, run, f"the {phase} phase closed without it ({refusal})")
+            if clock() > deadline:
+                return self._observe(merger, rnd, run, f"its write in the {phase} phase failed for {patience:.0f}s "
+                                     f"while the phase stayed open: {refusal}")
+            log.warning("%s merger: round %d: %s write refused while the phase is open (%s): writing again",
+                        self.msp, rnd, phase, refusal)
+            self.set_status(detail=f"round {rnd}: {phase} write refused, writing again: {refusal}", force=True)
+            sleep(1.0)
 
     def _round_when(self, agg: str, rnd: int, pred: Any) -> Any:
         """A ``ready`` for :meth:`wait`: ``GetRound`` of ``agg`` round ``rnd`` once ``pred`` holds."""

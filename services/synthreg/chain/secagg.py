@@ -94,6 +94,7 @@ from synthreg.secagg import (
 )
 
 __all__ = [
+    "PEER_CATCH_UP_S",
     "AggregationConfig",
     "AggregationLedgerError",
     "DisagreementError",
@@ -339,9 +340,9 @@ class LedgerMerger:
     def advertise(self, rnd: int) -> str:
         party = Party.new(self.config.params(self.run, rnd), self.msp)
         adv = party.advertisement()
-        tx = self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
+        # kept before the write: one that fails yet lands (an orderer died with it) is this party's
         self._parties[rnd] = party
-        return tx
+        return self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
 
     def post_shares(self, rnd: int) -> str:
         party = self._party(rnd)

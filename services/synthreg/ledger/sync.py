@@ -185,8 +185,9 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     Other failures, and the last transient one, raise as :meth:`Contract.submit`
     does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
     A lost transaction that did commit after all, later than the lookup could see
-    (its own peer was catching up), makes the fresh one a duplicate: an
-    ``ALREADY_EXISTS`` refusal after such a loss is the earlier attempt's success
+    (its own peer was catching up), or one no orderer confirmed that an orderer
+    dying at that moment had ordered all the same, makes the fresh one a duplicate:
+    an ``ALREADY_EXISTS`` refusal after such a loss is the earlier attempt's success
     when the ledger now holds it.
     """
     lost: list[str] = []  # tx ids whose commit status was lost and no block held yet
@@ -194,10 +195,15 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
         try:
             res = contract.submit(fn, *args) if transient is None else contract.submit(fn, *args, transient=transient)
             break
-        except SubmitError:
+        except SubmitError as exc:
+            # No orderer confirmed it. Usually nothing was written, but an orderer that died
+            # (the Raft leader killed) may have taken it into its log before its answer was
+            # lost: remember it like a lost commit status.
+            if exc.tx_id:
+                lost.append(exc.tx_id)
             if attempt == retries:
                 raise
-            sleep(0.5 * (attempt + 1))  # no orderer took it: nothing written
+            sleep(0.5 * (attempt + 1))
             continue
         except CommitStatusError as exc:
             found = committed(contract, exc.tx_id, sleep=sleep)
