@@ -198,6 +198,11 @@ def test_orderer_failover_is_ridden_out() -> None:
     invalid = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="bad")], {"bad": (10, 43)})
     with pytest.raises(CommitError):
         submit_synced(invalid, "Step", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    # committed invalid by a read race (code 12, PHANTOM_READ_CONFLICT): endorsed afresh, as
+    # when the status arrives (a merger ended a run on it: the host-cut test, CI at 854cf12)
+    raced = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="raced")], {"raced": (12, 44)})
+    assert submit_synced(raced, "Submit", orgs=(), sleep=lambda s: None).block_number == 7  # type: ignore[arg-type]
+    assert raced.calls == 2
     clock = iter(range(0, 1000, 5))
     gone = contract([CommitStatusError("DEADLINE_EXCEEDED", tx_id="gone")], {})
     from synthreg.ledger import sync

@@ -181,7 +181,8 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     accepted (:class:`~synthreg.ledger.SubmitError`) is submitted afresh after a
     longer pause, and one whose commit status was lost
     (:class:`~synthreg.ledger.CommitStatusError`) is looked up in the ledger
-    (:func:`committed`) and submitted afresh only if no block holds it.
+    (:func:`committed`) and submitted afresh if no block holds it, or if it committed
+    invalid with a read conflict (as when the status arrives).
     Other failures, and the last transient one, raise as :meth:`Contract.submit`
     does (:class:`~synthreg.ledger.GatewayError`, :class:`~synthreg.ledger.CommitError`).
     A lost transaction that did commit after all, later than the lookup could see
@@ -206,7 +207,13 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             sleep(0.5 * (attempt + 1))
             continue
         except CommitStatusError as exc:
-            found = committed(contract, exc.tx_id, sleep=sleep)
+            try:
+                found = committed(contract, exc.tx_id, sleep=sleep)
+            except CommitError as invalid:  # it committed, and lost a read race: as below
+                if invalid.name not in RETRYABLE_VALIDATION or attempt == retries:
+                    raise
+                sleep(0.05 * (attempt + 1))
+                continue
             if found is not None:
                 res = found
                 break
