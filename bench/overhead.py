@@ -21,6 +21,13 @@ orderer's data folders on disk, before/after), SDMetrics quality of
 generators are bit-identical. The last line is ``overhead ratio: R`` (ledger wall
 time / in-process wall time).
 
+Measured and not adopted (issue 11): the blob bytes in a private data collection of every
+member on `gan` (hash in the block, bytes gossiped between the peers), at `--rounds 12
+--local-iters 5` on this machine, both arms the same day: 58.6 -> 57.2 MB per host. The
+orderer's share fell 21.9 -> 4.9 MB, the peer's rose 36.7 -> 52.3 MB: a peer keeps private
+data in its transient store (until `transientstoreMaxBlockRetention`, 1000 blocks), its
+private data store and its private state, so the bytes move from the orderer to the peer.
+
 Usage (starts its own network unless --home is given; stops it afterwards):
 
     python bench/overhead.py                                   # the demo config (120 x 10, local critics)

@@ -109,3 +109,30 @@ def test_a_vote_refused_while_the_own_peer_never_sees_a_freeze_raises(monkeypatc
     monkeypatch.setattr(secagg, "PEER_CATCH_UP_S", 0.0)
     with pytest.raises(RoundClosedError, match="frozen"):
         _late_voter(["open"], monkeypatch).vote(2, "shares")
+
+
+def test_a_vote_refused_by_a_peer_without_the_voters_entry_is_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry1's peer had not committed Registry2's advertisement yet and refused its vote
+    ("has not advertised"); the round is open on the own peer, so the vote is sent again
+    rather than waiting for a freeze that two votes short of t never bring (two mergers
+    ended the host-cut run on it, stop 23). Closed by others' votes meanwhile: True."""
+    merger = LedgerMerger(None, "Registry2MSP", "run-1", CONFIG)  # type: ignore[arg-type]
+    sent: list[str] = []
+
+    def lagging(fn: str, *args: str) -> str:
+        sent.append(fn)
+        if len(sent) < 3:
+            raise RoundClosedError(fn, "Registry2MSP", "PRECONDITION_FAILED",
+                                   "Registry2MSP has not advertised in round run-1/2")
+        return "tx"
+
+    open_round = {"status": "open", "advertised": {"Registry2MSP": {}}, "shares": {}, "submissions": [],
+                  "votes": {"advertise": ["Registry1MSP"], "shares": [], "submit": []}}
+    monkeypatch.setattr(merger, "_submit", lagging)
+    monkeypatch.setattr(merger, "state", lambda rnd: open_round)
+    monkeypatch.setattr(secagg.time, "sleep", lambda _s: None)
+    assert merger.vote(2, "advertise") is True and sent == ["VoteClose"] * 3
+    sent.clear()
+    closed = {**open_round, "votes": {**open_round["votes"], "advertise": ["Registry1MSP", "Registry3MSP"]}}
+    monkeypatch.setattr(merger, "state", lambda rnd: closed)  # t = 2 of CONFIG voted without it
+    assert merger.vote(2, "advertise") is True and sent == ["VoteClose"]

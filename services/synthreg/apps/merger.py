@@ -60,6 +60,7 @@ from synthreg.chain.secagg import (
     RoundVoidError,
     left_out_of,
     open_aggregation,
+    phase_standing,
 )
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
 from synthreg.data.hashing import array_bytes
@@ -77,23 +78,6 @@ from synthreg.workspace import sha256_hex
 __all__ = ["MergerApp"]
 
 log = logging.getLogger("synthreg.apps")
-
-
-PHASE_ENTRIES = {"advertise": "advertised", "shares": "shares", "submit": "submissions"}
-"""the ``GetRound`` field that lists who is in each phase"""
-
-
-def phase_standing(state: dict[str, Any], msp: str, phase: str, t: int) -> str:
-    """Where ``msp`` stands in ``phase`` of a round (``GetRound``): "in" (its entry is
-    there), "closed" (it can no longer get in: as the chaincode decides, the round is
-    no longer open, t voted to close the phase, or the next phase has begun) or "open"."""
-    if msp in state[PHASE_ENTRIES[phase]]:
-        return "in"
-    following = {"advertise": "shares", "shares": "submissions"}.get(phase)
-    if (state["status"] != "open" or len(state["votes"].get(phase, ())) >= t
-            or (following is not None and bool(state[following]))):
-        return "closed"
-    return "open"
 
 
 class MergerApp(App):
@@ -190,8 +174,6 @@ class MergerApp(App):
           left). The round unreadable (own peer down) counts as open.
 
         Any other failure raises."""
-        if phase not in PHASE_ENTRIES:
-            raise ValueError(f"unknown secure-aggregation phase {phase!r}")
         deadline = clock() + patience
         while True:
             try:

@@ -105,6 +105,8 @@ __all__ = [
     "RoundVoidError",
     "left_out_of",
     "open_aggregation",
+    "phase_closed",
+    "phase_standing",
     "secure_average",
     "secure_sum",
 ]
@@ -171,6 +173,29 @@ def _ledger_error(fn: str, msp: str, exc: GatewayError | CommitError) -> Aggrega
     cls = {"PRECONDITION_FAILED": RoundClosedError, "ALREADY_EXISTS": AlreadyDoneError}.get(
         code, AggregationLedgerError)
     return cls(fn, msp, code, exc.chaincode.detail)
+
+
+PHASE_ENTRIES = {"advertise": "advertised", "shares": "shares", "submit": "submissions"}
+"""the ``GetRound`` field that lists who is in each phase"""
+
+
+def phase_closed(state: Mapping[str, Any], phase: str, t: int) -> bool:
+    """Whether ``phase`` of a round (``GetRound``) admits no one else, as the chaincode
+    decides: the round is no longer open, t voted to close the phase, or the next phase
+    has begun (shares posted close the advertise phase, a submission the share phase)."""
+    if phase not in PHASE_ENTRIES:
+        raise ValueError(f"unknown secure-aggregation phase {phase!r}")
+    following = {"advertise": "shares", "shares": "submissions"}.get(phase)
+    return (state["status"] != "open" or len(state.get("votes", {}).get(phase, ())) >= t
+            or (following is not None and bool(state.get(following))))
+
+
+def phase_standing(state: Mapping[str, Any], msp: str, phase: str, t: int) -> str:
+    """Where ``msp`` stands in ``phase`` of a round (``GetRound``): "in" (its entry is
+    there), "closed" (:func:`phase_closed`: it can no longer get in) or "open"."""
+    if msp in state.get(PHASE_ENTRIES.get(phase, ""), ()):
+        return "in"
+    return "closed" if phase_closed(state, phase, t) else "open"
 
 
 # --------------------------------------------------------------------- config
@@ -397,20 +422,33 @@ class LedgerMerger:
     def vote(self, rnd: int, phase: str) -> bool:
         """Vote to close ``phase`` ("advertise", "shares", "submit") of round ``rnd``
         without the parties still missing; True if the vote is (or already was) on
-        the ledger, False if the round is frozen already (nothing left to close)."""
-        try:
-            self._submit("VoteClose", self.run, str(rnd), phase)
-        except AlreadyDoneError:
-            return True
-        except RoundClosedError:
-            # Other registries' peers endorse too: this registry's own peer may not have
-            # the freeze yet (e.g. back from a network cut, catching up). Give it time to
-            # show the round closed before calling the refusal something else.
-            with contextlib.suppress(AggregationLedgerError):  # the wait ran out: the refusal stands
-                self.wait_for(rnd, lambda s: s["status"] != "open", "the round to close", PEER_CATCH_UP_S)
-                return False
-            raise
-        return True
+        the ledger, or the phase closed without it (t votes, or the next phase began);
+        False if the round is no longer open (nothing left to close).
+
+        A refusal (``PRECONDITION_FAILED``) is judged by the round on the own peer, for up
+        to :data:`PEER_CATCH_UP_S`: other registries' peers endorse too, and one may not
+        have this merger's entry of the phase yet ("has not advertised": the host-cut test,
+        where two mergers ended the run on it), or the own peer may not have the freeze yet
+        (back from a network cut). While the phase is open on the own peer the vote is sent
+        again; after that time the refusal stands."""
+        deadline = time.monotonic() + PEER_CATCH_UP_S
+        while True:
+            try:
+                self._submit("VoteClose", self.run, str(rnd), phase)
+                return True
+            except AlreadyDoneError:
+                return True
+            except RoundClosedError as exc:
+                refusal = exc
+            with contextlib.suppress(AggregationLedgerError):  # the round unreadable: as if open
+                state = self.state(rnd)
+                if state["status"] != "open":
+                    return False
+                if phase_closed(state, phase, self.config.threshold):
+                    return True
+            if time.monotonic() > deadline:
+                raise refusal
+            time.sleep(1.0)
 
     def freeze(self, rnd: int) -> bool:
         """Try to close the round; False while it may not be closed yet."""
