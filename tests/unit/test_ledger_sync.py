@@ -215,6 +215,25 @@ def test_orderer_failover_is_ridden_out() -> None:
     assert gone.calls == 2
 
 
+def test_an_ordering_service_without_a_leader_is_waited_out_for_the_orderer_patience() -> None:
+    """After a host was cut off, Raft on the others had no leader for ~20 s at a time, again
+    and again: a transaction no orderer takes is sent afresh for ``orderer_patience``
+    seconds (pauses growing to 5 s), however many times that is; then the error stands.
+    Other transient failures still count against ``retries``."""
+    from synthreg.ledger import SubmitError
+    from synthreg.ledger.sync import submit_synced
+
+    clock = _Clock()
+    dark = _FlakyContract([SubmitError("UNAVAILABLE: no orderers could successfully process transaction")] * 20)
+    res = submit_synced(dark, "Reveal", orgs=(), sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
+    assert (res.block_number, dark.calls) == (7, 21) and 70 < clock.t < 120  # 0.5 + 1 + ... + 5, then 5 s each
+    clock = _Clock()
+    gone = _FlakyContract([SubmitError("UNAVAILABLE: no orderers could successfully process transaction")] * 100)
+    with pytest.raises(SubmitError):
+        submit_synced(gone, "Reveal", orgs=(), sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
+    assert 120 <= clock.t < 130 and gone.calls < 40
+
+
 def _late_landing(lands: bool) -> None:
     """A lost transaction ("late"), a fresh one refused ALREADY_EXISTS; by the second
     lookup the own peer has the lost one's block if ``lands``."""

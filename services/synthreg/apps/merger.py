@@ -202,6 +202,10 @@ class MergerApp(App):
             self.set_status(detail=f"round {rnd}: {phase} write refused, writing again: {refusal}", force=True)
             sleep(1.0)
 
+    def _recorded(self, key: str) -> bool:
+        """Whether a trail record is under ``key`` (a PutRecord whose answer was lost landed)."""
+        return self.evaluate_or_none("GetRecord", key) is not None
+
     def _round_when(self, agg: str, rnd: int, pred: Any) -> Any:
         """A ``ready`` for :meth:`wait`: ``GetRound`` of ``agg`` round ``rnd`` once ``pred`` holds."""
         return lambda: (lambda s: s if s is not None and pred(s) else None)(
@@ -319,11 +323,11 @@ class MergerApp(App):
         frame = load_registry_csv(self.settings.data, schema)
         opener = record.proposer.get("msp") == self.msp  # only its merger may write the header (chaincode)
         if opener and self.evaluate_or_none("GetRecord", run_key(run)) is None:
-            self.contract.submit("PutRecord", run_key(run), json.dumps({
+            self.submit(spec, "PutRecord", run_key(run), json.dumps({
                 "schema_sha256": spec.schema_sha256, "config": cfg.to_dict(), "registries": list(spec.participants),
                 "audit_rounds": list(spec.audit_rounds), "averaging": "secagg-ledger-uniform",
                 "step_records": spec.step_records, "ceremony_id": spec.ceremony_id, "run_sha256": record.run_sha256},
-                sort_keys=True))
+                sort_keys=True), landed=functools.partial(self._recorded, run_key(run)))
 
         # 1. the encoder, from the securely summed histograms
         self.set_status(phase="encoder", force=True)
@@ -406,7 +410,8 @@ class MergerApp(App):
             entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
                                self.workspace.put(array_bytes(avg)),
                                self.workspace.put(audit_blob) if audit_blob is not None else None)
-            self.contract.submit("PutRecord", round_key(run, rnd, self.msp), entry.to_json())
+            key = round_key(run, rnd, self.msp)  # only this merger writes it: one there is its own
+            self.submit(spec, "PutRecord", key, entry.to_json(), landed=functools.partial(self._recorded, key))
 
         # 3. the bundle
         from synthreg.gan.bundle import write_bundle

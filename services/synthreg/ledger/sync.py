@@ -66,6 +66,12 @@ def wait_for_block(network: Network, orgs: Sequence[str], block: int, timeout: f
 RETRYABLE_VALIDATION = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
 """Validation codes of a transaction that lost a read race: it wrote nothing."""
 
+ORDERER_PATIENCE_S = 120.0
+"""How long :func:`submit_synced` keeps sending afresh a transaction no orderer took. After
+a host was cut off, each Raft leader of the others stalled ~20 s on its sends to the lost
+orderer and lost its followers, again and again (orderer logs of the host-cut test, stop
+23): with 4 consenters and 1 cut off, quorum needs every one left."""
+
 ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
 """The Gateway's text when endorsing peers simulated at different block heights."""
 
@@ -165,7 +171,8 @@ def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Call
 
 def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
                   sleep: Callable[[float], None] = time.sleep,
-                  transient: Mapping[str, bytes] | None = None) -> SubmitResult:
+                  transient: Mapping[str, bytes] | None = None, orderer_patience: float = ORDERER_PATIENCE_S,
+                  clock: Callable[[], float] = time.monotonic) -> SubmitResult:
     """Submit ``fn(*args)`` (with ``transient``, if given) and return once every peer of ``orgs`` has its block.
 
     For multi-party protocols whose next step, by another party, is endorsed
@@ -179,7 +186,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     block the caller's own peer had (:data:`ENDORSEMENTS_SHORT`). Orderer failures are ridden out too (Raft
     electing a new leader after one orderer died): a transaction no orderer
     accepted (:class:`~synthreg.ledger.SubmitError`) is submitted afresh after a
-    longer pause, and one whose commit status was lost
+    longer pause (up to 5 s), for ``orderer_patience`` seconds, and one whose commit status was lost
     (:class:`~synthreg.ledger.CommitStatusError`) is looked up in the ledger
     (:func:`committed`) and submitted afresh if no block holds it, or if it committed
     invalid with a read conflict (as when the status arrives).
@@ -192,19 +199,24 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     when the ledger now holds it.
     """
     lost: list[str] = []  # tx ids whose commit status was lost and no block held yet
-    for attempt in range(retries + 1):
+    attempt, unordered, unordered_since = 0, 0, clock()
+    while True:
         try:
             res = contract.submit(fn, *args) if transient is None else contract.submit(fn, *args, transient=transient)
             break
         except SubmitError as exc:
             # No orderer confirmed it. Usually nothing was written, but an orderer that died
             # (the Raft leader killed) may have taken it into its log before its answer was
-            # lost: remember it like a lost commit status.
+            # lost: remember it like a lost commit status. Sent afresh for orderer_patience
+            # seconds, not a number of times: Raft without a leader for a minute or more is
+            # what a host cut off from the others costs (stop 23, the host-cut test).
             if exc.tx_id:
                 lost.append(exc.tx_id)
-            if attempt == retries:
+            unordered_since = unordered_since if unordered else clock()
+            unordered += 1
+            if clock() - unordered_since >= orderer_patience:
                 raise
-            sleep(0.5 * (attempt + 1))
+            sleep(min(0.5 * unordered, 5.0))
             continue
         except CommitStatusError as exc:
             try:
@@ -213,6 +225,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
                 if invalid.name not in RETRYABLE_VALIDATION or attempt == retries:
                     raise
                 sleep(0.05 * (attempt + 1))
+                attempt += 1
                 continue
             if found is not None:
                 res = found
@@ -220,6 +233,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             lost.append(exc.tx_id)
             if attempt == retries:
                 raise
+            attempt += 1
             continue
         except CommitError as exc:
             if exc.name not in RETRYABLE_VALIDATION or attempt == retries:
@@ -240,5 +254,6 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             elif behind:
                 _let_lagging_peers_catch_up(contract, exc, sleep, timeout=min(0.5 * (attempt + 1), 2.0))
         sleep(0.05 * (attempt + 1))
+        attempt += 1
     wait_for_block(contract.network, orgs, res.block_number)
     return res
