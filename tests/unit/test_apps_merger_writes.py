@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synthreg.apps.merger import MergerApp, phase_standing
-from synthreg.chain.secagg import AggregationLedgerError, RoundClosedError
+from synthreg.chain.secagg import AggregationLedgerError, AlreadyDoneError, RoundClosedError
 from synthreg.ledger.errors import (
     ChaincodeInfo,
     CommitError,
@@ -156,6 +156,34 @@ def test_a_write_that_landed_after_all_is_in() -> None:
     assert _write(app, _Ledger(_round(shares=SHARED, submissions=("Registry4MSP",))),
                   _writes(_failed(SubmitError("broadcast stream closed")))) is None
     assert app.observed == []
+
+
+def test_a_duplicate_refusal_is_the_earlier_attempt_landing() -> None:
+    """Sent again after a failure, the write is refused ALREADY_EXISTS by a peer that has the
+    earlier attempt; once the own peer shows the entry the merger is in (it does not leave)."""
+    app = _Merger()
+    dup = _failed(EndorseChaincodeError("refused", ChaincodeInfo("ALREADY_EXISTS", "advertisement exists")),
+                  AlreadyDoneError)
+    ledger = _Ledger(_round(advertised=SHARED[:2]), _round())  # the own peer a block behind, then caught up
+    assert _write(app, ledger, _writes(dup, dup), "advertise") is None
+    assert app.observed == [] and len(app.details) == 1
+
+
+def test_advertise_sent_again_is_the_same_advertisement() -> None:
+    """A retried Advertise reuses the round's party (kept before the write), so an earlier
+    attempt that landed and the retry carry one key and one seed commitment."""
+    from synthreg.chain.secagg import AggregationConfig, LedgerMerger
+
+    merger = LedgerMerger(None, "Registry1MSP", "run-1",  # type: ignore[arg-type]
+                          AggregationConfig.default(list(SHARED), 4))
+    sent: list[tuple[str, ...]] = []
+    merger._submit = lambda fn, *args, **kw: sent.append(args) or "tx"  # type: ignore[method-assign]
+    merger.advertise(2)
+    merger.advertise(2)
+    assert len(sent) == 2 and sent[0] == sent[1]
+    merger.forget(2)
+    merger.advertise(2)
+    assert sent[2] != sent[0]  # a new round party after forget
 
 
 def test_a_phase_that_stays_open_past_the_patience_leaves_the_merger_out() -> None:

@@ -21,7 +21,7 @@ from synthreg.chain.secagg import (
     open_aggregation,
 )
 from synthreg.chain.steps import LedgerSteps, StepLedgerError
-from synthreg.ledger import ChaincodeError, Contract, Gateway, SubmitError, ecdsa_signer
+from synthreg.ledger import ChaincodeError, Contract, Gateway, SubmitError, ecdsa_signer, sync
 from synthreg.ledger.errors import ErrorDetail
 from synthreg.ledger.testing import FakeFailure, FakeGateway, FakeGatewayServicer, make_test_identity, serve_fake
 
@@ -65,7 +65,9 @@ def test_aggregation_errors_come_from_the_parsed_chaincode_code(
     assert isinstance(err.value.__cause__, ChaincodeError)
 
 
-def test_aggregation_failure_outside_the_chaincode_has_no_code(fake: FakeGateway, ganledger: Contract) -> None:
+def test_aggregation_failure_outside_the_chaincode_has_no_code(fake: FakeGateway, ganledger: Contract,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync, "ORDERER_PATIENCE_S", 0.0)  # no orderer takes it: raised at once
     fake.servicer.failures["Submit"] = FakeFailure(grpc.StatusCode.UNAVAILABLE, "orderer unreachable")
     with pytest.raises(AggregationLedgerError) as err:
         open_aggregation(ganledger, "Registry1MSP", "r1", CONFIG)

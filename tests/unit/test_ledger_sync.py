@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import grpc
 import pytest
 from fabric_protos.common import ledger_pb2
 
@@ -232,6 +233,11 @@ def test_an_ordering_service_without_a_leader_is_waited_out_for_the_orderer_pati
     with pytest.raises(SubmitError):
         submit_synced(gone, "Reveal", orgs=(), sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
     assert 120 <= clock.t < 130 and gone.calls < 40
+    refused = _FlakyContract([SubmitError("received unsuccessful response from orderer: status=FORBIDDEN",
+                                          code=grpc.StatusCode.ABORTED)] * 100)
+    with pytest.raises(SubmitError, match="FORBIDDEN"):  # a verdict, not an outage: `retries` more tries only
+        submit_synced(refused, "Reveal", orgs=(), sleep=lambda s: None)  # type: ignore[arg-type]
+    assert refused.calls == 9
 
 
 def _late_landing(lands: bool) -> None:

@@ -54,6 +54,7 @@ from synthreg.chain.secagg import (
     PEER_CATCH_UP_S,
     AggregationConfig,
     AggregationLedgerError,
+    AlreadyDoneError,
     DisagreementError,
     LedgerMerger,
     RoundClosedError,
@@ -157,7 +158,8 @@ class MergerApp(App):
                sleep: Callable[[float], None] = time.sleep) -> np.ndarray | None:
         """This merger's write of ``phase`` ("advertise", "shares", "submit"); None once it
         is on the ledger. A refusal as "closed" (:class:`RoundClosedError`: any
-        ``PRECONDITION_FAILED``), or a write that failed without writing anything
+        ``PRECONDITION_FAILED``) or as a duplicate (:class:`AlreadyDoneError`: an earlier
+        attempt landed after all), or a write that failed without writing anything
         (:func:`~synthreg.ledger.sync.wrote_nothing`: no endorsement, or no orderer took it,
         after :func:`~synthreg.ledger.sync.submit_synced`'s retries), is judged by the round
         on this merger's own peer (:func:`phase_standing`):
@@ -179,7 +181,7 @@ class MergerApp(App):
             try:
                 write()
                 return None
-            except RoundClosedError as exc:
+            except (RoundClosedError, AlreadyDoneError) as exc:  # refused, or an earlier attempt landed
                 refusal: AggregationLedgerError = exc
             except AggregationLedgerError as exc:
                 if not wrote_nothing(exc.__cause__):

@@ -363,9 +363,10 @@ class LedgerMerger:
 
     # -- phases
     def advertise(self, rnd: int) -> str:
-        party = Party.new(self.config.params(self.run, rnd), self.msp)
+        # Kept before the write, and sent again unchanged by a retry: a write that fails
+        # yet lands (an orderer died with it) is this party's.
+        party = self._parties.get(rnd) or Party.new(self.config.params(self.run, rnd), self.msp)
         adv = party.advertisement()
-        # kept before the write: one that fails yet lands (an orderer died with it) is this party's
         self._parties[rnd] = party
         return self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
 

@@ -17,6 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+import grpc
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
@@ -169,9 +170,15 @@ def committed(contract: Contract, tx_id: str, timeout: float = 20.0, clock: Call
         sleep(0.5)
 
 
+def _no_orderer_available(exc: SubmitError) -> bool:
+    """Whether no orderer could be reached or had a Raft leader (gRPC UNAVAILABLE or a
+    deadline), rather than one that answered with a verdict on the transaction."""
+    return exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or "UNAVAILABLE" in exc.message
+
+
 def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], retries: int = 8,
                   sleep: Callable[[float], None] = time.sleep,
-                  transient: Mapping[str, bytes] | None = None, orderer_patience: float = ORDERER_PATIENCE_S,
+                  transient: Mapping[str, bytes] | None = None, orderer_patience: float | None = None,
                   clock: Callable[[], float] = time.monotonic) -> SubmitResult:
     """Submit ``fn(*args)`` (with ``transient``, if given) and return once every peer of ``orgs`` has its block.
 
@@ -186,7 +193,8 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     block the caller's own peer had (:data:`ENDORSEMENTS_SHORT`). Orderer failures are ridden out too (Raft
     electing a new leader after one orderer died): a transaction no orderer
     accepted (:class:`~synthreg.ledger.SubmitError`) is submitted afresh after a
-    longer pause (up to 5 s), for ``orderer_patience`` seconds, and one whose commit status was lost
+    longer pause (up to 5 s), for ``orderer_patience`` seconds (default
+    :data:`ORDERER_PATIENCE_S`), and one whose commit status was lost
     (:class:`~synthreg.ledger.CommitStatusError`) is looked up in the ledger
     (:func:`committed`) and submitted afresh if no block holds it, or if it committed
     invalid with a read conflict (as when the status arrives).
@@ -198,6 +206,7 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
     an ``ALREADY_EXISTS`` refusal after such a loss is the earlier attempt's success
     when the ledger now holds it.
     """
+    patience = ORDERER_PATIENCE_S if orderer_patience is None else orderer_patience
     lost: list[str] = []  # tx ids whose commit status was lost and no block held yet
     attempt, unordered, unordered_since = 0, 0, clock()
     while True:
@@ -212,11 +221,17 @@ def submit_synced(contract: Contract, fn: str, *args: str, orgs: Sequence[str], 
             # what a host cut off from the others costs (stop 23, the host-cut test).
             if exc.tx_id:
                 lost.append(exc.tx_id)
-            unordered_since = unordered_since if unordered else clock()
-            unordered += 1
-            if clock() - unordered_since >= orderer_patience:
+            if _no_orderer_available(exc):
+                unordered_since = unordered_since if unordered else clock()
+                unordered += 1
+                if clock() - unordered_since >= patience:
+                    raise
+                sleep(min(0.5 * unordered, 5.0))
+                continue
+            if attempt == retries:  # an orderer's verdict on the transaction: a few more tries only
                 raise
-            sleep(min(0.5 * unordered, 5.0))
+            sleep(0.5 * (attempt + 1))
+            attempt += 1
             continue
         except CommitStatusError as exc:
             try:
