@@ -61,6 +61,7 @@ from synthreg.chain.secagg import (
     RoundVoidError,
     left_out_of,
     open_aggregation,
+    phase_closed,
     phase_standing,
 )
 from synthreg.crypto.ckks import encrypt_vector, load_public_context
@@ -116,21 +117,23 @@ class MergerApp(App):
         left_out = self._write(merger, rnd, run, lambda: merger.advertise(rnd), "advertise", t)
         if left_out is not None:
             return left_out
-        until(lambda s: len(s["advertised"]) == n or len(s["votes"]["advertise"]) >= t or bool(s["shares"]),
+        # each wait: everyone it expects is in, or the phase closed (phase_closed; a round that
+        # is no longer open already has submissions, hence shares)
+        until(lambda s: len(s["advertised"]) == n or phase_closed(s, "advertise", t),
               "every advertisement (or t votes)", vote="advertise")
         left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "shares", t)
         if left_out is not None:
             return left_out
-        until(lambda s: len(s["shares"]) == len(s["advertised"]) or len(s["votes"]["shares"]) >= t
-              or bool(s["submissions"]), "every advertised merger's shares (or t votes)", vote="shares")
+        until(lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
+              "every advertised merger's shares (or t votes)", vote="shares")
         left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob),
                                "submit", t)
         if left_out is not None:
             return left_out
         # Freeze: once everyone who shared submitted, or t voted; the first survivor
         # freezes, any other merger too if the round is still open a timeout later.
-        state = until(lambda s: s["status"] != "open" or len(s["submissions"]) == len(s["shares"])
-                      or len(s["votes"]["submit"]) >= t, "every submission (or t votes)", vote="submit")
+        state = until(lambda s: len(s["submissions"]) == len(s["shares"]) or phase_closed(s, "submit", t),
+                      "every submission (or t votes)", vote="submit")
         if state["status"] == "open":
             if min(state["submissions"]) == self.msp:
                 merger.freeze(rnd)

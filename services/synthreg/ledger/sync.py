@@ -137,11 +137,13 @@ def _let_endorsers_converge(contract: Contract, exc: GatewayError, sleep: Callab
 
 def wrote_nothing(exc: BaseException | None) -> bool:
     """Whether a failed write (what :func:`submit_synced` raised, e.g. the ``__cause__`` of
-    a caller's own error) left nothing on the ledger: no endorsement was collected (peers
-    unreachable, or their answers did not match; not a chaincode verdict, which says
-    something about the request), or no orderer accepted it. The same judgement
-    :func:`submit_synced` makes when it sends such a transaction afresh. A lost commit
-    status, or a commit that validation refused, is not such a failure."""
+    a caller's own error) most likely left nothing on the ledger: no endorsement was
+    collected (peers unreachable, or their answers did not match; not a chaincode verdict,
+    which says something about the request), or no orderer confirmed it. The same judgement
+    :func:`submit_synced` makes when it sends such a transaction afresh; an orderer that
+    died with it may still have ordered it, so a caller checks the ledger before it acts
+    on "nothing" (``MergerApp._write``). A lost commit status, or a commit that validation
+    refused, is not such a failure."""
     return isinstance(exc, SubmitError) or (isinstance(exc, EndorseError) and not isinstance(exc, ChaincodeError))
 
 
