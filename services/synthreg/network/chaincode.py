@@ -39,6 +39,13 @@ from synthreg.network.topology import Org
 if TYPE_CHECKING:
     from synthreg.network.launcher import Launcher
 
+
+TRANSIENT = (r"SERVICE_UNAVAILABLE|no Raft leader|connection refused|deadline exceeded|code = Unavailable"
+             r"|timed out waiting for txid")
+"""CLI failures worth another attempt: no ordering service or no leader yet, a connection
+lost, or the own peer not yet having the block with the transaction (which the orderer
+took: a retry is refused as "unchanged content" once it has it, and ``done`` sees it)"""
+
 VERSION = "1.0"
 
 
@@ -75,9 +82,10 @@ class Deployer:
         self.submit_timeout = 60.0
         """how long lifecycle transactions are retried while the ordering service has no
         leader (a registry approving before a majority of orderers joined waits longer)"""
-        self.attempt_timeout = 120.0
-        """how long one lifecycle CLI call may take before it is abandoned and retried (a
-        healthy one takes seconds; the CLI's own wait for the commit event is 30 s)"""
+        self.attempt_timeout = 60.0
+        """how long one lifecycle CLI call may take before it is abandoned and retried via the
+        next orderer (a healthy one takes seconds; the CLI's own wait for the commit event is
+        30 s)"""
 
     # --- build ---------------------------------------------------------------
     def build(self, name: str) -> str:
@@ -190,34 +198,74 @@ class Deployer:
     def _approved(self, org: Org, channel: str, name: str) -> bool:
         return self.approvals(org, channel, name).get(org.msp_id, False)
 
-    def _submit_with_retry(self, argv: list[str], org: Org, what: str, timeout: float | None = None,
+    def orderer_choices(self, org: Org) -> list[tuple[str, list[str]]]:
+        """(endpoint, CLI flags) of the orderers a lifecycle transaction may go to: ``org``'s
+        own first, then every other member's. Any consenter takes a broadcast and forwards it
+        to the Raft leader, so a registry whose own orderer leaves it unanswered goes on
+        through another."""
+        own = (org.orderer_endpoint, self.l.orderer_flags(org))
+        others = [(m.org.orderer_endpoint, ["-o", m.org.orderer_endpoint, "--tls", "--cafile", str(m.tls_ca_cert)])
+                  for m in self.l.members() if m.org.msp_id != org.msp_id]
+        return [own, *others]
+
+    def _orderer_view(self, org: Org, channel: str) -> str:
+        """The last line ``org``'s own orderer logged about ``channel`` (its Raft state), for
+        the log line of an attempt it left unanswered; '' when there is none."""
+        log = self.cfg.logs_dir / f"orderer-{org.name}.log"
+        try:
+            with log.open("rb") as f:
+                f.seek(max(0, log.stat().st_size - 256_000))
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in tail.splitlines() if f"channel={channel}" in line]
+        return lines[-1].strip()[:300] if lines else ""
+
+    def _submit_with_retry(self, argv: Callable[[list[str]], list[str]], org: Org, what: str,
+                           channel: str, timeout: float | None = None,
                            done: Callable[[], bool] | None = None) -> None:
-        """Lifecycle transactions can race the Raft leader election right after start-up,
-        a loaded machine can see the orderer close the CLI's connection (gRPC Unavailable,
-        e.g. GOAWAY "too_many_pings"), and an orderer that has just joined a channel can
-        leave the CLI waiting for its broadcast answer (the CLI sets no deadline there; a
-        CI join hung 300 s on it). Retry on such errors and on an attempt that outlives
-        :attr:`attempt_timeout`, until a deadline. ``done`` tells whether an attempt whose
-        answer was lost, or which failed, landed anyway (then it is not sent again)."""
+        """Send a lifecycle transaction (``argv(orderer_flags)``) until it lands or a deadline.
+
+        Lifecycle transactions can race the Raft leader election right after start-up, a
+        loaded machine can see the orderer close the CLI's connection (gRPC Unavailable,
+        e.g. GOAWAY "too_many_pings"), and an orderer can leave the CLI waiting for its
+        broadcast answer (the CLI sets no deadline there; a CI join hung 300 s on it, and
+        another one four times 120 s on the same orderer). So: each attempt has its own
+        deadline (:attr:`attempt_timeout`); an attempt that outlives it, or fails with such
+        an error, is retried on the next orderer of :meth:`orderer_choices` (own first);
+        an error from another member's orderer is retried too (it may not serve the channel
+        yet). ``done`` tells whether an attempt whose answer was lost, or which failed,
+        landed anyway (then it is not sent again)."""
         from synthreg.network.launcher import NetworkError, run_cmd
 
         deadline = time.monotonic() + (self.submit_timeout if timeout is None else timeout)
+        choices = self.orderer_choices(org)
+        attempt = 0
         while True:
+            endpoint, flags = choices[attempt % len(choices)]
+            own = attempt % len(choices) == 0
+            attempt += 1
             try:
-                out = run_cmd(argv, self.l.peer_admin_env(org), check=False, timeout=self.attempt_timeout)
+                out = run_cmd(argv(flags), self.l.peer_admin_env(org), check=False, timeout=self.attempt_timeout)
             except subprocess.TimeoutExpired:
                 error, transient = f"no answer in {self.attempt_timeout:.0f} s", True
+                view = self._orderer_view(org, channel) if own else ""
+                if view:
+                    error += f" (own orderer's last word on '{channel}': {view})"
+                gist = error
             else:
                 if out.returncode == 0:
                     return
-                error = out.stderr.strip()[-3000:]
-                transient = bool(re.search(r"SERVICE_UNAVAILABLE|no Raft leader|connection refused"
-                                           r"|deadline exceeded|code = Unavailable", out.stderr, re.I))
+                gist, error = _gist(out.stderr), out.stderr.strip()[-3000:]
+                if gist not in error:
+                    error = f"{gist}\n[...]\n{error}"
+                transient = not own or bool(re.search(TRANSIENT, out.stderr, re.I))
             if done is not None and done():
                 return
             if not transient or time.monotonic() > deadline:
                 raise NetworkError(f"{what} failed:\n{error}")
-            self.l.log(f"{what}: {error.splitlines()[-1] if error else 'failed'}; retrying")
+            nxt = choices[attempt % len(choices)][0]
+            self.l.log(f"{what} via {endpoint}: {gist}; retrying via {nxt}")
             time.sleep(0.5)
 
     def deploy(self, channel: str, name: str) -> None:
@@ -237,10 +285,10 @@ class Deployer:
                 continue  # (a registry added later approves the committed definition too)
             if not self._approved(org, channel, name):
                 self._submit_with_retry(
-                    [self.l.bin("peer"), "lifecycle", "chaincode", "approveformyorg",
-                     *self.l.orderer_flags(org), *self._definition_flags(channel, name),
-                     "--package-id", pkg_id, "--waitForEvent"],
-                    org, f"approve {name} for {org.msp_id}",
+                    _around_orderer([self.l.bin("peer"), "lifecycle", "chaincode", "approveformyorg"],
+                                    [*self._definition_flags(channel, name), "--package-id", pkg_id,
+                                     "--waitForEvent"]),
+                    org, f"approve {name} for {org.msp_id}", channel,
                     done=functools.partial(self._approved, org, channel, name))
                 self.l.log(f"{org.msp_id} approved {name} on '{channel}'")
 
@@ -266,9 +314,9 @@ class Deployer:
 
             try:
                 self._submit_with_retry(
-                    [self.l.bin("peer"), "lifecycle", "chaincode", "commit", *self.l.orderer_flags(committer),
-                     *self._definition_flags(channel, name), *peers, "--waitForEvent"],
-                    committer, f"commit {name} on '{channel}'",
+                    _around_orderer([self.l.bin("peer"), "lifecycle", "chaincode", "commit"],
+                                    [*self._definition_flags(channel, name), *peers, "--waitForEvent"]),
+                    committer, f"commit {name} on '{channel}'", channel,
                     done=lambda: self.is_committed(committer, channel, name))
             except NetworkError as exc:
                 # Registries run `consortium commit` at the same time: another one's commit of
@@ -291,6 +339,20 @@ class Deployer:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} not committed on the peer of {org.msp_id}")
                 time.sleep(0.2)
+
+
+def _gist(error: str) -> str:
+    """The line of a CLI failure worth logging: its last error line (``Error: ...``, or a log
+    line at ERRO level; the CLI prints its usage, ~3 kB, after some errors), else its last
+    line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in error.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error:" in line or " ERRO " in line]
+    return (errors or lines or ["failed"])[-1]
+
+
+def _around_orderer(before: list[str], after: list[str]) -> Callable[[list[str]], list[str]]:
+    """A CLI command line with the orderer flags (one orderer's) between ``before`` and ``after``."""
+    return lambda orderer: [*before, *orderer, *after]
 
 
 __all__ = ["PACKAGE_MODE", "Deployer", "write_private"]
