@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,11 +41,26 @@ def registry_parts(n: int = 3, rows: int = 120) -> tuple[list[pd.DataFrame], str
     return [p.head(rows) for p in parts], dataset_schema("rotterdam").dump()
 
 
-def finish(procs: Mapping[str, subprocess.Popen[str]], timeout: float = 900) -> None:
-    """Wait for commands started together (the joins); fail on the first that failed."""
+def finish(procs: Mapping[str, subprocess.Popen[str]], timeout: float = 900,
+           logs: Mapping[str, Iterable[Path]] | None = None) -> None:
+    """Wait for commands started together (the joins); fail on the first that failed, with
+    the last warnings and errors of its node ``logs`` (CI keeps only its output's tail)."""
     for label, proc in procs.items():
         out, _ = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, f"{label} failed:\n{out[-4000:]}"
+        if proc.returncode != 0:
+            raise AssertionError(f"{label} failed:\n{out[-4000:]}" + "".join(
+                log_tail(path) for path in (logs or {}).get(label, ())))
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The last ``lines`` WARN/ERRO lines of a node log, without colours, each cut at 240
+    characters ('' when the log is missing)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    picked = [re.sub(r"\x1b\[[0-9;]*m", "", x)[:240] for x in text.splitlines() if " WARN" in x or " ERRO" in x]
+    return f"\n--- {path.name}, last {lines} warnings/errors:\n" + "\n".join(picked[-lines:])
 
 
 @dataclass
@@ -89,6 +105,10 @@ class HostConsortium:
         self.cli(i, "registry", "init", "--org", MSPS[i - 1], "--host", self.hosts.address(i), *port,
                  "--home", str(self.home(i)))
         self.cli(i, "registry", "node", "up", "--home", str(self.home(i)))
+
+    def node_logs(self, i: int) -> list[Path]:
+        """Registry ``i``'s orderer and peer logs."""
+        return [self.home(i) / "logs" / f"{node}-registry{i}.log" for node in ("orderer", "peer")]
 
     def join(self, i: int, bundle: Path) -> subprocess.Popen[str]:
         return self.spawn(i, "registry", "join", "--home", str(self.home(i)), "--consortium", str(bundle))

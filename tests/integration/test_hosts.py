@@ -37,7 +37,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConsort
         bundle = c.base / "bundle.json"
         c.cli(1, "consortium", "create", "--out", str(bundle),
               *[a for i in range(1, 4) for a in ("--org-def", str(c.home(i) / "org-def.json"))])
-        finish({f"join of registry {i}": c.join(i, bundle) for i in range(1, 4)})
+        finish({f"join of registry {i}": c.join(i, bundle) for i in range(1, 4)},
+               logs={f"join of registry {i}": c.node_logs(i) for i in range(1, 4)})
         for i in range(1, 4):
             c.cli(i, "consortium", "commit", "--home", str(c.home(i)))
         c.cli(1, "keys", "ceremony", "-t", "2", "--org", MSPS[0], "--home", str(c.home(1)))

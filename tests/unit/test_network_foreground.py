@@ -188,6 +188,7 @@ def test_a_call_the_own_orderer_leaves_unanswered_goes_on_via_another_members_or
     line = next(x for x in launcher.lines if "no answer" in x)
     assert f"approve x via {own}: no answer in 60 s (own orderer's last word on 'gan': " in line
     assert line.endswith("Raft leader changed: 0 -> 2 channel=gan node=3); retrying via " + other)
+    assert "own peer's" not in line  # (no peer log here)
 
 
 def test_an_error_from_another_members_orderer_is_retried_on_the_own_one(

@@ -208,18 +208,18 @@ class Deployer:
                   for m in self.l.members() if m.org.msp_id != org.msp_id]
         return [own, *others]
 
-    def _orderer_view(self, org: Org, channel: str) -> str:
-        """The last line ``org``'s own orderer logged about ``channel`` (its Raft state), for
-        the log line of an attempt it left unanswered; '' when there is none."""
-        log = self.cfg.logs_dir / f"orderer-{org.name}.log"
+    def _last_word(self, org: Org, node: str, channel: str) -> str:
+        """The last line ``org``'s own ``node`` ("orderer" or "peer") logged about ``channel``,
+        for the log line of an attempt left unanswered; '' when there is none."""
+        log = self.cfg.logs_dir / f"{node}-{org.name}.log"
         try:
             with log.open("rb") as f:
                 f.seek(max(0, log.stat().st_size - 256_000))
                 tail = f.read().decode(errors="replace")
         except OSError:
             return ""
-        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in tail.splitlines() if f"channel={channel}" in line]
-        return lines[-1].strip()[:300] if lines else ""
+        lines = [_plain(line) for line in tail.splitlines() if f"channel={channel}" in line]
+        return lines[-1][:300] if lines else ""
 
     def _submit_with_retry(self, argv: Callable[[list[str]], list[str]], org: Org, what: str,
                            channel: str, timeout: float | None = None,
@@ -249,9 +249,9 @@ class Deployer:
                 out = run_cmd(argv(flags), self.l.peer_admin_env(org), check=False, timeout=self.attempt_timeout)
             except subprocess.TimeoutExpired:
                 error, transient = f"no answer in {self.attempt_timeout:.0f} s", True
-                view = self._orderer_view(org, channel) if own else ""
-                if view:
-                    error += f" (own orderer's last word on '{channel}': {view})"
+                for node in ("orderer", "peer") if own else ():
+                    if view := self._last_word(org, node, channel):
+                        error += f" (own {node}'s last word on '{channel}': {view})"
                 gist = error
             else:
                 if out.returncode == 0:
@@ -341,11 +341,16 @@ class Deployer:
                 time.sleep(0.2)
 
 
+def _plain(line: str) -> str:
+    """A log line without its terminal colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+
+
 def _gist(error: str) -> str:
     """The line of a CLI failure worth logging: its last error line (``Error: ...``, or a log
     line at ERRO level; the CLI prints its usage, ~3 kB, after some errors), else its last
     line."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in error.splitlines() if line.strip()]
+    lines = [_plain(line) for line in error.splitlines() if line.strip()]
     errors = [line for line in lines if "Error:" in line or " ERRO " in line]
     return (errors or lines or ["failed"])[-1]
 
