@@ -191,7 +191,8 @@ def mixed_consortium(base: Path) -> Iterator[Mixed]:
         t0 = time.monotonic()
         finish({"join of Registry1": c.join(1, bundle), "join of Registry2": c.join(2, bundle),
                 "join of Registry3 (exec node)": r3.spawn("exec", "-T", "node", "synthreg", "registry", "join",
-                                                          "--consortium", "/srv/exchange/bundle.json")})
+                                                          "--consortium", "/srv/exchange/bundle.json")},
+               logs={"join of Registry1": c.node_logs(1), "join of Registry2": c.node_logs(2)})
         print(f"three joins: {time.monotonic() - t0:.0f}s")
         for i in (1, 2):
             c.cli(i, "consortium", "commit", "--home", str(c.home(i)))
