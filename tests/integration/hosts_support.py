@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 
 from synthreg.data import load_dataset, split_registries
 from synthreg.data.datasets import dataset_schema
+from synthreg.network import process
 from synthreg.network.netns import Hosts
 
 MSPS = ["Registry1MSP", "Registry2MSP", "Registry3MSP", "Registry4MSP"]
@@ -49,18 +49,16 @@ def finish(procs: Mapping[str, subprocess.Popen[str]], timeout: float = 900,
         out, _ = proc.communicate(timeout=timeout)
         if proc.returncode != 0:
             raise AssertionError(f"{label} failed:\n{out[-4000:]}" + "".join(
-                log_tail(path) for path in (logs or {}).get(label, ())))
+                node_log_tail(path) for path in (logs or {}).get(label, ())))
 
 
-def log_tail(path: Path, lines: int = 12) -> str:
+def node_log_tail(path: Path, lines: int = 12) -> str:
     """The last ``lines`` WARN/ERRO lines of a node log, without colours, each cut at 240
     characters ('' when the log is missing)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
+    if not path.exists():
         return ""
-    picked = [re.sub(r"\x1b\[[0-9;]*m", "", x)[:240] for x in text.splitlines() if " WARN" in x or " ERRO" in x]
-    return f"\n--- {path.name}, last {lines} warnings/errors:\n" + "\n".join(picked[-lines:])
+    picked = process.log_lines(path, lambda x: " WARN" in x or " ERRO" in x, lines)
+    return f"\n--- {path.name}, last {lines} warnings/errors:\n" + "\n".join(x[:240] for x in picked)
 
 
 @dataclass

@@ -203,22 +203,19 @@ class Deployer:
         own first, then every other member's. Any consenter takes a broadcast and forwards it
         to the Raft leader, so a registry whose own orderer leaves it unanswered goes on
         through another."""
+        from synthreg.network.launcher import orderer_cli_flags
+
         own = (org.orderer_endpoint, self.l.orderer_flags(org))
-        others = [(m.org.orderer_endpoint, ["-o", m.org.orderer_endpoint, "--tls", "--cafile", str(m.tls_ca_cert)])
+        others = [(m.org.orderer_endpoint, orderer_cli_flags(m.org.orderer_endpoint, m.tls_ca_cert))
                   for m in self.l.members() if m.org.msp_id != org.msp_id]
         return [own, *others]
 
     def _last_word(self, org: Org, node: str, channel: str) -> str:
-        """The last line ``org``'s own ``node`` ("orderer" or "peer") logged about ``channel``,
-        for the log line of an attempt left unanswered; '' when there is none."""
-        log = self.cfg.logs_dir / f"{node}-{org.name}.log"
-        try:
-            with log.open("rb") as f:
-                f.seek(max(0, log.stat().st_size - 256_000))
-                tail = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        lines = [_plain(line) for line in tail.splitlines() if f"channel={channel}" in line]
+        """The last line ``org``'s own ``node`` ("orderer" or "peer") logged about ``channel``
+        (read from the log's last 256 kB), for the log line of an attempt left unanswered;
+        '' when there is none."""
+        lines = process.log_lines(self.cfg.logs_dir / f"{node}-{org.name}.log",
+                                  lambda line: f"channel={channel}" in line, 1, max_bytes=256_000)
         return lines[-1][:300] if lines else ""
 
     def _submit_with_retry(self, argv: Callable[[list[str]], list[str]], org: Org, what: str,
@@ -341,16 +338,11 @@ class Deployer:
                 time.sleep(0.2)
 
 
-def _plain(line: str) -> str:
-    """A log line without its terminal colours."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
-
-
 def _gist(error: str) -> str:
     """The line of a CLI failure worth logging: its last error line (``Error: ...``, or a log
     line at ERRO level; the CLI prints its usage, ~3 kB, after some errors), else its last
     line."""
-    lines = [_plain(line) for line in error.splitlines() if line.strip()]
+    lines = [process.plain(line) for line in error.splitlines() if line.strip()]
     errors = [line for line in lines if "Error:" in line or " ERRO " in line]
     return (errors or lines or ["failed"])[-1]
 

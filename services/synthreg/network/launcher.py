@@ -38,6 +38,11 @@ class NetworkError(RuntimeError):
     """A launcher step failed; the message says which and how."""
 
 
+def orderer_cli_flags(endpoint: str, tls_ca_cert: Path) -> list[str]:
+    """The peer CLI's flags for sending to the orderer at ``endpoint`` over TLS."""
+    return ["-o", endpoint, "--tls", "--cafile", str(tls_ca_cert)]
+
+
 def run_cmd(argv: list[str], env: dict[str, str] | None = None, *, check: bool = True,
             cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a Fabric CLI command; on failure raise NetworkError with its output."""
@@ -94,7 +99,7 @@ class Launcher:
         }
 
     def orderer_flags(self, org: Org) -> list[str]:
-        return ["-o", org.orderer_endpoint, "--tls", "--cafile", str(self.crypto(org).tls_ca_cert)]
+        return orderer_cli_flags(org.orderer_endpoint, self.crypto(org).tls_ca_cert)
 
     # --- steps ---------------------------------------------------------------
     def generate_crypto(self) -> None:

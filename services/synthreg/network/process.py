@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import ssl
@@ -19,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,26 @@ def log_tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log)"
+
+
+def log_lines(path: Path, want: Callable[[str], bool], lines: int, max_bytes: int | None = None) -> list[str]:
+    """The last ``lines`` lines of a process log that ``want`` picks (judged on the raw
+    line), without terminal colours; only the last ``max_bytes`` of the log are read when
+    given. ``[]`` when the log is missing."""
+    try:
+        with path.open("rb") as f:
+            if max_bytes is not None:
+                f.seek(max(0, path.stat().st_size - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    picked = [plain(line) for line in text.splitlines() if want(line)]
+    return picked[-lines:] if lines else []
+
+
+def plain(line: str) -> str:
+    """A log line without its terminal colours (Fabric colours its level names)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
 
 
 @dataclass(frozen=True)
