@@ -24,11 +24,14 @@ Usage (starts its own network on base port 9900 unless --home is given):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -111,6 +114,82 @@ def registry_files(profile: Profile, frames: list[pd.DataFrame], schema: Schema,
     return data, schema_files
 
 
+CPU_PARTS = ("peer", "orderer", "chaincode", "generator", "discriminator", "merger", "supervisor")
+
+
+def _cpu_part(argv: list[str]) -> str | None:
+    """Which part of a registry stack a process is (by its command line), or None."""
+    if not argv:
+        return None
+    exe = Path(argv[0]).name
+    if exe in ("peer", "orderer"):
+        return exe
+    if exe in ("ganledger", "keyvault"):
+        return "chaincode"
+    if "synthreg.cli.main" in argv or exe == "synthreg":
+        if "app" in argv:
+            return next((r for r in ("generator", "discriminator", "merger") if r in argv), None)
+        if "supervise" in argv:
+            return "supervisor"
+    return None
+
+
+class CpuMeter:
+    """CPU seconds (user + system) per part of the stacks while it runs: every process of
+    :data:`CPU_PARTS` is sampled from /proc every ``interval`` s, counted from its value at
+    start (0 for a process started later) to its last sample (a process that exits loses
+    at most ``interval`` s). Linux only."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.wall = 0.0
+
+    def _sample(self, first: bool) -> None:
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                argv = (d / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                part = _cpu_part([a for a in argv if a])
+                if part is None:
+                    continue
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+            pid = int(d.name)
+            if first:
+                self._first[pid] = used
+            self._last[pid] = (part, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample(first=False)
+
+    def __enter__(self) -> CpuMeter:
+        self._t0 = time.perf_counter()
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(first=False)
+        self.wall = time.perf_counter() - self._t0
+
+    def seconds(self) -> dict[str, float]:
+        out = dict.fromkeys(CPU_PARTS, 0.0)
+        for pid, (part, used) in self._last.items():
+            out[part] += used - self._first.get(pid, 0.0)
+        return out
+
+
 def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -171,26 +250,35 @@ def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainCo
 
 def separate_processes(profile: Profile, data: dict[str, Path], schema_files: dict[str, Path],
                        config: TrainConfig, audit: tuple[int, ...], work: Path,
-                       run_options: dict[str, Any] | None = None) -> tuple[float, Any, dict[str, float]]:
+                       run_options: dict[str, Any] | None = None,
+                       cpu: CpuMeter | None = None) -> tuple[float, Any, dict[str, float]]:
     """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, peak RSS MB per process).
-    ``run_options``: further run config keys (e.g. ``{"step_records": "anchored"}``)."""
+    ``run_options``: further run config keys (e.g. ``{"step_records": "anchored"}``); ``cpu``
+    measures the timed part (first approval to every app done)."""
     msps = list(profile.msp_ids)
     run = f"bench-apps-{uuid.uuid4().hex[:8]}"
     stacks = [RegistryStack(profile.home, m, work / "apps" / m) for m in msps]
     try:
         for st in stacks:
             st.up(data[st.msp], exit_after=1)
+        deadline = time.monotonic() + 300
+        while any(s.status.get("phase") != "idle" for st in stacks for s in st.status()):  # warmed up
+            if time.monotonic() > deadline:
+                raise RuntimeError("apps not idle after 300 s: "
+                                   f"{[(st.msp, s.role, s.status.get('phase')) for st in stacks for s in st.status()]}")
+            time.sleep(0.2)
         ceremony = admin.ceremony_id(profile, msps[0])
         assert ceremony is not None
         raw = {"run": run, "schema": schema_files[msps[0]].name, "audit_rounds": list(audit), "threshold": 2,
                "training": json.loads(json.dumps(config.to_dict())), **(run_options or {})}
         run, spec = admin.spec_from_config(raw, profile, ceremony, schema_files[msps[0]].parent)
         admin.propose_run(profile, msps[0], run, spec)
-        t0 = time.perf_counter()
-        for m in msps:
-            admin.approve_run(profile, m, run, data[m], schema_files[m])
-        outcomes = {st.msp: st.wait_idle(run, timeout=6 * 3600) for st in stacks}
-        seconds = time.perf_counter() - t0
+        with cpu or contextlib.nullcontext():
+            t0 = time.perf_counter()
+            for m in msps:
+                admin.approve_run(profile, m, run, data[m], schema_files[m])
+            outcomes = {st.msp: st.wait_idle(run, timeout=6 * 3600) for st in stacks}
+            seconds = time.perf_counter() - t0
         if any(set(o.values()) != {"done"} for o in outcomes.values()):
             raise RuntimeError(f"apps did not finish: {outcomes}")
         rss = {f"{st.msp}/{s.role}": float(s.status.get("max_rss_mb", float("nan")))

@@ -533,6 +533,30 @@ func rangeVotes(stub shim.ChaincodeStubInterface, run string, round int, phase s
 	return msps, err
 }
 
+// rangeAllVotes lists the voters of every phase of run/round by one range
+// query (GetRound, a read: one round trip to the peer instead of one per
+// phase), each phase's msps in key (= sorted) order; every phase of Phases
+// is present, empty when nobody voted.
+func rangeAllVotes(stub shim.ChaincodeStubInterface, run string, round int) (map[string][]string, error) {
+	votes := make(map[string][]string, len(Phases))
+	for _, phase := range Phases {
+		votes[phase] = []string{}
+	}
+	attrs := []string{run, roundAttr(round)}
+	err := eachInRange(stub, objAggVote, attrs, fmt.Sprintf("%s/%s/%d", objAggVote, run, round), func(key string, _ []byte) error {
+		_, parts, err := stub.SplitCompositeKey(key)
+		if err != nil || len(parts) != 4 {
+			return ccerr.Internal("splitting key "+key, fmt.Errorf("unexpected layout (%v)", err))
+		}
+		if _, known := votes[parts[2]]; !known {
+			return ccerr.Internal("vote key "+key, fmt.Errorf("unknown phase %q", parts[2]))
+		}
+		votes[parts[2]] = append(votes[parts[2]], parts[3])
+		return nil
+	})
+	return votes, err
+}
+
 // phaseClosed reports whether a phase waiting for `want` parties, of which
 // `in` are in, is closed: everyone is in, or threshold-many voted to close it.
 // why describes an open phase for PRECONDITION_FAILED.

@@ -103,14 +103,10 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 		Run: run, Round: r, Status: StatusOpen,
 		Advertised: map[string]Advert{}, Shares: map[string]map[string]string{}, Dealings: map[string]Dealing{},
 		Reveals: map[string]RevealView{}, Results: map[string]string{},
-		Survivors: []string{}, Dropped: []string{}, Excluded: []string{}, Mismatched: []string{}, Votes: map[string][]string{},
+		Survivors: []string{}, Dropped: []string{}, Excluded: []string{}, Mismatched: []string{},
 	}
-	for _, phase := range Phases {
-		voters, err := rangeVotes(stub, run, r, phase)
-		if err != nil {
-			return "", err
-		}
-		v.Votes[phase] = append([]string{}, voters...)
+	if v.Votes, err = rangeAllVotes(stub, run, r); err != nil {
+		return "", err
 	}
 	if err := rangeDecoded(stub, objAggAdvert, run, r, func(msp string, a Advert) { v.Advertised[msp] = a }); err != nil {
 		return "", err

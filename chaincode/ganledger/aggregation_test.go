@@ -436,6 +436,21 @@ func TestPhasesCloseByVotes(t *testing.T) {
 	if !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2)}) || len(st.Dropped) != 0 {
 		t.Fatalf("status %+v", st)
 	}
+	// GetRound lists each round's votes by phase (one range read per round, not per
+	// phase): round 0's are not round 1's, nor round 10's (a key prefix of neither).
+	for _, n := range all {
+		a.ok(a.advertise(n, "10"))
+	}
+	a.ok(vote(3, "10", PhaseAdvertise))
+	for round, want := range map[string]map[string][]string{
+		"0":  {PhaseAdvertise: {msp(1), msp(2)}, PhaseShares: {}, PhaseSubmit: {}},
+		"1":  {PhaseAdvertise: {}, PhaseShares: {msp(1), msp(2)}, PhaseSubmit: {}},
+		"10": {PhaseAdvertise: {msp(3)}, PhaseShares: {}, PhaseSubmit: {}},
+	} {
+		if v := a.round(round); !reflect.DeepEqual(v.Votes, want) {
+			t.Fatalf("round %s votes %+v, want %+v", round, v.Votes, want)
+		}
+	}
 }
 
 func TestAdvertiseRules(t *testing.T) {

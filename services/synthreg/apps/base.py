@@ -35,7 +35,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +119,24 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def on_round(agg: str, rnd: int, names: Collection[str]) -> Callable[[AppEvent], bool]:
+    """Matches the events named ``names`` of secure-aggregation round ``rnd`` of ``agg``:
+    a wait re-reads ``GetRound`` (18 ms of peer and chaincode CPU on this machine) only
+    on events that can change what it waits for, not on each of the round's ~20."""
+    return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name in names
+
+
+AGREEMENT_EVENTS = frozenset({"AggResultPosted", "AggFrozen"})
+"""After which a round may be agreed (t equal results) or found void (frozen with fewer than t)."""
+
+PHASE_CLOSING_EVENTS = frozenset({"AggSharesPosted", "AggSubmitted", "AggVoted", "AggFrozen", "AggRevealed",
+                                  "AggResultPosted"})
+"""Events of a secure-aggregation round after which a merger that had not joined a phase
+may be out of the round (:func:`~synthreg.chain.secagg.left_out_of`: shares posted close
+the advertise phase, a submission the share phase, votes and the freeze close phases;
+reveals and results follow a freeze). An advertisement closes nothing."""
 
 
 @dataclass
@@ -219,6 +237,7 @@ class App:
         self.progress = Progress()
         self._status_at = 0.0
         self._losses: dict[tuple[str, int], float] = {}
+        self._went_on_asked: dict[tuple[str, int], int] = {}  # round_went_on: feed mark of the last ask
         self._stop = threading.Event()
         self._stack = ExitStack()
         apps_dir = settings.state / "apps"
@@ -278,6 +297,8 @@ class App:
     def serve(self) -> int:
         """Idle until this org takes part in a started run, run it, repeat."""
         signal.signal(signal.SIGTERM, self.request_stop)
+        self.set_status(phase="starting", force=True)
+        self.warm_up()
         self.set_status(phase="idle", force=True)
         done = 0
         try:
@@ -298,6 +319,9 @@ class App:
             self.set_status(phase="stopped", force=True)
             self.close()
         return 0
+
+    def warm_up(self) -> None:
+        """One-off start-up work, done before this app takes part in any run (none here)."""
 
     def _marker(self, run: str, kind: str) -> Path:
         return self.state / "runs" / run.replace("/", "_") / f"{self.role}.{kind}"
@@ -462,12 +486,16 @@ class App:
         return state is not None and left_out_of(state, self.msp, spec.threshold)
 
     def round_went_on(self, run: str, rnd: int, spec: RunSpec) -> bool:
-        """:meth:`left_out`, asking the ledger only once an ``Agg*`` event of the round
-        was seen (before that the round cannot have closed without this registry):
-        the generator asks before each step."""
-        if self.feed.seen(lambda ev: ev.run == run and ev.payload.get("round") == rnd
-                          and ev.name.startswith("Agg")) is None:
+        """:meth:`left_out`, asking the ledger only when an ``Agg*`` event of the round
+        that can close a phase (:data:`PHASE_CLOSING_EVENTS`) was seen since the last
+        ask: before that the answer cannot have changed. The generator asks before each
+        step, while its merger's own round events (keys and shares, pipelined) arrive."""
+        closing = on_round(run, rnd, PHASE_CLOSING_EVENTS)
+        key = (run, rnd)
+        last = self._went_on_asked.get(key)
+        if (self.feed.seen(closing) is None) if last is None else not self.feed.seen_since(last, closing):
             return False
+        self._went_on_asked = {key: self.feed.mark()}  # before the ask: a later event asks again
         return self.left_out(run, rnd, spec)
 
     def wait_local(self, local: Callable[[], T | None], ledger: Callable[[], T | None],
@@ -511,7 +539,7 @@ class App:
                 raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
             return None
 
-        state = self.wait(ready, lambda ev: ev.run == agg_run and ev.payload.get("round") == rnd,
+        state = self.wait(ready, on_round(agg_run, rnd, AGREEMENT_EVENTS),
                           f"the agreed average of {agg_run} round {rnd}", run)
         sha = str(state["average_sha256"])
         # The workspace put has no ledger event (a merger left out of the round puts it

@@ -62,6 +62,11 @@ __all__ = ["DiscriminatorApp"]
 class DiscriminatorApp(App):
     role = "discriminator"
 
+    def warm_up(self) -> None:
+        from synthreg.gan.step import warm_up_torch
+
+        warm_up_torch()  # the first optimizer's lazy torch._dynamo import, paid before any run
+
     @staticmethod
     def _state(d: DiscriminatorSide, real: RealBatchSampler) -> dict[str, torch.Tensor]:
         """D's weights, Adam moments and gradient-penalty RNG (the real sampler's

@@ -215,6 +215,11 @@ class EventFeed:
                 self._cond.wait(left)
             return not self._closed
 
+    def seen_since(self, since: int, match: Match) -> bool:
+        """Whether a remembered event after position ``since`` (:meth:`mark`) ``match``es."""
+        with self._cond:
+            return self._matched_since(since, match)
+
     def seen(self, match: Match) -> AppEvent | None:
         """The newest remembered event that ``match``es, if any."""
         with self._cond:

@@ -151,6 +151,11 @@ def discard_round(app: App, run: str, rnd: int) -> None:
 class GeneratorApp(App):
     role = "generator"
 
+    def warm_up(self) -> None:
+        from synthreg.gan.step import warm_up_torch
+
+        warm_up_torch()  # the first optimizer's lazy torch._dynamo import, paid before any run
+
     def own_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
         """This registry's mean generator loss of round ``rnd``, as its discriminator recorded it."""
         if spec.step_records == "anchored":

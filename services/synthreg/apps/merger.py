@@ -11,11 +11,15 @@ Per run it takes part in:
    so no registry sees another's counts. The first participant's merger opens
    the aggregation runs; the proposing registry's merger writes the run's
    trail header (the chaincode admits no other).
-2. **Rounds**: on its generator's ``LocalUpdate`` event it loads the round's
-   generator and discriminator weight vectors from the workspace (hashes from
-   the ledger) and runs one secure-aggregation round (DESIGN.md §4) with the
-   other mergers, each phase started by the ``Agg*`` events of the previous
-   one; on audited rounds its submission carries the CKKS audit copy. It puts
+2. **Rounds**: one secure-aggregation round (DESIGN.md §4) per training round
+   with the other mergers, each phase started by the ``Agg*`` events of the
+   previous one, pipelined with training: as soon as the previous round is
+   agreed it advertises the round's keys and deals its shares (neither depends
+   on the round's input) while its generator and discriminator train; on its
+   generator's ``LocalUpdate`` event it loads the round's generator and
+   discriminator weight vectors from the workspace (hashes from the ledger)
+   and submits, freezes, reveals and posts the result; on audited rounds its
+   submission carries the CKKS audit copy. It puts
    the average into the workspace *before* posting its hash, so G and D can
    load it as soon as the ledger shows the agreement; then it records the
    round's trail entry (hashes of its update, the average, the audit copy).
@@ -41,12 +45,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
 
-from synthreg.apps.base import App, encoder_run
+from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.runs import RunRecord, RunSpec
@@ -81,27 +85,36 @@ __all__ = ["MergerApp"]
 
 log = logging.getLogger("synthreg.apps")
 
+PHASE_EVENTS: dict[str, frozenset[str]] = {
+    "advertise": frozenset({"AggAdvertised", "AggSharesPosted", "AggVoted", "AggFrozen"}),
+    "shares": frozenset({"AggSharesPosted", "AggSubmitted", "AggVoted", "AggFrozen"}),
+    "submit": frozenset({"AggSubmitted", "AggVoted", "AggFrozen"}),
+    "freeze": frozenset({"AggFrozen"}),
+    "reveal": frozenset({"AggRevealed"}),
+}
+"""The events after which each of a merger's round waits can be over: everyone in, or the
+phase closed (:func:`~synthreg.chain.secagg.phase_closed`: votes, the next phase, the
+freeze); the freeze; reveals. A wait also re-reads every ``recheck_s`` (a missed event)."""
+
 
 class MergerApp(App):
     role = "merger"
 
     # -- one secure-aggregation round, each phase woken by the previous one's events
-    def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
-                      audit_blob: bytes | None, run: str) -> np.ndarray:
-        """Take part in round ``rnd`` (t of n: each phase waits for everyone it
-        expects, and after ``round_timeout_s`` of its own waiting this merger votes to
-        go on without the missing ones); if a phase closes without this merger it is
-        left out and takes the agreed average from the ledger (:meth:`_observe`)."""
-        n, t = len(spec.participants), spec.threshold
+    def _round_waits(self, merger: LedgerMerger, spec: RunSpec, rnd: int, run: str) -> Callable[..., dict[str, Any]]:
+        """``until(pred, what, events, vote=None)``: ``GetRound`` of round ``rnd`` once
+        ``pred`` holds, re-read on the round's ``events`` (those that can make it hold:
+        :data:`PHASE_EVENTS`); with ``vote``, this merger votes to close that phase once
+        it waited ``round_timeout_s`` (t of n)."""
         agg = merger.run
 
         def round_state(pred: Any) -> Any:
             return self._round_when(agg, rnd, pred)
 
-        def until(pred: Any, what: str, vote: str | None = None) -> dict[str, Any]:
-            """GetRound once ``pred`` holds, woken by the round's events; with ``vote``,
+        def until(pred: Any, what: str, events: Collection[str], vote: str | None = None) -> dict[str, Any]:
+            """GetRound once ``pred`` holds, woken by the round's ``events``; with ``vote``,
             vote to close that phase once this merger waited round_timeout_s."""
-            match = self._on_round(agg, rnd)
+            match = on_round(agg, rnd, events)
             if vote is not None:
                 try:
                     return dict(self.wait(round_state(pred), match, what, run, spec.round_timeout_s))
@@ -114,18 +127,46 @@ class MergerApp(App):
                     merger.vote(rnd, vote)
             return dict(self.wait(round_state(pred), match, what, run))
 
+        return until
+
+    def _join_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, run: str) -> np.ndarray | None:
+        """Phases 1 and 2 of round ``rnd``: advertise this round's keys and deal the
+        shares of its secrets. Neither needs the round's input, so the merger runs them
+        while its generator and discriminator train the round (pipelining, issue 11:
+        they leave the critical path; FedAvg stays exact). None once this merger's
+        shares are in; the agreed average if a phase closed without it
+        (:meth:`_observe`)."""
+        n, t = len(spec.participants), spec.threshold
+        until = self._round_waits(merger, spec, rnd, run)
         left_out = self._write(merger, rnd, run, lambda: merger.advertise(rnd), "advertise", t)
         if left_out is not None:
             return left_out
         # each wait: everyone it expects is in, or the phase closed (phase_closed; a round that
         # is no longer open already has submissions, hence shares)
         until(lambda s: len(s["advertised"]) == n or phase_closed(s, "advertise", t),
-              "every advertisement (or t votes)", vote="advertise")
+              "every advertisement (or t votes)", PHASE_EVENTS["advertise"], vote="advertise")
         left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "shares", t)
         if left_out is not None:
             return left_out
         until(lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
-              "every advertised merger's shares (or t votes)", vote="shares")
+              "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares")
+        return None
+
+    def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
+                      audit_blob: bytes | None, run: str) -> np.ndarray:
+        """Phases 3 to 5 of round ``rnd``, which :meth:`_join_round` joined: submit the
+        masked ``vector``, freeze, reveal, and agree on the result (t of n: each phase
+        waits for everyone it expects, and after ``round_timeout_s`` of its own waiting
+        this merger votes to go on without the missing ones); if a phase closes without
+        this merger it is left out and takes the agreed average from the ledger
+        (:meth:`_observe`)."""
+        t = spec.threshold
+        agg = merger.run
+        until = self._round_waits(merger, spec, rnd, run)
+
+        def round_state(pred: Any) -> Any:
+            return self._round_when(agg, rnd, pred)
+
         left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob),
                                "submit", t)
         if left_out is not None:
@@ -133,25 +174,26 @@ class MergerApp(App):
         # Freeze: once everyone who shared submitted, or t voted; the first survivor
         # freezes, any other merger too if the round is still open a timeout later.
         state = until(lambda s: len(s["submissions"]) == len(s["shares"]) or phase_closed(s, "submit", t),
-                      "every submission (or t votes)", vote="submit")
+                      "every submission (or t votes)", PHASE_EVENTS["submit"], vote="submit")
         if state["status"] == "open":
             if min(state["submissions"]) == self.msp:
                 merger.freeze(rnd)
             try:
-                state = dict(self.wait(round_state(lambda s: s["status"] != "open"), self._on_round(agg, rnd),
-                                       "the freeze", run, spec.round_timeout_s))
+                state = dict(self.wait(round_state(lambda s: s["status"] != "open"),
+                                       on_round(agg, rnd, PHASE_EVENTS["freeze"]), "the freeze", run,
+                                       spec.round_timeout_s))
             except WaitTimeoutError:
                 merger.freeze(rnd)
-                state = until(lambda s: s["status"] != "open", "the freeze")
+                state = until(lambda s: s["status"] != "open", "the freeze", PHASE_EVENTS["freeze"])
         if state["status"] == "void":
             merger.forget(rnd)
             raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
         if left_out_of(state, self.msp, t):
             return self._observe(merger, rnd, run, "the round froze without its submission")
         merger.reveal(rnd)
-        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals")
+        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"])
         outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)))
-        final = until(lambda s: s.get("agreed") is not None, "t equal results")
+        final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS)
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
@@ -217,10 +259,6 @@ class MergerApp(App):
             self.evaluate_or_none("GetRound", agg, str(rnd)))
 
     @staticmethod
-    def _on_round(agg: str, rnd: int) -> Any:
-        return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name.startswith("Agg")
-
-    @staticmethod
     def _missing(state: dict[str, Any] | None, phase: str, spec: RunSpec) -> list[str]:
         if state is None:
             return list(spec.participants)
@@ -241,7 +279,8 @@ class MergerApp(App):
                     self.msp, rnd, agg, why)
         state = dict(self.wait(self._round_when(agg, rnd, lambda s: s.get("agreed") is not None
                                                 or s["status"] == "void"),
-                               self._on_round(agg, rnd), f"the agreement of round {rnd} without {self.msp}", run))
+                               on_round(agg, rnd, AGREEMENT_EVENTS), f"the agreement of round {rnd} without {self.msp}",
+                               run))
         if state["status"] == "void":
             raise RoundVoidError(agg, rnd, state["survivors"], merger.config.threshold)
         if state.get("agreed") is not True:
@@ -302,8 +341,8 @@ class MergerApp(App):
         return self._local_update(run, rnd) or ({"left_out": True} if self.left_out(run, rnd, spec) else None)
 
     def _update_events(self, run: str, rnd: int) -> Any:
-        mine, on_round = self.mine(run, "LocalUpdate", "StepFault"), self._on_round(run, rnd)
-        return lambda ev: mine(ev) or on_round(ev)
+        mine, closing = self.mine(run, "LocalUpdate", "StepFault"), on_round(run, rnd, PHASE_CLOSING_EVENTS)
+        return lambda ev: mine(ev) or closing(ev)
 
     def _finished_round(self, merger: LedgerMerger, rnd: int, run: str) -> np.ndarray | None:
         """The average of a round this merger already joined before a restart (it
@@ -344,6 +383,8 @@ class MergerApp(App):
         enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
         enc_avg = self._finished_round(enc_merger, 0, run)
         if enc_avg is None:
+            enc_avg = self._join_round(enc_merger, spec, 0, run)
+        if enc_avg is None:
             enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins, cfg.levels_of).from_vector(
@@ -376,11 +417,27 @@ class MergerApp(App):
                 average_sha = RoundEntry.from_json(done["value"]).average_sha256
                 avg = np.frombuffer(self.workspace.get(average_sha), dtype="<f4").copy()
                 continue
-            self.set_status(phase="waiting for local update", round=rnd, force=True)
+            # Pipelined: this round's keys and shares go on the ledger while G and D train
+            # it; a round this merger advertised before a restart is not joined again
+            # (its secrets died with the old process: _finished_round).
+            self.set_status(phase="secure aggregation", round=rnd, detail="keys and shares", force=True)
+            state = self.evaluate_or_none("GetRound", run, str(rnd))
+            restarted_inside = state is not None and self.msp in state.get("advertised", {})
+            early = None if restarted_inside else self._join_round(merger, spec, rnd, run)
+
+            def taken(early: np.ndarray | None = early, restarted_inside: bool = restarted_inside,
+                      rnd: int = rnd) -> np.ndarray | None:
+                """The round's average from the ledger if this merger cannot go on in it: left
+                out while joining, or joined before a restart (agreed, or taken from the ledger)."""
+                if early is not None:
+                    return early
+                return self._finished_round(merger, rnd, run) if restarted_inside else None
+
+            self.set_status(phase="waiting for local update", round=rnd, detail="", force=True)
             upd = self.wait(functools.partial(self._update_or_left_out, run, rnd, spec),
                             self._update_events(run, rnd), f"the local update of round {rnd}", run)
             if upd.get("left_out"):  # e.g. back from an outage: the round went on with t others
-                joined = self._finished_round(merger, rnd, run)
+                joined = taken()
                 avg = joined if joined is not None else self._observe(
                     merger, rnd, run, "the round went on without this registry")
                 check_bound(avg, prev, spec.max_update_norm, rnd)
@@ -395,8 +452,8 @@ class MergerApp(App):
                 raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
             vector = clip_update(vector, prev, spec.max_update_norm)  # before masking and the audit copy
             audit_blob = None
-            finished = self._finished_round(merger, rnd, run)
-            if finished is not None:  # joined before a restart: agreed, or taken from the ledger
+            finished = taken()
+            if finished is not None:
                 avg = finished
             else:
                 if public is not None and rnd in spec.audit_rounds:

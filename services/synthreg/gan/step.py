@@ -97,6 +97,14 @@ class DStepResult:
     feedback: np.ndarray
 
 
+def warm_up_torch() -> None:
+    """Build a throwaway optimizer: torch imports ``torch._dynamo`` lazily on the first
+    one (its ``_disable_dynamo`` wrapper), 3-7 s of CPU on a 2-core machine. An app that
+    trains calls this when it starts, so the import is not paid inside a run's first
+    round, where six apps paying it at once held up the consortium's first local steps."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def derive_seed(base: int, *parts: object) -> int:
     """Deterministic 63-bit seed from a base seed and labels (e.g. registry, round, iter)."""
     text = "/".join([str(base), *map(str, parts)]).encode()
