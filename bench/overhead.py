@@ -10,7 +10,8 @@ Both paths train the same config on the same data, one after the other:
   proposed and approved by each registry's admin, secure aggregation and step
   records on `gan` (:func:`services_overhead.separate_processes`, shared with
   ``bench/services_overhead.py``). ``--step-records anchored`` runs it in the
-  per-round anchored mode (``chaincode/spec/steps.md`` "Anchored step records").
+  per-round anchored mode (``chaincode/spec/steps.md`` "Anchored step records"),
+  ``--blobs served`` with the masked vectors off the ledger (:mod:`synthreg.chain.blobs`).
 
 Each registry's data is the CSV its discriminator reads; the in-process path reads
 the same CSVs. Printed: training wall time (in-process: ``train_federated``;
@@ -58,6 +59,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from services_overhead import (  # the shared bench helpers beside this file
     CpuMeter,
+    _du,
     _height,
     _ledger_bytes,
     _transactions,
@@ -92,6 +94,8 @@ def main(
     audit_every: Annotated[int, typer.Option(min=1)] = 40,
     step_records: Annotated[str, typer.Option(help="ledger (one transaction per step) | anchored "
                                                    "(one signed Merkle root per app per round)")] = "ledger",
+    blobs: Annotated[str, typer.Option(help="ledger (a PutBlob per masked vector) | served (each merger serves "
+                                            "its own over mutual TLS, hashes on the ledger)")] = "ledger",
     base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,
     demo_levers: Annotated[bool, typer.Option(help="The demo's TrainConfig levers (NON_IID_LEVERS: local "
                                                    "critics, lr_d 1e-3); off: the TrainConfig defaults "
@@ -121,12 +125,14 @@ def main(
                               "quality": quality(train_pool, result.sample(len(train_pool), 0), spec).score,
                               "g": result.generator_vector()}
 
-        arm = f"ledger, 9 processes ({step_records})"
+        arm = f"ledger, 9 processes ({step_records}, blobs {blobs})"
         console.print(f"[bold]{arm}[/] ...")
         h0, disk0 = _height(profile), _ledger_bytes(net)
         cpu = CpuMeter()
         seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
-                                                   run_options={"step_records": step_records}, cpu=cpu)
+                                                   run_options={"step_records": step_records, "blobs": blobs},
+                                                   cpu=cpu)
+        served = {m: _du(work / "apps" / m / "blobs") for m in profile.msp_ids}
         h1, disk1 = _height(profile), _ledger_bytes(net)
         rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
                      "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
@@ -147,6 +153,8 @@ def main(
     for h, v in per_host(ledger["disk"], hosts).items():
         console.print(f"{arm}: {h}: " + ", ".join(f"{k} {b / 1e6:.2f} MB" for k, b in sorted(v.items())))
     console.print(f"transactions per round (ledger): {ledger['txs'] / rounds:.1f}")
+    console.print("served blob stores after the run (registry state, off the ledger; own blobs kept, fetched "
+                  "copies pruned each round): " + ", ".join(f"{m} {b / 1e6:.2f} MB" for m, b in served.items()))
     used = cpu.seconds()
     console.print(f"CPU seconds (user + system, /proc sampled every {cpu.interval} s) while the ledger arm trained "
                   f"({cpu.wall:.1f} s wall x {os.cpu_count()} cores = {cpu.wall * (os.cpu_count() or 1):.0f} "

@@ -118,7 +118,18 @@ type AggConfig struct {
 	VectorLen     int64    `json:"vector_len"`
 	ScaleBits     int      `json:"scale_bits"`
 	RoundTimeoutS int64    `json:"round_timeout_s"` // each merger's own wait before it votes to close a phase
+	// Blobs says where the masked vectors and audit copies live: "" or "ledger"
+	// (PutBlob, checked by Submit) or "served" (each merger serves its own
+	// from its registry over mutual TLS; only the hashes are on the ledger, and
+	// the fetchers check the bytes against them).
+	Blobs string `json:"blobs,omitempty"`
 }
+
+// Blob placements of AggConfig.Blobs.
+const (
+	BlobsLedger = "ledger"
+	BlobsServed = "served"
+)
 
 // Aggregation is the stored run: the configuration plus who opened it when.
 // GetAggregation returns it as JSON.
@@ -289,6 +300,9 @@ func validateConfig(cfg *AggConfig) error {
 	}
 	if cfg.RoundTimeoutS <= 0 || cfg.RoundTimeoutS > MaxRoundTimeoutS {
 		return invalid(arg+".round_timeout_s", "%d outside [1, %d]", cfg.RoundTimeoutS, MaxRoundTimeoutS)
+	}
+	if cfg.Blobs != "" && cfg.Blobs != BlobsLedger && cfg.Blobs != BlobsServed {
+		return invalid(arg+".blobs", "%q is not %q or %q", cfg.Blobs, BlobsLedger, BlobsServed)
 	}
 	return nil
 }

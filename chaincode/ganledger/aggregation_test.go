@@ -513,6 +513,42 @@ func TestPostSharesRules(t *testing.T) {
 	mustFail(t, a.postShares(3, "0", 1, 2), "PRECONDITION_FAILED", "share phase", "closed")
 }
 
+// A run whose config says "blobs": "served" keeps only the hashes: Submit
+// takes hashes of blobs never put, the config reads back with the placement,
+// and the rest of Submit's rules still hold.
+func TestSubmitServedBlobs(t *testing.T) {
+	a := newAgg(t)
+	cfg := config(3, 2, 30)
+	cfg["blobs"] = BlobsServed
+	a.ok(a.call(a.m(1), "OpenAggregation", testRun, toJSON(t, cfg)))
+	var got Aggregation
+	if err := json.Unmarshal(a.ok(a.call(a.m(2), "GetAggregation", testRun)).Payload, &got); err != nil || got.Blobs != BlobsServed {
+		t.Fatalf("GetAggregation: blobs %q, err %v", got.Blobs, err)
+	}
+	a.toShared("0", []int{1, 2, 3}, []int{1, 2, 3})
+	sub := func(n int, s string) fakestub.Result { return a.call(a.m(n), "Submit", testRun, "0", s) }
+	mustFail(t, sub(1, a.submission("xyz", "", 2, 3)), "INVALID_ARGUMENT", "submissionJSON.masked_sha256")
+	mustFail(t, sub(1, a.submission(commit(7), "", 2)), "INVALID_ARGUMENT", "submissionJSON.peers")
+	a.ok(sub(1, a.submission(commit(7), commit(8), 2, 3)))
+	a.ok(sub(2, a.submission(commit(9), "", 1, 3)))
+	mustFail(t, sub(2, a.submission(commit(9), "", 1, 3)), "ALREADY_EXISTS")
+	// The default placement still needs the blob on the ledger.
+	a.ok(a.call(a.m(1), "OpenAggregation", "onledger", toJSON(t, config(3, 2, 30))))
+	for n := 1; n <= 3; n++ {
+		a.ok(a.call(a.m(n), "Advertise", "onledger", "0", pubKey(n), commit(n)))
+	}
+	for n := 1; n <= 3; n++ {
+		var to []int
+		for m := 1; m <= 3; m++ {
+			if m != n {
+				to = append(to, m)
+			}
+		}
+		a.ok(a.call(a.m(n), "PostShares", "onledger", "0", a.sharesFor(n, to...), dealingOf(n)))
+	}
+	mustFail(t, a.call(a.m(1), "Submit", "onledger", "0", a.submission(commit(7), "", 2, 3)), "PRECONDITION_FAILED", "PutBlob")
+}
+
 func TestSubmitRules(t *testing.T) {
 	a := newAgg(t)
 	a.open(3, 2, 30)
@@ -746,6 +782,8 @@ func TestOpenAggregationValidation(t *testing.T) {
 		{set("scale_bits", 7), "configJSON.scale_bits"},
 		{set("scale_bits", 41), "configJSON.scale_bits"},
 		{set("round_timeout_s", 0), "configJSON.round_timeout_s"},
+		{set("blobs", "cloud"), "configJSON.blobs"},
+		{set("blobs", 1), "configJSON"},
 		{set("extra", 1), "unknown field"},
 		{`{"participants":`, "malformed"},
 		{"", "malformed"},

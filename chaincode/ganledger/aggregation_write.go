@@ -266,7 +266,8 @@ type submissionArg struct {
 // commitments; sorted, unique, a subset of peers)}.
 // The caller must have posted shares; "peers" must equal P \ {caller} sorted
 // (P read by range query) and P must be closed (|P| == |A| or t votes to
-// close the share phase); the blobs must have been put (PutBlob). Once per
+// close the share phase); the blobs must have been put (PutBlob), unless the
+// run's config says "blobs": "served". Once per
 // msp; PRECONDITION_FAILED "round frozen" after Freeze. The submission gets
 // its order (0,1,2,... in ledger order). Emits AggSubmitted; returns a
 // Receipt with "order".
@@ -331,7 +332,7 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 		}
 	}
 	for _, h := range []struct{ field, sha string }{{"masked_sha256", arg.MaskedSHA256}, {"audit_sha256", arg.AuditSHA256}} {
-		if h.sha == "" {
+		if h.sha == "" || agg.Blobs == BlobsServed { // served blobs: the fetchers check the bytes against the hash
 			continue
 		}
 		key, err := state.Key(stub, objAggBlobMeta, run, h.sha)

@@ -78,7 +78,7 @@ def ceremony_id(profile: Profile, org: str) -> str | None:
 def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base: Path) -> tuple[str, RunSpec]:
     """(run id, spec) from a run config document (see the module doc)."""
     known = {"run", "participants", "schema", "dataset", "threshold", "audit_every", "audit_rounds",
-             "round_timeout_s", "stop_rule", "training", "step_records"}
+             "round_timeout_s", "stop_rule", "training", "step_records", "blobs"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise RunSpecError(f"unknown run config keys {unknown} (known: {sorted(known)})")
@@ -102,7 +102,7 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
         audit = default_audit_rounds(config.trained_rounds(), int(raw.get("audit_every", 40)))
     spec = RunSpec(parts, schema_text, config, int(raw.get("threshold", len(parts) // 2 + 1)), audit, ceremony,
                    dict(raw.get("stop_rule") or {"kind": "budget"}), int(raw.get("round_timeout_s", 30)),
-                   str(raw.get("step_records", "ledger")))
+                   str(raw.get("step_records", "ledger")), str(raw.get("blobs", "ledger")))
     return run, spec
 
 

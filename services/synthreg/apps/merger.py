@@ -53,6 +53,7 @@ import numpy as np
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
+from synthreg.chain.blobs import BlobEndpoint, BlobError, BlobFetcher, BlobServer, BlobStore
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
     PEER_CATCH_UP_S,
@@ -99,6 +100,33 @@ freeze); the freeze; reveals. A wait also re-reads every ``recheck_s`` (a missed
 
 class MergerApp(App):
     role = "merger"
+    _fetcher: BlobFetcher | None = None
+
+    def blob_fetcher(self) -> BlobFetcher:
+        """This registry's served blobs (runs with ``blobs: served``): its own and fetched
+        stores in ``state/blobs``, the fetcher of the other mergers' blobs and the server
+        of its own at the org's blob endpoint, started on first use and stopped with the app."""
+        if self._fetcher is None:
+            profile = load_profile(self.settings.network_home)
+            org = profile.org(self.msp)
+            tls = org.blob_tls_dir
+            if tls is None or not org.blob_endpoint:
+                raise BlobError(f"{self.msp}: the run serves its blobs (blobs: served), but {profile.home} has no "
+                                "blob-server TLS pair or endpoint (a network made before they existed)")
+            own, cache = BlobStore(self.state / "blobs" / "own"), BlobStore(self.state / "blobs" / "fetched")
+            server = BlobServer((own, cache), BlobEndpoint(self.msp, org.blob_endpoint, org.tls_ca_cert).host_port,
+                                tls / "server.crt", tls / "server.key",
+                                [o.tls_ca_cert for o in profile.orgs.values()]).start()
+            self._stack.callback(server.close)
+            endpoints = {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert)
+                         for m, o in profile.orgs.items() if o.blob_endpoint}
+            self._fetcher = BlobFetcher(own, cache, endpoints, tls / "server.crt", tls / "server.key")
+            log.info("%s merger: serving blobs at %s", self.msp, org.blob_endpoint)
+        return self._fetcher
+
+    def _merger(self, run: str, config: AggregationConfig) -> LedgerMerger:
+        return LedgerMerger(self.contract, self.msp, run, config, sync=False,
+                            blobs=self.blob_fetcher() if config.blobs == "served" else None)
 
     # -- one secure-aggregation round, each phase woken by the previous one's events
     def _round_waits(self, merger: LedgerMerger, spec: RunSpec, rnd: int, run: str) -> Callable[..., dict[str, Any]]:
@@ -302,7 +330,8 @@ class MergerApp(App):
         """Open aggregation run ``agg_run`` with the run's config: every merger tries
         (OpenAggregation has no event to wait for); the first write wins and the
         others check that what is on the ledger is what the run says."""
-        config = AggregationConfig(spec.participants, spec.threshold, vector_len, 32, spec.round_timeout_s)
+        config = AggregationConfig(spec.participants, spec.threshold, vector_len, 32, spec.round_timeout_s,
+                                   spec.blobs)
         for _ in range(5):
             on_ledger = self.evaluate_or_none("GetAggregation", agg_run)
             if on_ledger is not None:
@@ -380,13 +409,15 @@ class MergerApp(App):
             self._put_condition_counts(run, cfg.condition_on, local_stats.counts[cfg.condition_on])
         hist = local_stats.to_vector()
         enc_cfg = self._open(spec, encoder_run(run), int(hist.size), run)
-        enc_merger = LedgerMerger(self.contract, self.msp, encoder_run(run), enc_cfg, sync=False)
+        enc_merger = self._merger(encoder_run(run), enc_cfg)
         enc_avg = self._finished_round(enc_merger, 0, run)
         if enc_avg is None:
             enc_avg = self._join_round(enc_merger, spec, 0, run)
         if enc_avg is None:
             enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
         state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
+        if enc_merger.blobs is not None:
+            enc_merger.blobs.cache.prune(encoder_run(run), 1)
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins, cfg.levels_of).from_vector(
             enc_avg.astype(np.float64) * len(state["survivors"]))
         encoder = TabularEncoder(schema, stats)
@@ -397,7 +428,7 @@ class MergerApp(App):
 
         # 2. the rounds
         w_cfg = self._open(spec, run, n, run)
-        merger = LedgerMerger(self.contract, self.msp, run, w_cfg, sync=False)
+        merger = self._merger(run, w_cfg)
         public = None
         if spec.audit_rounds:
             with open_gateway(load_profile(self.settings.network_home), self.msp, "merger") as gw:
@@ -468,12 +499,14 @@ class MergerApp(App):
                 continue  # left out: its update is not in the average, so no trail entry
             submitted = state["submissions"][self.msp]
             if audit_blob is None and submitted.get("audit_sha256"):
-                audit_blob = merger.blob(str(submitted["audit_sha256"]))
+                audit_blob = merger.blob(str(submitted["audit_sha256"]), rnd, self.msp)
             entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
                                self.workspace.put(array_bytes(avg)),
                                self.workspace.put(audit_blob) if audit_blob is not None else None)
             key = round_key(run, rnd, self.msp)  # only this merger writes it: one there is its own
             self.submit(spec, "PutRecord", key, entry.to_json(), landed=functools.partial(self._recorded, key))
+            if merger.blobs is not None:  # the copies fetched for this round are no longer needed here
+                merger.blobs.cache.prune(run, rnd + 1)
 
         # 3. the bundle
         from synthreg.gan.bundle import write_bundle

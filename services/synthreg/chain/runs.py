@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthreg.chain.blobs import BLOB_MODES
 from synthreg.data.schema import Schema
 from synthreg.gan.config import TrainConfig, TrainConfigError
 from synthreg.gan.stoprule import StopRule, StopRuleError
@@ -101,6 +102,10 @@ class RunSpec:
     """``ledger``: every G/D step is a transaction (the default, strict mode);
     ``anchored``: each app signs its step statements off-ledger and commits one
     Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`)."""
+    blobs: str = "ledger"
+    """where secure aggregation's masked vectors live: ``ledger`` (a ``PutBlob`` each, the
+    default) or ``served`` (each merger serves its own over mutual TLS, only hashes on the
+    ledger; :mod:`synthreg.chain.blobs`)"""
 
     def __post_init__(self) -> None:
         parts = list(self.participants)
@@ -122,6 +127,8 @@ class RunSpec:
             raise RunSpecError("round_timeout_s must be >= 1")
         if self.step_records not in STEP_RECORD_MODES:
             raise RunSpecError(f"step_records must be one of {list(STEP_RECORD_MODES)}, got {self.step_records!r}")
+        if self.blobs not in BLOB_MODES:
+            raise RunSpecError(f"blobs must be one of {list(BLOB_MODES)}, got {self.blobs!r}")
         if self.step_records == "anchored" and self.config.dp_epsilon is not None:
             # RecordPrivacySpend names a per-step discriminator record, which anchored runs do not write
             raise RunSpecError("differential privacy (dp_epsilon) needs step_records 'ledger': its spend records "
@@ -175,7 +182,8 @@ class RunSpec:
             "schema_sha256": self.schema_sha256,
             "schema": self.schema_text,
             "config": {**self.config.to_dict(), "round_timeout_s": self.round_timeout_s,
-                       **({"step_records": self.step_records} if self.step_records != "ledger" else {})},
+                       **({"step_records": self.step_records} if self.step_records != "ledger" else {}),
+                       **({"blobs": self.blobs} if self.blobs != "ledger" else {})},
             "threshold": self.threshold,
             "rounds": self.rounds,
             "local_iters": self.local_iters,
@@ -195,10 +203,11 @@ class RunSpec:
             cfg = dict(d["config"])
             timeout = int(cfg.pop("round_timeout_s", 30))
             step_records = str(cfg.pop("step_records", "ledger"))
+            blobs = str(cfg.pop("blobs", "ledger"))
             config = _train_config(cfg)
             spec = cls(tuple(d["participants"]), str(d["schema"]), config, int(d["threshold"]),
                        tuple(int(r) for r in d["audit_rounds"]), str(d["ceremony_id"]),
-                       dict(d["stop_rule"]), timeout, step_records)
+                       dict(d["stop_rule"]), timeout, step_records, blobs)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RunSpecError):
                 raise

@@ -75,6 +75,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from synthreg.chain.blobs import BLOB_MODES, BlobFetcher
 from synthreg.ledger import ChaincodeError, Contract, GatewayError
 from synthreg.ledger.errors import CommitError
 from synthreg.ledger.sync import submit_synced
@@ -210,22 +211,31 @@ class AggregationConfig:
     vector_len: int
     scale_bits: int = 32
     round_timeout_s: int = 30
+    blobs: str = "ledger"
+    """where masked vectors and audit copies live: ``ledger`` (PutBlob) or ``served``
+    (each merger's registry serves its own; :mod:`synthreg.chain.blobs`)"""
+
+    def __post_init__(self) -> None:
+        if self.blobs not in BLOB_MODES:
+            raise ValueError(f"blobs must be one of {list(BLOB_MODES)}, got {self.blobs!r}")
 
     @classmethod
-    def default(cls, participants: Sequence[str], vector_len: int, round_timeout_s: int = 30) -> AggregationConfig:
+    def default(cls, participants: Sequence[str], vector_len: int, round_timeout_s: int = 30,
+                blobs: str = "ledger") -> AggregationConfig:
         """t = ⌊N/2⌋ + 1 (DESIGN.md §4)."""
         parts = tuple(sorted(participants))
-        return cls(parts, len(parts) // 2 + 1, vector_len, 32, round_timeout_s)
+        return cls(parts, len(parts) // 2 + 1, vector_len, 32, round_timeout_s, blobs)
 
     def to_json(self) -> str:
         return json.dumps({"participants": list(self.participants), "threshold": self.threshold,
                            "vector_len": self.vector_len, "scale_bits": self.scale_bits,
-                           "round_timeout_s": self.round_timeout_s}, sort_keys=True)
+                           "round_timeout_s": self.round_timeout_s,
+                           **({"blobs": self.blobs} if self.blobs != "ledger" else {})}, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AggregationConfig:
         return cls(tuple(d["participants"]), int(d["threshold"]), int(d["vector_len"]),
-                   int(d["scale_bits"]), int(d["round_timeout_s"]))
+                   int(d["scale_bits"]), int(d["round_timeout_s"]), str(d.get("blobs") or "ledger"))
 
     def params(self, run: str, rnd: int) -> Params:
         return Params(run=run, round=rnd, participants=self.participants, threshold=self.threshold,
@@ -284,9 +294,13 @@ class LedgerMerger:
     registry's merger identity) and its own per-round secrets."""
 
     def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig,
-                 sync: bool = True) -> None:
+                 sync: bool = True, blobs: BlobFetcher | None = None) -> None:
         if msp not in config.participants:
             raise ValueError(f"{msp} is not a participant of run {run} ({list(config.participants)})")
+        if config.blobs == "served" and blobs is None:
+            raise ValueError(f"run {run} serves its blobs off the ledger: {msp}'s merger needs a blob fetcher")
+        self.blobs = blobs if config.blobs == "served" else None
+        """served runs: the own blob store and the fetcher of the others' blobs"""
         self.contract, self.msp, self.run, self.config = contract, msp, run, config
         self.sync = sync
         """wait after each write until every participant's peer has its block (the
@@ -355,7 +369,11 @@ class LedgerMerger:
     def _dealings(state: Mapping[str, Any]) -> dict[str, Dealing]:
         return {m: Dealing.from_json(m, d) for m, d in state["dealings"].items()}
 
-    def blob(self, sha: str) -> bytes:
+    def blob(self, sha: str, rnd: int, owner: str) -> bytes:
+        """The blob ``sha`` that ``owner`` submitted in round ``rnd``: from the ledger, or
+        in a served run from the own store or a holder's blob server (hash-checked)."""
+        if self.blobs is not None:
+            return self.blobs.fetch(self.run, rnd, sha, owner, self.config.participants)
         data = _unb64(self._evaluate("GetBlob", self.run, sha).decode("ascii"))
         if hashlib.sha256(data).hexdigest() != sha:  # the ledger is the source of truth; check anyway
             raise AggregationLedgerError("GetBlob", self.msp, "", f"blob {sha} does not match its hash")
@@ -406,15 +424,17 @@ class LedgerMerger:
                 self.bad_dealings.setdefault(rnd, []).append(exc)
                 log.warning("%s merger: round %d: rejecting %s's dealing: %s", self.msp, rnd, sender, exc)
         masked = encode_u64(party.mask(vector, weight, peers))
-        masked_sha = self._put_blob(masked)
+        masked_sha = self._put_blob(rnd, masked)
         self._masked[rnd] = masked
-        audit_sha = self._put_blob(audit_blob) if audit_blob is not None else ""
+        audit_sha = self._put_blob(rnd, audit_blob) if audit_blob is not None else ""
         self._submit("Submit", self.run, str(rnd), json.dumps(
             {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers,
              "rejected": list(party.rejected)}, sort_keys=True))
         return masked_sha
 
-    def _put_blob(self, data: bytes) -> str:
+    def _put_blob(self, rnd: int, data: bytes) -> str:
+        if self.blobs is not None:  # served: on the own disk before the Submit names it
+            return self.blobs.own.put(self.run, rnd, data)
         sha = hashlib.sha256(data).hexdigest()
         with contextlib.suppress(AlreadyDoneError):  # content-addressed: the same bytes are already there
             self._submit("PutBlob", self.run, sha, transient={TRANSIENT_BLOB: data})  # in the block once
@@ -482,7 +502,7 @@ class LedgerMerger:
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         params = self.config.params(self.run, rnd)
         masked = {m: decode_u64(mine if m == self.msp and mine is not None
-                                else self.blob(state["submissions"][m]["masked_sha256"]), params.vector_len)
+                                else self.blob(state["submissions"][m]["masked_sha256"], rnd, m), params.vector_len)
                   for m in survivors}
         if mine is not None and hashlib.sha256(mine).hexdigest() != state["submissions"][self.msp]["masked_sha256"]:
             raise AggregationLedgerError("GetRound", self.msp, "", "my submission on the ledger is not what I sent")

@@ -108,6 +108,7 @@ class Launcher:
                 f"ccserver-{name}": ("localhost", "127.0.0.1") for name in CHAINCODES.values()
             }
             extra["peer-ccclient"] = (org.peer_host,)
+            extra["blobs"] = tuple(dict.fromkeys((org.host, "127.0.0.1", "localhost")))  # the merger's blob server
             root = self.cfg.org_crypto_root(org)
             existed = (root / "ca" / "ca.pem").exists()
             self.cryptos[org.msp_id] = pki.generate_org(root, org.msp_id, org.domain, extra_tls=extra,

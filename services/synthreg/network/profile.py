@@ -56,6 +56,18 @@ class OrgProfile:
     crypto_root: Path | None
     share_key_dir: Path
     """x25519_pk.pem (public) and x25519_sk.pem (org-private) for audit-key shares"""
+    blob_endpoint: str = ""
+    """host:port of its merger's blob server (runs with ``blobs: served``); "" in a
+    profile written before it existed"""
+
+    @property
+    def blob_tls_dir(self) -> Path | None:
+        """The own org's blob-server TLS pair (``server.crt``, ``server.key``), issued by its
+        TLS CA; None for another org or an org generated before it existed."""
+        if self.crypto_root is None:
+            return None
+        d = self.crypto_root / "tls-extra" / "blobs"
+        return d if (d / "server.key").exists() else None
 
     def user_msp(self, role: str) -> Path:
         try:
@@ -102,6 +114,7 @@ def write_profile(cfg: NetworkConfig, cryptos: dict[str, OrgCrypto], members: li
             "fabric_admin_msp": str(c.root / "users" / "fabric-admin" / "msp") if c else None,
             "crypto_root": str(c.root) if c else None,
             "share_key_dir": str(m.share_key_dir),
+            "blob_endpoint": o.blob_endpoint,
         }
     data = {
         "channels": list(cfg.channels),
@@ -135,6 +148,7 @@ def load_profile(home: Path) -> Profile:
             fabric_admin_msp=Path(o["fabric_admin_msp"]) if o.get("fabric_admin_msp") else None,
             crypto_root=Path(o["crypto_root"]) if o.get("crypto_root") else None,
             share_key_dir=Path(o["share_key_dir"]),
+            blob_endpoint=str(o.get("blob_endpoint", "")),
         )
         for msp, o in data["orgs"].items()
     }

@@ -26,6 +26,7 @@ _OFFSETS = {
     "peer_ops": 13,
     "cc_ganledger": 21,
     "cc_keyvault": 22,
+    "blobs": 31,
 }
 
 
@@ -80,6 +81,12 @@ class Org:
     @property
     def orderer_endpoint(self) -> str:
         return f"{self.host}:{self.port('orderer')}"
+
+    @property
+    def blob_endpoint(self) -> str:
+        """Where its merger serves the blobs of runs with ``blobs: served`` (mutual TLS,
+        :mod:`synthreg.chain.blobs`)."""
+        return f"{self.host}:{self.port('blobs')}"
 
     def chaincode_endpoint(self, chaincode: str) -> str:
         return f"127.0.0.1:{self.port('cc_' + chaincode)}"

@@ -342,7 +342,7 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
         return (None if claimed is None else float(claimed)), None
     try:
         spec = json.loads(doc["spec_json"])
-        raw = {k: v for k, v in spec["config"].items() if k not in ("round_timeout_s", "step_records")}
+        raw = {k: v for k, v in spec["config"].items() if k not in ("round_timeout_s", "step_records", "blobs")}
         config = TrainConfig.from_dict(raw)
         if config.max_update_norm is None:
             return None, None

@@ -1,0 +1,323 @@
+"""Secure-aggregation blobs kept off the ledger (run config ``blobs: served``; issue 11).
+
+In the default placement (``blobs: ledger``) every masked vector is a ``PutBlob``
+transaction: ~0.69 MB per registry per round in every peer's blocks and state and in
+every orderer's blocks (DESIGN.md §4 allows "a blob store with the hash on-chain").
+With ``blobs: served`` only the hashes go on the ledger (``Submit``), and each merger
+keeps its own masked vector in its registry's state, serving it to the consortium's
+other mergers over **mutual TLS** from :class:`BlobServer` at its org's blob endpoint
+(``host:base+100·i+31``, in the network profile):
+
+* the server's certificate is issued by its org's TLS CA (``tls-extra/blobs``, made
+  with the org's other TLS material); a fetcher checks it against *that* org's TLS CA
+  and the endpoint's host, so no other member can pose as the owner;
+* the server asks every client for a certificate from one of the consortium's TLS CAs
+  (the network profile's members): nobody outside the consortium reads a blob. A masked
+  vector alone is uniformly random; with the round's reveals (on the ledger, readable by
+  members only) the sum is not, so the reader set stays the ledger's;
+* a blob's name is its sha256, which the submitter committed to on the ledger before
+  anyone fetches: :class:`BlobFetcher` checks every byte it receives against that hash,
+  so a wrong or tampered blob is refused (:class:`BlobTamperedError`) whoever served it;
+* content addressing lets any holder serve: a fetcher keeps what it fetched and serves
+  it too, and asks the owner first, then every other participant. A survivor whose
+  registry stays down after its ``Submit`` stalls the round only until it is back
+  (its blob is on its disk before the ``Submit``) or until another merger has fetched it.
+
+Retention: a merger keeps its own blobs (``state/blobs/own``), so a registry that fell
+behind can still compute every round it missed; the copies it fetched
+(``state/blobs/fetched``) go once its round is recorded (:meth:`BlobStore.prune`). The
+audit copies the auditor checks live in the registry's workspace
+(:mod:`synthreg.workspace`) as before, not here.
+
+Errors: :class:`BlobUnavailableError` (no holder served it: each tried endpoint and
+why), :class:`BlobTamperedError` (bytes that do not hash to their name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+__all__ = [
+    "BLOB_MODES",
+    "BlobEndpoint",
+    "BlobError",
+    "BlobFetcher",
+    "BlobServer",
+    "BlobStore",
+    "BlobTamperedError",
+    "BlobUnavailableError",
+]
+
+BLOB_MODES = ("ledger", "served")
+"""Where a run's secure-aggregation blobs live (``RunSpec.blobs``, chaincode ``AggConfig.Blobs``)."""
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_PATH = re.compile(r"^/v1/blobs/(?P<run>[^/]{1,800})/(?P<round>0|[1-9][0-9]{0,8})/(?P<sha>[0-9a-f]{64})$")
+MAX_BLOB_BYTES = 16 * 1024 * 1024
+"""the ledger's PutBlob limit, kept for served blobs"""
+log = logging.getLogger("synthreg.chain.blobs")
+
+
+class BlobError(RuntimeError):
+    """Base of the served-blob failures."""
+
+
+class BlobTamperedError(BlobError):
+    """Bytes served or stored under a hash that they do not hash to."""
+
+    def __init__(self, where: str, expected: str, actual: str) -> None:
+        super().__init__(f"blob from {where}: expected sha256 {expected}, got {actual}")
+        self.where, self.expected, self.actual = where, expected, actual
+
+
+class BlobUnavailableError(BlobError):
+    """No holder served the blob; ``tried`` maps each endpoint to why."""
+
+    def __init__(self, run: str, rnd: int, sha: str, tried: Mapping[str, str]) -> None:
+        reasons = "; ".join(f"{who}: {why}" for who, why in tried.items()) or "no holder to ask"
+        super().__init__(f"blob {sha} of run {run} round {rnd} is not available ({reasons})")
+        self.run, self.round, self.sha, self.tried = run, rnd, sha, dict(tried)
+
+
+def _run_dir(run: str) -> str:
+    """A directory name for any run id (run ids may hold '/', ':' and '@')."""
+    return hashlib.sha256(run.encode()).hexdigest()[:32]
+
+
+class BlobStore:
+    """Blobs of served runs below ``root``: ``<root>/<h(run)>/<round>/<sha256>``. Writes are
+    atomic (temp file + rename, fsynced: a blob is on disk before its ``Submit``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, run: str, rnd: int, sha: str) -> Path:
+        if not _SHA.match(sha) or rnd < 0:
+            raise BlobError(f"not a blob name: round {rnd}, sha256 {sha!r}")
+        return self.root / _run_dir(run) / str(rnd) / sha
+
+    def put(self, run: str, rnd: int, data: bytes) -> str:
+        """Keep ``data`` for ``run`` round ``rnd``; returns its sha256 (idempotent)."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self._path(run, rnd, sha)
+        if path.exists():
+            return sha
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return sha
+
+    def get(self, run: str, rnd: int, sha: str) -> bytes | None:
+        """The blob if kept here and intact; a file that no longer hashes to its name is
+        removed (logged) and treated as absent, so it is fetched again."""
+        path = self._path(run, rnd, sha)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            log.warning("blob store %s: %s hashes to %s: removed", self.root, path, actual)
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
+    def prune(self, run: str, keep_from: int) -> int:
+        """Remove ``run``'s rounds before ``keep_from``; returns how many rounds went."""
+        base = self.root / _run_dir(run)
+        gone = 0
+        with contextlib.suppress(FileNotFoundError):
+            for d in base.iterdir():
+                if d.name.isdigit() and int(d.name) < keep_from:
+                    shutil.rmtree(d, ignore_errors=True)
+                    gone += 1
+        return gone
+
+
+@dataclass(frozen=True)
+class BlobEndpoint:
+    """One org's blob server as a fetcher dials it."""
+
+    msp: str
+    endpoint: str
+    """host:port"""
+    tls_ca_cert: Path
+    """the org's TLS CA, which must have issued the server's certificate"""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise BlobError(f"{self.msp}: blob endpoint {self.endpoint!r} is not host:port")
+        return host.strip("[]"), int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _TLSServer
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.request.do_handshake()  # here, in the request's thread: a slow client holds only its own
+        super().setup()
+
+    def do_GET(self) -> None:
+        m = _PATH.match(self.path)
+        data = None
+        if m is not None:
+            for store in self.server.stores:
+                with contextlib.suppress(BlobError):
+                    data = store.get(unquote(m["run"]), int(m["round"]), m["sha"])
+                if data is not None:
+                    break
+        if data is None:
+            self._reply(404, b"not found\n", "text/plain")
+            return
+        self._reply(200, data, "application/octet-stream")
+
+    def _reply(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("blob server %s: " + format, self.client_address[0], *args)
+
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], stores: Sequence[BlobStore], context: ssl.SSLContext) -> None:
+        self.stores = tuple(stores)
+        self.context = context
+        super().__init__(addr, _Handler)
+
+    def get_request(self) -> tuple[ssl.SSLSocket, object]:
+        sock, addr = self.socket.accept()
+        sock.settimeout(30.0)
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("blob server: request from %s failed", client_address, exc_info=True)
+
+
+class BlobServer:
+    """Serves the blobs of ``stores`` on ``bind`` (host, port) to clients with a certificate from one of
+    ``client_cas`` (the consortium's TLS CAs), presenting ``cert``/``key`` (issued by the
+    own org's TLS CA). TLS 1.2 or later; plain connections fail the handshake."""
+
+    def __init__(self, stores: Sequence[BlobStore], bind: tuple[str, int], cert: Path, key: Path,
+                 client_cas: Sequence[Path]) -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(cert), str(key))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        for ca in client_cas:
+            ctx.load_verify_locations(cafile=str(ca))
+        self._server = _TLSServer(bind, stores, ctx)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="blob-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> BlobServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+
+class BlobFetcher:
+    """Gets a served blob: from the own stores, else from its owner's blob server, else
+    from any other holder's, checking the bytes against the hash; keeps what it fetched
+    in ``cache`` (so it serves it too). ``own`` holds the blobs this merger submits.
+    Presents ``cert``/``key`` (the own org's blob TLS pair)."""
+
+    def __init__(self, own: BlobStore, cache: BlobStore, endpoints: Mapping[str, BlobEndpoint],
+                 cert: Path, key: Path, timeout: float = 30.0) -> None:
+        self.own, self.cache, self.endpoints, self.timeout = own, cache, dict(endpoints), timeout
+        self._cert, self._key = cert, key
+        self._contexts: dict[str, ssl.SSLContext] = {}
+
+    def _context(self, ep: BlobEndpoint) -> ssl.SSLContext:
+        ctx = self._contexts.get(ep.msp)
+        if ctx is None:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ep.tls_ca_cert))
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(str(self._cert), str(self._key))
+            self._contexts[ep.msp] = ctx
+        return ctx
+
+    def _get(self, ep: BlobEndpoint, run: str, rnd: int, sha: str) -> bytes:
+        host, port = ep.host_port
+        conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context(ep))
+        try:
+            conn.request("GET", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}")
+            resp = conn.getresponse()
+            length = int(resp.getheader("Content-Length") or -1)
+            if resp.status != 200:
+                raise BlobError(f"HTTP {resp.status}")
+            if not 0 < length <= MAX_BLOB_BYTES:
+                raise BlobError(f"blob length {length} outside [1, {MAX_BLOB_BYTES}]")
+            data = resp.read(length)
+        finally:
+            conn.close()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise BlobTamperedError(f"{ep.msp} ({ep.endpoint})", sha, actual)
+        return data
+
+    def fetch(self, run: str, rnd: int, sha: str, owner: str, holders: Sequence[str] = (),
+              attempts: int = 3, backoff: float = 1.0) -> bytes:
+        """The blob ``sha`` that ``owner`` submitted in ``run`` round ``rnd``. Asks the
+        owner, then ``holders`` (other participants that may have fetched it), up to
+        ``attempts`` passes ``backoff`` seconds apart (a restarting merger serves again
+        within seconds). Raises :class:`BlobUnavailableError` naming every refusal."""
+        for store in (self.own, self.cache):
+            kept = store.get(run, rnd, sha)
+            if kept is not None:
+                return kept
+        order = [owner, *(h for h in holders if h != owner)]
+        tried: dict[str, str] = {}
+        for attempt in range(attempts):
+            for msp in order:
+                ep = self.endpoints.get(msp)
+                if ep is None:
+                    tried[msp] = "no blob endpoint in the network profile"
+                    continue
+                try:
+                    data = self._get(ep, run, rnd, sha)
+                except BlobTamperedError as exc:
+                    tried[msp] = str(exc)
+                    log.warning("%s", exc)
+                    continue
+                except (OSError, http.client.HTTPException, BlobError, ValueError) as exc:
+                    tried[f"{msp} ({ep.endpoint})"] = f"{type(exc).__name__}: {exc}"
+                    continue
+                self.cache.put(run, rnd, data)
+                return data
+            if attempt + 1 < attempts:
+                time.sleep(backoff * (attempt + 1))
+        raise BlobUnavailableError(run, rnd, sha, tried)

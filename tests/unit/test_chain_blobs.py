@@ -1,0 +1,184 @@
+"""Served secure-aggregation blobs (chain/blobs.py): real TLS servers on loopback with
+certificates from throwaway org TLS CAs (network/pki.py), no ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthreg.chain.blobs import (
+    BlobEndpoint,
+    BlobError,
+    BlobFetcher,
+    BlobServer,
+    BlobStore,
+    BlobTamperedError,
+    BlobUnavailableError,
+)
+from synthreg.chain.runs import RunSpec, RunSpecError
+from synthreg.chain.secagg import AggregationConfig, LedgerMerger
+from synthreg.data.datasets import dataset_schema
+from synthreg.gan.federated import TrainConfig
+from synthreg.network import pki
+
+RUN = "run-1/a:b@c"  # run ids may hold '/', ':' and '@'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Org:
+    """One org's blob TLS material, stores and endpoint."""
+
+    def __init__(self, root: Path, name: str, ca: pki.KeyPair | None = None) -> None:
+        self.name = name
+        self.ca = ca or pki.make_ca(f"tlsca.{name}", name)
+        pair = pki.issue(self.ca, "blobs", name, hosts=("127.0.0.1",), tls=True)
+        d = root / name
+        pki.write_tls(d / "tls", self.ca, pair)
+        (d / "ca.pem").write_bytes(self.ca.cert_pem)
+        self.cert, self.key, self.ca_pem = d / "tls" / "server.crt", d / "tls" / "server.key", d / "ca.pem"
+        self.own, self.cache = BlobStore(d / "own"), BlobStore(d / "fetched")
+        self.port = _free_port()
+        self.server: BlobServer | None = None
+
+    def endpoint(self) -> BlobEndpoint:
+        return BlobEndpoint(self.name, f"127.0.0.1:{self.port}", self.ca_pem)
+
+    def serve(self, client_cas: list[Path], stores: tuple[BlobStore, ...] | None = None) -> BlobServer:
+        self.server = BlobServer(stores or (self.own, self.cache), ("127.0.0.1", self.port), self.cert, self.key,
+                                 client_cas).start()
+        return self.server
+
+    def fetcher(self, orgs: list[Org]) -> BlobFetcher:
+        return BlobFetcher(self.own, self.cache, {o.name: o.endpoint() for o in orgs}, self.cert, self.key,
+                           timeout=5.0)
+
+
+@pytest.fixture
+def orgs(tmp_path: Path) -> Iterator[list[Org]]:
+    made = [Org(tmp_path, f"Registry{i}MSP") for i in (1, 2, 3)]
+    yield made
+    for o in made:
+        if o.server is not None:
+            o.server.close()
+
+
+def _fetch(org: Org, orgs: list[Org], sha: str, owner: str, **kw: Any) -> bytes:
+    return org.fetcher(orgs).fetch(RUN, 3, sha, owner, [o.name for o in orgs], attempts=1, **kw)
+
+
+def test_a_member_fetches_the_owners_blob_over_mutual_tls_and_keeps_a_copy(orgs: list[Org]) -> None:
+    r1, r2, r3 = orgs
+    cas = [o.ca_pem for o in orgs]
+    r1.serve(cas)
+    data = b"masked vector " * 1000
+    sha = r1.own.put(RUN, 3, data)
+    assert _fetch(r2, orgs, sha, r1.name) == data
+    assert r2.cache.get(RUN, 3, sha) == data  # kept, so r2 serves it too
+    r1.server.close()  # type: ignore[union-attr]
+    r1.server = None
+    r2.serve(cas)
+    assert _fetch(r3, orgs, sha, r1.name) == data  # the owner is down: another holder served it
+
+
+def test_an_outsider_without_a_consortium_certificate_is_refused(orgs: list[Org], tmp_path: Path) -> None:
+    r1, r2, _ = orgs
+    r1.serve([r1.ca_pem, r2.ca_pem])
+    sha = r1.own.put(RUN, 3, b"x" * 64)
+    outsider = Org(tmp_path, "Outsider")  # its own CA, not among the server's client CAs
+    with pytest.raises(BlobUnavailableError) as err:
+        _fetch(outsider, [r1, outsider], sha, r1.name)
+    assert "SSL" in str(err.value) or "Connection" in str(err.value)
+    assert outsider.cache.get(RUN, 3, sha) is None
+
+
+def test_a_server_posing_as_another_org_fails_the_fetchers_check(orgs: list[Org]) -> None:
+    r1, r2, r3 = orgs
+    sha = r1.own.put(RUN, 3, b"y" * 64)
+    # r1's server answers at the endpoint the profile gives for r3: r3's TLS CA did not issue its cert
+    r1.port = r3.port
+    r1.serve([o.ca_pem for o in orgs])
+    with pytest.raises(BlobUnavailableError) as err:
+        _fetch(r2, [r3], sha, r3.name)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+
+
+class _Lying(BlobStore):
+    def get(self, run: str, rnd: int, sha: str) -> bytes | None:
+        return b"not what the ledger names"
+
+
+def test_bytes_that_do_not_match_the_hash_are_refused_and_the_next_holder_asked(orgs: list[Org],
+                                                                                tmp_path: Path) -> None:
+    r1, r2, r3 = orgs
+    cas = [o.ca_pem for o in orgs]
+    data = b"z" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    r1.serve(cas, stores=(_Lying(tmp_path / "lie"),))
+    r3.own.put(RUN, 3, data)
+    r3.serve(cas)
+    assert _fetch(r2, orgs, sha, r1.name) == data
+    with pytest.raises(BlobUnavailableError) as err:
+        _fetch(r2, [r1], hashlib.sha256(b"other").hexdigest(), r1.name)
+    assert "expected sha256" in str(err.value)
+    r2.serve(cas, stores=(_Lying(tmp_path / "lie2"),))
+    with pytest.raises(BlobTamperedError):
+        r1.fetcher(orgs)._get(r2.endpoint(), RUN, 3, sha)
+
+
+def test_a_missing_blob_names_every_holder_asked(orgs: list[Org]) -> None:
+    r1, r2, r3 = orgs
+    r1.serve([o.ca_pem for o in orgs])
+    sha = hashlib.sha256(b"never put").hexdigest()
+    with pytest.raises(BlobUnavailableError) as err:
+        _fetch(r2, orgs, sha, r1.name)
+    assert set(err.value.tried) >= {f"{r1.name} (127.0.0.1:{r1.port})", f"{r3.name} (127.0.0.1:{r3.port})"}
+    assert "HTTP 404" in err.value.tried[f"{r1.name} (127.0.0.1:{r1.port})"]
+    assert "ConnectionRefusedError" in err.value.tried[f"{r3.name} (127.0.0.1:{r3.port})"]
+
+
+def test_store_is_atomic_checks_names_drops_a_corrupt_file_and_prunes_rounds(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "s")
+    shas = [store.put(RUN, rnd, f"round {rnd}".encode()) for rnd in range(4)]
+    assert store.put(RUN, 0, b"round 0") == shas[0]
+    assert not list((tmp_path / "s").rglob("*.tmp"))
+    with pytest.raises(BlobError):
+        store.get(RUN, 0, "../../etc/passwd")
+    path = next(p for p in (tmp_path / "s").rglob(shas[1]))
+    path.write_bytes(b"tampered")
+    assert store.get(RUN, 1, shas[1]) is None and not path.exists()
+    assert store.prune(RUN, 3) == 3
+    assert store.get(RUN, 0, shas[0]) is None and store.get(RUN, 3, shas[3]) == b"round 3"
+    assert store.prune("another run", 10) == 0
+
+
+def _spec(**kw: Any) -> RunSpec:
+    return RunSpec(("Registry1MSP", "Registry2MSP", "Registry3MSP"), dataset_schema("rotterdam").dump(),
+                   TrainConfig(rounds=4, local_iters=2, num_threads=1), 2, (3,), "c-1", **kw)
+
+
+def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config() -> None:
+    served = _spec(blobs="served")
+    assert json.loads(served.to_json())["config"]["blobs"] == "served"
+    assert RunSpec.from_json(served.to_json()) == served
+    assert "blobs" not in json.loads(_spec().to_json())["config"]  # the default keeps the old text
+    with pytest.raises(RunSpecError, match="blobs must be one of"):
+        _spec(blobs="cloud")
+    cfg = AggregationConfig.default(served.participants, 10, blobs="served")
+    assert json.loads(cfg.to_json())["blobs"] == "served"
+    assert AggregationConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert "blobs" not in json.loads(AggregationConfig.default(served.participants, 10).to_json())
+    with pytest.raises(ValueError, match="blobs must be one of"):
+        AggregationConfig.default(served.participants, 10, blobs="cloud")
+    with pytest.raises(ValueError, match="needs a blob fetcher"):
+        LedgerMerger(None, "Registry1MSP", "r", cfg)  # type: ignore[arg-type]
