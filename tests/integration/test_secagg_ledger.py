@@ -57,7 +57,7 @@ def test_all_mergers_agree_on_the_weighted_average_and_only_masked_vectors_are_o
     assert set(state["results"]) == set(msps) and len(set(state["results"].values())) == 1
     # what is on the ledger for a registry is its masked vector, which is nowhere near its weights
     sub = state["submissions"][msps[0]]
-    masked = np.frombuffer(mergers[1].blob(sub["masked_sha256"]), dtype="<u8")
+    masked = np.frombuffer(mergers[1].blob(sub["masked_sha256"], 0, msps[0]), dtype="<u8")
     as_fixed = np.round(vectors[msps[0]].astype(np.float64) * weights[msps[0]] * 2.0**32).astype(np.int64)
     assert np.mean(masked.view(np.int64) == as_fixed) < 0.01
     assert 0.45 < np.mean(masked >> np.uint64(63)) < 0.55  # top bit looks uniform
@@ -70,7 +70,7 @@ def test_a_blob_is_in_its_block_once_never_also_as_an_argument(mergers: list[Led
     msps = [m.msp for m in mergers]
     secure_average(mergers, 0, _vectors(msps, 2))
     sub = mergers[0].state(0)["submissions"][msps[0]]
-    data = mergers[0].blob(sub["masked_sha256"])
+    data = mergers[0].blob(sub["masked_sha256"], 0, msps[0])
     qscc = mergers[0].contract.network.contract("qscc")
     blocks = {bytes(qscc.evaluate("GetBlockByTxID", mergers[0].contract.network.name, tx))
               for tx in mergers[0].tx_ids}

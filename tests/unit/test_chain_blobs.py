@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,7 @@ def orgs(tmp_path: Path) -> Iterator[list[Org]]:
 
 
 def _fetch(org: Org, orgs: list[Org], sha: str, owner: str, **kw: Any) -> bytes:
-    return org.fetcher(orgs).fetch(RUN, 3, sha, owner, [o.name for o in orgs], attempts=1, **kw)
+    return org.fetcher(orgs).fetch(RUN, 3, sha, owner, [o.name for o in orgs], patience=0.0, **kw)
 
 
 def test_a_member_fetches_the_owners_blob_over_mutual_tls_and_keeps_a_copy(orgs: list[Org]) -> None:
@@ -140,11 +142,24 @@ def test_a_missing_blob_names_every_holder_asked(orgs: list[Org]) -> None:
     r1, r2, r3 = orgs
     r1.serve([o.ca_pem for o in orgs])
     sha = hashlib.sha256(b"never put").hexdigest()
+    t0 = time.monotonic()
     with pytest.raises(BlobUnavailableError) as err:
-        _fetch(r2, orgs, sha, r1.name)
+        r2.fetcher(orgs).fetch(RUN, 3, sha, r1.name, [o.name for o in orgs], patience=2.5)
+    assert 1.0 <= time.monotonic() - t0 < 2.5  # asked again 1 s later; the next pass (2 s on) is past patience
     assert set(err.value.tried) >= {f"{r1.name} (127.0.0.1:{r1.port})", f"{r3.name} (127.0.0.1:{r3.port})"}
     assert "HTTP 404" in err.value.tried[f"{r1.name} (127.0.0.1:{r1.port})"]
     assert "ConnectionRefusedError" in err.value.tried[f"{r3.name} (127.0.0.1:{r3.port})"]
+
+
+def test_a_fetch_waits_for_an_owner_that_comes_back(orgs: list[Org]) -> None:
+    r1, r2, _ = orgs
+    sha = r1.own.put(RUN, 3, b"w" * 64)  # on r1's disk before its Submit; r1's server is down
+    timer = threading.Timer(1.5, r1.serve, args=([o.ca_pem for o in orgs],))
+    timer.start()
+    try:
+        assert r2.fetcher(orgs).fetch(RUN, 3, sha, r1.name, patience=20.0) == b"w" * 64
+    finally:
+        timer.join()
 
 
 def test_store_is_atomic_checks_names_drops_a_corrupt_file_and_prunes_rounds(tmp_path: Path) -> None:
@@ -168,10 +183,12 @@ def _spec(**kw: Any) -> RunSpec:
 
 
 def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config() -> None:
-    served = _spec(blobs="served")
-    assert json.loads(served.to_json())["config"]["blobs"] == "served"
+    served = _spec()  # the default
+    assert served.blobs == "served" and json.loads(served.to_json())["config"]["blobs"] == "served"
     assert RunSpec.from_json(served.to_json()) == served
-    assert "blobs" not in json.loads(_spec().to_json())["config"]  # the default keeps the old text
+    on_ledger = _spec(blobs="ledger")
+    assert "blobs" not in json.loads(on_ledger.to_json())["config"]  # the text of a spec from before served blobs
+    assert RunSpec.from_json(on_ledger.to_json()) == on_ledger
     with pytest.raises(RunSpecError, match="blobs must be one of"):
         _spec(blobs="cloud")
     cfg = AggregationConfig.default(served.participants, 10, blobs="served")

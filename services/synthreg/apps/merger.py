@@ -101,13 +101,21 @@ freeze); the freeze; reveals. A wait also re-reads every ``recheck_s`` (a missed
 class MergerApp(App):
     role = "merger"
     _fetcher: BlobFetcher | None = None
+    _blob_server: BlobServer | None = None
 
     def blob_fetcher(self) -> BlobFetcher:
         """This registry's served blobs (runs with ``blobs: served``): its own and fetched
         stores in ``state/blobs``, the fetcher of the other mergers' blobs and the server
-        of its own at the org's blob endpoint, started on first use and stopped with the app."""
+        of its own at the org's blob endpoint, started on first use and stopped with the
+        app (it keeps serving between runs: a slower registry may still be finishing one).
+        Each call reads the network profile again, so a registry that joined since is
+        trusted and asked too."""
+        profile = load_profile(self.settings.network_home)
+        if self._fetcher is not None and self._blob_server is not None:
+            self._blob_server.trust([o.tls_ca_cert for o in profile.orgs.values()])
+            self._fetcher.endpoints = {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert)
+                                       for m, o in profile.orgs.items() if o.blob_endpoint}
         if self._fetcher is None:
-            profile = load_profile(self.settings.network_home)
             org = profile.org(self.msp)
             tls = org.blob_tls_dir
             if tls is None or not org.blob_endpoint:
@@ -118,6 +126,7 @@ class MergerApp(App):
                                 tls / "server.crt", tls / "server.key",
                                 [o.tls_ca_cert for o in profile.orgs.values()]).start()
             self._stack.callback(server.close)
+            self._blob_server = server
             endpoints = {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert)
                          for m, o in profile.orgs.items() if o.blob_endpoint}
             self._fetcher = BlobFetcher(own, cache, endpoints, tls / "server.crt", tls / "server.key")

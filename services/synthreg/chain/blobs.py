@@ -239,6 +239,12 @@ class BlobServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    def trust(self, client_cas: Sequence[Path]) -> None:
+        """Also admit clients of ``client_cas`` from now on (a registry that joined the
+        consortium since the server started; CAs are only ever added)."""
+        for ca in client_cas:
+            self._server.context.load_verify_locations(cafile=str(ca))
+
     def start(self) -> BlobServer:
         self._thread.start()
         return self
@@ -290,18 +296,20 @@ class BlobFetcher:
         return data
 
     def fetch(self, run: str, rnd: int, sha: str, owner: str, holders: Sequence[str] = (),
-              attempts: int = 3, backoff: float = 1.0) -> bytes:
+              patience: float = 120.0) -> bytes:
         """The blob ``sha`` that ``owner`` submitted in ``run`` round ``rnd``. Asks the
-        owner, then ``holders`` (other participants that may have fetched it), up to
-        ``attempts`` passes ``backoff`` seconds apart (a restarting merger serves again
-        within seconds). Raises :class:`BlobUnavailableError` naming every refusal."""
+        owner, then ``holders`` (other participants that may have fetched it), pass after
+        pass (1, 2, 4, 5, 5 ... seconds apart) for up to ``patience`` seconds: a merger
+        killed after its ``Submit`` is restarted by its supervisor and serves its blob
+        from disk again. Raises :class:`BlobUnavailableError` naming every refusal."""
         for store in (self.own, self.cache):
             kept = store.get(run, rnd, sha)
             if kept is not None:
                 return kept
         order = [owner, *(h for h in holders if h != owner)]
         tried: dict[str, str] = {}
-        for attempt in range(attempts):
+        deadline, pause = time.monotonic() + patience, 1.0
+        while True:
             for msp in order:
                 ep = self.endpoints.get(msp)
                 if ep is None:
@@ -318,6 +326,9 @@ class BlobFetcher:
                     continue
                 self.cache.put(run, rnd, data)
                 return data
-            if attempt + 1 < attempts:
-                time.sleep(backoff * (attempt + 1))
-        raise BlobUnavailableError(run, rnd, sha, tried)
+            if time.monotonic() + pause > deadline:
+                raise BlobUnavailableError(run, rnd, sha, tried)
+            log.info("blob %s of run %s round %d: no holder served it yet (%s); asking again in %.0f s",
+                     sha[:12], run, rnd, "; ".join(tried.values()), pause)
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)

@@ -92,7 +92,8 @@ def init(
     o = d.org
     _log(f"{d.msp_id} initialised in {home} (private keys stay there, mode 0600)")
     _log(f"public org definition: {home / 'org-def.json'}  (send it to the consortium)")
-    _log(f"open to the other registries: orderer {o.orderer_endpoint}, peer {o.peer_endpoint}")
+    _log(f"open to the other registries: orderer {o.orderer_endpoint}, peer {o.peer_endpoint}, "
+         f"merger blobs {o.blob_endpoint}")
 
 
 def join(
