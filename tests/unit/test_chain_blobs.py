@@ -23,7 +23,7 @@ from synthreg.chain.blobs import (
     BlobTamperedError,
     BlobUnavailableError,
 )
-from synthreg.chain.runs import RunSpec, RunSpecError
+from synthreg.chain.runs import RunSpec, RunSpecError, training_fields
 from synthreg.chain.secagg import AggregationConfig, LedgerMerger
 from synthreg.data.datasets import dataset_schema
 from synthreg.gan.federated import TrainConfig
@@ -186,6 +186,8 @@ def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config()
     served = _spec()  # the default
     assert served.blobs == "served" and json.loads(served.to_json())["config"]["blobs"] == "served"
     assert RunSpec.from_json(served.to_json()) == served
+    # the auditor reads the training config back from the agreed text (the DP budget check)
+    assert TrainConfig.from_dict(training_fields(json.loads(served.to_json())["config"])) == served.config
     on_ledger = _spec(blobs="ledger")
     assert "blobs" not in json.loads(on_ledger.to_json())["config"]  # the text of a spec from before served blobs
     assert RunSpec.from_json(on_ledger.to_json()) == on_ledger

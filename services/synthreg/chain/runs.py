@@ -65,6 +65,13 @@ class RunLedgerError(Exception):
 
 STEP_RECORD_MODES = ("ledger", "anchored")
 """Run modes of the step records (:attr:`RunSpec.step_records`)."""
+RUN_LEVEL_KEYS = ("round_timeout_s", "step_records", "blobs")
+"""keys of a spec's ``config`` that are the run's, not :class:`TrainConfig` fields"""
+
+
+def training_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a spec's ``config`` (without :data:`RUN_LEVEL_KEYS`)."""
+    return {k: v for k, v in config.items() if k not in RUN_LEVEL_KEYS}
 
 
 def canonical_json(obj: Any) -> str:

@@ -15,7 +15,7 @@ What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
 2. ``PostShares``: each deals its seed and round key by Feldman VSS
    (:mod:`synthreg.secagg.vss`): every other advertised merger gets its shares
    encrypted to its round key, and the public commitments go on the ledger;
-3. ``PutBlob`` + ``Submit``: each checks the shares dealt to it against their
+3. ``PutBlob`` (ledger blobs only) + ``Submit``: each checks the shares dealt to it against their
    dealers' commitments, posts its masked, fixed-point weight vector (and
    optionally a CKKS audit ciphertext) as content-addressed blobs (their bytes
    in the transient map, so each block holds them once) and submits
@@ -44,8 +44,11 @@ up (any ``t`` reveals unmask it). A merger that is left out of a round
 (:meth:`LedgerMerger.observe`) computes the agreed average from the ledger
 alone, like the survivors did.
 
-Where data lives: every message of the protocol is on the ledger (masked
-vectors as blobs, shares as ciphertexts to their recipients); each merger's
+Where data lives: every message of the protocol is on the ledger (shares as
+ciphertexts to their recipients; masked vectors as blobs when the run's
+``blobs`` is ``ledger``, or only their hashes when it is ``served``: then each
+merger keeps its own and the others fetch it over mutual TLS,
+:mod:`synthreg.chain.blobs`, checking it against the hash); each merger's
 round secrets live only in its :class:`~synthreg.secagg.party.Party` object in
 memory and are erased after the round. Only the average is ever revealed.
 

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from synthreg.chain.anchor import StatementError, StatementStore, merkle_root, verify_statement
+from synthreg.chain.runs import training_fields
 from synthreg.crypto.ckks import EncryptedVector, PublicContext, SecretContext, decrypt, sum_vectors
 from synthreg.data.schema import Schema
 from synthreg.gan.accountant import ACCOUNTANT
@@ -261,7 +262,7 @@ def _dp_config(rep: TrailReport, contract: Contract, run_id: str, header: Mappin
         raw = json.loads(doc["spec_json"])["config"] if doc is not None else header.get("config", {})
         if raw.get("dp_epsilon") is None:
             return None
-        return TrainConfig.from_dict({k: v for k, v in raw.items() if k != "round_timeout_s"})
+        return TrainConfig.from_dict(training_fields(raw))
     except (KeyError, TypeError, ValueError) as exc:
         rep.failures.append(f"the privacy budget of run {run_id} cannot be checked: {type(exc).__name__}: {exc}")
         return None
@@ -342,7 +343,7 @@ def _update_bound(rep: TrailReport, contract: Contract, run_id: str,
         return (None if claimed is None else float(claimed)), None
     try:
         spec = json.loads(doc["spec_json"])
-        raw = {k: v for k, v in spec["config"].items() if k not in ("round_timeout_s", "step_records", "blobs")}
+        raw = training_fields(spec["config"])
         config = TrainConfig.from_dict(raw)
         if config.max_update_norm is None:
             return None, None
