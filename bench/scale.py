@@ -13,7 +13,11 @@ network down. Measured per round:
   not the latency N separate hosts would see);
 * transactions committed (all mergers);
 * bytes put on the ledger (masked blobs 8·L per survivor + share envelopes,
-  decoded sizes), i.e. what every registry's peer stores per round;
+  decoded sizes), i.e. what every registry's peer stores per round; with ``--blobs
+  served`` the masked vectors stay with their registries (only hashes on the ledger:
+  :mod:`synthreg.chain.blobs`, one blob server per registry here) and the bytes each
+  registry fetched from the others (its ``fetched`` store on disk) are a column of
+  their own;
 * CPU seconds per registry: its peer, orderer and both chaincode servers
   (``/proc/<pid>/stat`` utime+stime deltas of the processes in the network's
   ``run/`` pid files) plus its merger's client work (thread CPU time of its
@@ -29,6 +33,7 @@ Usage:
 
     python bench/scale.py                          # N = 3 4 5 6, 3 rounds each
     python bench/scale.py --orgs 3 --orgs 4 --rounds 2 --length 10000
+    python bench/scale.py --blobs served           # masked vectors off the ledger (the apps' default)
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from secagg_round import PhaseLog, TimedMerger, _check, _ledger_bytes, _network, _round
 
+from synthreg.chain.blobs import BlobFetcher, open_served_blobs
 from synthreg.chain.secagg import AggregationConfig, open_aggregation
 from synthreg.ledger import Contract
 from synthreg.network.client import open_gateway
@@ -74,13 +80,16 @@ _TICK = os.sysconf("SC_CLK_TCK")
 # validating N-proportional blocks) grows linearly.
 MODELS = {"tx/round": "linear", "ledger MB/round": "quadratic", "CPU s/registry": "linear",
           "wall s/round": "quadratic"}
+SERVED_MODELS = {**MODELS, "fetched MB/registry": "linear"}
+"""with served blobs (``--blobs served``) each registry also fetches the N-1 others' masked vectors"""
 
 
 class CpuMerger(TimedMerger):
     """A :class:`TimedMerger` that also sums the thread CPU time of its phase calls."""
 
-    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig, log: PhaseLog) -> None:
-        super().__init__(contract, msp, run, config, log)
+    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig, log: PhaseLog,
+                 blobs: BlobFetcher | None = None) -> None:
+        super().__init__(contract, msp, run, config, log, blobs)
         self.cpu_s = 0.0
         self._lock = threading.Lock()
 
@@ -114,16 +123,20 @@ class ScaleResult:
     txs: list[int] = field(default_factory=list)
     ledger_bytes: list[int] = field(default_factory=list)
     cpu_per_registry: list[float] = field(default_factory=list)
+    fetched_per_registry: list[float] = field(default_factory=list)
+    """served blobs: bytes each registry fetched from the others (mean over registries)"""
     network_up_s: float = 0.0
 
     def means(self) -> dict[str, float]:
         return {"wall s/round": statistics.mean(self.walls), "tx/round": statistics.mean(self.txs),
                 "ledger MB/round": statistics.mean(self.ledger_bytes) / 1e6,
-                "CPU s/registry": statistics.mean(self.cpu_per_registry)}
+                "CPU s/registry": statistics.mean(self.cpu_per_registry),
+                "fetched MB/registry": statistics.mean(self.fetched_per_registry) / 1e6}
 
 
-def measure(home: Path, n: int, length: int, rounds: int, seed: int) -> ScaleResult:
-    """Warm-up round 0 and ``rounds`` measured rounds on the running N-registry network at ``home``."""
+def measure(home: Path, n: int, length: int, rounds: int, seed: int, blobs: str = "ledger") -> ScaleResult:
+    """Warm-up round 0 and ``rounds`` measured rounds on the running N-registry network at
+    ``home``; ``blobs``: the masked vectors on the ledger or served by each registry."""
     profile = load_profile(home)
     msps = profile.msp_ids
     res = ScaleResult(n)
@@ -131,11 +144,17 @@ def measure(home: Path, n: int, length: int, rounds: int, seed: int) -> ScaleRes
         contracts: Mapping[str, Contract] = {
             m: stack.enter_context(open_gateway(profile, m, "merger")).network("gan").contract("ganledger")
             for m in msps}
-        config = AggregationConfig.default(msps, length)
+        fetchers: dict[str, BlobFetcher | None] = dict.fromkeys(msps)
+        if blobs == "served":
+            for m in msps:
+                fetcher, server = open_served_blobs(profile, m, home / "served-blobs" / m)
+                stack.callback(server.close)
+                fetchers[m] = fetcher
+        config = AggregationConfig.default(msps, length, blobs=blobs)
         run = f"bench-scale-{n}-{uuid.uuid4().hex[:8]}"
         open_aggregation(contracts[msps[0]], msps[0], run, config)
         log = PhaseLog()
-        mergers = [CpuMerger(contracts[m], m, run, config, log) for m in msps]
+        mergers = [CpuMerger(contracts[m], m, run, config, log, fetchers[m]) for m in msps]
         for rnd in range(rounds + 1):
             nodes0 = node_cpu(home, n)
             client0 = {m.msp: m.cpu_s for m in mergers}
@@ -146,15 +165,25 @@ def measure(home: Path, n: int, length: int, rounds: int, seed: int) -> ScaleRes
                 raise RuntimeError(f"N={n} round {rnd}: survivors {out.survivors} (nobody was dropped)")
             if rnd == 0:
                 continue  # warm-up
-            blobs, envelopes = _ledger_bytes(mergers[0], rnd, length)
+            on_ledger, envelopes = _ledger_bytes(mergers[0], rnd, length)
+            if blobs == "served":
+                on_ledger = 0  # only hashes: the bytes went registry to registry
+            fetched = statistics.mean(_round_bytes(home / "served-blobs" / m / "fetched", rnd) for m in msps)
             cpu = [nodes1[i] - nodes0[i] + mergers[i - 1].cpu_s - client0[msps[i - 1]] for i in range(1, n + 1)]
             res.walls.append(wall)
             res.txs.append(txs)
-            res.ledger_bytes.append(blobs + envelopes)
+            res.ledger_bytes.append(on_ledger + envelopes)
             res.cpu_per_registry.append(statistics.mean(cpu))
-            console.print(f"  N={n} round {rnd}: {wall:.2f} s, {txs} tx, {(blobs + envelopes) / 1e6:.2f} MB, "
+            res.fetched_per_registry.append(fetched)
+            console.print(f"  N={n} round {rnd}: {wall:.2f} s, {txs} tx, {(on_ledger + envelopes) / 1e6:.2f} MB "
+                          f"on the ledger, {fetched / 1e6:.2f} MB fetched per registry, "
                           f"{statistics.mean(cpu):.2f} CPU s per registry")
     return res
+
+
+def _round_bytes(fetched: Path, rnd: int) -> int:
+    """Bytes of round ``rnd``'s blobs in a fetched store (one run per store here)."""
+    return sum(p.stat().st_size for p in fetched.glob(f"*/{rnd}/*") if p.is_file())
 
 
 def fit(ns: Sequence[int], ys: Sequence[float], degree: int) -> tuple[np.ndarray, float]:
@@ -179,10 +208,13 @@ def main(
     base_port: Annotated[int, typer.Option(help="Base port of the networks this starts.")] = 9800,
     seed: Annotated[int, typer.Option()] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    blobs: Annotated[str, typer.Option(help="ledger (masked vectors as PutBlob) | served (each registry "
+                                            "serves its own over mutual TLS, hashes on the ledger)")] = "ledger",
 ) -> None:
     if len(set(orgs)) < 2 or min(orgs) < 2:
         raise typer.BadParameter("give at least two different N >= 2")
     results = []
+    models = SERVED_MODELS if blobs == "served" else MODELS
     for n in sorted(set(orgs)):
         with tempfile.TemporaryDirectory(prefix=f"synthreg-bench-scale-{n}-") as tmp:
             home = Path(tmp) / "network"
@@ -191,19 +223,19 @@ def main(
             try:
                 _network(home, "up", base_port, orgs=n)
                 up_s = time.perf_counter() - t0
-                res = measure(home, n, length, rounds, seed)
+                res = measure(home, n, length, rounds, seed, blobs)
                 res.network_up_s = up_s
                 results.append(res)
             finally:
                 _network(home, "down", base_port)
 
     table = Table(title=f"one secure-aggregation round vs consortium size N (L = {length}, {rounds} rounds each, "
-                        "all registries on this 2-core host)")
-    for col in ("N", "network up s", *MODELS):
+                        f"blobs {blobs}, all registries on this 2-core host)")
+    for col in ("N", "network up s", *models):
         table.add_column(col, justify="right")
     for r in results:
         m = r.means()
-        table.add_row(str(r.n), f"{r.network_up_s:.0f}", *(f"{m[k]:.2f}" for k in MODELS))
+        table.add_row(str(r.n), f"{r.network_up_s:.0f}", *(f"{m[k]:.2f}" for k in models))
     console.print(table)
 
     ns = [r.n for r in results]
@@ -211,7 +243,7 @@ def main(
     for col in ("quantity", "model", "formula", "R²", *(f"N={x}" for x in EXTRAPOLATE)):
         fits.add_column(col, justify="right")
     fitted: dict[str, dict[str, object]] = {}
-    for key, predicted in MODELS.items():
+    for key, predicted in models.items():
         ys = [r.means()[key] for r in results]
         for degree, name in ((1, "linear"), (2, "quadratic")):
             if degree >= len(ns):
@@ -231,9 +263,10 @@ def main(
         "one host per registry. Every round's average was checked against numpy's mean.")
     if json_out:
         json_out.write_text(json.dumps({
-            "length": length, "rounds": rounds,
+            "length": length, "rounds": rounds, "blobs": blobs,
             "results": [{"n": r.n, "network_up_s": r.network_up_s, "walls_s": r.walls, "txs": r.txs,
-                         "ledger_bytes": r.ledger_bytes, "cpu_per_registry_s": r.cpu_per_registry}
+                         "ledger_bytes": r.ledger_bytes, "cpu_per_registry_s": r.cpu_per_registry,
+                         "fetched_bytes_per_registry": r.fetched_per_registry}
                         for r in results],
             "fits": fitted}, indent=2))
 

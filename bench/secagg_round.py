@@ -61,6 +61,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from synthreg.chain.blobs import BlobFetcher
 from synthreg.chain.secagg import (
     AggregationConfig,
     LedgerMerger,
@@ -123,8 +124,9 @@ class PhaseLog:
 class TimedMerger(LedgerMerger):
     """A LedgerMerger that records how long each of its public phase calls takes."""
 
-    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig, log: PhaseLog) -> None:
-        super().__init__(contract, msp, run, config)
+    def __init__(self, contract: Contract, msp: str, run: str, config: AggregationConfig, log: PhaseLog,
+                 blobs: BlobFetcher | None = None) -> None:
+        super().__init__(contract, msp, run, config, blobs=blobs)
         self.log = log
 
     def _timed(self, phase: str, rnd: int, call: Callable[[], T]) -> T:

@@ -53,7 +53,7 @@ import numpy as np
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
-from synthreg.chain.blobs import BlobEndpoint, BlobError, BlobFetcher, BlobServer, BlobStore
+from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
     PEER_CATCH_UP_S,
@@ -113,24 +113,11 @@ class MergerApp(App):
         profile = load_profile(self.settings.network_home)
         if self._fetcher is not None and self._blob_server is not None:
             self._blob_server.trust([o.tls_ca_cert for o in profile.orgs.values()])
-            self._fetcher.endpoints = {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert)
-                                       for m, o in profile.orgs.items() if o.blob_endpoint}
-        if self._fetcher is None:
-            org = profile.org(self.msp)
-            tls = org.blob_tls_dir
-            if tls is None or not org.blob_endpoint:
-                raise BlobError(f"{self.msp}: the run serves its blobs (blobs: served), but {profile.home} has no "
-                                "blob-server TLS pair or endpoint (a network made before they existed)")
-            own, cache = BlobStore(self.state / "blobs" / "own"), BlobStore(self.state / "blobs" / "fetched")
-            server = BlobServer((own, cache), BlobEndpoint(self.msp, org.blob_endpoint, org.tls_ca_cert).host_port,
-                                tls / "server.crt", tls / "server.key",
-                                [o.tls_ca_cert for o in profile.orgs.values()]).start()
-            self._stack.callback(server.close)
-            self._blob_server = server
-            endpoints = {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert)
-                         for m, o in profile.orgs.items() if o.blob_endpoint}
-            self._fetcher = BlobFetcher(own, cache, endpoints, tls / "server.crt", tls / "server.key")
-            log.info("%s merger: serving blobs at %s", self.msp, org.blob_endpoint)
+            self._fetcher.endpoints = endpoints_of(profile)
+            return self._fetcher
+        self._fetcher, self._blob_server = open_served_blobs(profile, self.msp, self.state / "blobs")
+        self._stack.callback(self._blob_server.close)
+        log.info("%s merger: serving blobs at %s", self.msp, profile.org(self.msp).blob_endpoint)
         return self._fetcher
 
     def _merger(self, run: str, config: AggregationConfig) -> LedgerMerger:

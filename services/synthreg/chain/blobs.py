@@ -49,7 +49,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from synthreg.network.profile import Profile
 
 __all__ = [
     "BLOB_MODES",
@@ -60,6 +64,8 @@ __all__ = [
     "BlobStore",
     "BlobTamperedError",
     "BlobUnavailableError",
+    "endpoints_of",
+    "open_served_blobs",
 ]
 
 BLOB_MODES = ("ledger", "served")
@@ -332,3 +338,26 @@ class BlobFetcher:
                      sha[:12], run, rnd, "; ".join(tried.values()), pause)
             time.sleep(pause)
             pause = min(2 * pause, 5.0)
+
+
+def endpoints_of(profile: Profile) -> dict[str, BlobEndpoint]:
+    """Every member's blob endpoint in the network profile (one written before served blobs has none)."""
+    return {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert) for m, o in profile.orgs.items() if o.blob_endpoint}
+
+
+def open_served_blobs(profile: Profile, msp: str, root: Path) -> tuple[BlobFetcher, BlobServer]:
+    """``msp``'s served blobs: its own and fetched stores below ``root`` (``own/``,
+    ``fetched/``), its blob server started at its org's blob endpoint (trusting every
+    member's TLS CA in ``profile``) and its fetcher of the others'. The caller closes the
+    server. Raises :class:`BlobError` when the org has no blob TLS pair or endpoint (a
+    network made before served blobs)."""
+    org = profile.org(msp)
+    tls = org.blob_tls_dir
+    if tls is None or not org.blob_endpoint:
+        raise BlobError(f"{msp}: the run serves its blobs (blobs: served), but {profile.home} has no "
+                        "blob-server TLS pair or endpoint (a network made before they existed)")
+    own, cache = BlobStore(root / "own"), BlobStore(root / "fetched")
+    server = BlobServer((own, cache), BlobEndpoint(msp, org.blob_endpoint, org.tls_ca_cert).host_port,
+                        tls / "server.crt", tls / "server.key",
+                        [o.tls_ca_cert for o in profile.orgs.values()]).start()
+    return BlobFetcher(own, cache, endpoints_of(profile), tls / "server.crt", tls / "server.key"), server
