@@ -22,12 +22,14 @@ from synthreg.chain.blobs import (
     BlobStore,
     BlobTamperedError,
     BlobUnavailableError,
+    open_served_blobs,
 )
 from synthreg.chain.runs import RunSpec, RunSpecError, training_fields
 from synthreg.chain.secagg import AggregationConfig, LedgerMerger
 from synthreg.data.datasets import dataset_schema
 from synthreg.gan.federated import TrainConfig
 from synthreg.network import pki
+from synthreg.network.profile import OrgProfile, Profile
 
 RUN = "run-1/a:b@c"  # run ids may hold '/', ':' and '@'
 
@@ -201,3 +203,11 @@ def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config()
         AggregationConfig.default(served.participants, 10, blobs="cloud")
     with pytest.raises(ValueError, match="needs a blob fetcher"):
         LedgerMerger(None, "Registry1MSP", "r", cfg)  # type: ignore[arg-type]
+
+
+def test_a_network_made_before_served_blobs_gets_a_clear_error(tmp_path: Path) -> None:
+    org = OrgProfile("Registry1MSP", "127.0.0.1:7111", "peer0", "127.0.0.1:7101", "", tmp_path / "ca.pem", {},
+                     None, None, tmp_path / "share")  # no blob endpoint, no crypto root
+    profile = Profile(tmp_path, ("gan",), {}, {"Registry1MSP": org}, "10ms")
+    with pytest.raises(BlobError, match="no blob-server TLS pair or endpoint"):
+        open_served_blobs(profile, "Registry1MSP", tmp_path / "blobs")
