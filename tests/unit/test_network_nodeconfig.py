@@ -14,7 +14,7 @@ SAMPLE_CORE = {
     "peer": {"keepalive": {"minInterval": "60s"}},
     "chaincode": {"externalBuilders": []},
     "vm": {"endpoint": "unix:///var/run/docker.sock"},
-    "ledger": {"state": {"stateDatabase": "CouchDB"}},
+    "ledger": {"state": {"stateDatabase": "CouchDB"}, "history": {"enableHistoryDatabase": True}},
 }
 SAMPLE_ORDERER = {"General": {"ListenPort": 7050, "Keepalive": {"ServerMinInterval": "60s", "ServerTimeout": "20s"}}}
 
@@ -46,6 +46,7 @@ def test_peer_config_uses_the_external_builder_and_leveldb(tmp_path: Path) -> No
     core = yaml.safe_load((_write(tmp_path) / "core.yaml").read_text())
     assert core["vm"]["endpoint"] == ""
     assert core["ledger"]["state"]["stateDatabase"] == "goleveldb"
+    assert core["ledger"]["history"]["enableHistoryDatabase"] is False  # no chaincode reads key history
     assert core["peer"]["gateway"]["enabled"] is True
     assert [b["name"] for b in core["chaincode"]["externalBuilders"]] == ["synthreg-ccaas"]
 

@@ -133,6 +133,9 @@ def write_node_configs(cfg: NetworkConfig, sample_dir: Path) -> Path:
     core["vm"]["endpoint"] = ""
     core["peer"].setdefault("gateway", {})["enabled"] = True
     core["ledger"]["state"]["stateDatabase"] = "goleveldb"
+    # No chaincode reads a key's history (GetHistoryForKey): the peer need not index every
+    # write of every block (issue 11: ledger growth per host and commit work).
+    core["ledger"].setdefault("history", {})["enableHistoryDatabase"] = False
     out = cfg.config_dir / "node"
     out.mkdir(parents=True, exist_ok=True)
     (out / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
