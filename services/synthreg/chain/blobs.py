@@ -1,9 +1,10 @@
 """Secure-aggregation blobs kept off the ledger (run config ``blobs: served``; issue 11).
 
-In the default placement (``blobs: ledger``) every masked vector is a ``PutBlob``
-transaction: ~0.69 MB per registry per round in every peer's blocks and state and in
-every orderer's blocks (DESIGN.md §4 allows "a blob store with the hash on-chain").
-With ``blobs: served`` only the hashes go on the ledger (``Submit``), and each merger
+With ``blobs: ledger`` (the single-process reference path, and runs agreed before
+served blobs) every masked vector is a ``PutBlob`` transaction: ~0.69 MB per registry
+per round in every peer's blocks and state and in every orderer's blocks (DESIGN.md §4
+allows "a blob store with the hash on-chain"). With ``blobs: served`` (the run
+config's default) only the hashes go on the ledger (``Submit``), and each merger
 keeps its own masked vector in its registry's state, serving it to the consortium's
 other mergers over **mutual TLS** from :class:`BlobServer` at its org's blob endpoint
 (``host:base+100·i+31``, in the network profile):
@@ -51,6 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
+
+from synthreg.workspace import sha256_hex
 
 if TYPE_CHECKING:
     from synthreg.network.profile import Profile
@@ -117,7 +120,7 @@ class BlobStore:
 
     def put(self, run: str, rnd: int, data: bytes) -> str:
         """Keep ``data`` for ``run`` round ``rnd``; returns its sha256 (idempotent)."""
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_hex(data)
         path = self._path(run, rnd, sha)
         if path.exists():
             return sha
@@ -138,7 +141,7 @@ class BlobStore:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_hex(data)
         if actual != sha:
             log.warning("blob store %s: %s hashes to %s: removed", self.root, path, actual)
             path.unlink(missing_ok=True)
@@ -296,7 +299,7 @@ class BlobFetcher:
             data = resp.read(length)
         finally:
             conn.close()
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_hex(data)
         if actual != sha:
             raise BlobTamperedError(f"{ep.msp} ({ep.endpoint})", sha, actual)
         return data

@@ -376,7 +376,8 @@ class LedgerMerger:
         """The blob ``sha`` that ``owner`` submitted in round ``rnd``: from the ledger, or
         in a served run from the own store or a holder's blob server (hash-checked)."""
         if self.blobs is not None:
-            return self.blobs.fetch(self.run, rnd, sha, owner, self.config.participants)
+            return self.blobs.fetch(self.run, rnd, sha, owner,  # its own stores were looked in first
+                                    [m for m in self.config.participants if m != self.msp])
         data = _unb64(self._evaluate("GetBlob", self.run, sha).decode("ascii"))
         if hashlib.sha256(data).hexdigest() != sha:  # the ledger is the source of truth; check anyway
             raise AggregationLedgerError("GetBlob", self.msp, "", f"blob {sha} does not match its hash")
