@@ -185,12 +185,13 @@ def _spec(**kw: Any) -> RunSpec:
 
 
 def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config() -> None:
-    served = _spec()  # the default
-    assert served.blobs == "served" and json.loads(served.to_json())["config"]["blobs"] == "served"
+    served = _spec(blobs="served")
+    assert json.loads(served.to_json())["config"]["blobs"] == "served"
     assert RunSpec.from_json(served.to_json()) == served
     # the auditor reads the training config back from the agreed text (the DP budget check)
     assert TrainConfig.from_dict(training_fields(json.loads(served.to_json())["config"])) == served.config
-    on_ledger = _spec(blobs="ledger")
+    on_ledger = _spec()  # the default
+    assert on_ledger.blobs == "ledger"
     assert "blobs" not in json.loads(on_ledger.to_json())["config"]  # the text of a spec from before served blobs
     assert RunSpec.from_json(on_ledger.to_json()) == on_ledger
     with pytest.raises(RunSpecError, match="blobs must be one of"):

@@ -1,11 +1,10 @@
 """Secure-aggregation blobs kept off the ledger (run config ``blobs: served``; issue 11).
 
-With ``blobs: ledger`` (the single-process reference path, and runs agreed before
-served blobs) every masked vector is a ``PutBlob`` transaction: ~0.69 MB per registry
-per round in every peer's blocks and state and in every orderer's blocks (DESIGN.md §4
-allows "a blob store with the hash on-chain"). With ``blobs: served`` (the run
-config's default) only the hashes go on the ledger (``Submit``), and each merger
-keeps its own masked vector in its registry's state, serving it to the consortium's
+With ``blobs: ledger`` (the default) every masked vector is a ``PutBlob`` transaction:
+~0.69 MB per registry per round in every peer's blocks and state and in every orderer's
+blocks (DESIGN.md §4 allows "a blob store with the hash on-chain"). With ``blobs:
+served`` (opt-in) only the hashes go on the ledger (``Submit``), and each merger keeps
+its own masked vector in its registry's state, serving it to the consortium's
 other mergers over **mutual TLS** from :class:`BlobServer` at its org's blob endpoint
 (``host:base+100·i+31``, in the network profile):
 

@@ -109,11 +109,12 @@ class RunSpec:
     """``ledger``: every G/D step is a transaction (the default, strict mode);
     ``anchored``: each app signs its step statements off-ledger and commits one
     Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`)."""
-    blobs: str = "served"
-    """where secure aggregation's masked vectors live: ``served`` (the default: each merger
-    serves its own over mutual TLS, only hashes on the ledger; :mod:`synthreg.chain.blobs`)
-    or ``ledger`` (a ``PutBlob`` each). A spec text without the key (written before it
-    existed) means ``ledger``."""
+    blobs: str = "ledger"
+    """where secure aggregation's masked vectors live: ``ledger`` (a ``PutBlob`` each, the
+    default) or ``served`` (opt-in: each merger serves its own over mutual TLS, only hashes
+    on the ledger; :mod:`synthreg.chain.blobs`). Not the default: a survivor cut off after
+    its ``Submit``, before another merger fetched its blob, stalls the round (the CI host-cut
+    test failed so once). A spec text without the key means ``ledger``."""
 
     def __post_init__(self) -> None:
         parts = list(self.participants)
