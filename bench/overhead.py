@@ -11,7 +11,8 @@ Both paths train the same config on the same data, one after the other:
   records on `gan` (:func:`services_overhead.separate_processes`, shared with
   ``bench/services_overhead.py``). ``--step-records anchored`` runs it in the
   per-round anchored mode (``chaincode/spec/steps.md`` "Anchored step records"),
-  ``--blobs served`` with the masked vectors off the ledger (:mod:`synthreg.chain.blobs`).
+  with the masked vectors off the ledger (``--blobs served``, the default;
+  :mod:`synthreg.chain.blobs`) or as ``PutBlob`` transactions (``--blobs ledger``).
 
 Each registry's data is the CSV its discriminator reads; the in-process path reads
 the same CSVs. Printed: training wall time (in-process: ``train_federated``;
@@ -95,7 +96,7 @@ def main(
     step_records: Annotated[str, typer.Option(help="ledger (one transaction per step) | anchored "
                                                    "(one signed Merkle root per app per round)")] = "ledger",
     blobs: Annotated[str, typer.Option(help="ledger (a PutBlob per masked vector) | served (each merger serves "
-                                            "its own over mutual TLS, hashes on the ledger)")] = "ledger",
+                                            "its own over mutual TLS, hashes on the ledger)")] = "served",
     base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,
     demo_levers: Annotated[bool, typer.Option(help="The demo's TrainConfig levers (NON_IID_LEVERS: local "
                                                    "critics, lr_d 1e-3); off: the TrainConfig defaults "

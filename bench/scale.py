@@ -31,9 +31,9 @@ per local iteration per registry, independent of N) are not part of this bench.
 
 Usage:
 
-    python bench/scale.py                          # N = 3 4 5 6, 3 rounds each
+    python bench/scale.py                          # N = 3 4 5 6, 3 rounds each, served blobs (the default)
     python bench/scale.py --orgs 3 --orgs 4 --rounds 2 --length 10000
-    python bench/scale.py --blobs served           # masked vectors off the ledger (the apps' default)
+    python bench/scale.py --blobs ledger           # masked vectors as PutBlob transactions
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def main(
     seed: Annotated[int, typer.Option()] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
     blobs: Annotated[str, typer.Option(help="ledger (masked vectors as PutBlob) | served (each registry "
-                                            "serves its own over mutual TLS, hashes on the ledger)")] = "ledger",
+                                            "serves its own over mutual TLS, hashes on the ledger)")] = "served",
 ) -> None:
     if len(set(orgs)) < 2 or min(orgs) < 2:
         raise typer.BadParameter("give at least two different N >= 2")

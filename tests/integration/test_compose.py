@@ -38,7 +38,7 @@ from synthreg.network.netns import Hosts
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "synthreg-sc"
-BASE_PORT = 17000  # Registry3 binds 10.231.8.1:17301.. and 127.0.0.1:17321-22 (chaincode servers)
+BASE_PORT = 17000  # Registry3 binds <bridge address>:17301.. and 127.0.0.1:17321-22 (chaincode servers)
 IMAGE = os.environ.get("SYNTHREG_IMAGE", "localhost/synthreg:latest")
 
 
@@ -168,7 +168,7 @@ class Mixed:
 def mixed_consortium(base: Path) -> Iterator[Mixed]:
     """Registry1/2 on namespace hosts, Registry3 in containers: joined, committed, key
     ceremony done. Everything it started is stopped and removed on exit."""
-    hosts = Hosts(2, prefix="sc", subnet="10.231.8.0/24")
+    hosts = Hosts.free(2, prefix="sc", subnet="10.231.8.0/24")
     c = HostConsortium(hosts, base, base_port=BASE_PORT)
     r3 = ComposeRegistry(base, hosts.address(0))
     hosts.up()

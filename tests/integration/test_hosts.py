@@ -28,7 +28,7 @@ from synthreg.network.onboarding import foreign_private_keys
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConsortium]:
     require_root()
-    hosts = Hosts(4)
+    hosts = Hosts.free(4)  # steps over a set a killed run left behind
     hosts.up()
     c = HostConsortium(hosts, tmp_path_factory.mktemp("hosts"))
     try:

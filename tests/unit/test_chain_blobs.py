@@ -58,9 +58,10 @@ class Org:
     def endpoint(self) -> BlobEndpoint:
         return BlobEndpoint(self.name, f"127.0.0.1:{self.port}", self.ca_pem)
 
-    def serve(self, client_cas: list[Path], stores: tuple[BlobStore, ...] | None = None) -> BlobServer:
+    def serve(self, members: list[Org], stores: tuple[BlobStore, ...] | None = None,
+              inbox: bool = False) -> BlobServer:
         self.server = BlobServer(stores or (self.own, self.cache), ("127.0.0.1", self.port), self.cert, self.key,
-                                 client_cas).start()
+                                 {o.name: o.ca_pem for o in members}, self.cache if inbox else None).start()
         return self.server
 
     def fetcher(self, orgs: list[Org]) -> BlobFetcher:
@@ -83,7 +84,7 @@ def _fetch(org: Org, orgs: list[Org], sha: str, owner: str, **kw: Any) -> bytes:
 
 def test_a_member_fetches_the_owners_blob_over_mutual_tls_and_keeps_a_copy(orgs: list[Org]) -> None:
     r1, r2, r3 = orgs
-    cas = [o.ca_pem for o in orgs]
+    cas = orgs
     r1.serve(cas)
     data = b"masked vector " * 1000
     sha = r1.own.put(RUN, 3, data)
@@ -97,7 +98,7 @@ def test_a_member_fetches_the_owners_blob_over_mutual_tls_and_keeps_a_copy(orgs:
 
 def test_an_outsider_without_a_consortium_certificate_is_refused(orgs: list[Org], tmp_path: Path) -> None:
     r1, r2, _ = orgs
-    r1.serve([r1.ca_pem, r2.ca_pem])
+    r1.serve([r1, r2])
     sha = r1.own.put(RUN, 3, b"x" * 64)
     outsider = Org(tmp_path, "Outsider")  # its own CA, not among the server's client CAs
     with pytest.raises(BlobUnavailableError) as err:
@@ -111,7 +112,7 @@ def test_a_server_posing_as_another_org_fails_the_fetchers_check(orgs: list[Org]
     sha = r1.own.put(RUN, 3, b"y" * 64)
     # r1's server answers at the endpoint the profile gives for r3: r3's TLS CA did not issue its cert
     r1.port = r3.port
-    r1.serve([o.ca_pem for o in orgs])
+    r1.serve(orgs)
     with pytest.raises(BlobUnavailableError) as err:
         _fetch(r2, [r3], sha, r3.name)
     assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
@@ -125,7 +126,7 @@ class _Lying(BlobStore):
 def test_bytes_that_do_not_match_the_hash_are_refused_and_the_next_holder_asked(orgs: list[Org],
                                                                                 tmp_path: Path) -> None:
     r1, r2, r3 = orgs
-    cas = [o.ca_pem for o in orgs]
+    cas = orgs
     data = b"z" * 100
     sha = hashlib.sha256(data).hexdigest()
     r1.serve(cas, stores=(_Lying(tmp_path / "lie"),))
@@ -142,7 +143,7 @@ def test_bytes_that_do_not_match_the_hash_are_refused_and_the_next_holder_asked(
 
 def test_a_missing_blob_names_every_holder_asked(orgs: list[Org]) -> None:
     r1, r2, r3 = orgs
-    r1.serve([o.ca_pem for o in orgs])
+    r1.serve(orgs)
     sha = hashlib.sha256(b"never put").hexdigest()
     t0 = time.monotonic()
     with pytest.raises(BlobUnavailableError) as err:
@@ -156,12 +157,42 @@ def test_a_missing_blob_names_every_holder_asked(orgs: list[Org]) -> None:
 def test_a_fetch_waits_for_an_owner_that_comes_back(orgs: list[Org]) -> None:
     r1, r2, _ = orgs
     sha = r1.own.put(RUN, 3, b"w" * 64)  # on r1's disk before its Submit; r1's server is down
-    timer = threading.Timer(1.5, r1.serve, args=([o.ca_pem for o in orgs],))
+    timer = threading.Timer(1.5, r1.serve, args=(orgs,))
     timer.start()
     try:
         assert r2.fetcher(orgs).fetch(RUN, 3, sha, r1.name, patience=20.0) == b"w" * 64
     finally:
         timer.join()
+
+
+def test_a_pushed_blob_is_served_by_the_receiver_once_its_owner_is_gone(orgs: list[Org]) -> None:
+    r1, r2, r3 = orgs
+    r2.serve(orgs, inbox=True)
+    r3.serve(orgs)  # takes no pushes
+    data = b"masked before Submit " * 500
+    sha = r1.own.put(RUN, 3, data)
+    assert r1.fetcher(orgs).push(RUN, 3, data, [r2.name, r3.name, "Registry9MSP"], timeout=5.0) == [r2.name]
+    assert r2.cache.get(RUN, 3, sha) == data  # r2 will not need to fetch it
+    assert _fetch(r3, orgs, sha, r1.name) == data  # r1 never served: r2, which it pushed to, did
+
+
+def test_a_push_is_refused_from_outsiders_for_bad_bytes_and_bounded_per_member(
+        orgs: list[Org], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r1, r2, _ = orgs
+    r2.serve([r1, r2], inbox=True)
+    outsider = Org(tmp_path, "Outsider")
+    # an outsider's TLS CA named like r1's: the handshake refuses it (no member CA signed its cert)
+    mimic = Org(tmp_path, "Mimic", pki.make_ca(f"tlsca.{r1.name}", r1.name))
+    for who in (outsider, mimic):
+        assert who.fetcher(orgs).push(RUN, 3, b"junk", [r2.name]) == []
+    ep = r2.endpoint()
+    with pytest.raises(BlobError, match="do not hash to the name"):
+        r1.fetcher(orgs)._put(ep, RUN, 3, hashlib.sha256(b"a").hexdigest(), b"b", 5.0)
+    monkeypatch.setattr("synthreg.chain.blobs.MAX_PUSHED_PER_MEMBER", 2)
+    shas = [r1.own.put(RUN, rnd, f"round {rnd}".encode()) for rnd in range(3)]
+    for rnd in range(3):
+        assert r1.fetcher(orgs).push(RUN, rnd, f"round {rnd}".encode(), [r2.name]) == [r2.name]
+    assert [r2.cache.get(RUN, rnd, shas[rnd]) is not None for rnd in range(3)] == [False, True, True]
 
 
 def test_store_is_atomic_checks_names_drops_a_corrupt_file_and_prunes_rounds(tmp_path: Path) -> None:
@@ -190,8 +221,8 @@ def test_the_placement_is_part_of_the_agreed_run_and_of_the_aggregation_config()
     assert RunSpec.from_json(served.to_json()) == served
     # the auditor reads the training config back from the agreed text (the DP budget check)
     assert TrainConfig.from_dict(training_fields(json.loads(served.to_json())["config"])) == served.config
-    on_ledger = _spec()  # the default
-    assert on_ledger.blobs == "ledger"
+    assert _spec().blobs == "served"  # the default
+    on_ledger = _spec(blobs="ledger")
     assert "blobs" not in json.loads(on_ledger.to_json())["config"]  # the text of a spec from before served blobs
     assert RunSpec.from_json(on_ledger.to_json()) == on_ledger
     with pytest.raises(RunSpecError, match="blobs must be one of"):

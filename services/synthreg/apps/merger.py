@@ -53,7 +53,7 @@ import numpy as np
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
-from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs
+from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs, tls_cas_of
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
     PEER_CATCH_UP_S,
@@ -112,7 +112,7 @@ class MergerApp(App):
         trusted and asked too."""
         profile = load_profile(self.settings.network_home)
         if self._fetcher is not None and self._blob_server is not None:
-            self._blob_server.trust([o.tls_ca_cert for o in profile.orgs.values()])
+            self._blob_server.trust(tls_cas_of(profile))
             self._fetcher.endpoints = endpoints_of(profile)
             return self._fetcher
         self._fetcher, self._blob_server = open_served_blobs(profile, self.msp, self.state / "blobs")

@@ -1,11 +1,12 @@
 """Secure-aggregation blobs kept off the ledger (run config ``blobs: served``; issue 11).
 
-With ``blobs: ledger`` (the default) every masked vector is a ``PutBlob`` transaction:
-~0.69 MB per registry per round in every peer's blocks and state and in every orderer's
-blocks (DESIGN.md §4 allows "a blob store with the hash on-chain"). With ``blobs:
-served`` (opt-in) only the hashes go on the ledger (``Submit``), and each merger keeps
-its own masked vector in its registry's state, serving it to the consortium's
-other mergers over **mutual TLS** from :class:`BlobServer` at its org's blob endpoint
+With ``blobs: ledger`` every masked vector is a ``PutBlob`` transaction: ~0.69 MB per
+registry per round in every peer's blocks and state and in every orderer's blocks
+(DESIGN.md §4 allows "a blob store with the hash on-chain"). With ``blobs: served`` (the
+default) only the hashes go on the ledger (``Submit``), and each merger keeps its own
+masked vector in its registry's state, **pushes** it to the round's other mergers before
+its ``Submit`` names it (:meth:`BlobFetcher.push`) and serves it to the consortium's
+mergers over **mutual TLS** from :class:`BlobServer` at its org's blob endpoint
 (``host:base+100·i+31``, in the network profile):
 
 * the server's certificate is issued by its org's TLS CA (``tls-extra/blobs``, made
@@ -18,13 +19,19 @@ other mergers over **mutual TLS** from :class:`BlobServer` at its org's blob end
 * a blob's name is its sha256, which the submitter committed to on the ledger before
   anyone fetches: :class:`BlobFetcher` checks every byte it receives against that hash,
   so a wrong or tampered blob is refused (:class:`BlobTamperedError`) whoever served it;
+* a push is a ``PUT`` from a member (the server tells which by the TLS CA that signed
+  the client certificate, checked by signature); the receiver keeps the bytes only if
+  they hash to the name, at most :data:`MAX_PUSHED_PER_MEMBER` per member, so no member
+  fills another's disk. Pushing before ``Submit`` is what makes served blobs safe: a
+  survivor cut off right after its ``Submit`` (the host-cut test) has already handed its
+  blob to every reachable peer of the round, which serve it to the rest;
 * content addressing lets any holder serve: a fetcher keeps what it fetched and serves
-  it too, and asks the owner first, then every other participant. A survivor whose
-  registry stays down after its ``Submit`` stalls the round only until it is back
-  (its blob is on its disk before the ``Submit``) or until another merger has fetched it.
+  it too, and asks the owner first, then every other participant. A blob that reached
+  no other merger (all its pushes failed) stalls the round only until its owner is back
+  (it is on its disk before the ``Submit``).
 
 Retention: a merger keeps its own blobs (``state/blobs/own``), so a registry that fell
-behind can still compute every round it missed; the copies it fetched
+behind can still compute every round it missed; the copies it fetched or was pushed
 (``state/blobs/fetched``) go once its round is recorded (:meth:`BlobStore.prune`). The
 audit copies the auditor checks live in the registry's workspace
 (:mod:`synthreg.workspace`) as before, not here.
@@ -52,6 +59,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
 from synthreg.workspace import sha256_hex
 
 if TYPE_CHECKING:
@@ -68,6 +78,7 @@ __all__ = [
     "BlobUnavailableError",
     "endpoints_of",
     "open_served_blobs",
+    "tls_cas_of",
 ]
 
 BLOB_MODES = ("ledger", "served")
@@ -76,6 +87,8 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _PATH = re.compile(r"^/v1/blobs/(?P<run>[^/]{1,800})/(?P<round>0|[1-9][0-9]{0,8})/(?P<sha>[0-9a-f]{64})$")
 MAX_BLOB_BYTES = 16 * 1024 * 1024
 """the ledger's PutBlob limit, kept for served blobs"""
+MAX_PUSHED_PER_MEMBER = 8
+"""pushed blobs a server keeps per member (a merger prunes its inbox every round)"""
 log = logging.getLogger("synthreg.chain.blobs")
 
 
@@ -147,6 +160,9 @@ class BlobStore:
             return None
         return data
 
+    def remove(self, run: str, rnd: int, sha: str) -> None:
+        self._path(run, rnd, sha).unlink(missing_ok=True)
+
     def prune(self, run: str, keep_from: int) -> int:
         """Remove ``run``'s rounds before ``keep_from``; returns how many rounds went."""
         base = self.root / _run_dir(run)
@@ -199,6 +215,29 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(200, data, "application/octet-stream")
 
+    def do_PUT(self) -> None:
+        """A member pushes its own masked vector before its ``Submit`` names it (see
+        :meth:`BlobFetcher.push`): kept in the inbox store if the bytes hash to the name."""
+        m = _PATH.match(self.path)
+        try:
+            length = int(self.headers.get("Content-Length") or -1)
+        except ValueError:
+            length = -1
+        sender = self.server.sender_of(self.request)
+        if m is None or self.server.inbox is None or sender is None or not 0 < length <= MAX_BLOB_BYTES:
+            why = ("not a blob path" if m is None else "this server takes no pushes" if self.server.inbox is None
+                   else "no member's TLS CA issued the client certificate" if sender is None
+                   else f"blob length {length} outside [1, {MAX_BLOB_BYTES}]")
+            self.close_connection = True
+            self._reply(403 if sender is None else 400, f"refused: {why}\n".encode(), "text/plain")
+            return
+        data = self.rfile.read(length)
+        if sha256_hex(data) != m["sha"]:
+            self._reply(400, b"refused: the bytes do not hash to the name\n", "text/plain")
+            return
+        self.server.keep_pushed(sender, unquote(m["run"]), int(m["round"]), m["sha"], data)
+        self._reply(201, b"kept\n", "text/plain")
+
     def _reply(self, code: int, body: bytes, ctype: str) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -213,10 +252,41 @@ class _Handler(BaseHTTPRequestHandler):
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], stores: Sequence[BlobStore], context: ssl.SSLContext) -> None:
+    def __init__(self, addr: tuple[str, int], stores: Sequence[BlobStore], context: ssl.SSLContext,
+                 inbox: BlobStore | None) -> None:
         self.stores = tuple(stores)
         self.context = context
+        self.inbox = inbox
+        self.member_cas: dict[str, x509.Certificate] = {}
+        self._pushed: dict[str, list[tuple[str, int, str]]] = {}
+        self._lock = threading.Lock()
         super().__init__(addr, _Handler)
+
+    def sender_of(self, sock: ssl.SSLSocket) -> str | None:
+        """The member whose TLS CA signed the client's certificate (checked by signature,
+        not by issuer name: a member may give its CA any name)."""
+        der = sock.getpeercert(binary_form=True)
+        if not der:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        for msp, ca in self.member_cas.items():
+            with contextlib.suppress(ValueError, TypeError, InvalidSignature):
+                cert.verify_directly_issued_by(ca)
+                return msp
+        return None
+
+    def keep_pushed(self, sender: str, run: str, rnd: int, sha: str, data: bytes) -> None:
+        """Keep a pushed blob; each member holds at most :data:`MAX_PUSHED_PER_MEMBER` here
+        (its oldest go first: a lagging merger then fetches those from their owner), so
+        no member fills another's disk."""
+        assert self.inbox is not None
+        with self._lock:
+            self.inbox.put(run, rnd, data)
+            mine = self._pushed.setdefault(sender, [])
+            if (run, rnd, sha) not in mine:
+                mine.append((run, rnd, sha))
+            while len(mine) > MAX_PUSHED_PER_MEMBER:
+                self.inbox.remove(*mine.pop(0))
 
     def get_request(self) -> tuple[ssl.SSLSocket, object]:
         sock, addr = self.socket.accept()
@@ -229,29 +299,31 @@ class _TLSServer(ThreadingHTTPServer):
 
 class BlobServer:
     """Serves the blobs of ``stores`` on ``bind`` (host, port) to clients with a certificate from one of
-    ``client_cas`` (the consortium's TLS CAs), presenting ``cert``/``key`` (issued by the
-    own org's TLS CA). TLS 1.2 or later; plain connections fail the handshake."""
+    ``client_cas`` (the consortium's TLS CAs, by member), presenting ``cert``/``key`` (issued
+    by the own org's TLS CA), and keeps what members push in ``inbox`` (one of ``stores``;
+    ``None``: no pushes). TLS 1.2 or later; plain connections fail the handshake."""
 
     def __init__(self, stores: Sequence[BlobStore], bind: tuple[str, int], cert: Path, key: Path,
-                 client_cas: Sequence[Path]) -> None:
+                 client_cas: Mapping[str, Path], inbox: BlobStore | None = None) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(cert), str(key))
         ctx.verify_mode = ssl.CERT_REQUIRED
-        for ca in client_cas:
-            ctx.load_verify_locations(cafile=str(ca))
-        self._server = _TLSServer(bind, stores, ctx)
+        self._server = _TLSServer(bind, stores, ctx, inbox)
+        self.trust(client_cas)
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-server", daemon=True)
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def trust(self, client_cas: Sequence[Path]) -> None:
-        """Also admit clients of ``client_cas`` from now on (a registry that joined the
-        consortium since the server started; CAs are only ever added)."""
-        for ca in client_cas:
-            self._server.context.load_verify_locations(cafile=str(ca))
+    def trust(self, client_cas: Mapping[str, Path]) -> None:
+        """Also admit clients of ``client_cas`` (member -> its TLS CA) from now on (a registry
+        that joined the consortium since the server started; CAs are only ever added)."""
+        for msp, ca in client_cas.items():
+            if msp not in self._server.member_cas:
+                self._server.context.load_verify_locations(cafile=str(ca))
+                self._server.member_cas[msp] = x509.load_pem_x509_certificate(ca.read_bytes())
 
     def start(self) -> BlobServer:
         self._thread.start()
@@ -303,6 +375,49 @@ class BlobFetcher:
             raise BlobTamperedError(f"{ep.msp} ({ep.endpoint})", sha, actual)
         return data
 
+    def _put(self, ep: BlobEndpoint, run: str, rnd: int, sha: str, data: bytes, timeout: float) -> None:
+        host, port = ep.host_port
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context(ep))
+        try:
+            conn.request("PUT", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}", body=data,
+                         headers={"Content-Type": "application/octet-stream"})
+            resp = conn.getresponse()
+            body = resp.read(4096)
+            if resp.status != 201:
+                raise BlobError(f"HTTP {resp.status}: {body.decode('utf-8', 'replace').strip()}")
+        finally:
+            conn.close()
+
+    def push(self, run: str, rnd: int, data: bytes, to: Sequence[str], timeout: float = 10.0) -> list[str]:
+        """Hand ``data`` (kept in the own store) to the blob servers of ``to``, in parallel,
+        before the ``Submit`` that names it: then a submitter cut off right after its
+        ``Submit`` does not stall the round, whoever it pushed to serves the blob (and the
+        receivers need not fetch it). Best effort: returns who took it; the others fetch
+        it later from any holder."""
+        sha = sha256_hex(data)
+        took: list[str] = []
+        lock = threading.Lock()
+
+        def one(msp: str) -> None:
+            ep = self.endpoints.get(msp)
+            if ep is None:
+                return
+            try:
+                self._put(ep, run, rnd, sha, data, timeout)
+            except (OSError, http.client.HTTPException, BlobError, ValueError) as exc:
+                log.info("blob %s of run %s round %d: not pushed to %s (%s): %s: %s; it fetches it later",
+                         sha[:12], run, rnd, msp, ep.endpoint, type(exc).__name__, exc)
+                return
+            with lock:
+                took.append(msp)
+
+        threads = [threading.Thread(target=one, args=(m,), daemon=True) for m in to]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(took)
+
     def fetch(self, run: str, rnd: int, sha: str, owner: str, holders: Sequence[str] = (),
               patience: float = 120.0) -> bytes:
         """The blob ``sha`` that ``owner`` submitted in ``run`` round ``rnd``. Asks the
@@ -342,6 +457,11 @@ class BlobFetcher:
             pause = min(2 * pause, 5.0)
 
 
+def tls_cas_of(profile: Profile) -> dict[str, Path]:
+    """Every member's TLS CA certificate in the network profile."""
+    return {m: o.tls_ca_cert for m, o in profile.orgs.items()}
+
+
 def endpoints_of(profile: Profile) -> dict[str, BlobEndpoint]:
     """Every member's blob endpoint in the network profile (one written before served blobs has none)."""
     return {m: BlobEndpoint(m, o.blob_endpoint, o.tls_ca_cert) for m, o in profile.orgs.items() if o.blob_endpoint}
@@ -360,6 +480,5 @@ def open_served_blobs(profile: Profile, msp: str, root: Path) -> tuple[BlobFetch
                         "blob-server TLS pair or endpoint (a network made before they existed)")
     own, cache = BlobStore(root / "own"), BlobStore(root / "fetched")
     server = BlobServer((own, cache), BlobEndpoint(msp, org.blob_endpoint, org.tls_ca_cert).host_port,
-                        tls / "server.crt", tls / "server.key",
-                        [o.tls_ca_cert for o in profile.orgs.values()]).start()
+                        tls / "server.crt", tls / "server.key", tls_cas_of(profile), inbox=cache).start()
     return BlobFetcher(own, cache, endpoints_of(profile), tls / "server.crt", tls / "server.key"), server

@@ -109,12 +109,12 @@ class RunSpec:
     """``ledger``: every G/D step is a transaction (the default, strict mode);
     ``anchored``: each app signs its step statements off-ledger and commits one
     Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`)."""
-    blobs: str = "ledger"
-    """where secure aggregation's masked vectors live: ``ledger`` (a ``PutBlob`` each, the
-    default) or ``served`` (opt-in: each merger serves its own over mutual TLS, only hashes
-    on the ledger; :mod:`synthreg.chain.blobs`). Not the default: a survivor cut off after
-    its ``Submit``, before another merger fetched its blob, stalls the round (the CI host-cut
-    test failed so once). A spec text without the key means ``ledger``."""
+    blobs: str = "served"
+    """where secure aggregation's masked vectors live: ``served`` (the default: each merger
+    keeps its own, pushes it to the round's other mergers before its ``Submit`` and serves
+    it over mutual TLS; only hashes on the ledger; :mod:`synthreg.chain.blobs`) or
+    ``ledger`` (a ``PutBlob`` each, as before issue 11). A spec text without the key means
+    ``ledger`` (specs agreed before served blobs)."""
 
     def __post_init__(self) -> None:
         parts = list(self.participants)

@@ -122,6 +122,9 @@ which the peer strips from the transaction, so a block holds them once (the writ
 PEER_CATCH_UP_S = 120.0
 """How long a merger whose vote was refused as too late waits for its own peer to show
 the round closed (a peer back from a network cut catches up in seconds to a minute)."""
+PUSH_TIMEOUT_S = 5.0
+"""Served runs: how long a merger's push of its masked vector to one peer's blob server
+may stall on a socket before that peer is left to fetch it later."""
 log = logging.getLogger("synthreg.chain")
 
 AuditEncryptor = Callable[[np.ndarray], bytes]
@@ -429,6 +432,9 @@ class LedgerMerger:
                 log.warning("%s merger: round %d: rejecting %s's dealing: %s", self.msp, rnd, sender, exc)
         masked = encode_u64(party.mask(vector, weight, peers))
         masked_sha = self._put_blob(rnd, masked)
+        if self.blobs is not None:  # served: the peers hold it before the Submit names it
+            took = self.blobs.push(self.run, rnd, masked, peers, timeout=PUSH_TIMEOUT_S)
+            log.debug("%s merger: round %d: masked vector pushed to %s", self.msp, rnd, took)
         self._masked[rnd] = masked
         audit_sha = self._put_blob(rnd, audit_blob) if audit_blob is not None else ""
         self._submit("Submit", self.run, str(rnd), json.dumps(

@@ -68,12 +68,41 @@ class Hosts:
         """argv prefix that runs a command inside host ``i``."""
         return ["ip", "netns", "exec", self.name(i)]
 
-    def up(self) -> Hosts:
+    @classmethod
+    def free(cls, n: int, prefix: str = "sr", subnet: str = "10.231.7.0/24", tries: int = 8) -> Hosts:
+        """The first of ``(prefix, subnet)``, ``(prefix1, subnet + 16)``, ... whose names and
+        addresses nobody on this machine uses (not yet up). A set left by a killed run, or
+        up for another run, is never touched: it is stepped over."""
+        first = ipaddress.ip_network(subnet)
+        for k in range(tries):
+            net = ipaddress.ip_network((int(first.network_address) + 16 * 256 * k, 24))
+            hosts = cls(n, prefix=prefix if k == 0 else f"{prefix}{k}", subnet=str(net))
+            if not hosts._taken():
+                return hosts
+        raise HostsError(f"no free host set among {tries} tried from {prefix}/{subnet}: "
+                         f"remove stale ones with `ip netns del` / `ip link del`")
+
+    def _taken(self) -> list[str]:
+        """Names of this set that exist already, and addresses of its subnet in use."""
         existing = set(_ip("netns", "list").stdout.split())
         taken = [self.name(i) for i in range(1, self.n + 1) if self.name(i) in existing]
-        if taken or _ip("link", "show", self.bridge, check=False).returncode == 0:
-            raise HostsError(f"{taken or self.bridge} already exist(s): another test host set is up "
-                             f"(remove it with `ip netns del` / `ip link del {self.bridge}`)")
+        if _ip("link", "show", self.bridge, check=False).returncode == 0:
+            taken.append(self.bridge)
+        net = ipaddress.ip_network(self.subnet)
+        for line in _ip("-o", "-4", "addr", "show").stdout.splitlines():
+            fields = line.split()
+            if "inet" in fields:
+                iface = ipaddress.ip_interface(fields[fields.index("inet") + 1])
+                if iface.network.overlaps(net):
+                    taken.append(str(iface))
+        return taken
+
+    def up(self) -> Hosts:
+        taken = self._taken()
+        if taken:
+            raise HostsError(f"{', '.join(taken)} already exist(s): another test host set is up "
+                             f"(remove it with `ip netns del` / `ip link del {self.bridge}`, "
+                             f"or take Hosts.free())")
         try:
             _ip("link", "add", self.bridge, "type", "bridge")
             self.made.append(f"link:{self.bridge}")
