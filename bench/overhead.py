@@ -9,10 +9,11 @@ Both paths train the same config on the same data, one after the other:
   registry as their own OS processes, woken by chaincode events), the run
   proposed and approved by each registry's admin, secure aggregation and step
   records on `gan` (:func:`services_overhead.separate_processes`, shared with
-  ``bench/services_overhead.py``). ``--step-records anchored`` runs it in the
-  per-round anchored mode (``chaincode/spec/steps.md`` "Anchored step records"),
-  with the masked vectors off the ledger (``--blobs served``, the default;
-  :mod:`synthreg.chain.blobs`) or as ``PutBlob`` transactions (``--blobs ledger``).
+  ``bench/services_overhead.py``), in the apps' default modes: anchored step
+  records (one signed Merkle root per app per round, ``chaincode/spec/steps.md``
+  "Anchored step records"; ``--step-records ledger``: a transaction per step, the
+  strict mode) and served blobs (masked vectors off the ledger,
+  :mod:`synthreg.chain.blobs`; ``--blobs ledger``: ``PutBlob`` transactions).
 
 Each registry's data is the CSV its discriminator reads; the in-process path reads
 the same CSVs. Printed: training wall time (in-process: ``train_federated``;
@@ -40,7 +41,7 @@ Usage (starts its own network unless --home is given; stops it afterwards):
     python bench/overhead.py                                   # the demo config (120 x 10, local critics)
     python bench/overhead.py --no-demo-levers                  # TrainConfig defaults (averaged critics)
     python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7
-    python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7 --step-records anchored
+    python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7 --step-records ledger --blobs ledger
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def main(
     rounds: Annotated[int, typer.Option(min=1)] = TrainConfig.rounds,
     local_iters: Annotated[int, typer.Option(min=1)] = TrainConfig.local_iters,
     audit_every: Annotated[int, typer.Option(min=1)] = 40,
-    step_records: Annotated[str, typer.Option(help="ledger (one transaction per step) | anchored "
-                                                   "(one signed Merkle root per app per round)")] = "ledger",
+    step_records: Annotated[str, typer.Option(help="anchored (one signed Merkle root per app per round; "
+                                                   "the default) | ledger (one transaction per step)")] = "anchored",
     blobs: Annotated[str, typer.Option(help="ledger (a PutBlob per masked vector) | served (each merger serves "
                                             "its own over mutual TLS, hashes on the ledger)")] = "served",
     base_port: Annotated[int, typer.Option(help="Ports of the network this starts.")] = 9900,

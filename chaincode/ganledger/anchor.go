@@ -1,7 +1,8 @@
 package ganledger
 
 // Anchored step records (issue 11; wire spec chaincode/spec/steps.md
-// "Anchored step records"): an opt-in run mode in which a registry's
+// "Anchored step records"): a run mode (the apps' default; per-step records
+// are the strict mode) in which a registry's
 // generator and discriminator sign each step statement off-ledger and commit
 // one Merkle root per app per round instead of one transaction per step.
 //

@@ -16,8 +16,11 @@ or signs for a registry itself.
    threshold, audit schedule, stop rule), ``run approve`` by each registry's
    admin after its client checked its own data against the schema; the
    chaincode starts the run, the apps pick it up from the ``RunStarted`` event
-   and train (DESIGN.md §3, §4): every local iteration recorded, the encoder and
-   every round's average by secure aggregation, audit copies on audited rounds.
+   and train (DESIGN.md §3, §4): every local iteration a signed statement the
+   counterpart checks, one Merkle root per app per round on the ledger (anchored
+   step records, the default), the encoder and every round's average by secure
+   aggregation (masked vectors served by the mergers, hashes on the ledger), audit
+   copies on audited rounds.
    ``run watch`` shows per-registry progress from chaincode events.
 6. **Quality**: synthetic records sampled from Registry1's model bundle (checked
    against the ledger's agreed final average first) + report (SDMetrics
@@ -36,7 +39,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ from rich.markup import escape
 
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
+from synthreg.chain.anchor import StatementStore
 from synthreg.chain.keyvault import LedgerKeyVault
 from synthreg.cli.sample_cmd import ledger_lookup
 from synthreg.crypto.ckks import SecretContext, load_public_context
@@ -215,9 +219,11 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         res.facts["ledger_events"] = counts
         res.facts["ledger_transactions"] = sum(counts.values())
         res.facts["step_transactions"] = sum(counts.get(k, 0) for k in (
-            "GeneratorStep", "DiscriminatorStep", "LocalUpdate", "TrainingStopped"))
+            "GeneratorStep", "DiscriminatorStep", "GeneratorRoot", "DiscriminatorRoot", "LocalUpdate",
+            "TrainingStopped"))
         res.facts["secagg_transactions"] = sum(v for k, v in counts.items() if k.startswith("Agg"))
         res.facts["secagg_rounds_agreed"] = admin.run_status(profile, msps[0], run_id).agreed_rounds
+        res.facts["step_records"], res.facts["blobs"] = spec.step_records, spec.blobs
         log(f"  {sum(counts.values())} transactions with events on 'gan' ({res.facts['step_transactions']} step "
             f"records, {res.facts['secagg_transactions']} secure aggregation); "
             f"{res.facts['secagg_rounds_agreed']} rounds agreed; {res.facts['train_seconds']} s")
@@ -231,7 +237,7 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
         log(f"  bundle {bundle.path} verified against the ledger's agreed final average")
         synthetic = bundle.sample(len(train_pool), seed)
         synthetic.to_csv(out / "synthetic.csv", index=False)
-        history = _history(profile, msps[0], run_id, spec)
+        history = _history(profile, msps[0], run_id, spec, {s.msp: s.state / "workspace" for s in stacks})
         (out / "history.json").write_text(json.dumps({"history": history}, indent=1))
         report_path = write_report(train_pool, synthetic, schema, out / "report", history=history,
                                    holdout=holdout, seed=seed)
@@ -274,8 +280,11 @@ def run_demo(out: Path, network_home: Path, fabric_bin: Path, repo_root: Path, *
     return res
 
 
-def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, float | int]]:
-    """Per round and registry, the mean D and G losses of the recorded discriminator steps.
+def _history(profile: Profile, org: str, run: str, spec: Any,
+             workspaces: Mapping[str, Path]) -> list[dict[str, float | int]]:
+    """Per round and registry, the mean D and G losses of the discriminator's steps: its
+    step records on the ledger, or in an anchored run its signed statements in the
+    registry's workspace (stage 7's auditor checks them against the roots on the ledger).
 
     A registry voted out of a round (the round went on with t of n) moves on to the
     next round and records no further steps of it: its row for that round averages
@@ -284,10 +293,14 @@ def _history(profile: Profile, org: str, run: str, spec: Any) -> list[dict[str, 
     with open_gateway(profile, org, "auditor") as gw:
         contract = gw.network("gan").contract("ganledger")
         for r, msp in enumerate(spec.participants):
+            store = StatementStore(workspaces[msp])
             for rnd in range(spec.rounds):
-                steps = (evaluate_or_none(contract, "GetStep", run, msp, str(rnd), str(it))
-                         for it in range(spec.local_iters))
-                d = [s["discriminator"] for s in steps if s is not None and s.get("discriminator")]
+                if spec.step_records == "anchored":
+                    d = [s.fields for s in store.round(run, rnd, "discriminator", spec.local_iters) if s is not None]
+                else:
+                    steps = (evaluate_or_none(contract, "GetStep", run, msp, str(rnd), str(it))
+                             for it in range(spec.local_iters))
+                    d = [s["discriminator"] for s in steps if s is not None and s.get("discriminator")]
                 if d:
                     rows.append({"round": rnd, "registry": r, "d_loss": float(np.mean([x["d_loss"] for x in d])),
                                  "g_loss": float(np.mean([x["g_loss"] for x in d]))})
@@ -303,7 +316,8 @@ def summarize(res: DemoResult) -> list[tuple[str, str]]:
         ("run id", res.run_id),
         ("ledger transactions (gan)", str(res.facts.get("ledger_transactions"))),
         ("training wall time", f"{res.facts.get('train_seconds')} s"),
-        ("step records (G/D hand-overs)", f"{res.facts.get('step_transactions')} transactions"),
+        ("step records (G/D hand-overs)", f"{res.facts.get('step_transactions')} transactions "
+                                          f"({res.facts.get('step_records')})"),
         ("secure aggregation", f"{res.facts.get('secagg_rounds_agreed')} rounds agreed on the ledger, "
                                f"{res.facts.get('secagg_transactions')} transactions"),
         ("SDMetrics quality score", _fmt(q.get("score"))),

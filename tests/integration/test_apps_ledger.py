@@ -3,9 +3,9 @@
 One 3-registry run through 9 separate app processes (``registry up`` per
 registry), agreed on the ledger (``run propose`` + three ``run approve``); its
 final generator is compared bit for bit with the same config trained through
-the single-process ledger path; every step record and aggregation entry is
-checked against the creator of its transaction in the block (qscc), not
-against the record's payload. The refusals of ``run approve`` (data that breaks
+the single-process ledger path; every step root (anchored step records, the
+default), local update and aggregation entry is checked against the creator of
+its transaction in the block (qscc), not against the record's payload. The refusals of ``run approve`` (data that breaks
 the schema, another schema) and of ``sample --verify`` (a changed weight) too.
 """
 
@@ -64,7 +64,8 @@ class AppsRun:
 
 @pytest.fixture(scope="module")
 def apps_run(consortium: Consortium) -> Iterator[AppsRun]:
-    """One run through 9 app processes, start to finish."""
+    """One run through 9 app processes, start to finish, in the default modes (anchored
+    step records, served blobs)."""
     c = consortium
     run = f"apps-{uuid.uuid4().hex[:10]}"
     states = {m: c.base / m / "state" for m in c.profile.msp_ids}
@@ -102,13 +103,14 @@ def test_every_record_was_submitted_by_the_right_app(consortium: Consortium, app
         net = gw.network("gan")
         qscc, cc = net.contract("qscc"), net.contract("ganledger")
         checked = 0
+        assert spec.step_records == "anchored"  # the default: one root per app per round
         for m in spec.participants:
             for rnd in range(spec.rounds):
-                for it in range(spec.local_iters):
-                    step = json.loads(cc.evaluate("GetStep", run, m, str(rnd), str(it)))
-                    assert _creator(qscc, net.name, step["generator"]["txid"]) == (m, "generator")
-                    assert _creator(qscc, net.name, step["discriminator"]["txid"]) == (m, "discriminator")
-                    checked += 2
+                roots = json.loads(cc.evaluate("GetStepRoot", run, m, str(rnd)))
+                for role in ("generator", "discriminator"):
+                    assert roots[role]["count"] == spec.local_iters
+                    assert _creator(qscc, net.name, roots[role]["txid"]) == (m, role)
+                    checked += 1
                 update = json.loads(cc.evaluate("GetLocalUpdate", run, m, str(rnd)))
                 assert _creator(qscc, net.name, update["txid"]) == (m, "generator")
                 checked += 1
@@ -120,7 +122,7 @@ def test_every_record_was_submitted_by_the_right_app(consortium: Consortium, app
                     for tx in (state["advertised"][m]["txid"], state["submissions"][m]["txid"]):
                         assert _creator(qscc, net.name, tx) == (m, "merger")
                         checked += 1
-    assert checked == len(spec.participants) * (spec.rounds * (2 * spec.local_iters + 1) + 2 * (1 + spec.rounds))
+    assert checked == len(spec.participants) * (spec.rounds * (2 + 1) + 2 * (1 + spec.rounds))
 
 
 def test_data_that_breaks_the_schema_cannot_approve(consortium: Consortium, tmp_path: Path) -> None:
@@ -248,10 +250,11 @@ def test_a_tampered_fake_batch_is_refused_and_recorded_by_the_discriminator_proc
         consortium: Consortium, tmp_path: Path) -> None:
     """Registry2's first fake batch is altered in its workspace before the generator
     process writes it (the workspace keeps an existing file): its discriminator process
-    refuses it, records the fault on the ledger, and the registry's three apps stop the run."""
+    refuses it, records the fault on the ledger, and the registry's three apps stop the run.
+    Per-step records (the strict mode); test_apps_anchored has the default mode's."""
     c = consortium
     run = f"tamper-{uuid.uuid4().hex[:10]}"
-    spec = _propose(c, run, audit_rounds=[])
+    spec = _propose(c, run, audit_rounds=[], step_records="ledger")
     msp = "Registry2MSP"
     digest = c.plant_tampered_first_batch(spec, msp, tmp_path / msp)
 

@@ -33,6 +33,7 @@ from rich.console import Console
 
 from synthreg.apps import admin
 from synthreg.apps.registry import RegistryStack
+from synthreg.chain.anchor import StatementStore
 from synthreg.chain.runs import RunSpec
 from synthreg.gan.bundle import load_bundle
 from synthreg.network import process
@@ -67,6 +68,15 @@ def _abort_if_unfinished(c: Consortium, run: str) -> None:
 def _head_phase(c: Consortium, run: str, msp: str) -> str:
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         return str(json.loads(gw.network("gan").contract("ganledger").evaluate("GetStepHead", run, msp))["phase"])
+
+
+def _reached(c: Consortium, run: str, spec: RunSpec, stack: RegistryStack, at: tuple[int, int]) -> bool:
+    """Whether ``stack``'s generator has done round ``at[0]`` iteration ``at[1]``: its step
+    head on the ledger, or in an anchored run (a root per round only) its signed statement
+    in the registry's workspace."""
+    if spec.step_records == "anchored":
+        return StatementStore(stack.state / "workspace").exists(run, at[0], at[1], "generator")
+    return (_head(c, run, stack.msp) or (-1, -1)) >= at
 
 
 def _head(c: Consortium, run: str, msp: str) -> tuple[int, int] | None:
@@ -118,7 +128,7 @@ def _supervised_run(c: Consortium, tmp_path: Path, prefix: str, start_at: tuple[
         spec = c.propose(run, **{"training": LONGER, "audit_rounds": [], **overrides})
         c.approve_all(run)
         deadline = time.monotonic() + 180
-        while (_head(c, run, watch) or (-1, -1)) < start_at:
+        while not _reached(c, run, spec, stacks[watch], start_at):
             assert time.monotonic() < deadline, f"training did not reach round {start_at[0]} iter {start_at[1]}"
             time.sleep(0.05)
         fault(stacks)
@@ -146,15 +156,23 @@ def _kill(pid: int | None) -> None:
 
 
 def _assert_complete(c: Consortium, run: str, spec: RunSpec, left_out: dict[str, list[int]] | None = None) -> None:
-    """Exactly R x K generator and discriminator records per registry, and its stop;
-    a round in ``left_out[msp]`` may hold only its first steps, or none (the registry
-    left it when it found the round had gone on without it, and re-joined later from
-    the agreed average)."""
+    """Exactly R x K generator and discriminator records per registry (anchored: R roots
+    of K statements each), and its stop; a round in ``left_out[msp]`` may hold only its
+    first steps, or none (the registry left it when it found the round had gone on
+    without it, and re-joined later from the agreed average)."""
     with open_gateway(c.profile, "Registry1MSP", "auditor") as gw:
         cc = gw.network("gan").contract("ganledger")
         for m in spec.participants:
             trained, last_iter = -1, -1
             for rnd in range(spec.rounds):
+                if spec.step_records == "anchored":
+                    try:
+                        roots = json.loads(cc.evaluate("GetStepRoot", run, m, str(rnd)))
+                        assert [roots[r]["count"] for r in ("generator", "discriminator")] == [spec.local_iters] * 2
+                        trained, last_iter = rnd, spec.local_iters - 1
+                    except Exception:
+                        assert rnd in (left_out or {}).get(m, []), (m, rnd)
+                    continue
                 steps = []
                 for it in range(spec.local_iters):
                     try:
@@ -173,18 +191,25 @@ def _assert_complete(c: Consortium, run: str, spec: RunSpec, left_out: dict[str,
             # nothing beyond the run's steps (the chaincode refuses steps after the stop anyway)
             with pytest.raises(Exception, match="NOT_FOUND"):
                 cc.evaluate("GetStep", run, m, str(spec.rounds), "0")
+            with pytest.raises(Exception, match="NOT_FOUND"):
+                cc.evaluate("GetStepRoot", run, m, str(spec.rounds))
 
 
-@pytest.mark.parametrize("role", ["generator", "discriminator"])
+@pytest.mark.parametrize("role, step_records", [("generator", "anchored"), ("discriminator", "anchored"),
+                                                ("generator", "ledger"), ("discriminator", "ledger")])
 def test_kill_9_mid_run_resumes_bit_identical(consortium: Consortium, reference: np.ndarray, tmp_path: Path,
-                                              role: str) -> None:
+                                              role: str, step_records: str) -> None:
+    """In the default mode (anchored step records: a kill between two signed statements,
+    the round's root not yet on the ledger) and in the strict mode (per-step records)."""
     rng = random.Random(os.environ.get("SYNTHREG_TEST_SEED", time.time_ns()))
     target = (0, 0)
     while target == (0, 0):  # the head reaches (0, 0) by G's record: D may not have its first checkpoint yet
         target = (rng.randrange(0, int(LONGER["rounds"]) - 1), rng.randrange(0, int(LONGER["local_iters"])))
-    print(f"killing Registry2MSP's {role} once its step head reaches round {target[0]} iter {target[1]}")
+    print(f"killing Registry2MSP's {role} once its generator has done round {target[0]} iter {target[1]}")
     done = _supervised_run(consortium, tmp_path, f"kill-{role[0]}", target, watch="Registry2MSP",
-                           fault=lambda st: _kill(next(s.pid for s in st["Registry2MSP"].status() if s.role == role)))
+                           fault=lambda st: _kill(next(s.pid for s in st["Registry2MSP"].status() if s.role == role)),
+                           step_records=step_records)
+    assert done.spec.step_records == step_records
     assert done.restarts["Registry2MSP"][role] == 1 and sum(sum(r.values()) for r in done.restarts.values()) == 1
     log = done.stacks["Registry2MSP"].log_path(role).read_text()
     assert f"resuming run {done.run} from the checkpoint of round" in log
@@ -209,10 +234,12 @@ def test_a_stop_rule_that_triggers_stops_every_registry_at_the_same_round(consor
             head = json.loads(cc.evaluate("GetStepHead", run, m))
             assert (head["round"], head["iter"], head["phase"]) == (1, spec.local_iters - 1, "stopped")
             with pytest.raises(Exception, match="NOT_FOUND"):
-                cc.evaluate("GetStep", run, m, "2", "0")
+                cc.evaluate("GetStepRoot", run, m, "2")
         assert json.loads(cc.evaluate("GetRound", run, "2"))["advertised"] == {}  # no merger went on
         agreed = json.loads(cc.evaluate("GetRound", run, "1"))
-        assert rounds_trained(cc, run, list(spec.participants), spec.rounds, spec.local_iters, spec.rule) == 2
+        assert spec.step_records == "anchored"  # the default: the roots carry the losses the rule reads
+        assert rounds_trained(cc, run, list(spec.participants), spec.rounds, spec.local_iters, spec.rule,
+                              anchored=True) == 2
     bundles = [load_bundle(st.state / "bundles" / run) for st in stacks.values()]
     assert {b.round for b in bundles} == {1}
     assert {b.average_sha256 for b in bundles} == set(agreed["results"].values())

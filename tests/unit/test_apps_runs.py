@@ -53,6 +53,23 @@ def test_spec_round_trips_through_its_exact_text() -> None:
     assert spec.registry_index("Registry2MSP") == 1
 
 
+def test_the_default_modes_are_anchored_served_and_per_step_under_dp() -> None:
+    spec = _spec()
+    assert (spec.step_records, spec.blobs) == ("anchored", "served")
+    cfg = json.loads(spec.to_json())["config"]
+    assert (cfg["step_records"], cfg["blobs"]) == ("anchored", "served")  # resolved in the agreed text
+    dp = _spec(config=TrainConfig(rounds=4, local_iters=2, num_threads=1, dp_epsilon=50.0, dp_delta=1e-5,
+                                  dp_noise_multiplier=1.0, dp_sample_rate=0.1, pac=1))
+    assert dp.step_records == "ledger"  # its spend records name per-step records
+    assert "step_records" not in json.loads(dp.to_json())["config"]
+    old = json.loads(spec.to_json())  # a spec agreed before either mode existed means both "ledger"
+    del old["config"]["step_records"], old["config"]["blobs"]
+    legacy = RunSpec.from_json(json.dumps(old))
+    assert (legacy.step_records, legacy.blobs) == ("ledger", "ledger")
+    with pytest.raises(RunSpecError, match="differential privacy"):
+        _spec(config=dp.config, step_records="anchored")
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"participants": ("Registry2MSP", "Registry1MSP")}, "sorted"),
     ({"threshold": 4}, "threshold"),

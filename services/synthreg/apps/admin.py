@@ -12,8 +12,9 @@ The run config file (YAML) a proposer writes::
     audit_every: 40              # or audit_rounds: [39, 79, 119]
     round_timeout_s: 30
     stop_rule: {kind: budget}
-    step_records: ledger         # or anchored: signed statements off-ledger, one Merkle root per app
-                                 # per round (chaincode/spec/steps.md "Anchored step records")
+    step_records: anchored       # signed statements off-ledger, one Merkle root per app per round
+                                 # (chaincode/spec/steps.md "Anchored step records"); or ledger: a
+                                 # transaction per step (the default when dp_epsilon is set)
     blobs: served                # masked vectors kept in each registry, pushed to / fetched by the others
                                  # over mutual TLS, only hashes on the ledger (chain/blobs.py); or ledger
     training: {rounds: 120, local_iters: 10, seed: 0, num_threads: 1}   # any TrainConfig field, e.g.
@@ -104,7 +105,7 @@ def spec_from_config(raw: dict[str, Any], profile: Profile, ceremony: str, base:
         audit = default_audit_rounds(config.trained_rounds(), int(raw.get("audit_every", 40)))
     spec = RunSpec(parts, schema_text, config, int(raw.get("threshold", len(parts) // 2 + 1)), audit, ceremony,
                    dict(raw.get("stop_rule") or {"kind": "budget"}), int(raw.get("round_timeout_s", 30)),
-                   str(raw.get("step_records", "ledger")), str(raw.get("blobs", "served")))
+                   str(raw.get("step_records", "")), str(raw.get("blobs", "served")))
     return run, spec
 
 

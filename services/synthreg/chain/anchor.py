@@ -1,6 +1,6 @@
 """Anchored step records: signed step statements off-ledger, one Merkle root per app per round.
 
-The opt-in run mode ``step_records: anchored`` (:attr:`synthreg.chain.runs.RunSpec.step_records`;
+The default run mode ``step_records: anchored`` (:attr:`synthreg.chain.runs.RunSpec.step_records`;
 wire spec ``chaincode/spec/steps.md`` "Anchored step records"). Instead of submitting
 ``RecordGeneratorStep`` / ``RecordDiscriminatorStep`` per local iteration, each app
 signs the same statement JSON with its own identity key (:data:`synthreg.ledger.Signer`,

@@ -105,10 +105,14 @@ class RunSpec:
     ceremony_id: str
     stop_rule: Mapping[str, Any] = field(default_factory=lambda: {"kind": "budget"})
     round_timeout_s: int = 30
-    step_records: str = "ledger"
-    """``ledger``: every G/D step is a transaction (the default, strict mode);
-    ``anchored``: each app signs its step statements off-ledger and commits one
-    Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`)."""
+    step_records: str = ""
+    """``anchored`` (the default): each app signs its step statements off-ledger, hands
+    them to its counterpart, which checks them before using the artefact, and commits one
+    Merkle root per round (``chaincode/spec/steps.md``, :mod:`synthreg.chain.anchor`);
+    ``ledger``: every G/D step is a transaction (the strict mode, and what differential
+    privacy needs: its spend records name per-step records). Empty: the default for the
+    config (``ledger`` with ``dp_epsilon``, else ``anchored``). A spec text without the key
+    means ``ledger`` (specs agreed before anchored records)."""
     blobs: str = "served"
     """where secure aggregation's masked vectors live: ``served`` (the default: each merger
     keeps its own, pushes it to the round's other mergers before its ``Submit`` and serves
@@ -134,6 +138,8 @@ class RunSpec:
             raise RunSpecError(str(exc)) from exc
         if self.round_timeout_s < 1:
             raise RunSpecError("round_timeout_s must be >= 1")
+        if not self.step_records:  # frozen: the resolved default is part of the agreed text
+            object.__setattr__(self, "step_records", "ledger" if self.config.dp_epsilon is not None else "anchored")
         if self.step_records not in STEP_RECORD_MODES:
             raise RunSpecError(f"step_records must be one of {list(STEP_RECORD_MODES)}, got {self.step_records!r}")
         if self.blobs not in BLOB_MODES:

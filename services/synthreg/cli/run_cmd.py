@@ -147,10 +147,12 @@ def watch_progress(profile: Any, org: str, run: str, out: Console) -> dict[str, 
         if name == "RunAborted":
             out.print(f"[red]run aborted by {msp}: {p.get('reason', '')}[/]")
             return False
-        if name == "DiscriminatorStep" and msp in tasks and p.get("run") == run:
+        # a step record, or in an anchored run the round's root (iter = its count - 1)
+        if name in ("DiscriminatorStep", "DiscriminatorRoot") and msp in tasks and p.get("run") == run:
             done = int(p["round"]) * spec.local_iters + int(p["iter"]) + 1
             bars.update(tasks[msp], completed=done,
-                        description=f"round {p['round']} iter {p['iter']}{_losses(contract, run, p)} "
+                        description=f"round {p['round']} iter {p['iter']}"
+                                    f"{_losses(contract, run, p, name == 'DiscriminatorRoot')} "
                                     f"| {len(agreed)} averages agreed")
         elif name == "AggResultPosted" and p.get("run") == run:
             agreed.add(int(p["round"]))
@@ -164,9 +166,13 @@ def watch_progress(profile: Any, org: str, run: str, out: Console) -> dict[str, 
     return counts
 
 
-def _losses(contract: Any, run: str, p: dict[str, Any]) -> str:
-    """' D … G …' of a discriminator step (one ledger read per step shown)."""
+def _losses(contract: Any, run: str, p: dict[str, Any], root: bool = False) -> str:
+    """' D … G …' of a discriminator step, or ' G mean …' of its anchored round's root (one
+    ledger read per event shown)."""
     try:
+        if root:
+            d = json.loads(contract.evaluate("GetStepRoot", run, str(p["msp"]), str(p["round"])))["discriminator"]
+            return f"  G mean {d['g_loss_mean']:+.3f}"
         step = json.loads(contract.evaluate("GetStep", run, str(p["msp"]), str(p["round"]), str(p["iter"])))
         d = step["discriminator"]
         return f"  D {d['d_loss']:+.3f} G {d['g_loss']:+.3f}"

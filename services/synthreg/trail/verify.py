@@ -151,7 +151,8 @@ def verify_run(
         if rule.kind != "budget":
             try:
                 rounds = rounds_trained(contract, run_id, list(header["registries"]), rounds,
-                                         int(header["config"]["local_iters"]), rule)
+                                         int(header["config"]["local_iters"]), rule,
+                                         anchored=header.get("step_records") == "anchored")
             except (EvaluateError, KeyError, TypeError) as exc:
                 rep.failures.append(f"the stop rule cannot be recomputed from the step records: {exc}")
     missing = [m for m in header["registries"] if m not in workspaces]
@@ -476,9 +477,11 @@ def _check_no_round_after(rep: TrailReport, contract: Contract, run_id: str, msp
 
 
 def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int, local_iters: int,
-                    rule: StopRule) -> int:
+                    rule: StopRule, anchored: bool = False) -> int:
     """How many rounds the stop rule lets the run train, recomputed from the generator
-    losses the discriminators recorded (what every app decided on)."""
+    losses the discriminators recorded (what every app decided on): their step records,
+    or in an ``anchored`` run the mean their round's root carries (checked against the
+    signed statements by :class:`AnchoredCheck`)."""
     cache: dict[int, float] = {}
 
     def mean_g_loss(rnd: int) -> float:
@@ -486,6 +489,12 @@ def rounds_trained(contract: Contract, run_id: str, msps: list[str], budget: int
             per = []
             # over the round's survivors, as the apps decide (App.mean_g_loss)
             for msp in sorted(_survivors(_round_state(contract, run_id, rnd)[0], msps)):
+                if anchored:
+                    root = json.loads(contract.evaluate("GetStepRoot", run_id, msp, str(rnd)))["discriminator"]
+                    if int(root["count"]) != local_iters:
+                        raise KeyError(f"round {rnd} of {msp}: the discriminator root counts {root['count']} steps")
+                    per.append(float(root["g_loss_mean"]))
+                    continue
                 losses = [json.loads(contract.evaluate("GetStep", run_id, msp, str(rnd), str(it)))
                           ["discriminator"]["g_loss"] for it in range(local_iters)]
                 per.append(float(np.mean(losses)))
