@@ -91,3 +91,16 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert store.exists("run/1", 2, 0, "discriminator")
     assert store.get("run/1", 2, 0, "discriminator") == st
     assert store.round("run/1", 2, "discriminator", 2) == [st, None]
+
+
+def test_a_generator_that_left_a_round_says_so_beside_its_statements(tmp_path: Path) -> None:
+    """In an anchored run no per-step record moves G's head, so D, waiting for G's next
+    statement of a round G left (t of n), learns it from this marker (a CI host-cut run
+    once hung with G waiting for D's statement of the next round and D for G's)."""
+    store = StatementStore(tmp_path)
+    assert not store.left("run/1", 4, "generator")
+    store.mark_left("run/1", 4, "generator")
+    store.mark_left("run/1", 4, "generator")  # a restarted G decides it again
+    assert store.left("run/1", 4, "generator")
+    assert not store.left("run/1", 5, "generator") and not store.left("run/1", 4, "discriminator")
+    assert store.round("run/1", 4, "generator", 3) == [None, None, None]  # not a statement

@@ -98,7 +98,8 @@ class DiscriminatorApp(App):
     def _generator_step(self, run: str, rnd: int, it: int, anchored: AnchoredSteps | None) -> dict[str, Any] | None:
         """G's step (``rnd``, ``it``) once it is there: its ledger record, or in an
         anchored run ``{}`` once its signed statement is in the workspace; None once G
-        left the round instead (it went on without the registry: t of n). D never
+        left the round instead (it went on without the registry: t of n; in an anchored
+        run G says so in the workspace, :meth:`StatementStore.mark_left`). D never
         decides this itself, so G and D cannot disagree. Raises :class:`StepFaultError`
         if G recorded a fault."""
         if anchored is None:
@@ -109,7 +110,12 @@ class DiscriminatorApp(App):
             raise_recorded_fault(self, run, rnd, it)
             return True if generator_moved_past(self, run, rnd) else None
 
-        left = self.wait_local(lambda: False if statements.exists(run, rnd, it, "generator") else None, moved_on,
+        def local() -> bool | None:  # G's statement, or G's word that it left the round (no head moves in anchored)
+            if statements.exists(run, rnd, it, "generator"):
+                return False
+            return True if statements.left(run, rnd, "generator") else None
+
+        left = self.wait_local(local, moved_on,
                                self.mine(run, "GeneratorRoot", "TrainingStopped", "StepFault"),
                                f"the generator's statement of round {rnd} iter {it}", run)
         return None if left else {}

@@ -261,6 +261,8 @@ class GeneratorApp(App):
                 # Re-join: the round went on without this registry (its merger was out,
                 # e.g. its peer was down): the local steps of this round are discarded and
                 # the next round starts from the agreed average, like every registry's.
+                if anchored is not None:  # D, waiting for this round's next statement, learns it here
+                    anchored.store.mark_left(run, rnd, "generator")
                 skipped.append(rnd)
                 self.progress.extra["skipped_rounds"] = skipped
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)

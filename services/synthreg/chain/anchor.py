@@ -168,3 +168,19 @@ class StatementStore:
 
     def round(self, run: str, rnd: int, role: str, count: int) -> list[SignedStatement | None]:
         return [self.get(run, rnd, it, role) for it in range(count)]
+
+    def _left_path(self, run: str, rnd: int, role: str) -> Path:
+        return self.root / quote(run, safe="") / str(rnd) / f"left.{role}"
+
+    def mark_left(self, run: str, rnd: int, role: str) -> None:
+        """``role`` left round ``rnd`` (it went on without the registry: t of n) and goes
+        on to the next: its counterpart, waiting for its next statement, learns it here,
+        since an anchored run has no per-step record that would move its head."""
+        path = self._left_path(run, rnd, role)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"round": rnd, "left": True}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def left(self, run: str, rnd: int, role: str) -> bool:
+        return self._left_path(run, rnd, role).exists()
