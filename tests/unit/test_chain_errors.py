@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+import numpy as np
 import pytest
 
 from synthreg.chain import secagg
@@ -138,3 +139,26 @@ def test_a_vote_refused_by_a_peer_without_the_voters_entry_is_sent_again(monkeyp
     closed = {**open_round, "votes": {**open_round["votes"], "advertise": ["Registry1MSP", "Registry3MSP"]}}
     monkeypatch.setattr(merger, "state", lambda rnd: closed)  # t = 2 of CONFIG voted without it
     assert merger.vote(2, "advertise") is True and sent == ["VoteClose"]
+
+
+def test_a_result_that_landed_although_its_answer_was_lost_is_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host cut off mid-endorsement: PostResult fails, yet the write landed; the retry
+    is refused ALREADY_EXISTS. The merger's own hash on the ledger makes that a success
+    (a CI host-cut run failed the merger's run on it and left its G and D waiting);
+    another hash there stays an error."""
+    merger = LedgerMerger(None, "Registry3MSP", "run-1", CONFIG)  # type: ignore[arg-type]
+    avg = np.zeros(4, dtype=np.float32)
+
+    def exists(fn: str, *args: str) -> str:
+        raise AlreadyDoneError(fn, "Registry3MSP", "ALREADY_EXISTS", 'result "run-1/2/Registry3MSP" already exists')
+
+    posted: dict[str, str] = {}
+    monkeypatch.setattr(merger, "_submit", exists)
+    monkeypatch.setattr(merger, "_unmask", lambda rnd, state, weights, mine: (avg, "a" * 64))
+    monkeypatch.setattr(merger, "state", lambda rnd: {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": [],
+                                                      "results": posted})
+    posted["Registry3MSP"] = "a" * 64
+    assert merger.result(2).average_sha256 == "a" * 64
+    posted["Registry3MSP"] = "b" * 64
+    with pytest.raises(AlreadyDoneError):
+        merger.result(2)

@@ -553,7 +553,13 @@ class LedgerMerger:
         avg, sha = self._unmask(rnd, state, weights, self._masked.pop(rnd, None))
         if before_post is not None:
             before_post(avg, sha)
-        self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
+        try:
+            self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
+        except AlreadyDoneError:
+            # an earlier attempt landed although its answer was lost (a host cut off mid-
+            # endorsement; seen in CI): fine if the ledger holds this very hash
+            if (self.state(rnd).get("results") or {}).get(self.msp) != sha:
+                raise
         party = self._parties.pop(rnd, None)
         if party is not None:
             party.erase()
