@@ -148,13 +148,16 @@ class StatementStore:
     def _path(self, run: str, rnd: int, it: int, role: str) -> Path:
         return self.root / quote(run, safe="") / str(rnd) / f"{it}.{role}.json"
 
-    def put(self, st: SignedStatement, rnd: int, it: int) -> None:
-        """Atomic write (temp file + rename): a reader never sees half a statement."""
-        path = self._path(st.run, rnd, it, st.role)
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        """Atomic write (temp file + rename): a reader never sees half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(st.to_json(), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+
+    def put(self, st: SignedStatement, rnd: int, it: int) -> None:
+        self._write(self._path(st.run, rnd, it, st.role), st.to_json())
 
     def exists(self, run: str, rnd: int, it: int, role: str) -> bool:
         return self._path(run, rnd, it, role).exists()
@@ -176,11 +179,7 @@ class StatementStore:
         """``role`` left round ``rnd`` (it went on without the registry: t of n) and goes
         on to the next: its counterpart, waiting for its next statement, learns it here,
         since an anchored run has no per-step record that would move its head."""
-        path = self._left_path(run, rnd, role)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"round": rnd, "left": True}), encoding="utf-8")
-        os.replace(tmp, path)
+        self._write(self._left_path(run, rnd, role), json.dumps({"round": rnd, "left": True}))
 
     def left(self, run: str, rnd: int, role: str) -> bool:
         return self._left_path(run, rnd, role).exists()
