@@ -310,15 +310,20 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	}
 }
 
-func TestFreezeEarlyWhenEveryoneSubmitted(t *testing.T) {
+func TestTheLastSubmitFreezesTheRound(t *testing.T) {
 	a := newAgg(t)
 	a.open(3, 2, 3600)
 	all := []int{1, 2, 3}
 	a.toShared("0", all, all)
-	for _, n := range all {
-		a.ok(a.submit(n, "0", others(all, n)...))
+	for _, n := range all[:2] {
+		a.wantEvent(a.ok(a.submit(n, "0", others(all, n)...)), EventAggSubmitted, "0", n, "")
 	}
-	st := fakestub.Decode[RoundStatus](t, a.ok(a.call(a.m(2), "Freeze", testRun, "0")).Payload)
+	if v := a.round("0"); v.Status != StatusOpen {
+		t.Fatalf("frozen before the last submission: %+v", v)
+	}
+	last := a.ok(a.submit(3, "0", others(all, 3)...))
+	a.wantEvent(last, EventAggFrozen, "0", 3, StatusFrozen) // the one event of the transaction
+	st := a.round("0")
 	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2), msp(3)}) || len(st.Dropped) != 0 || st.Dropped == nil {
 		t.Fatalf("status %+v", st)
 	}
@@ -374,9 +379,8 @@ func TestAttackClientClockDecidesFreezing(t *testing.T) {
 	// and results agree the round without it.
 	a.toShared("1", all, all)
 	for _, n := range all {
-		a.ok(a.submit(n, "1", others(all, n)...))
+		a.ok(a.submit(n, "1", others(all, n)...)) // the last one freezes
 	}
-	a.ok(a.call(a.m(3), "Freeze", testRun, "1"))
 	avg := fakestub.SHA256Hex([]byte("avg"))
 	for _, n := range []int{1, 2} {
 		a.ok(a.call(a.m(n), "Reveal", testRun, "1", revealJSON(all, nil)))
@@ -411,8 +415,8 @@ func TestPhasesCloseByVotes(t *testing.T) {
 	mustFail(t, a.call(a.m(1), "Submit", testRun, "0", a.submission(a.blob(1, "0x"), "", 2)), "PRECONDITION_FAILED", "shares phase", "1 of 2 in")
 	a.ok(a.postShares(2, "0", 1))
 	a.ok(a.submit(1, "0", 2))
-	a.ok(a.submit(2, "0", 1))
-	st := fakestub.Decode[RoundStatus](t, a.ok(a.call(a.m(2), "Freeze", testRun, "0")).Payload)
+	a.ok(a.submit(2, "0", 1)) // P = {1, 2} all in: frozen
+	st := a.round("0")
 	if st.Status != StatusFrozen || len(st.Survivors) != 2 || len(st.Dropped) != 0 {
 		t.Fatalf("status %+v", st)
 	}
@@ -431,8 +435,8 @@ func TestPhasesCloseByVotes(t *testing.T) {
 	a.ok(vote(2, "1", PhaseShares))
 	mustFail(t, a.postShares(3, "1", 1, 2), "PRECONDITION_FAILED", "share phase", "voted to close")
 	a.ok(a.submit(1, "1", 2))
-	a.ok(a.submit(2, "1", 1))
-	st = fakestub.Decode[RoundStatus](t, a.ok(a.call(a.m(1), "Freeze", testRun, "1")).Payload)
+	a.ok(a.submit(2, "1", 1)) // P = {1, 2} (the shares phase closed by votes) all in: frozen
+	st = a.round("1")
 	if !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2)}) || len(st.Dropped) != 0 {
 		t.Fatalf("status %+v", st)
 	}
@@ -673,7 +677,6 @@ func TestAgreementNamesTheMismatchedMerger(t *testing.T) {
 	for _, n := range []int{3, 1, 2} {
 		a.ok(a.submit(n, "1", others(all, n)...))
 	}
-	a.ok(a.call(a.m(1), "Freeze", testRun, "1"))
 	good, bad := fakestub.SHA256Hex([]byte("good")), fakestub.SHA256Hex([]byte("bad"))
 	for _, n := range all {
 		a.ok(a.call(a.m(n), "Reveal", testRun, "1", revealJSON(all, nil)))
@@ -823,14 +826,16 @@ func (a *agg) callOf(n int, fn string, args ...string) fakestub.Call {
 }
 
 func TestLedgerOrderSubmitVersusFreezeInOneBlock(t *testing.T) {
-	// Submit ordered first: Freeze's range read of submissions is a phantom.
+	// Submit ordered first: the last of P to submit freezes the round itself, so
+	// the Freeze's read of the status key is stale (MVCC; its range read of the
+	// submissions would be a phantom too).
 	a := twoOfThreeSubmitted(t, "0")
 	sub3 := a.submission(a.blob(3, "0"), "", 1, 2)
 	res := a.ledger.Block(a.callOf(3, "Submit", testRun, "0", sub3), a.callOf(1, "Freeze", testRun, "0"))
-	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
+	if !res[0].OK() || res[1].Invalid != fakestub.MVCCReadConflict {
 		t.Fatalf("submit %+v / freeze %+v", res[0], res[1])
 	}
-	if v := a.round("0"); v.Status != StatusOpen || len(v.Submissions) != 3 {
+	if v := a.round("0"); v.Status != StatusFrozen || len(v.Submissions) != 3 || len(v.Survivors) != 3 { // frozen by the last Submit
 		t.Fatalf("%+v", v)
 	}
 
@@ -915,8 +920,7 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 	}
 	c.ok(c.submit(1, "0", 2))
 	// After the freeze, reveals of all survivors in one block do not conflict.
-	c.ok(c.submit(2, "0", 1))
-	c.ok(c.call(c.m(1), "Freeze", testRun, "0"))
+	c.ok(c.submit(2, "0", 1)) // P = {1, 2}: the last submission freezes
 	res = c.ledger.Block(
 		c.callOf(1, "Reveal", testRun, "0", revealJSON([]int{1, 2}, nil)),
 		c.callOf(2, "Reveal", testRun, "0", revealJSON([]int{1, 2}, nil)),
@@ -968,8 +972,7 @@ func TestFreezeExcludesBothSidesOfARejection(t *testing.T) {
 	mustFail(t, a.call(a.m(2), "Submit", testRun, "0", rejecting(2, []string{msp(3), msp(1)}, 1, 3)), "INVALID_ARGUMENT", "sorted")
 	a.ok(a.call(a.m(2), "Submit", testRun, "0", rejecting(2, []string{msp(1)}, 1, 3)))
 	a.ok(a.submit(1, "0", 2, 3))
-	a.ok(a.submit(3, "0", 1, 2))
-	a.ok(a.call(a.m(3), "Freeze", testRun, "0"))
+	a.ok(a.submit(3, "0", 1, 2)) // the last of P: freezes (void)
 	v := a.round("0")
 	if v.Status != StatusVoid || !reflect.DeepEqual(v.Excluded, []string{msp(1), msp(2)}) ||
 		!reflect.DeepEqual(v.Survivors, []string{msp(3)}) || !reflect.DeepEqual(v.Dropped, []string{msp(1), msp(2)}) {
@@ -1012,9 +1015,8 @@ func TestFreezeExcludesBothSidesOfARejection(t *testing.T) {
 	sub["rejected"] = []string{msp(5)}
 	b.ok(b.call(b.m(4), "Submit", testRun, "0", toJSON(t, sub)))
 	for _, n := range []int{1, 2, 3, 5} {
-		b.ok(b.submit(n, "0", peersOf(n)...))
+		b.ok(b.submit(n, "0", peersOf(n)...)) // the last of P freezes
 	}
-	b.ok(b.call(b.m(1), "Freeze", testRun, "0"))
 	w := b.round("0")
 	if w.Status != StatusFrozen || !reflect.DeepEqual(w.Survivors, []string{msp(1), msp(2), msp(3)}) ||
 		!reflect.DeepEqual(w.Dropped, []string{msp(4), msp(5)}) || !reflect.DeepEqual(w.Excluded, []string{msp(4), msp(5)}) {

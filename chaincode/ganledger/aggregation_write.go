@@ -270,7 +270,9 @@ type submissionArg struct {
 // run's config says "blobs": "served". Once per
 // msp; PRECONDITION_FAILED "round frozen" after Freeze. The submission gets
 // its order (0,1,2,... in ledger order). Emits AggSubmitted; returns a
-// Receipt with "order".
+// Receipt with "order". The submission that completes U = P (everyone who
+// shared has submitted) also freezes the round as Freeze would, in the same
+// transaction, and its event is then AggFrozen (with status) instead.
 func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run string, round string, submissionJSON string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
@@ -353,11 +355,30 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 		return "", err
 	}
 	order := len(earlier)
-	return recordEntry(stub, kindSubmission, run, r, caller.MSPID, &order, func(txID, ts string) any {
+	var mine Submission
+	receipt, err := recordEntry(stub, kindSubmission, run, r, caller.MSPID, &order, func(txID, ts string) any {
 		peers := append([]string{}, arg.Peers...)
 		rejected := append([]string{}, arg.Rejected...)
-		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, Order: order, TxID: txID, Timestamp: ts}
+		mine = Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, Order: order, TxID: txID, Timestamp: ts}
+		return mine
 	})
+	if err != nil || order+1 < len(posted) {
+		return receipt, err
+	}
+	// The last of P to submit freezes the round in the same transaction, as
+	// Freeze would (issue 11: one ordered phase less per round). Its range read
+	// of the submissions is phantom-protected like the order's above; its own
+	// write is not visible to it, so it is added here. The transaction's one
+	// event becomes AggFrozen (with status).
+	subs, err := rangeSubmissions(stub, run, r)
+	if err != nil {
+		return "", err
+	}
+	subs[caller.MSPID] = mine
+	if _, err := freezeRound(stub, agg, run, r, caller.MSPID, posted, subs); err != nil {
+		return "", err
+	}
+	return receipt, nil
 }
 
 // Freeze closes run/round: allowed when every party that posted shares has
@@ -403,19 +424,31 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	if len(subs) == 0 {
 		return "", precondition("round %s/%d has no submission yet: nothing to freeze", run, r)
 	}
-	survivors := make([]string, 0, len(subs))
-	for msp := range subs {
-		survivors = append(survivors, msp)
-	}
-	sort.Slice(survivors, func(i, j int) bool { return subs[survivors[i]].Order < subs[survivors[j]].Order })
-	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseSubmit, survivors, posted); err != nil {
+	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseSubmit, inSubmissionOrder(subs), posted); err != nil {
 		return "", err
 	} else if !closed {
 		return "", precondition("%s", why)
 	}
-	ts, err := state.TxTime(stub)
+	st, err := freezeRound(stub, agg, run, r, caller.MSPID, posted, subs)
 	if err != nil {
 		return "", err
+	}
+	return state.Marshal(st)
+}
+
+// freezeRound writes the status of run/round from P (posted, sorted) and the
+// submissions: U in submission order minus the excluded, D = P \ U, "void"
+// when |U| < threshold; emits AggFrozen. For Freeze, and for the Submit that
+// completes U = P.
+func freezeRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, r int, by string, posted []string, subs map[string]Submission) (*RoundStatus, error) {
+	survivors := inSubmissionOrder(subs)
+	statusKey, err := state.Key(stub, objAggRoundStatus, run, roundAttr(r))
+	if err != nil {
+		return nil, err
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]bool{}
 	for msp, s := range subs {
@@ -442,17 +475,27 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 			dropped = append(dropped, msp)
 		}
 	}
-	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, Excluded: excluded, FrozenBy: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts}
+	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, Excluded: excluded, FrozenBy: by, TxID: stub.GetTxID(), Timestamp: ts}
 	if len(survivors) < agg.Threshold {
 		st.Status = StatusVoid
 	}
 	if err := state.PutJSON(stub, statusKey, st); err != nil {
-		return "", err
+		return nil, err
 	}
-	if err := emitAgg(stub, EventAggFrozen, run, r, caller.MSPID, st.Status); err != nil {
-		return "", err
+	if err := emitAgg(stub, EventAggFrozen, run, r, by, st.Status); err != nil {
+		return nil, err
 	}
-	return state.Marshal(st)
+	return &st, nil
+}
+
+// inSubmissionOrder lists the submitters in submission (= ledger) order.
+func inSubmissionOrder(subs map[string]Submission) []string {
+	msps := make([]string, 0, len(subs))
+	for msp := range subs {
+		msps = append(msps, msp)
+	}
+	sort.Slice(msps, func(i, j int) bool { return subs[msps[i]].Order < subs[msps[j]].Order })
+	return msps
 }
 
 // revealArg is the revealJSON of Reveal; both maps are required.

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, on_round
-from synthreg.apps.events import AppEvent, EventFeed
+from synthreg.apps.events import AppEvent, EventFeed, Named
 from synthreg.apps.merger import PHASE_EVENTS
 from synthreg.ledger.events import Checkpoint
 
@@ -63,3 +65,65 @@ def test_round_waits_match_only_the_events_that_can_end_them() -> None:
         assert {"AggFrozen", "AggVoted"} <= PHASE_EVENTS[phase]
     assert "AggSharesPosted" in PHASE_EVENTS["advertise"] and "AggSubmitted" in PHASE_EVENTS["shares"]
     assert PHASE_EVENTS["reveal"] == {"AggRevealed"}
+
+
+def _from(feed: EventFeed, msp: str, name: str, rnd: int, **payload: Any) -> None:
+    feed._deliver(AppEvent(name, 1, "tx", {"run": "r", "round": rnd, "msp": msp, **payload}))
+
+
+def test_the_feed_finds_named_events_like_a_scan_of_all(tmp_path: Path) -> None:
+    """:class:`Named` matches look only at their names' events, with the same answers."""
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    named = on_round("r", 3, {"AggResultPosted", "AggFrozen"})
+    scan = lambda ev: named(ev)  # noqa: E731  # a plain callable: the feed scans every event
+    assert isinstance(named, Named)
+    mark = feed.mark()
+    assert feed.seen(named) is None and feed.msps(named) == set() and not feed.seen_since(mark, named)
+    for rnd in range(5):
+        for i in (1, 2, 3):
+            _from(feed, f"Registry{i}MSP", "AggSubmitted", rnd)
+    _from(feed, "Registry1MSP", "AggFrozen", 3, status="frozen")
+    _from(feed, "Registry2MSP", "AggResultPosted", 3)
+    mark = feed.mark()
+    _from(feed, "Registry3MSP", "AggResultPosted", 3)
+    _from(feed, "Registry3MSP", "AggResultPosted", 4)
+    for match in (named, scan):
+        newest = feed.seen(match)
+        assert newest is not None and newest.payload["msp"] == "Registry3MSP" and newest.name == "AggResultPosted"
+        assert feed.msps(match) == {"Registry1MSP", "Registry2MSP", "Registry3MSP"}
+        assert feed.seen_since(mark, match) and not feed.seen_since(feed.mark(), match)
+
+
+def test_a_gated_wait_asks_the_ledger_first_then_only_when_the_events_allow(tmp_path: Path) -> None:
+    """:meth:`App.gated`: the first check asks; later ones only when the gate opens, or
+    once the last ask is ``recheck_s`` old (a missed event only delays)."""
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=0.2)  # type: ignore[arg-type]
+    app = SimpleNamespace(feed=feed)
+    asks: list[int] = []
+    gate = [False]
+    check = App.gated(app, lambda: asks.append(1) or None, lambda: gate[0])  # type: ignore[arg-type, func-returns-value]
+    assert check() is None and len(asks) == 1  # the first check always asks
+    assert check() is None and len(asks) == 1  # gate shut, last ask fresh: no ask
+    gate[0] = True
+    assert check() is None and len(asks) == 2
+    gate[0] = False
+    time.sleep(0.2)
+    assert check() is None and len(asks) == 3  # the last ask is recheck_s old
+
+
+def test_the_agreement_may_be_in_only_after_t_results_or_a_void_freeze(tmp_path: Path) -> None:
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    app = SimpleNamespace(feed=feed)
+
+    def may(rnd: int) -> bool:
+        return bool(App.agreement_may_be_in(app, "r", rnd, 2))  # type: ignore[arg-type]
+
+    _from(feed, "Registry1MSP", "AggFrozen", 0, status="frozen")
+    _from(feed, "Registry1MSP", "AggResultPosted", 0)
+    _from(feed, "Registry1MSP", "AggResultPosted", 0)  # the same registry twice is one result
+    _from(feed, "Registry2MSP", "AggResultPosted", 1)  # another round's
+    assert not may(0)
+    _from(feed, "Registry3MSP", "AggResultPosted", 0)
+    assert may(0)
+    _from(feed, "Registry2MSP", "AggFrozen", 2, status="void")
+    assert may(2) and not may(1)

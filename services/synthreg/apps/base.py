@@ -47,7 +47,7 @@ import pandas as pd
 from cryptography import x509
 from fabric_protos.common import common_pb2
 
-from synthreg.apps.events import AppEvent, EventFeed, RunAbortedError, WaitTimeoutError
+from synthreg.apps.events import AppEvent, EventFeed, Named, RunAbortedError, WaitTimeoutError
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
 from synthreg.chain.secagg import left_out_of
 from synthreg.data.schema import Schema
@@ -125,7 +125,7 @@ def on_round(agg: str, rnd: int, names: Collection[str]) -> Callable[[AppEvent],
     """Matches the events named ``names`` of secure-aggregation round ``rnd`` of ``agg``:
     a wait re-reads ``GetRound`` (18 ms of peer and chaincode CPU on this machine) only
     on events that can change what it waits for, not on each of the round's ~20."""
-    return lambda ev: ev.run == agg and ev.payload.get("round") == rnd and ev.name in names
+    return Named(frozenset(names), lambda ev: ev.run == agg and ev.payload.get("round") == rnd)
 
 
 AGREEMENT_EVENTS = frozenset({"AggResultPosted", "AggFrozen"})
@@ -238,6 +238,7 @@ class App:
         self._status_at = 0.0
         self._losses: dict[tuple[str, int], float] = {}
         self._went_on_asked: dict[tuple[str, int], int] = {}  # round_went_on: feed mark of the last ask
+        self._past_asked: dict[tuple[str, int], int] = {}  # the discriminator's last ask of G's head
         self._stop = threading.Event()
         self._stack = ExitStack()
         apps_dir = settings.state / "apps"
@@ -521,16 +522,43 @@ class App:
             delay = min(delay * 1.5, 0.02)
         return value
 
+    def gated(self, ready: Callable[[], T | None], gate: Callable[[], bool]) -> Callable[[], T | None]:
+        """``ready`` for :meth:`wait` that asks the ledger (calls ``ready``) the first time,
+        then only when ``gate()`` says the events seen since could have changed its
+        answer, or when its last ask is ``recheck_s`` old (a missed event: a gate can
+        only delay an answer, never change it). A ``GetRound`` costs its peer and
+        chaincode ~10 ms of CPU, and a wait was woken by each of a round's events
+        although only the t-th or n-th of them can end it (issue 11)."""
+        asked: list[float] = []
+
+        def check() -> T | None:
+            now = time.monotonic()
+            if asked and now - asked[0] < 0.8 * self.feed.recheck_s and not gate():
+                return None
+            asked[:] = [now]
+            return ready()
+        return check
+
+    def agreement_may_be_in(self, agg: str, rnd: int, threshold: int) -> bool:
+        """Whether round ``rnd`` of ``agg`` may be agreed or void by the events seen:
+        ``threshold`` results posted, or a freeze that made the round void."""
+        if len(self.feed.msps(on_round(agg, rnd, {"AggResultPosted"}))) >= threshold:
+            return True
+        frozen = self.feed.seen(on_round(agg, rnd, {"AggFrozen"}))
+        return frozen is not None and frozen.payload.get("status") == "void"
+
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""
-        return lambda ev: ev.name in names and ev.run == run and ev.payload.get("msp") == self.msp
+        return Named(frozenset(names), lambda ev: ev.run == run and ev.payload.get("msp") == self.msp)
 
     # -- what the merger hands to G and D through the workspace
-    def agreed_average(self, agg_run: str, rnd: int, run: str) -> tuple[np.ndarray, dict[str, Any]]:
+    def agreed_average(self, agg_run: str, rnd: int, run: str, threshold: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
         """The average agreed on the ledger for ``agg_run`` round ``rnd``, loaded from
         this registry's workspace by its ledger hash, once this registry's merger put
         it there: before posting its own hash of it, or (left out of the round, t of
-        n) after computing it from the ledger. t other mergers may agree first."""
+        n) after computing it from the ledger. t other mergers may agree first.
+        ``GetRound`` is asked again only once ``threshold`` (t) results were posted or
+        the round froze void (:meth:`agreement_may_be_in`)."""
         def ready() -> dict[str, Any] | None:
             state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
             if state is not None and state.get("agreed") is True:
@@ -539,8 +567,9 @@ class App:
                 raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
             return None
 
-        state = self.wait(ready, on_round(agg_run, rnd, AGREEMENT_EVENTS),
-                          f"the agreed average of {agg_run} round {rnd}", run)
+        state = self.wait(self.gated(ready, lambda: self.agreement_may_be_in(agg_run, rnd, threshold)),
+                          on_round(agg_run, rnd, AGREEMENT_EVENTS), f"the agreed average of {agg_run} round {rnd}",
+                          run)
         sha = str(state["average_sha256"])
         # The workspace put has no ledger event (a merger left out of the round puts it
         # after the agreement): look for the file itself, often, so that a registry

@@ -106,8 +106,13 @@ class DiscriminatorApp(App):
             return wait_generator_step(self, run, rnd, it)
         statements = StatementStore(self.workspace.root)
 
-        def moved_on() -> bool | None:
+        def moved_on() -> bool | None:  # G's head asked once per round, then only after its root or stop
             raise_recorded_fault(self, run, rnd, it)
+            asked = self._past_asked.get((run, rnd))
+            if asked is not None and not self.feed.seen_since(asked, self.mine(run, "GeneratorRoot",
+                                                                                "TrainingStopped")):
+                return None
+            self._past_asked = {(run, rnd): self.feed.mark()}  # before the ask: a later event asks again
             return True if generator_moved_past(self, run, rnd) else None
 
         def local() -> bool | None:  # G's statement, or G's word that it left the round (no head moves in anchored)
@@ -209,7 +214,7 @@ class DiscriminatorApp(App):
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
             else:
                 self.set_status(phase="merge", round=rnd, iter=None, force=True)
-            avg, _ = self.agreed_average(run, rnd, run)
+            avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
             if not cfg.generator_only:  # else this critic stays local: it goes on with its own weights
                 vector_to_state_dict(dis, avg[n_g:])
             store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})

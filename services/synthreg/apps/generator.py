@@ -80,7 +80,7 @@ def load_checked(app: App, spec: RunSpec, run: str, rnd: int, it: int, kind: str
 def raise_recorded_fault(app: App, run: str, rnd: int, it: int) -> None:
     """Raise :class:`StepFaultError` if an app of this registry recorded a fault in
     ``run`` (its ``StepFault`` event was seen): the registry cannot go on in the run."""
-    fault = app.feed.seen(lambda ev: ev.name == "StepFault" and ev.run == run and ev.payload.get("msp") == app.msp)
+    fault = app.feed.seen(app.mine(run, "StepFault"))
     if fault is not None:
         raise StepFaultError(app.msp, int(fault.payload.get("round", rnd)), int(fault.payload.get("iter", it)),
                              str(fault.payload.get("kind", "fault")), "recorded by another app of this registry")
@@ -235,6 +235,9 @@ class GeneratorApp(App):
                              "noise_seed": seed, "batch_size": cfg.batch_size}
                 if anchored is not None:  # signed hand-over through the workspace
                     anchored.hand_over(rnd, it, statement)
+                    if it == spec.local_iters - 1:  # all of G's statements of the round are signed: its root
+                        anchored.anchor(rnd, spec.local_iters, {  # commits while D takes the last step
+                            "fake_sha256": statement["fake_sha256"], "g_weights_sha256": statement["g_weights_sha256"]})
                     d_rec, d_signed = anchored.receive(rnd, it)
                     if d_rec.get("fake_sha256") != fake_sha:
                         anchored.fault(rnd, it, "statement_invalid", fake_sha, str(d_rec.get("fake_sha256")),
@@ -253,9 +256,7 @@ class GeneratorApp(App):
                 feedback = load_checked(self, spec, run, rnd, it, "feedback_hash_mismatch",
                                         str(d_rec["feedback_sha256"]), shape, replaying=recorded is not None)
                 g.apply_feedback(feedback)
-            if anchored is not None and not left:  # one root per app per round; D's checked against what it sent
-                anchored.anchor(rnd, spec.local_iters, {"fake_sha256": statement["fake_sha256"],
-                                                        "g_weights_sha256": statement["g_weights_sha256"]})
+            if anchored is not None and not left:  # G's root is in (above); D's checked against what G received
                 d_rec = anchored.counterpart_root(rnd, spec.local_iters)
             if left:
                 # Re-join: the round went on without this registry (its merger was out,
@@ -268,7 +269,7 @@ class GeneratorApp(App):
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
                 log.warning("%s generator: round %d went on without this registry: loading its agreed average",
                             self.msp, rnd)
-                avg, _ = self.agreed_average(run, rnd, run)
+                avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
                 vector_to_state_dict(gen, avg[:n_g])
                 store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
                                      **adam_state(g.optimizer, "adam")}, {})
@@ -283,7 +284,7 @@ class GeneratorApp(App):
             elif update["g_weights_sha256"] != g_sha:
                 raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
                                           f"{update['g_weights_sha256']}")
-            avg, _ = self.agreed_average(run, rnd, run)
+            avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
             vector_to_state_dict(gen, avg[:n_g])
             store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
                                  **adam_state(g.optimizer, "adam")}, {})

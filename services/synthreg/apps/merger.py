@@ -97,6 +97,11 @@ PHASE_EVENTS: dict[str, frozenset[str]] = {
 phase closed (:func:`~synthreg.chain.secagg.phase_closed`: votes, the next phase, the
 freeze); the freeze; reveals. A wait also re-reads every ``recheck_s`` (a missed event)."""
 
+ARRIVALS: dict[str, str] = {"advertise": "AggAdvertised", "shares": "AggSharesPosted", "submit": "AggSubmitted",
+                            "reveal": "AggRevealed"}
+"""The event of each merger's arrival in a phase: a wait for all of them (or t reveals) asks
+``GetRound`` again only once that many arrived, unless another of its events came."""
+
 
 class MergerApp(App):
     role = "merger"
@@ -126,30 +131,52 @@ class MergerApp(App):
 
     # -- one secure-aggregation round, each phase woken by the previous one's events
     def _round_waits(self, merger: LedgerMerger, spec: RunSpec, rnd: int, run: str) -> Callable[..., dict[str, Any]]:
-        """``until(pred, what, events, vote=None)``: ``GetRound`` of round ``rnd`` once
-        ``pred`` holds, re-read on the round's ``events`` (those that can make it hold:
+        """``until(pred, what, events, vote=None, gate=None)``: ``GetRound`` of round ``rnd``
+        once ``pred`` holds, re-read on the round's ``events`` (those that can make it hold:
         :data:`PHASE_EVENTS`); with ``vote``, this merger votes to close that phase once
-        it waited ``round_timeout_s`` (t of n)."""
+        it waited ``round_timeout_s`` (t of n). ``gate`` (a key of :data:`ARRIVALS`, or
+        "result") re-reads only once the events seen can have made ``pred`` hold
+        (:meth:`App.gated`): every expected arrival, t reveals or results, or any other
+        event of the wait (a vote, the next phase, the freeze)."""
         agg = merger.run
+        n, t = len(spec.participants), spec.threshold
+        need = {"advertise": lambda s: n, "shares": lambda s: len(s["advertised"]),
+                "submit": lambda s: len(s["shares"]), "reveal": lambda s: t}
 
-        def round_state(pred: Any) -> Any:
-            return self._round_when(agg, rnd, pred)
-
-        def until(pred: Any, what: str, events: Collection[str], vote: str | None = None) -> dict[str, Any]:
+        def until(pred: Any, what: str, events: Collection[str], vote: str | None = None,
+                  gate: str | None = None) -> dict[str, Any]:
             """GetRound once ``pred`` holds, woken by the round's ``events``; with ``vote``,
             vote to close that phase once this merger waited round_timeout_s."""
             match = on_round(agg, rnd, events)
+            last: list[dict[str, Any] | None] = [None]
+
+            def read() -> dict[str, Any] | None:
+                last[0] = self.evaluate_or_none("GetRound", agg, str(rnd))
+                return last[0] if last[0] is not None and pred(last[0]) else None
+
+            def may_hold() -> bool:
+                state = last[0]
+                if gate is None or state is None:
+                    return True
+                if gate == "result":
+                    return self.agreement_may_be_in(agg, rnd, t)
+                arrival = ARRIVALS[gate]
+                if self.feed.seen(on_round(agg, rnd, set(events) - {arrival})) is not None:
+                    return True
+                return len(self.feed.msps(on_round(agg, rnd, {arrival}))) >= need[gate](state)
+
+            ready = self.gated(read, may_hold)
             if vote is not None:
                 try:
-                    return dict(self.wait(round_state(pred), match, what, run, spec.round_timeout_s))
+                    return dict(self.wait(ready, match, what, run, spec.round_timeout_s))
                 except WaitTimeoutError:
-                    missing = self._missing(round_state(lambda s: True)(), vote, spec)
+                    missing = self._missing(self._round_when(agg, rnd, lambda s: True)(), vote, spec)
                     self.set_status(detail=f"round {rnd}: voted to close the {vote} phase without {missing}",
                                     force=True)
                     log.warning("%s merger: round %d: %s missing after %ds: voting to close the %s phase",
                                 self.msp, rnd, missing, spec.round_timeout_s, vote)
                     merger.vote(rnd, vote)
-            return dict(self.wait(round_state(pred), match, what, run))
+            return dict(self.wait(ready, match, what, run))
 
         return until
 
@@ -168,12 +195,13 @@ class MergerApp(App):
         # each wait: everyone it expects is in, or the phase closed (phase_closed; a round that
         # is no longer open already has submissions, hence shares)
         until(lambda s: len(s["advertised"]) == n or phase_closed(s, "advertise", t),
-              "every advertisement (or t votes)", PHASE_EVENTS["advertise"], vote="advertise")
+              "every advertisement (or t votes)", PHASE_EVENTS["advertise"], vote="advertise", gate="advertise")
         left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "shares", t)
         if left_out is not None:
             return left_out
         until(lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
-              "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares")
+              "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares",
+              gate="shares")
         return None
 
     def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
@@ -195,10 +223,11 @@ class MergerApp(App):
                                "submit", t)
         if left_out is not None:
             return left_out
-        # Freeze: once everyone who shared submitted, or t voted; the first survivor
-        # freezes, any other merger too if the round is still open a timeout later.
+        # Freeze: the submission completing U = P froze the round itself (chaincode);
+        # after t votes instead, the first survivor freezes, any other merger too if
+        # the round is still open a timeout later.
         state = until(lambda s: len(s["submissions"]) == len(s["shares"]) or phase_closed(s, "submit", t),
-                      "every submission (or t votes)", PHASE_EVENTS["submit"], vote="submit")
+                      "every submission (or t votes)", PHASE_EVENTS["submit"], vote="submit", gate="submit")
         if state["status"] == "open":
             if min(state["submissions"]) == self.msp:
                 merger.freeze(rnd)
@@ -215,9 +244,9 @@ class MergerApp(App):
         if left_out_of(state, self.msp, t):
             return self._observe(merger, rnd, run, "the round froze without its submission")
         merger.reveal(rnd)
-        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"])
+        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"], gate="reveal")
         outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)))
-        final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS)
+        final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result")
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         return outcome.average
