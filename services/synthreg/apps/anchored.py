@@ -101,7 +101,7 @@ class AnchoredSteps:
 
         app.wait_local(lambda: True if self.store.exists(self.run, rnd, it, self.other) else None, faulted,
                        app.mine(self.run, "StepFault"), f"the {self.other}'s statement of round {rnd} iter {it}",
-                       self.run)
+                       self.run, watch=self.store.round_dir(self.run, rnd))
         try:
             st = self.store.get(self.run, rnd, it, self.other)
             assert st is not None

@@ -28,6 +28,7 @@ aborted on the ledger stops the app's work on it cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ import pandas as pd
 from cryptography import x509
 from fabric_protos.common import common_pb2
 
+from synthreg.apps.dirwatch import DirWatch
 from synthreg.apps.events import AppEvent, EventFeed, Named, RunAbortedError, WaitTimeoutError
 from synthreg.chain.runs import LedgerRuns, RunRecord, RunSpec
 from synthreg.chain.secagg import left_out_of
@@ -72,6 +74,12 @@ from synthreg.workspace import Workspace
 ROLES = ("generator", "discriminator", "merger")
 
 T = TypeVar("T")
+
+APP_ROLES = ("generator", "discriminator", "merger")
+
+
+class SiblingFailedError(RuntimeError):
+    """Another app of this registry failed the run: this one cannot go on in it."""
 
 log = logging.getLogger("synthreg.apps")
 
@@ -324,8 +332,19 @@ class App:
     def warm_up(self) -> None:
         """One-off start-up work, done before this app takes part in any run (none here)."""
 
-    def _marker(self, run: str, kind: str) -> Path:
-        return self.state / "runs" / run.replace("/", "_") / f"{self.role}.{kind}"
+    def _marker(self, run: str, kind: str, role: str | None = None) -> Path:
+        return self.state / "runs" / run.replace("/", "_") / f"{role or self.role}.{kind}"
+
+    def raise_if_sibling_failed(self, run: str) -> None:
+        """Raise :class:`SiblingFailedError` once another app of this registry marked
+        ``run`` failed: this app would otherwise wait without end for what that app
+        no longer does (its statement, its local update, the round's average)."""
+        for role in APP_ROLES:
+            if role != self.role:
+                marker = self._marker(run, "failed", role)
+                if marker.exists():
+                    reason = marker.read_text(encoding="utf-8", errors="replace").strip()
+                    raise SiblingFailedError(f"this registry's {role} failed run {run}: {reason[:500]}")
 
     def condition_counts_file(self, run: str) -> Path:
         """Where this registry's merger puts its local level counts of the conditioning column."""
@@ -370,7 +389,7 @@ class App:
         try:
             record.check_hash()
             self.run_one(record, record.spec)
-        except RunAbortedError as exc:
+        except (RunAbortedError, SiblingFailedError) as exc:
             log.warning("%s %s: %s", self.msp, self.role, exc)
             self._finish(run, "failed", str(exc))
             return
@@ -447,8 +466,13 @@ class App:
 
     def wait(self, ready: Callable[[], Any], match: Callable[[AppEvent], bool], what: str, run: str,
              timeout: float | None = None) -> Any:
-        """``ready()`` once not None, re-checked on each event that ``match``es."""
-        return self.feed.wait(ready, match, what, run=run, timeout=timeout)
+        """``ready()`` once not None, re-checked on each event that ``match``es (and every
+        ``recheck_s``, when it also looks for a failure of another app of this registry:
+        :meth:`raise_if_sibling_failed`)."""
+        def checked() -> Any:
+            self.raise_if_sibling_failed(run)
+            return ready()
+        return self.feed.wait(checked, match, what, run=run, timeout=timeout)
 
     def mean_g_loss(self, run: str, spec: RunSpec, rnd: int) -> float:
         """L_r of the stop rule: the mean over the round's survivors (the registries
@@ -500,27 +524,40 @@ class App:
         return self.left_out(run, rnd, spec)
 
     def wait_local(self, local: Callable[[], T | None], ledger: Callable[[], T | None],
-                   match: Callable[[AppEvent], bool], what: str, run: str) -> T:
+                   match: Callable[[AppEvent], bool], what: str, run: str, watch: Path | None = None) -> T:
         """``local()`` (something another app of this registry puts in the workspace,
-        which has no ledger event: polled every 1-20 ms) or ``ledger()`` (asked
-        first and again on each event that ``match``es), whichever is not None first.
-        Raises :class:`RunAbortedError` / :class:`WaitTimeoutError` like :meth:`wait`."""
-        since = self.feed.mark()
-        value = ledger()
-        delay = 0.001
-        while value is None:
-            if self._stop.is_set():
-                raise WaitTimeoutError(what + " (app stopping)", 0)
-            if self.feed.aborted(run):
-                raise RunAbortedError(run)
-            value = local()
-            if value is not None:
-                break
-            if self.feed.wait_event(since, match, delay):
-                since = self.feed.mark()
-                value = ledger()
-            delay = min(delay * 1.5, 0.02)
-        return value
+        which has no ledger event: polled every 1-20 ms, and at once when a file lands
+        in the folder ``watch``, :class:`~synthreg.apps.dirwatch.DirWatch`) or
+        ``ledger()`` (asked first and again on each event that ``match``es), whichever
+        is not None first. Raises :class:`RunAbortedError` / :class:`WaitTimeoutError`
+        like :meth:`wait`."""
+        with contextlib.ExitStack() as stack:
+            files = stack.enter_context(DirWatch(watch)) if watch is not None else None
+            since = self.feed.mark()
+            value = ledger()
+            delay = 0.001
+            looked = time.monotonic()
+            while value is None:
+                if self._stop.is_set():
+                    raise WaitTimeoutError(what + " (app stopping)", 0)
+                if self.feed.aborted(run):
+                    raise RunAbortedError(run)
+                if time.monotonic() - looked > 1.0:
+                    self.raise_if_sibling_failed(run)
+                    looked = time.monotonic()
+                value = local()
+                if value is not None:
+                    break
+                if files is not None and files.active:  # woken by a file; events looked at every <= 20 ms
+                    files.wait(delay)
+                    if self.feed.seen_since(since, match):
+                        since = self.feed.mark()
+                        value = ledger()
+                elif self.feed.wait_event(since, match, delay):
+                    since = self.feed.mark()
+                    value = ledger()
+                delay = min(delay * 1.5, 0.02)
+            return value
 
     def gated(self, ready: Callable[[], T | None], gate: Callable[[], bool]) -> Callable[[], T | None]:
         """``ready`` for :meth:`wait` that asks the ledger (calls ``ready``) the first time,

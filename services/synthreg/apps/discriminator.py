@@ -122,7 +122,8 @@ class DiscriminatorApp(App):
 
         left = self.wait_local(local, moved_on,
                                self.mine(run, "GeneratorRoot", "TrainingStopped", "StepFault"),
-                               f"the generator's statement of round {rnd} iter {it}", run)
+                               f"the generator's statement of round {rnd} iter {it}", run,
+                               watch=statements.round_dir(run, rnd))
         return None if left else {}
 
     def run_one(self, record: RunRecord, spec: RunSpec) -> None:

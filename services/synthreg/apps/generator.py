@@ -34,6 +34,7 @@ import torch
 from synthreg.apps.anchored import AnchoredSteps
 from synthreg.apps.base import App
 from synthreg.apps.checkpoint import Checkpoint, Checkpoints, ResumeMismatchError, adam_state, load_adam_state
+from synthreg.chain.anchor import StatementStore
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.data.hashing import array_bytes
 from synthreg.gan.condition import Condition, ConditionError
@@ -211,6 +212,7 @@ class GeneratorApp(App):
             store.save(0, {"weights": torch.from_numpy(state_dict_to_vector(gen))}, {})
         last = first - 1
         anchored = AnchoredSteps(self, spec, run) if spec.step_records == "anchored" else None
+        updates = StatementStore(self.workspace.root)
         skipped: list[int] = []  # rounds left out of before training them
         self.progress.extra.pop("skipped_rounds", None)
         for rnd in range(first, spec.rounds):
@@ -276,11 +278,13 @@ class GeneratorApp(App):
                 continue
             g_sha = self.workspace.put(array_bytes(state_dict_to_vector(gen)))
             self.set_status(phase="merge", round=rnd, iter=None, force=True)
-            update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
+            # Only the first round after a (re)start can have its update on the ledger already.
+            update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)) if rnd == first else None
             if update is None:
-                self.submit(spec, "RecordLocalUpdate", run, json.dumps({
-                    "round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]},
-                    sort_keys=True), landed=functools.partial(self._update_landed, run, rnd, g_sha))
+                fields = {"round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]}
+                updates.put_update(run, rnd, fields)  # the merger masks it while the transaction commits
+                self.submit(spec, "RecordLocalUpdate", run, json.dumps(fields, sort_keys=True),
+                            landed=functools.partial(self._update_landed, run, rnd, g_sha))
             elif update["g_weights_sha256"] != g_sha:
                 raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
                                           f"{update['g_weights_sha256']}")

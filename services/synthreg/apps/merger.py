@@ -53,6 +53,7 @@ import numpy as np
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
+from synthreg.chain.anchor import StatementStore
 from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs, tls_cas_of
 from synthreg.chain.runs import RunRecord, RunSpec
 from synthreg.chain.secagg import (
@@ -97,10 +98,18 @@ PHASE_EVENTS: dict[str, frozenset[str]] = {
 phase closed (:func:`~synthreg.chain.secagg.phase_closed`: votes, the next phase, the
 freeze); the freeze; reveals. A wait also re-reads every ``recheck_s`` (a missed event)."""
 
+UPDATE_HASHES = ("g_weights_sha256", "d_weights_sha256")
+
 ARRIVALS: dict[str, str] = {"advertise": "AggAdvertised", "shares": "AggSharesPosted", "submit": "AggSubmitted",
                             "reveal": "AggRevealed"}
 """The event of each merger's arrival in a phase: a wait for all of them (or t reveals) asks
 ``GetRound`` again only once that many arrived, unless another of its events came."""
+
+
+def _put_update(updates: StatementStore, run: str, rnd: int) -> dict[str, Any] | None:
+    """The local update the generator put in the workspace (before recording it), marked so."""
+    upd = updates.update(run, rnd)
+    return None if upd is None else {**upd, "workspace": True}
 
 
 class MergerApp(App):
@@ -382,6 +391,25 @@ class MergerApp(App):
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
+    def _update_vector(self, upd: dict[str, Any], generator_only: bool, n: int, prev: np.ndarray,
+                       spec: RunSpec) -> np.ndarray:
+        """The update [G ‖ D] named by ``upd`` from the workspace, clipped (before masking
+        and the audit copy)."""
+        g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
+        d_vec = np.zeros(0, np.float32) if generator_only else np.frombuffer(
+            self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")  # a local critic is never read
+        vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
+        if vector.size != n:
+            raise ValueError(f"round {upd.get('round')}: local update has {vector.size} weights, expected {n}")
+        return clip_update(vector, prev, spec.max_update_norm)
+
+    @staticmethod
+    def _audit_blob(public: Any, spec: RunSpec, rnd: int, vector: np.ndarray) -> bytes | None:
+        """The CKKS audit copy of an audited round's update, else None."""
+        if public is None or rnd not in spec.audit_rounds:
+            return None
+        return bytes(encrypt_vector(public, vector.astype(np.float64)).to_bytes())
+
     def _note_missed(self, rnd: int) -> None:
         """Round ``rnd``'s average is not this registry's: shown by ``registry status``."""
         missed = self.progress.extra.setdefault("missed_rounds", [])
@@ -463,6 +491,7 @@ class MergerApp(App):
         avg = np.zeros(0, dtype=np.float32)
         average_sha = ""
         last = 0
+        updates = StatementStore(self.workspace.root)  # where the generator puts its update before recording it
         for rnd in range(spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
@@ -490,8 +519,24 @@ class MergerApp(App):
                 return self._finished_round(merger, rnd, run) if restarted_inside else None
 
             self.set_status(phase="waiting for local update", round=rnd, detail="", force=True)
-            upd = self.wait(functools.partial(self._update_or_left_out, run, rnd, spec),
-                            self._update_events(run, rnd), f"the local update of round {rnd}", run)
+            recorded = functools.partial(self._update_or_left_out, run, rnd, spec)
+            what = f"the local update of round {rnd}"
+            vector = audit_blob = None
+            if merger.blobs is None:
+                upd = self.wait(recorded, self._update_events(run, rnd), what, run)
+            else:  # served blobs: mask and push the generator's update while its transaction commits
+                upd = self.wait_local(functools.partial(_put_update, updates, run, rnd), recorded,
+                                      self._update_events(run, rnd), what, run, watch=updates.round_dir(run, rnd))
+                if upd.get("workspace"):  # the generator's, not yet on the ledger
+                    vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
+                    if taken() is None:
+                        audit_blob = self._audit_blob(public, spec, rnd, vector)
+                        merger.prepare(rnd, vector, 1.0, audit_blob)
+                    local = upd
+                    upd = self.wait(recorded, self._update_events(run, rnd), what, run)
+                    if not upd.get("left_out") and any(upd[k] != local[k] for k in UPDATE_HASHES):
+                        raise ValueError(f"round {rnd}: the recorded local update {upd} is not the one the "
+                                         f"generator put in the workspace ({local})")
             if upd.get("left_out"):  # e.g. back from an outage: the round went on with t others
                 joined = taken()
                 avg = joined if joined is not None else self._observe(
@@ -500,20 +545,14 @@ class MergerApp(App):
                 average_sha = sha256_hex(array_bytes(avg))
                 self._note_missed(rnd)
                 continue
-            g_vec = np.frombuffer(self.workspace.get(upd["g_weights_sha256"]), dtype="<f4")
-            d_vec = np.zeros(0, np.float32) if cfg.generator_only else np.frombuffer(
-                self.workspace.get(upd["d_weights_sha256"]), dtype="<f4")  # a local critic is never read
-            vector = np.concatenate([g_vec, d_vec]).astype(np.float32)
-            if vector.size != n:
-                raise ValueError(f"round {rnd}: local update has {vector.size} weights, expected {n}")
-            vector = clip_update(vector, prev, spec.max_update_norm)  # before masking and the audit copy
-            audit_blob = None
+            if vector is None:
+                vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
             finished = taken()
             if finished is not None:
                 avg = finished
             else:
-                if public is not None and rnd in spec.audit_rounds:
-                    audit_blob = encrypt_vector(public, vector.astype(np.float64)).to_bytes()
+                if audit_blob is None:
+                    audit_blob = self._audit_blob(public, spec, rnd, vector)
                 self.set_status(phase="secure aggregation", round=rnd, detail="", force=True)
                 avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
             check_bound(avg, prev, spec.max_update_norm, rnd)  # after the agreement: did every survivor clip?

@@ -145,8 +145,12 @@ class StatementStore:
     def __init__(self, workspace_root: Path) -> None:
         self.root = workspace_root / "statements"
 
+    def round_dir(self, run: str, rnd: int) -> Path:
+        """The folder of round ``rnd``'s statements (and left-round markers)."""
+        return self.root / quote(run, safe="") / str(rnd)
+
     def _path(self, run: str, rnd: int, it: int, role: str) -> Path:
-        return self.root / quote(run, safe="") / str(rnd) / f"{it}.{role}.json"
+        return self.round_dir(run, rnd) / f"{it}.{role}.json"
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
@@ -172,8 +176,20 @@ class StatementStore:
     def round(self, run: str, rnd: int, role: str, count: int) -> list[SignedStatement | None]:
         return [self.get(run, rnd, it, role) for it in range(count)]
 
+    def put_update(self, run: str, rnd: int, fields: dict[str, Any]) -> None:
+        """The generator's local update of round ``rnd`` (the ``RecordLocalUpdate``
+        fields), put before it is submitted: the registry's merger masks and pushes it
+        while the transaction commits, and submits once the ledger holds the same."""
+        self._write(self.round_dir(run, rnd) / "update.json", json.dumps(fields, sort_keys=True))
+
+    def update(self, run: str, rnd: int) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads((self.round_dir(run, rnd) / "update.json").read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+
     def _left_path(self, run: str, rnd: int, role: str) -> Path:
-        return self.root / quote(run, safe="") / str(rnd) / f"left.{role}"
+        return self.round_dir(run, rnd) / f"left.{role}"
 
     def mark_left(self, run: str, rnd: int, role: str) -> None:
         """``role`` left round ``rnd`` (it went on without the registry: t of n) and goes

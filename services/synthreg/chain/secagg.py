@@ -313,6 +313,7 @@ class LedgerMerger:
         lock-step driver needs it; an event-driven merger app re-endorses instead)"""
         self._parties: dict[int, Party] = {}
         self._masked: dict[int, bytes] = {}
+        self._prepared: dict[int, tuple[str, dict[str, Any]]] = {}  # round -> (inputs' hash, submission)
         self.tx_ids: list[str] = []
         self.bad_dealings: dict[int, list[BadDealingError | ShareEnvelopeError]] = {}
         """per round, the dealings this merger rejected on receipt (each names the dealer)"""
@@ -409,6 +410,7 @@ class LedgerMerger:
     def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None) -> str:
         """Mask ``weight * vector`` against every other merger that shared, post it
         (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash.
+        What :meth:`prepare` did for the same inputs is not done again.
 
         The shares addressed to this merger are opened and checked against their
         dealers' commitments first; a dealer whose envelope does not open or whose
@@ -416,11 +418,29 @@ class LedgerMerger:
         and in the submission's "rejected"): the chaincode's Freeze then leaves
         both out of the round, so that no honest merger ever depends on, or is
         blamed for, a bad share."""
+        submission = self.prepare(rnd, vector, weight, audit_blob)
+        self._submit("Submit", self.run, str(rnd), json.dumps(submission, sort_keys=True))
+        return str(submission["masked_sha256"])
+
+    def prepare(self, rnd: int, vector: np.ndarray, weight: float = 1.0,
+                audit_blob: bytes | None = None) -> dict[str, Any]:
+        """Everything of :meth:`submit` but the transaction: open and check the shares,
+        mask, keep the blobs (served: push the masked one to the peers). Returns the
+        submission JSON object; done once per round and inputs (the mask is the same
+        for the same inputs, and another vector raises ``AlreadyUsedError``). The
+        merger app prepares while its generator's local update is being committed."""
+        key = hashlib.sha256(np.ascontiguousarray(vector).tobytes() + repr(weight).encode()
+                             + (hashlib.sha256(audit_blob).digest() if audit_blob is not None else b"")).hexdigest()
+        done = self._prepared.get(rnd)
+        if done is not None and done[0] == key:
+            return dict(done[1])
         party = self._party(rnd)
         state = self.state(rnd)
         peers = sorted(m for m in state["shares"] if m != self.msp)
         dealings = state.get("dealings", {})
         for sender in peers:  # open the shares addressed to me before masking against their senders
+            if sender in party.rejected:
+                continue
             try:
                 if sender not in dealings:
                     raise BadDealingError(sender, self.msp, "commitments", "no dealing on the ledger")
@@ -437,10 +457,10 @@ class LedgerMerger:
             log.debug("%s merger: round %d: masked vector pushed to %s", self.msp, rnd, took)
         self._masked[rnd] = masked
         audit_sha = self._put_blob(rnd, audit_blob) if audit_blob is not None else ""
-        self._submit("Submit", self.run, str(rnd), json.dumps(
-            {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers,
-             "rejected": list(party.rejected)}, sort_keys=True))
-        return masked_sha
+        submission = {"masked_sha256": masked_sha, "audit_sha256": audit_sha, "peers": peers,
+                      "rejected": list(party.rejected)}
+        self._prepared[rnd] = (key, submission)
+        return dict(submission)
 
     def _put_blob(self, rnd: int, data: bytes) -> str:
         if self.blobs is not None:  # served: on the own disk before the Submit names it
@@ -571,6 +591,7 @@ class LedgerMerger:
         if party is not None:
             party.erase()
         self._masked.pop(rnd, None)
+        self._prepared.pop(rnd, None)
 
 
 # --------------------------------------------------------------------- lock step
