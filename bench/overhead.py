@@ -63,11 +63,13 @@ from services_overhead import (  # the shared bench helpers beside this file
     CpuMeter,
     _du,
     _height,
+    _invocations,
     _ledger_bytes,
     _transactions,
     bench_network,
     demo_split,
     registry_files,
+    round_breakdown,
     separate_processes,
 )
 
@@ -136,6 +138,7 @@ def main(
                                                    cpu=cpu)
         served = {m: _du(work / "apps" / m / "blobs") for m in profile.msp_ids}
         h1, disk1 = _height(profile), _ledger_bytes(net)
+        breakdown = round_breakdown(_invocations(profile, h0, h1), bundle.run_id, len(profile.msp_ids) // 2 + 1)
         rows[arm] = {"seconds": seconds, "txs": _transactions(profile, h0, h1), "blocks": h1 - h0,
                      "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
                      "quality": quality(train_pool, bundle.sample(len(train_pool), 0), spec).score,
@@ -162,6 +165,10 @@ def main(
                   f"({cpu.wall:.1f} s wall x {os.cpu_count()} cores = {cpu.wall * (os.cpu_count() or 1):.0f} "
                   f"core-seconds): " + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
                   + f"; total {sum(used.values()):.1f}; in-process arm {local_cpu:.1f}")
+    console.print("where a ledger round's time goes (median seconds over rounds 1..R-2, from the transactions' "
+                  "proposal times; per registry where a registry's own transaction marks it):")
+    for name, secs in breakdown.items():
+        console.print(f"  {name}: {secs:.3f}")
     console.print(f"quality difference (ledger - in-process): {ledger['quality'] - local['quality']:+.4f}")
     console.print(f"final generator bit-identical between the two paths: {np.array_equal(local['g'], ledger['g'])} "
                   "(not expected: secure aggregation sums in fixed point, the in-process arm in float; the "

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 import typer
 from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import chaincode_pb2, proposal_pb2, transaction_pb2
 from rich.console import Console
 from rich.table import Table
 
@@ -206,6 +208,80 @@ def _transactions(profile: Profile, first: int, last: int) -> int:
         for b in range(first, last):
             n += len(common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b))).data.data)
     return n
+
+
+def _invocations(profile: Profile, first: int, last: int) -> list[tuple[float, str, str, list[str]]]:
+    """(proposal time, creator MSP, function, string args) of each transaction in blocks
+    first..last-1 of `gan` (qscc on Registry1's peer). The time is the channel header's:
+    set by the submitting client when it builds the proposal (one machine's clock here)."""
+    rows = []
+    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
+        qscc = gw.network("gan").contract("qscc")
+        for b in range(first, last):
+            for raw in common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b))).data.data:
+                payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(raw).payload)
+                header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+                if header.type != common_pb2.ENDORSER_TRANSACTION:
+                    continue
+                creator = identities_pb2.SerializedIdentity.FromString(
+                    common_pb2.SignatureHeader.FromString(payload.header.signature_header).creator).mspid
+                action = transaction_pb2.ChaincodeActionPayload.FromString(
+                    transaction_pb2.Transaction.FromString(payload.data).actions[0].payload)
+                proposal = proposal_pb2.ChaincodeProposalPayload.FromString(action.chaincode_proposal_payload)
+                spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(proposal.input).chaincode_spec
+                args = [a.decode("utf-8", "replace") for a in spec.input.args]
+                rows.append((header.timestamp.seconds + header.timestamp.nanos / 1e9, creator, args[0], args[1:]))
+    return rows
+
+
+ROUND_PHASES = (
+    ("local steps: agreement of r-1 -> D root", "agreed", "droot"),
+    ("D root -> local update (D root commits, G records)", "droot", "update"),
+    ("local update -> Submit (it commits; merger masked ahead)", "update", "submit"),
+    ("last Submit -> first Reveal (it commits, freezing)", "last_submit", "first_reveal"),
+    ("first Reveal -> t-th result (reveals commit, unmask)", "first_reveal", "agreement"),
+    ("round: agreement of r-1 -> agreement of r", "agreed", "agreement"),
+)
+
+
+def round_breakdown(rows: list[tuple[float, str, str, list[str]]], run: str, threshold: int) -> dict[str, float]:
+    """Median seconds of each of :data:`ROUND_PHASES` over the run's rounds 1..R-2 (and
+    every registry, for the per-registry ones), from :func:`_invocations`. The agreement
+    of a round is the proposal of its t-th result; the rest per registry."""
+    def rnd_of(fn: str, args: list[str]) -> int | None:
+        if fn in ("Submit", "Reveal", "PostResult") and args and args[0] == run:
+            return int(args[1])
+        if fn in ("RecordDiscriminatorRoot", "RecordLocalUpdate") and args and args[0] == run:
+            return int(json.loads(args[1])["round"])
+        return None
+
+    at: dict[tuple[str, int, str], list[float]] = {}
+    for t, msp, fn, args in rows:
+        rnd = rnd_of(fn, args)
+        if rnd is not None:
+            at.setdefault((fn, rnd, msp), []).append(t)
+            at.setdefault((fn, rnd, "*"), []).append(t)
+    rounds = sorted({r for (fn, r, m) in at if fn == "PostResult"})
+    gaps: dict[str, list[float]] = {name: [] for name, _, _ in ROUND_PHASES}
+    own_marks = {"droot": "RecordDiscriminatorRoot", "update": "RecordLocalUpdate", "submit": "Submit"}
+    for rnd in rounds[1:-1]:
+        results = sorted(at.get(("PostResult", rnd, "*"), []))
+        before = sorted(at.get(("PostResult", rnd - 1, "*"), []))
+        if len(results) < threshold or len(before) < threshold:
+            continue
+        marks = {"agreed": before[threshold - 1], "agreement": results[threshold - 1],
+                 "last_submit": max(at[("Submit", rnd, "*")]), "first_reveal": min(at[("Reveal", rnd, "*")])}
+        registries = sorted({m for (fn, r, m) in at if r == rnd and m != "*"})
+        for name, a, b in ROUND_PHASES:
+            if a not in own_marks and b not in own_marks:  # one per round
+                gaps[name].append(marks[b] - marks[a])
+                continue
+            for msp in registries:  # one per registry and round
+                mine = dict(marks)
+                mine.update({k: min(at[(fn, rnd, msp)]) for k, fn in own_marks.items() if (fn, rnd, msp) in at})
+                if a in mine and b in mine:
+                    gaps[name].append(mine[b] - mine[a])
+    return {name: float(np.median(v)) for name, v in gaps.items() if v}
 
 
 def _height(profile: Profile) -> int:
