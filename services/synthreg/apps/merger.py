@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, encoder_run, on_round
+from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, AppSettings, encoder_run, on_round
 from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.anchor import StatementStore
@@ -116,6 +116,13 @@ class MergerApp(App):
     role = "merger"
     _fetcher: BlobFetcher | None = None
     _blob_server: BlobServer | None = None
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__(settings)
+        # (aggregation run, round) -> its GetRound as last read by a wait whose outcome later
+        # steps reuse instead of reading again: after the share phase closed (P and the
+        # dealings fixed: the submission masks with it), and after the agreement
+        self._seen: dict[tuple[str, int], dict[str, Any]] = {}
 
     def blob_fetcher(self) -> BlobFetcher:
         """This registry's served blobs (runs with ``blobs: served``): its own and fetched
@@ -203,14 +210,16 @@ class MergerApp(App):
             return left_out
         # each wait: everyone it expects is in, or the phase closed (phase_closed; a round that
         # is no longer open already has submissions, hence shares)
-        until(lambda s: len(s["advertised"]) == n or phase_closed(s, "advertise", t),
-              "every advertisement (or t votes)", PHASE_EVENTS["advertise"], vote="advertise", gate="advertise")
-        left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd), "shares", t)
+        advertised = until(lambda s: len(s["advertised"]) == n or phase_closed(s, "advertise", t),
+                           "every advertisement (or t votes)", PHASE_EVENTS["advertise"], vote="advertise",
+                           gate="advertise")
+        left_out = self._write(merger, rnd, run, lambda: merger.post_shares(rnd, advertised), "shares", t)
         if left_out is not None:
             return left_out
-        until(lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
-              "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares",
-              gate="shares")
+        # P and the dealings are fixed once the share phase closed: the submission masks with this view
+        self._seen[(merger.run, rnd)] = until(
+            lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
+            "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares", gate="shares")
         return None
 
     def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
@@ -228,7 +237,8 @@ class MergerApp(App):
         def round_state(pred: Any) -> Any:
             return self._round_when(agg, rnd, pred)
 
-        left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob),
+        shared = self._seen.pop((agg, rnd), None)
+        left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob, shared),
                                "submit", t)
         if left_out is not None:
             return left_out
@@ -252,12 +262,15 @@ class MergerApp(App):
             raise RoundVoidError(agg, rnd, state["survivors"], spec.threshold)
         if left_out_of(state, self.msp, t):
             return self._observe(merger, rnd, run, "the round froze without its submission")
-        merger.reveal(rnd)
-        until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"], gate="reveal")
-        outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)))
+        merger.reveal(rnd, state)  # U and D are fixed once frozen
+        revealed = until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"],
+                         gate="reveal")
+        outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)),
+                                state=revealed)
         final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result")
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
+        self._seen[(agg, rnd)] = final  # survivors and submissions, for the round's record
         return outcome.average
 
     def _write(self, merger: LedgerMerger, rnd: int, run: str, write: Callable[[], object], phase: str, t: int,
@@ -468,7 +481,7 @@ class MergerApp(App):
             enc_avg = self._join_round(enc_merger, spec, 0, run)
         if enc_avg is None:
             enc_avg = self._secagg_round(enc_merger, spec, 0, np.asarray(hist, dtype=np.float64), None, run)
-        state = self.evaluate_or_none("GetRound", encoder_run(run), "0")
+        state = self._seen.pop((encoder_run(run), 0), None) or self.evaluate_or_none("GetRound", encoder_run(run), "0")
         if enc_merger.blobs is not None:
             enc_merger.blobs.cache.prune(encoder_run(run), 1)
         stats = EncoderStats.from_frame(frame.iloc[:0], schema, cfg.bins, cfg.levels_of).from_vector(
@@ -492,12 +505,13 @@ class MergerApp(App):
         average_sha = ""
         last = 0
         updates = StatementStore(self.workspace.root)  # where the generator puts its update before recording it
+        resumed = False  # rounds recorded, or joined, by an earlier process can only precede the first here
         for rnd in range(spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
                 break
             last = rnd
             prev = avg if rnd > 0 else initial  # the update bound's w_prev (gan/bound.py)
-            done = self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
+            done = None if resumed else self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
             if done is not None:  # finished before a restart
                 average_sha = RoundEntry.from_json(done["value"]).average_sha256
                 avg = np.frombuffer(self.workspace.get(average_sha), dtype="<f4").copy()
@@ -506,7 +520,8 @@ class MergerApp(App):
             # it; a round this merger advertised before a restart is not joined again
             # (its secrets died with the old process: _finished_round).
             self.set_status(phase="secure aggregation", round=rnd, detail="keys and shares", force=True)
-            state = self.evaluate_or_none("GetRound", run, str(rnd))
+            state = None if resumed else self.evaluate_or_none("GetRound", run, str(rnd))
+            resumed = True
             restarted_inside = state is not None and self.msp in state.get("advertised", {})
             early = None if restarted_inside else self._join_round(merger, spec, rnd, run)
 
@@ -531,13 +546,14 @@ class MergerApp(App):
                     vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
                     if taken() is None:
                         audit_blob = self._audit_blob(public, spec, rnd, vector)
-                        merger.prepare(rnd, vector, 1.0, audit_blob)
+                        merger.prepare(rnd, vector, 1.0, audit_blob, self._seen.get((merger.run, rnd)))
                     local = upd
                     upd = self.wait(recorded, self._update_events(run, rnd), what, run)
                     if not upd.get("left_out") and any(upd[k] != local[k] for k in UPDATE_HASHES):
                         raise ValueError(f"round {rnd}: the recorded local update {upd} is not the one the "
                                          f"generator put in the workspace ({local})")
             if upd.get("left_out"):  # e.g. back from an outage: the round went on with t others
+                self._seen.pop((run, rnd), None)
                 joined = taken()
                 avg = joined if joined is not None else self._observe(
                     merger, rnd, run, "the round went on without this registry")
@@ -557,7 +573,7 @@ class MergerApp(App):
                 avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
             check_bound(avg, prev, spec.max_update_norm, rnd)  # after the agreement: did every survivor clip?
             average_sha = sha256_hex(array_bytes(avg))
-            state = self.evaluate_or_none("GetRound", run, str(rnd))
+            state = self._seen.pop((run, rnd), None) or self.evaluate_or_none("GetRound", run, str(rnd))
             if self.msp not in state["survivors"]:
                 self._note_missed(rnd)
                 continue  # left out: its update is not in the average, so no trail entry

@@ -396,9 +396,11 @@ class LedgerMerger:
         self._parties[rnd] = party
         return self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
 
-    def post_shares(self, rnd: int) -> str:
+    def post_shares(self, rnd: int, state: Mapping[str, Any] | None = None) -> str:
+        """Deal this merger's shares to the advertised parties. ``state``: the round as
+        read after the advertise phase closed (A is fixed then), else it is read."""
         party = self._party(rnd)
-        envelopes = self._envelopes(party, self._adverts(self.state(rnd)))
+        envelopes = self._envelopes(party, self._adverts(state if state is not None else self.state(rnd)))
         return self._submit("PostShares", self.run, str(rnd),
                             json.dumps({m: _b64(e) for m, e in sorted(envelopes.items())}),
                             json.dumps(party.dealing.to_json(), sort_keys=True))
@@ -407,7 +409,8 @@ class LedgerMerger:
         """The share envelopes to post (a test's malicious dealer overrides this)."""
         return party.make_shares(advertised)
 
-    def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None) -> str:
+    def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None,
+               state: Mapping[str, Any] | None = None) -> str:
         """Mask ``weight * vector`` against every other merger that shared, post it
         (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash.
         What :meth:`prepare` did for the same inputs is not done again.
@@ -418,24 +421,27 @@ class LedgerMerger:
         and in the submission's "rejected"): the chaincode's Freeze then leaves
         both out of the round, so that no honest merger ever depends on, or is
         blamed for, a bad share."""
-        submission = self.prepare(rnd, vector, weight, audit_blob)
+        submission = self.prepare(rnd, vector, weight, audit_blob, state)
         self._submit("Submit", self.run, str(rnd), json.dumps(submission, sort_keys=True))
         return str(submission["masked_sha256"])
 
     def prepare(self, rnd: int, vector: np.ndarray, weight: float = 1.0,
-                audit_blob: bytes | None = None) -> dict[str, Any]:
+                audit_blob: bytes | None = None, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Everything of :meth:`submit` but the transaction: open and check the shares,
         mask, keep the blobs (served: push the masked one to the peers). Returns the
         submission JSON object; done once per round and inputs (the mask is the same
         for the same inputs, and another vector raises ``AlreadyUsedError``). The
-        merger app prepares while its generator's local update is being committed."""
+        merger app prepares while its generator's local update is being committed.
+        ``state``: the round as read after the share phase closed (P and the dealings
+        are fixed then), else it is read."""
         key = hashlib.sha256(np.ascontiguousarray(vector).tobytes() + repr(weight).encode()
                              + (hashlib.sha256(audit_blob).digest() if audit_blob is not None else b"")).hexdigest()
         done = self._prepared.get(rnd)
         if done is not None and done[0] == key:
             return dict(done[1])
         party = self._party(rnd)
-        state = self.state(rnd)
+        if state is None:
+            state = self.state(rnd)
         peers = sorted(m for m in state["shares"] if m != self.msp)
         dealings = state.get("dealings", {})
         for sender in peers:  # open the shares addressed to me before masking against their senders
@@ -516,10 +522,12 @@ class LedgerMerger:
             return False  # e.g. a phantom-read conflict with a racing Submit: try again
         return True
 
-    def reveal(self, rnd: int) -> str:
-        """Reveal what unmasking needs: seed shares of survivors, key shares of the dropped."""
+    def reveal(self, rnd: int, state: Mapping[str, Any] | None = None) -> str:
+        """Reveal what unmasking needs: seed shares of survivors, key shares of the dropped.
+        ``state``: the round as read once frozen (U and D are fixed then), else it is read."""
         party = self._party(rnd)
-        state = self.state(rnd)
+        if state is None or state.get("status") == "open":
+            state = self.state(rnd)
         if state["status"] == "void":
             raise RoundVoidError(self.run, rnd, state["survivors"], self.config.threshold)
         rev = party.reveal(state["survivors"], state["dropped"])
@@ -561,14 +569,17 @@ class LedgerMerger:
         return RoundOutcome(rnd, avg, sha, list(state["survivors"]), list(state["dropped"]))
 
     def result(self, rnd: int, weights: Mapping[str, float] | None = None,
-               before_post: Callable[[np.ndarray, str], object] | None = None) -> RoundOutcome:
+               before_post: Callable[[np.ndarray, str], object] | None = None,
+               state: Mapping[str, Any] | None = None) -> RoundOutcome:
         """Unmask the sum from the ledger alone (any t reveals), post the hash of the
         average, erase secrets.
 
         ``before_post(average, sha256)`` runs before the hash is posted (a merger
         app puts the average into its registry's workspace there, so that G and D
-        find it as soon as the ledger shows the agreement)."""
-        state = self.state(rnd)
+        find it as soon as the ledger shows the agreement). ``state``: the round as read
+        once t survivors revealed, else it is read."""
+        if state is None:
+            state = self.state(rnd)
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         avg, sha = self._unmask(rnd, state, weights, self._masked.pop(rnd, None))
         if before_post is not None:
