@@ -75,11 +75,10 @@ ROLES = ("generator", "discriminator", "merger")
 
 T = TypeVar("T")
 
-APP_ROLES = ("generator", "discriminator", "merger")
-
 
 class SiblingFailedError(RuntimeError):
     """Another app of this registry failed the run: this one cannot go on in it."""
+
 
 log = logging.getLogger("synthreg.apps")
 
@@ -339,7 +338,7 @@ class App:
         """Raise :class:`SiblingFailedError` once another app of this registry marked
         ``run`` failed: this app would otherwise wait without end for what that app
         no longer does (its statement, its local update, the round's average)."""
-        for role in APP_ROLES:
+        for role in ROLES:
             if role != self.role:
                 marker = self._marker(run, "failed", role)
                 if marker.exists():
