@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -200,37 +200,38 @@ def _ledger_bytes(home: Path) -> dict[str, int]:
     return {d.name: _du(d) for d in sorted((home / "data").glob("*"))}
 
 
+def _blocks(profile: Profile, first: int, last: int) -> Iterator[common_pb2.Block]:
+    """Blocks first..last-1 of `gan` (qscc on Registry1's peer)."""
+    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
+        qscc = gw.network("gan").contract("qscc")
+        for b in range(first, last):
+            yield common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b)))
+
+
 def _transactions(profile: Profile, first: int, last: int) -> int:
-    """Transactions in blocks first..last-1 of `gan` (qscc on Registry1's peer)."""
-    n = 0
-    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
-        qscc = gw.network("gan").contract("qscc")
-        for b in range(first, last):
-            n += len(common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b))).data.data)
-    return n
+    """Transactions in blocks first..last-1 of `gan`."""
+    return sum(len(block.data.data) for block in _blocks(profile, first, last))
 
 
-def _invocations(profile: Profile, first: int, last: int) -> list[tuple[float, str, str, list[str]]]:
-    """(proposal time, creator MSP, function, string args) of each transaction in blocks
-    first..last-1 of `gan` (qscc on Registry1's peer). The time is the channel header's:
-    set by the submitting client when it builds the proposal (one machine's clock here)."""
+def _invocations(blocks: Iterable[common_pb2.Block]) -> list[tuple[float, str, str, list[str]]]:
+    """(proposal time, creator MSP, function, string args) of each chaincode transaction
+    in ``blocks``. The time is the channel header's: set by the submitting client when it
+    builds the proposal (one machine's clock here)."""
     rows = []
-    with open_gateway(profile, profile.msp_ids[0], "auditor") as gw:
-        qscc = gw.network("gan").contract("qscc")
-        for b in range(first, last):
-            for raw in common_pb2.Block.FromString(qscc.evaluate("GetBlockByNumber", "gan", str(b))).data.data:
-                payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(raw).payload)
-                header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
-                if header.type != common_pb2.ENDORSER_TRANSACTION:
-                    continue
-                creator = identities_pb2.SerializedIdentity.FromString(
-                    common_pb2.SignatureHeader.FromString(payload.header.signature_header).creator).mspid
-                action = transaction_pb2.ChaincodeActionPayload.FromString(
-                    transaction_pb2.Transaction.FromString(payload.data).actions[0].payload)
-                proposal = proposal_pb2.ChaincodeProposalPayload.FromString(action.chaincode_proposal_payload)
-                spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(proposal.input).chaincode_spec
-                args = [a.decode("utf-8", "replace") for a in spec.input.args]
-                rows.append((header.timestamp.seconds + header.timestamp.nanos / 1e9, creator, args[0], args[1:]))
+    for block in blocks:
+        for raw in block.data.data:
+            payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(raw).payload)
+            header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+            if header.type != common_pb2.ENDORSER_TRANSACTION:
+                continue
+            creator = identities_pb2.SerializedIdentity.FromString(
+                common_pb2.SignatureHeader.FromString(payload.header.signature_header).creator).mspid
+            action = transaction_pb2.ChaincodeActionPayload.FromString(
+                transaction_pb2.Transaction.FromString(payload.data).actions[0].payload)
+            proposal = proposal_pb2.ChaincodeProposalPayload.FromString(action.chaincode_proposal_payload)
+            spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(proposal.input).chaincode_spec
+            args = [a.decode("utf-8", "replace") for a in spec.input.args]
+            rows.append((header.timestamp.seconds + header.timestamp.nanos / 1e9, creator, args[0], args[1:]))
     return rows
 
 

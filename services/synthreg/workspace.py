@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -34,6 +35,20 @@ class TamperedArtefactError(WorkspaceError):
     def __init__(self, path: Path, expected: str, actual: str) -> None:
         self.path, self.expected, self.actual = path, expected, actual
         super().__init__(f"artefact {path} is tampered: expected sha256 {expected}, found {actual}")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (folders made) through a temp file beside it and a
+    rename: a reader, or another app of the registry, never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sha256_hex(data: bytes) -> str:

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -69,7 +68,7 @@ from synthreg.ledger.identity import load_msp_identity
 from synthreg.ledger.sync import submit_synced
 from synthreg.network.client import open_gateway
 from synthreg.network.profile import load_profile
-from synthreg.workspace import Workspace
+from synthreg.workspace import Workspace, atomic_write
 
 ROLES = ("generator", "discriminator", "merger")
 
@@ -114,18 +113,6 @@ def checkpoint_for_ledger(path: Path, genesis: str) -> bool:
         path.unlink()
     atomic_write(marker, genesis)
     return stale
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def on_round(agg: str, rnd: int, names: Collection[str]) -> Callable[[AppEvent], bool]:

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthreg.apps.base import ROLES, atomic_write
+from synthreg.apps.base import ROLES
 from synthreg.network import process
+from synthreg.workspace import atomic_write
 
 __all__ = ["AppSlot", "Supervisor", "supervisor_file"]
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from synthreg.ledger import Signer, cert_attributes
 from synthreg.ledger.identity import ROLE_ATTRIBUTE
+from synthreg.workspace import atomic_write
 
 __all__ = ["SignedStatement", "StatementError", "StatementStore", "merkle_root", "sign_statement",
            "verify_statement"]
@@ -152,16 +152,8 @@ class StatementStore:
     def _path(self, run: str, rnd: int, it: int, role: str) -> Path:
         return self.round_dir(run, rnd) / f"{it}.{role}.json"
 
-    @staticmethod
-    def _write(path: Path, text: str) -> None:
-        """Atomic write (temp file + rename): a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-
     def put(self, st: SignedStatement, rnd: int, it: int) -> None:
-        self._write(self._path(st.run, rnd, it, st.role), st.to_json())
+        atomic_write(self._path(st.run, rnd, it, st.role), st.to_json())
 
     def exists(self, run: str, rnd: int, it: int, role: str) -> bool:
         return self._path(run, rnd, it, role).exists()
@@ -180,7 +172,7 @@ class StatementStore:
         """The generator's local update of round ``rnd`` (the ``RecordLocalUpdate``
         fields), put before it is submitted: the registry's merger masks and pushes it
         while the transaction commits, and submits once the ledger holds the same."""
-        self._write(self.round_dir(run, rnd) / "update.json", json.dumps(fields, sort_keys=True))
+        atomic_write(self.round_dir(run, rnd) / "update.json", json.dumps(fields, sort_keys=True))
 
     def update(self, run: str, rnd: int) -> dict[str, Any] | None:
         try:
@@ -195,7 +187,7 @@ class StatementStore:
         """``role`` left round ``rnd`` (it went on without the registry: t of n) and goes
         on to the next: its counterpart, waiting for its next statement, learns it here,
         since an anchored run has no per-step record that would move its head."""
-        self._write(self._left_path(run, rnd, role), json.dumps({"round": rnd, "left": True}))
+        atomic_write(self._left_path(run, rnd, role), json.dumps({"round": rnd, "left": True}))
 
     def left(self, run: str, rnd: int, role: str) -> bool:
         return self._left_path(run, rnd, role).exists()
