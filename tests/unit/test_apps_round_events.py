@@ -21,6 +21,9 @@ def _agg(name: str, rnd: int, run: str = "r", **payload: Any) -> AppEvent:
 class _Generator:
     """What :meth:`App.round_went_on` uses of an app: its feed, its memo and a counted ``left_out``."""
 
+    msp = "Registry1MSP"
+    _closing_without_me = App._closing_without_me
+
     def __init__(self, feed: EventFeed) -> None:
         self.feed = feed
         self._went_on_asked: dict[tuple[str, int], int] = {}
@@ -40,7 +43,7 @@ def test_the_generator_asks_the_ledger_only_after_an_event_that_can_leave_it_out
         return bool(App.round_went_on(g, "r", 3, None))  # type: ignore[arg-type]
 
     assert not went_on() and g.asks == 0  # no event of the round yet
-    feed._deliver(_agg("AggAdvertised", 3))  # the own merger's keys, pipelined: closes nothing
+    feed._deliver(_agg("AggAdvertised", 3))  # another merger's keys: close nothing
     assert not went_on() and g.asks == 0
     feed._deliver(_agg("AggSharesPosted", 3))  # may close the advertise phase without this registry
     assert not went_on() and g.asks == 1
@@ -51,6 +54,42 @@ def test_the_generator_asks_the_ledger_only_after_an_event_that_can_leave_it_out
     g.out = True
     feed._deliver(_agg("AggFrozen", 3, status="frozen"))
     assert went_on() and g.asks == 2
+
+
+def test_once_its_merger_joined_a_phase_the_generator_ignores_what_closes_that_phase(tmp_path: Path) -> None:
+    """Shares and votes that close a phase the own merger is in cannot leave the registry
+    out (:func:`~synthreg.chain.secagg.left_out_of`): no ``GetRound`` for them."""
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    g = _Generator(feed)
+
+    def went_on() -> bool:
+        return bool(App.round_went_on(g, "r", 3, None))  # type: ignore[arg-type]
+
+    _from(feed, "Registry1MSP", "AggAdvertised", 3)  # the own merger is in A
+    _from(feed, "Registry2MSP", "AggSharesPosted", 3)  # closes the advertise phase: not without it
+    _from(feed, "Registry3MSP", "AggVoted", 3, phase="advertise")
+    assert not went_on() and g.asks == 0
+    _from(feed, "Registry2MSP", "AggSubmitted", 3)  # closes the share phase, the own shares not in yet
+    assert not went_on() and g.asks == 1
+    _from(feed, "Registry1MSP", "AggSharesPosted", 3)  # now in P too
+    _from(feed, "Registry3MSP", "AggSubmitted", 3)
+    _from(feed, "Registry3MSP", "AggVoted", 3, phase="shares")
+    assert not went_on() and g.asks == 1
+    _from(feed, "Registry2MSP", "AggVoted", 3, phase="submit")  # a vote alone freezes nothing: the freeze does
+    assert not went_on() and g.asks == 1
+    g.out = True
+    _from(feed, "Registry2MSP", "AggFrozen", 3, status="frozen")
+    assert went_on() and g.asks == 2
+
+
+def test_a_shares_vote_asks_while_the_own_shares_are_not_in(tmp_path: Path) -> None:
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    g = _Generator(feed)
+    _from(feed, "Registry1MSP", "AggAdvertised", 3)
+    _from(feed, "Registry2MSP", "AggVoted", 3, phase="advertise")
+    assert not App.round_went_on(g, "r", 3, None) and g.asks == 0  # type: ignore[arg-type]
+    _from(feed, "Registry2MSP", "AggVoted", 3, phase="shares")
+    assert not App.round_went_on(g, "r", 3, None) and g.asks == 1  # type: ignore[arg-type]
 
 
 def test_round_waits_match_only_the_events_that_can_end_them() -> None:
@@ -109,6 +148,11 @@ def test_a_gated_wait_asks_the_ledger_first_then_only_when_the_events_allow(tmp_
     gate[0] = False
     time.sleep(0.2)
     assert check() is None and len(asks) == 3  # the last ask is recheck_s old
+    asks.clear()
+    later = App.gated(app, lambda: asks.append(1) or None, lambda: gate[0], ask_first=False)  # type: ignore[arg-type, func-returns-value]
+    assert later() is None and asks == []  # not even the first check asks while the gate is shut
+    gate[0] = True
+    assert later() is None and len(asks) == 1
 
 
 def test_the_agreement_may_be_in_only_after_t_results_or_a_void_freeze(tmp_path: Path) -> None:

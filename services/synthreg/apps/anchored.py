@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from synthreg.apps.checkpoint import ResumeMismatchError
+from synthreg.apps.events import Named
 from synthreg.chain.anchor import (
     SignedStatement,
     StatementError,
@@ -139,28 +140,46 @@ class AnchoredSteps:
     def roots(self, rnd: int) -> dict[str, Any]:
         return dict(self.app.evaluate_or_none("GetStepRoot", self.run, self.app.msp, str(rnd)) or {})
 
-    def anchor(self, rnd: int, count: int, fields: dict[str, Any]) -> None:
+    def anchor(self, rnd: int, count: int, fields: dict[str, Any], restarted: bool = True) -> None:
         """Commit this app's root of round ``rnd`` (``fields`` besides round, count and
-        merkle_root), unless it is on the ledger already (a restart)."""
+        merkle_root). In the first round after a start (``restarted``) it may be on the
+        ledger already: then it is checked, not sent again. A later round's root can
+        only be this process's own, so that round sends without asking first (a read
+        per app and round less, issue 11); a refusal of a root that is on the ledger
+        with this Merkle root (an earlier attempt whose answer was lost) is success."""
         root = merkle_root(self.statements(rnd, self.role, count))
-        recorded = self.roots(rnd).get(self.role)
+        recorded = self.roots(rnd).get(self.role) if restarted else None
         if recorded is None:
             self.app.submit(self.spec, ROOT_FN[self.role], self.run, json.dumps(
-                {"round": rnd, "count": count, "merkle_root": root, **fields}, sort_keys=True))
+                {"round": rnd, "count": count, "merkle_root": root, **fields}, sort_keys=True),
+                landed=lambda: (self.roots(rnd).get(self.role) or {}).get("merkle_root") == root)
         elif recorded["merkle_root"] != root:
             raise ResumeMismatchError(f"round {rnd}: recomputed {self.role} root {root} is not the recorded "
                                       f"{recorded['merkle_root']}")
 
-    def counterpart_root(self, rnd: int, count: int) -> dict[str, Any]:
+    def counterpart_root(self, rnd: int, count: int, restarted: bool = True) -> dict[str, Any]:
         """The counterpart's root of round ``rnd`` once on the ledger, checked against
-        the statements this app received and verified (else a ``root_mismatch`` fault)."""
+        the statements this app received and verified (else a ``root_mismatch`` fault).
+        ``GetStepRoot`` is asked once the root's event came from the own peer (or
+        another event of the wait, or ``recheck_s`` passed); first thing only in the
+        first round after a start (``restarted``: the event may precede the feed's
+        checkpoint). The counterpart sends its root only after this app's last
+        statement, so a first ask found nothing in nearly every round (issue 11)."""
         app = self.app
+        match = app.mine(self.run, ROOT_EVENT[self.other], "StepFault", "TrainingStopped")
+        this_round = Named(frozenset({ROOT_EVENT[self.other]}),
+                           lambda ev: ev.run == self.run and ev.payload.get("msp") == app.msp
+                           and ev.payload.get("round") == rnd)
+        since = app.feed.mark()
 
         def ready() -> dict[str, Any] | None:
             root = self.roots(rnd).get(self.other)
             return dict(root) if root else None
 
-        root = dict(app.wait(ready, app.mine(self.run, ROOT_EVENT[self.other], "StepFault", "TrainingStopped"),
+        def gate() -> bool:
+            return app.feed.seen(this_round) is not None or app.feed.seen_since(since, match)
+
+        root = dict(app.wait(app.gated(ready, gate, ask_first=restarted or gate()), match,
                              f"the {self.other}'s root of round {rnd}", self.run))
         received = merkle_root(self.statements(rnd, self.other, count))
         if int(root["count"]) != count or root["merkle_root"] != received:

@@ -115,7 +115,7 @@ def checkpoint_for_ledger(path: Path, genesis: str) -> bool:
     return stale
 
 
-def on_round(agg: str, rnd: int, names: Collection[str]) -> Callable[[AppEvent], bool]:
+def on_round(agg: str, rnd: int, names: Collection[str]) -> Named:
     """Matches the events named ``names`` of secure-aggregation round ``rnd`` of ``agg``:
     a wait re-reads ``GetRound`` (18 ms of peer and chaincode CPU on this machine) only
     on events that can change what it waits for, not on each of the round's ~20."""
@@ -498,16 +498,40 @@ class App:
 
     def round_went_on(self, run: str, rnd: int, spec: RunSpec) -> bool:
         """:meth:`left_out`, asking the ledger only when an ``Agg*`` event of the round
-        that can close a phase (:data:`PHASE_CLOSING_EVENTS`) was seen since the last
-        ask: before that the answer cannot have changed. The generator asks before each
-        step, while its merger's own round events (keys and shares, pipelined) arrive."""
-        closing = on_round(run, rnd, PHASE_CLOSING_EVENTS)
+        that can close a phase without this registry (:meth:`_closing_without_me`) was
+        seen since the last ask: before that the answer cannot have changed. The
+        generator asks before each step, while the round's keys and shares (pipelined)
+        arrive."""
+        closing = self._closing_without_me(run, rnd)
         key = (run, rnd)
         last = self._went_on_asked.get(key)
         if (self.feed.seen(closing) is None) if last is None else not self.feed.seen_since(last, closing):
             return False
         self._went_on_asked = {key: self.feed.mark()}  # before the ask: a later event asks again
         return self.left_out(run, rnd, spec)
+
+    def _closing_without_me(self, run: str, rnd: int) -> Named:
+        """The round's events after which this registry may be out of it
+        (:func:`~synthreg.chain.secagg.left_out_of`): every phase-closing event
+        (:data:`PHASE_CLOSING_EVENTS`) until its merger's advertisement came in; then
+        those that close the share phase (a submission, a "shares" vote) or follow a
+        freeze until its shares came in; then only a freeze and what follows it. A
+        phase its merger joined cannot close without it, so the other mergers'
+        advertisements and shares (3 to 5 events a round) no longer send the generator
+        to ``GetRound`` (issue 11)."""
+        def joined(name: str) -> bool:
+            return self.feed.seen(Named(frozenset({name}), lambda ev: ev.run == run and ev.payload.get("round") == rnd
+                                        and ev.payload.get("msp") == self.msp)) is not None
+
+        if not joined("AggAdvertised"):
+            return on_round(run, rnd, PHASE_CLOSING_EVENTS)
+        after_freeze = frozenset({"AggFrozen", "AggRevealed", "AggResultPosted"})
+        if not joined("AggSharesPosted"):
+            names, vote = after_freeze | {"AggSubmitted", "AggVoted"}, "shares"
+        else:
+            names, vote = after_freeze, None
+        return Named(names, lambda ev: ev.run == run and ev.payload.get("round") == rnd
+                     and (ev.name != "AggVoted" or ev.payload.get("phase") == vote))
 
     def wait_local(self, local: Callable[[], T | None], ledger: Callable[[], T | None],
                    match: Callable[[AppEvent], bool], what: str, run: str, watch: Path | None = None) -> T:
@@ -545,14 +569,15 @@ class App:
                 delay = min(delay * 1.5, 0.02)
             return value
 
-    def gated(self, ready: Callable[[], T | None], gate: Callable[[], bool]) -> Callable[[], T | None]:
-        """``ready`` for :meth:`wait` that asks the ledger (calls ``ready``) the first time,
-        then only when ``gate()`` says the events seen since could have changed its
-        answer, or when its last ask is ``recheck_s`` old (a missed event: a gate can
-        only delay an answer, never change it). A ``GetRound`` costs its peer and
-        chaincode ~10 ms of CPU, and a wait was woken by each of a round's events
-        although only the t-th or n-th of them can end it (issue 11)."""
-        asked: list[float] = []
+    def gated(self, ready: Callable[[], T | None], gate: Callable[[], bool],
+              ask_first: bool = True) -> Callable[[], T | None]:
+        """``ready`` for :meth:`wait` that asks the ledger (calls ``ready``) the first time
+        (unless not ``ask_first``), then only when ``gate()`` says the events seen since
+        could have changed its answer, or when its last ask is ``recheck_s`` old (a
+        missed event: a gate can only delay an answer, never change it). A ``GetRound``
+        costs its peer and chaincode ~10 ms of CPU, and a wait was woken by each of a
+        round's events although only the t-th or n-th of them can end it (issue 11)."""
+        asked: list[float] = [] if ask_first else [time.monotonic()]
 
         def check() -> T | None:
             now = time.monotonic()

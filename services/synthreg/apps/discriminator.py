@@ -205,12 +205,13 @@ class DiscriminatorApp(App):
                 if it == last:
                     self._record_spend(spec, run, rnd, it, steps)
             if anchored is not None and not left:  # G's root first (checked against what G sent), then D's
-                anchored.counterpart_root(rnd, spec.local_iters)
+                anchored.counterpart_root(rnd, spec.local_iters, restarted=rnd == first)
                 losses = [float(st.fields["g_loss"]) for st in anchored.statements(rnd, "discriminator",
                                                                                    spec.local_iters)]
                 anchored.anchor(rnd, spec.local_iters, {
                     "fake_sha256": statement["fake_sha256"], "feedback_sha256": statement["feedback_sha256"],
-                    "d_weights_sha256": statement["d_weights_sha256"], "g_loss_mean": sum(losses) / len(losses)})
+                    "d_weights_sha256": statement["d_weights_sha256"], "g_loss_mean": sum(losses) / len(losses)},
+                    restarted=rnd == first)
             if left:  # G was left out of this round (t of n) and goes on from the agreed average: so does D
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
             else:

@@ -239,7 +239,8 @@ class GeneratorApp(App):
                     anchored.hand_over(rnd, it, statement)
                     if it == spec.local_iters - 1:  # all of G's statements of the round are signed: its root
                         anchored.anchor(rnd, spec.local_iters, {  # commits while D takes the last step
-                            "fake_sha256": statement["fake_sha256"], "g_weights_sha256": statement["g_weights_sha256"]})
+                            "fake_sha256": statement["fake_sha256"], "g_weights_sha256": statement["g_weights_sha256"]},
+                            restarted=rnd == first)
                     d_rec, d_signed = anchored.receive(rnd, it)
                     if d_rec.get("fake_sha256") != fake_sha:
                         anchored.fault(rnd, it, "statement_invalid", fake_sha, str(d_rec.get("fake_sha256")),
@@ -259,7 +260,7 @@ class GeneratorApp(App):
                                         str(d_rec["feedback_sha256"]), shape, replaying=recorded is not None)
                 g.apply_feedback(feedback)
             if anchored is not None and not left:  # G's root is in (above); D's checked against what G received
-                d_rec = anchored.counterpart_root(rnd, spec.local_iters)
+                d_rec = anchored.counterpart_root(rnd, spec.local_iters, restarted=rnd == first)
             if left:
                 # Re-join: the round went on without this registry (its merger was out,
                 # e.g. its peer was down): the local steps of this round are discarded and
