@@ -50,6 +50,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,7 +141,9 @@ def main(
         served = {m: _du(work / "apps" / m / "blobs") for m in profile.msp_ids}
         h1, disk1 = _height(profile), _ledger_bytes(net)
         blocks = list(_blocks(profile, h0, h1))  # read once: counted, and timed per round phase
-        breakdown = round_breakdown(_invocations(blocks), bundle.run_id, len(profile.msp_ids) // 2 + 1)
+        calls = _invocations(blocks)
+        breakdown = round_breakdown(calls, bundle.run_id, len(profile.msp_ids) // 2 + 1)
+        per_fn = Counter(fn for _t, _msp, fn, _args in calls)
         rows[arm] = {"seconds": seconds, "txs": sum(len(b.data.data) for b in blocks), "blocks": h1 - h0,
                      "disk": {k: disk1.get(k, 0) - disk0.get(k, 0) for k in disk1},
                      "quality": quality(train_pool, bundle.sample(len(train_pool), 0), spec).score,
@@ -159,7 +162,8 @@ def main(
     console.print(table)
     for h, v in per_host(ledger["disk"], hosts).items():
         console.print(f"{arm}: {h}: " + ", ".join(f"{k} {b / 1e6:.2f} MB" for k, b in sorted(v.items())))
-    console.print(f"transactions per round (ledger): {ledger['txs'] / rounds:.1f}")
+    console.print(f"transactions per round (ledger): {ledger['txs'] / rounds:.1f}; by function (set-up included): "
+                  + ", ".join(f"{fn} {count / rounds:.2f}" for fn, count in per_fn.most_common()))
     console.print("served blob stores after the run (registry state, off the ledger; own blobs kept, fetched "
                   "copies pruned each round): " + ", ".join(f"{m} {b / 1e6:.2f} MB" for m, b in served.items()))
     used = cpu.seconds()

@@ -239,7 +239,7 @@ ROUND_PHASES = (
     ("local steps: agreement of r-1 -> D root", "agreed", "droot"),
     ("D root -> local update (D root commits, G records)", "droot", "update"),
     ("local update -> Submit (it commits; merger masked ahead)", "update", "submit"),
-    ("last Submit -> first Reveal (it commits, freezing)", "last_submit", "first_reveal"),
+    ("last Submit -> first Reveal (it commits: U = P, frozen)", "last_submit", "first_reveal"),
     ("first Reveal -> t-th result (reveals commit, unmask)", "first_reveal", "agreement"),
     ("round: agreement of r-1 -> agreement of r", "agreed", "agreement"),
 )

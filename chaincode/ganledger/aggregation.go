@@ -79,35 +79,36 @@ const (
 // Limits of the wire spec, plus bounds on JSON argument sizes that the
 // spec's per-field limits imply.
 const (
-	MinParticipants     = 2
-	MaxParticipants     = 255
-	MaxVectorLen        = 50_000_000
-	MinScaleBits        = 8
-	MaxScaleBits        = 40
-	MaxRoundTimeoutS    = 1_000_000_000 // keeps timestamp arithmetic exact (no Duration overflow)
-	PublicKeyBytes      = 32            // X25519
-	MaxEnvelopeBytes    = 4096          // one decoded share envelope
-	ShareBytes          = 34            // one decoded Feldman VSS share (seed or key): u16be index ‖ 32-byte value mod n
-	CommitmentBytes     = 33            // one Feldman commitment: SEC1 compressed P-256 point
-	MaxBlobBytes        = 16 << 20      // one blob
-	TransientBlob       = "blob"        // PutBlob's transient entry: the blob's bytes
-	maxConfigJSONBytes  = 64 << 10
-	maxSubmitJSONBytes  = 64 << 10
-	maxResultJSONBytes  = 4 << 10
-	maxRevealJSONBytes  = 256 << 10
-	maxSharesJSONBytes  = 2 << 20  // 254 envelopes of <= 4096 bytes, base64, plus keys
-	maxDealingJSONBytes = 64 << 10 // 2 x 255 commitments of 33 bytes, base64
-	objAggConfig        = "agg_cfg"
-	objAggAdvert        = "agg_adv"
-	objAggShares        = "agg_share"
-	objAggSubmission    = "agg_sub"
-	objAggRoundStatus   = "agg_round"
-	objAggReveal        = "agg_rev"
-	objAggResult        = "agg_res"
-	objAggBlob          = "agg_blob"
-	objAggBlobMeta      = "agg_bmeta"
-	objAggVote          = "agg_vote"
-	aggregationWhatName = "aggregation run"
+	MinParticipants      = 2
+	MaxParticipants      = 255
+	MaxVectorLen         = 50_000_000
+	MinScaleBits         = 8
+	MaxScaleBits         = 40
+	MaxRoundTimeoutS     = 1_000_000_000 // keeps timestamp arithmetic exact (no Duration overflow)
+	PublicKeyBytes       = 32            // X25519
+	MaxEnvelopeBytes     = 4096          // one decoded share envelope
+	ShareBytes           = 34            // one decoded Feldman VSS share (seed or key): u16be index ‖ 32-byte value mod n
+	CommitmentBytes      = 33            // one Feldman commitment: SEC1 compressed P-256 point
+	MaxBlobBytes         = 16 << 20      // one blob
+	TransientBlob        = "blob"        // PutBlob's transient entry: the blob's bytes
+	maxConfigJSONBytes   = 64 << 10
+	maxSubmitJSONBytes   = 64 << 10
+	maxResultJSONBytes   = 16 << 10
+	maxResultRecordBytes = 12 << 10
+	maxRevealJSONBytes   = 256 << 10
+	maxSharesJSONBytes   = 2 << 20  // 254 envelopes of <= 4096 bytes, base64, plus keys
+	maxDealingJSONBytes  = 64 << 10 // 2 x 255 commitments of 33 bytes, base64
+	objAggConfig         = "agg_cfg"
+	objAggAdvert         = "agg_adv"
+	objAggShares         = "agg_share"
+	objAggSubmission     = "agg_sub"
+	objAggRoundStatus    = "agg_round"
+	objAggReveal         = "agg_rev"
+	objAggResult         = "agg_res"
+	objAggBlob           = "agg_blob"
+	objAggBlobMeta       = "agg_bmeta"
+	objAggVote           = "agg_vote"
+	aggregationWhatName  = "aggregation run"
 )
 
 // AggConfig is the run configuration, exactly the configJSON of
@@ -182,15 +183,15 @@ type Submission struct {
 	AuditSHA256  string   `json:"audit_sha256"` // "" when no audit blob
 	Peers        []string `json:"peers"`
 	Rejected     []string `json:"rejected"` // dealers whose shares to the submitter failed their commitments
-	Order        int      `json:"order"`    // 0,1,2,... in ledger order
 	TxID         string   `json:"txid"`
 	Timestamp    string   `json:"timestamp"`
 }
 
-// RoundStatus is what Freeze writes under agg_round/run/round.
+// RoundStatus is what Freeze writes under agg_round/run/round, or what
+// roundStatus derives for a round every party of P submitted to.
 type RoundStatus struct {
 	Status    string   `json:"status"`    // frozen | void
-	Survivors []string `json:"survivors"` // U in submission order (submitters not excluded)
+	Survivors []string `json:"survivors"` // U, sorted (submitters not excluded)
 	Dropped   []string `json:"dropped"`   // D = P \ U, sorted
 	Excluded  []string `json:"excluded"`  // both sides of every rejection, sorted (part of D)
 	FrozenBy  string   `json:"frozen_by"`
@@ -249,7 +250,6 @@ type Receipt struct {
 	MSPID     string `json:"msp"`
 	TxID      string `json:"txid"`
 	Timestamp string `json:"timestamp"`
-	Order     *int   `json:"order,omitempty"` // Submit only
 }
 
 // NotParticipantError: the caller (a merger) is not a participant of the run.
@@ -463,10 +463,38 @@ func loadRoundStatus(stub shim.ChaincodeStubInterface, run string, round int) (*
 	return loadOptional[RoundStatus](stub, key)
 }
 
-// frozenRound returns the status of a frozen round and the caller's
-// position in U; PRECONDITION_FAILED when open, void or caller not in U.
-func frozenRound(stub shim.ChaincodeStubInterface, run string, round int, msp, action string) (*RoundStatus, error) {
+// roundStatus is the status of run/round: the one Freeze wrote, or, once
+// every party of P submitted (|U| == |P| > 0), the status Freeze would write
+// (statusOf; no frozen_by, txid or timestamp), read but never written, so the
+// Reveals and results that follow do not conflict on it; nil while open.
+// P cannot change once a Submit exists (PostShares refuses), and only P may
+// submit, so a round frozen this way stays so; its range reads are in the
+// caller's read set all the same.
+func roundStatus(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, round int) (*RoundStatus, error) {
 	st, err := loadRoundStatus(stub, run, round)
+	if err != nil || st != nil {
+		return st, err
+	}
+	posted, err := rangeMSPs(stub, objAggShares, run, round)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := rangeSubmissions(stub, run, round)
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) == 0 || len(subs) != len(posted) {
+		return nil, nil
+	}
+	derived := statusOf(agg, posted, subs, "", "", "")
+	return &derived, nil
+}
+
+// frozenRound returns the status of a frozen round (roundStatus) and
+// checks the caller is in U; PRECONDITION_FAILED when open, void or caller
+// not in U.
+func frozenRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, round int, msp, action string) (*RoundStatus, error) {
+	st, err := roundStatus(stub, agg, run, round)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package ganledger
 
 import (
 	"encoding/base64"
+	"sort"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
@@ -28,7 +29,7 @@ type RoundView struct {
 	Shares      map[string]map[string]string `json:"shares"`   // sender -> recipient -> b64
 	Dealings    map[string]Dealing           `json:"dealings"` // sender -> Feldman commitments
 	Submissions map[string]Submission        `json:"submissions"`
-	Survivors   []string                     `json:"survivors"` // U in submission order; [] while open
+	Survivors   []string                     `json:"survivors"` // U, sorted; [] while open
 	Dropped     []string                     `json:"dropped"`   // D sorted; [] while open
 	Excluded    []string                     `json:"excluded"`  // both sides of every rejection (in D); [] while open
 	Reveals     map[string]RevealView        `json:"reveals"`
@@ -130,6 +131,15 @@ func (c *Contract) GetRound(ctx contractapi.TransactionContextInterface, run str
 	st, err := loadRoundStatus(stub, run, r)
 	if err != nil {
 		return "", err
+	}
+	if st == nil && len(v.Submissions) > 0 && len(v.Submissions) == len(v.Shares) { // frozen by its submissions (roundStatus)
+		posted := make([]string, 0, len(v.Shares))
+		for msp := range v.Shares {
+			posted = append(posted, msp)
+		}
+		sort.Strings(posted)
+		derived := statusOf(agg, posted, v.Submissions, "", "", "")
+		st = &derived
 	}
 	if st != nil {
 		v.Status, v.Survivors, v.Dropped = st.Status, st.Survivors, st.Dropped

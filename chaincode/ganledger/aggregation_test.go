@@ -220,13 +220,10 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	// Registry2 submits first, then Registry1; Registry3 drops out.
 	r2 := a.ok(a.submit(2, "7", 1, 3))
 	a.wantEvent(r2, EventAggSubmitted, "7", 2, "")
-	if rc := fakestub.Decode[Receipt](t, r2.Payload); rc.Order == nil || *rc.Order != 0 || rc.MSPID != msp(2) || rc.Round != 7 {
+	if rc := fakestub.Decode[Receipt](t, r2.Payload); rc.MSPID != msp(2) || rc.Round != 7 || rc.TxID != r2.TxID {
 		t.Fatalf("receipt %s", r2.Payload)
 	}
 	r1 := a.ok(a.submit(1, "7", 2, 3))
-	if rc := fakestub.Decode[Receipt](t, r1.Payload); *rc.Order != 1 {
-		t.Fatalf("second submission order: %s", r1.Payload)
-	}
 	if v := a.round("7"); v.Status != StatusOpen || len(v.Survivors) != 0 || v.Agreed != nil {
 		t.Fatalf("open round view %+v", v)
 	}
@@ -245,7 +242,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	fr := a.ok(a.call(a.m(3), "Freeze", testRun, "7"))
 	a.wantEvent(fr, EventAggFrozen, "7", 3, StatusFrozen)
 	st := fakestub.Decode[RoundStatus](t, fr.Payload)
-	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(2), msp(1)}) || !reflect.DeepEqual(st.Dropped, []string{msp(3)}) {
+	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2)}) || !reflect.DeepEqual(st.Dropped, []string{msp(3)}) {
 		t.Fatalf("frozen status %+v", st)
 	}
 
@@ -268,7 +265,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	if v.Run != testRun || v.Round != 7 || v.Status != StatusFrozen || v.Agreed == nil || !*v.Agreed || len(v.Mismatched) != 0 || v.Average != avg {
 		t.Fatalf("final view %+v", v)
 	}
-	if !reflect.DeepEqual(v.Survivors, []string{msp(2), msp(1)}) || !reflect.DeepEqual(v.Dropped, []string{msp(3)}) {
+	if !reflect.DeepEqual(v.Survivors, []string{msp(1), msp(2)}) || !reflect.DeepEqual(v.Dropped, []string{msp(3)}) {
 		t.Fatalf("U/D %v %v", v.Survivors, v.Dropped)
 	}
 	if len(v.Advertised) != 3 || v.Advertised[msp(3)].PublicKey != pubKey(3) || v.Advertised[msp(3)].SeedCommit != commit(3) {
@@ -277,7 +274,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	if len(v.Shares) != 3 || v.Shares[msp(3)][msp(1)] != envelope(3, 1) || len(v.Shares[msp(3)]) != 2 {
 		t.Fatalf("shares %+v", v.Shares)
 	}
-	if s := v.Submissions[msp(1)]; len(v.Submissions) != 2 || s.Order != 1 || !reflect.DeepEqual(s.Peers, []string{msp(2), msp(3)}) || s.AuditSHA256 != "" || s.TxID != r1.TxID {
+	if s := v.Submissions[msp(1)]; len(v.Submissions) != 2 || !reflect.DeepEqual(s.Peers, []string{msp(2), msp(3)}) || s.AuditSHA256 != "" || s.TxID != r1.TxID {
 		t.Fatalf("submissions %+v", v.Submissions)
 	}
 	if rv := v.Reveals[msp(2)]; len(v.Reveals) != 2 || rv.KeyShares[msp(3)] != shareOf(3) || len(rv.SeedShares) != 2 {
@@ -310,7 +307,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	}
 }
 
-func TestTheLastSubmitFreezesTheRound(t *testing.T) {
+func TestARoundEveryoneSubmittedToIsFrozenWithoutAWrite(t *testing.T) {
 	a := newAgg(t)
 	a.open(3, 2, 3600)
 	all := []int{1, 2, 3}
@@ -321,16 +318,46 @@ func TestTheLastSubmitFreezesTheRound(t *testing.T) {
 	if v := a.round("0"); v.Status != StatusOpen {
 		t.Fatalf("frozen before the last submission: %+v", v)
 	}
+	mustFail(t, a.call(a.m(1), "Reveal", testRun, "0", revealJSON(all, nil)), "PRECONDITION_FAILED", "not frozen")
 	last := a.ok(a.submit(3, "0", others(all, 3)...))
-	a.wantEvent(last, EventAggFrozen, "0", 3, StatusFrozen) // the one event of the transaction
+	a.wantEvent(last, EventAggSubmitted, "0", 3, "") // a submission like any other: no status written
 	st := a.round("0")
 	if st.Status != StatusFrozen || !reflect.DeepEqual(st.Survivors, []string{msp(1), msp(2), msp(3)}) || len(st.Dropped) != 0 || st.Dropped == nil {
 		t.Fatalf("status %+v", st)
 	}
-	mustFail(t, a.call(a.m(1), "Freeze", testRun, "0"), "ALREADY_EXISTS", "run-1/0")
+	if key := "\x00" + objAggRoundStatus + "\x00" + testRun + "\x000\x00"; a.ledger.State[key] != nil {
+		t.Fatalf("a status was written: %s", a.ledger.State[key])
+	}
+	mustFail(t, a.call(a.m(1), "Freeze", testRun, "0"), "ALREADY_EXISTS", "everyone who shared submitted", "run-1/0")
+	// Frozen as Freeze would have: the survivors reveal and post their results.
+	for _, n := range all {
+		a.wantEvent(a.ok(a.call(a.m(n), "Reveal", testRun, "0", revealJSON(all, nil))), EventAggRevealed, "0", n, "")
+	}
+	for _, n := range all[:2] {
+		a.ok(a.call(a.m(n), "PostResult", testRun, "0", resultJSON(commit(9))))
+	}
+	if v := a.round("0"); v.Agreed == nil || !*v.Agreed || v.Average != commit(9) {
+		t.Fatalf("agreed %v average %q", v.Agreed, v.Average)
+	}
 	// Nothing submitted yet in another round: nothing to freeze.
 	a.toShared("1", all, all)
 	mustFail(t, a.call(a.m(1), "Freeze", testRun, "1"), "PRECONDITION_FAILED", "no submission")
+}
+
+func TestARoundFrozenByItsSubmissionsStillExcludesBothSidesOfARejection(t *testing.T) {
+	a := newAgg(t)
+	a.open(3, 2, 3600)
+	all := []int{1, 2, 3}
+	a.toShared("0", all, all)
+	a.ok(a.submit(1, "0", 2, 3))
+	a.ok(a.call(a.m(2), "Submit", testRun, "0", `{"masked_sha256":"`+a.blob(2, "0")+`","audit_sha256":"","peers":["Registry1MSP","Registry3MSP"],"rejected":["Registry3MSP"]}`))
+	a.ok(a.submit(3, "0", 1, 2))
+	v := a.round("0")
+	if v.Status != StatusVoid || !reflect.DeepEqual(v.Survivors, []string{msp(1)}) || !reflect.DeepEqual(v.Excluded, []string{msp(2), msp(3)}) ||
+		!reflect.DeepEqual(v.Dropped, []string{msp(2), msp(3)}) {
+		t.Fatalf("status %+v", v)
+	}
+	mustFail(t, a.call(a.m(1), "Reveal", testRun, "0", revealJSON([]int{1}, []int{2, 3})), "PRECONDITION_FAILED", "is void")
 }
 
 func TestFreezeVoidWhenTooFewSurvivors(t *testing.T) {
@@ -581,7 +608,7 @@ func TestSubmitRules(t *testing.T) {
 	r := a.ok(sub(1, a.submission(masked, fakestub.SHA256Hex(audit), 2)))
 	a.wantEvent(r, EventAggSubmitted, "4", 1, "")
 	mustFail(t, sub(1, a.submission(masked, "", 2)), "ALREADY_EXISTS", "submission", "run-1/4/Registry1MSP")
-	if s := a.round("4").Submissions[msp(1)]; s.AuditSHA256 != fakestub.SHA256Hex(audit) || s.MaskedSHA256 != masked || s.Order != 0 {
+	if s := a.round("4").Submissions[msp(1)]; s.AuditSHA256 != fakestub.SHA256Hex(audit) || s.MaskedSHA256 != masked {
 		t.Fatalf("stored submission %+v", s)
 	}
 }
@@ -691,8 +718,8 @@ func TestAgreementNamesTheMismatchedMerger(t *testing.T) {
 	if v.Agreed == nil || !*v.Agreed || v.Average != good || !reflect.DeepEqual(v.Mismatched, []string{msp(2)}) {
 		t.Fatalf("agreed %v average %q mismatched %v", v.Agreed, v.Average, v.Mismatched)
 	}
-	if !reflect.DeepEqual(v.Survivors, []string{msp(3), msp(1), msp(2)}) {
-		t.Fatalf("survivors not in submission order: %v", v.Survivors)
+	if !reflect.DeepEqual(v.Survivors, []string{msp(1), msp(2), msp(3)}) {
+		t.Fatalf("survivors not sorted: %v", v.Survivors)
 	}
 }
 
@@ -826,16 +853,15 @@ func (a *agg) callOf(n int, fn string, args ...string) fakestub.Call {
 }
 
 func TestLedgerOrderSubmitVersusFreezeInOneBlock(t *testing.T) {
-	// Submit ordered first: the last of P to submit freezes the round itself, so
-	// the Freeze's read of the status key is stale (MVCC; its range read of the
-	// submissions would be a phantom too).
+	// Submit ordered first: U = P, and the Freeze's range read of the
+	// submissions is a phantom.
 	a := twoOfThreeSubmitted(t, "0")
 	sub3 := a.submission(a.blob(3, "0"), "", 1, 2)
 	res := a.ledger.Block(a.callOf(3, "Submit", testRun, "0", sub3), a.callOf(1, "Freeze", testRun, "0"))
-	if !res[0].OK() || res[1].Invalid != fakestub.MVCCReadConflict {
+	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
 		t.Fatalf("submit %+v / freeze %+v", res[0], res[1])
 	}
-	if v := a.round("0"); v.Status != StatusFrozen || len(v.Submissions) != 3 || len(v.Survivors) != 3 { // frozen by the last Submit
+	if v := a.round("0"); v.Status != StatusFrozen || len(v.Submissions) != 3 || len(v.Survivors) != 3 { // frozen by its submissions
 		t.Fatalf("%+v", v)
 	}
 
@@ -895,16 +921,27 @@ func TestLedgerOrderPhaseRaces(t *testing.T) {
 	for _, r := range res {
 		b.ok(r)
 	}
-	// Two Submits in one block: the order read makes the second a phantom
-	// (the client re-submits it and gets the next order).
-	s1, s2 := b.submission(b.blob(1, "0"), "", 2, 3), b.submission(b.blob(2, "0"), "", 1, 3)
-	res = b.ledger.Block(b.callOf(1, "Submit", testRun, "0", s1), b.callOf(2, "Submit", testRun, "0", s2))
-	if !res[0].OK() || res[1].Invalid != fakestub.PhantomReadConflict {
-		t.Fatalf("submits %+v / %+v", res[0], res[1])
+	// Every Submit of a round in one block: none reads another's, none conflicts,
+	// and the round is frozen by them (U = P).
+	res = b.ledger.Block(
+		b.callOf(1, "Submit", testRun, "0", b.submission(b.blob(1, "0"), "", 2, 3)),
+		b.callOf(2, "Submit", testRun, "0", b.submission(b.blob(2, "0"), "", 1, 3)),
+		b.callOf(3, "Submit", testRun, "0", b.submission(b.blob(3, "0"), "", 1, 2)),
+	)
+	for _, r := range res {
+		b.ok(r)
 	}
-	r := b.ok(b.call(b.m(2), "Submit", testRun, "0", s2))
-	if rc := fakestub.Decode[Receipt](t, r.Payload); *rc.Order != 1 {
-		t.Fatalf("re-submitted order %s", r.Payload)
+	if v := b.round("0"); v.Status != StatusFrozen || len(v.Survivors) != 3 {
+		t.Fatalf("%+v", v)
+	}
+	// ... and the reveals that follow in one block do not conflict either (no status write).
+	res = b.ledger.Block(
+		b.callOf(1, "Reveal", testRun, "0", revealJSON([]int{1, 2, 3}, nil)),
+		b.callOf(2, "Reveal", testRun, "0", revealJSON([]int{1, 2, 3}, nil)),
+		b.callOf(3, "Reveal", testRun, "0", revealJSON([]int{1, 2, 3}, nil)),
+	)
+	for _, r := range res {
+		b.ok(r)
 	}
 	// A PostShares racing the first Submit: either order, one is invalid.
 	c := newAgg(t)
@@ -1024,4 +1061,41 @@ func TestFreezeExcludesBothSidesOfARejection(t *testing.T) {
 	}
 	// the excluded submitter is unmasked like a dropped party: it cannot reveal
 	mustFail(t, b.call(b.m(4), "Reveal", testRun, "0", `{"seed_shares":{},"key_shares":{}}`), "PRECONDITION_FAILED", "not a survivor")
+}
+
+func TestPostResultCarriesTheRoundRecord(t *testing.T) {
+	a := frozenWithDropout(t) // round "5": U = [1, 2], D = [3]
+	for _, n := range []int{1, 2} {
+		a.ok(a.call(a.m(n), "Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})))
+	}
+	with := func(h, rec string) string { return `{"average_sha256":"` + h + `","record":` + rec + `}` }
+	key := func(n int) string { return "run/" + testRun + "/round/5/" + msp(n) }
+	entry := `{"round": 5, "average_sha256": "` + commit(1) + `"}`
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", with(commit(1), `[1]`)), "INVALID_ARGUMENT", "resultJSON.record")
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", with(commit(1), `{"pad":"`+strings.Repeat("x", 13<<10)+`"}`)),
+		"INVALID_ARGUMENT", "resultJSON")
+	mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", with(commit(1), `"text"`)), "INVALID_ARGUMENT", "resultJSON.record")
+	if got := a.call(a.m(1), "GetRecord", key(1)); got.OK() {
+		t.Fatalf("a refused result left a record: %s", got.Payload)
+	}
+
+	r := a.ok(a.call(a.m(1), "PostResult", testRun, "5", with(commit(1), entry)))
+	a.wantEvent(r, EventAggResultPosted, "5", 1, "") // the transaction's one event
+	rec := fakestub.Decode[Record](t, []byte(a.ok(a.call(a.m(2), "GetRecord", key(1))).Payload))
+	if rec.Key != key(1) || rec.MSPID != msp(1) || rec.Role != "merger" || rec.TxID != r.TxID ||
+		string(rec.Value) != `{"round":5,"average_sha256":"`+commit(1)+`"}` {
+		t.Fatalf("record %+v", rec)
+	}
+	mustFail(t, a.call(a.m(1), "PutRecord", key(1), entry), "ALREADY_EXISTS", "record")
+
+	// A round record already there refuses the whole call: no result either.
+	a.ok(a.call(a.m(2), "PutRecord", key(2), entry))
+	mustFail(t, a.call(a.m(2), "PostResult", testRun, "5", with(commit(1), entry)), "ALREADY_EXISTS", "record")
+	if v := a.round("5"); v.Results[msp(2)] != "" {
+		t.Fatalf("a refused call posted a result: %v", v.Results)
+	}
+	a.ok(a.call(a.m(2), "PostResult", testRun, "5", resultJSON(commit(1))))
+	if v := a.round("5"); v.Agreed == nil || !*v.Agreed || v.Average != commit(1) {
+		t.Fatalf("agreed %v average %q", v.Agreed, v.Average)
+	}
 }

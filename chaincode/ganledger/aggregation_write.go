@@ -94,7 +94,7 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err := refuseVotedClosed(stub, agg, run, r, PhaseAdvertise, "advertise"); err != nil {
 		return "", err
 	}
-	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, nil, func(txID, ts string) any {
+	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
 	})
 }
@@ -167,7 +167,7 @@ func (c *Contract) PostShares(ctx contractapi.TransactionContextInterface, run s
 	if ok, why := sameSet(shares, without(advertised, caller.MSPID)); !ok {
 		return "", invalid("sharesJSON", "recipients: %s", why)
 	}
-	return recordEntry(stub, kindShares, run, r, caller.MSPID, nil, func(txID, ts string) any {
+	return recordEntry(stub, kindShares, run, r, caller.MSPID, func(txID, ts string) any {
 		return SharesEntry{Shares: shares, Dealing: dealing, TxID: txID, Timestamp: ts}
 	})
 }
@@ -268,11 +268,14 @@ type submissionArg struct {
 // (P read by range query) and P must be closed (|P| == |A| or t votes to
 // close the share phase); the blobs must have been put (PutBlob), unless the
 // run's config says "blobs": "served". Once per
-// msp; PRECONDITION_FAILED "round frozen" after Freeze. The submission gets
-// its order (0,1,2,... in ledger order). Emits AggSubmitted; returns a
-// Receipt with "order". The submission that completes U = P (everyone who
-// shared has submitted) also freezes the round as Freeze would, in the same
-// transaction, and its event is then AggFrozen (with status) instead.
+// msp; PRECONDITION_FAILED "round frozen" after Freeze. Emits AggSubmitted;
+// returns a Receipt. A Submit reads no other party's submission: Submits of
+// one round never conflict, however close together (issue 11: the mergers
+// submit within milliseconds of each other, and a submission order by range
+// read invalidated one or two Submits of every round, PHANTOM_READ_CONFLICT).
+// Once every party that shared has submitted (U = P) the round is frozen
+// without a transaction of its own (roundStatus): P is fixed once any Submit
+// exists and nobody outside P may submit, so nothing can change it.
 func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run string, round string, submissionJSON string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
@@ -347,44 +350,18 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 			return "", precondition("%s blob %s of run %q not stored: PutBlob it first", h.field, h.sha, run)
 		}
 	}
-	// Submission order = number of earlier submissions, by range query: two
-	// Submits in one block cannot both get the same order, the second is
-	// invalidated (PHANTOM_READ_CONFLICT) and must be re-submitted.
-	earlier, err := rangeMSPs(stub, objAggSubmission, run, r)
-	if err != nil {
-		return "", err
-	}
-	order := len(earlier)
-	var mine Submission
-	receipt, err := recordEntry(stub, kindSubmission, run, r, caller.MSPID, &order, func(txID, ts string) any {
+	return recordEntry(stub, kindSubmission, run, r, caller.MSPID, func(txID, ts string) any {
 		peers := append([]string{}, arg.Peers...)
 		rejected := append([]string{}, arg.Rejected...)
-		mine = Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, Order: order, TxID: txID, Timestamp: ts}
-		return mine
+		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, TxID: txID, Timestamp: ts}
 	})
-	if err != nil || order+1 < len(posted) {
-		return receipt, err
-	}
-	// The last of P to submit freezes the round in the same transaction, as
-	// Freeze would (issue 11: one ordered phase less per round). Its range read
-	// of the submissions is phantom-protected like the order's above; its own
-	// write is not visible to it, so it is added here. The transaction's one
-	// event becomes AggFrozen (with status).
-	subs, err := rangeSubmissions(stub, run, r)
-	if err != nil {
-		return "", err
-	}
-	subs[caller.MSPID] = mine
-	if _, err := freezeRound(stub, agg, run, r, caller.MSPID, posted, subs); err != nil {
-		return "", err
-	}
-	return receipt, nil
 }
 
-// Freeze closes run/round: allowed when every party that posted shares has
-// submitted (|U| == |P|, at least one submission) or when threshold-many
-// parties of P voted to close the submit phase (VoteClose); otherwise
-// PRECONDITION_FAILED. No timestamp decides. Sets status "frozen" with U (submission order) and
+// Freeze closes run/round without the parties of P that have not submitted:
+// allowed when threshold-many parties of P voted to close the submit phase
+// (VoteClose); otherwise PRECONDITION_FAILED; ALREADY_EXISTS once every party
+// that posted shares has submitted (|U| == |P|: frozen already, roundStatus).
+// No timestamp decides. Sets status "frozen" with U (sorted) and
 // D = P \ U (sorted), or "void" when |U| < threshold. Every rejection in a
 // submission ("rejected": a dealer whose share failed its commitments) takes
 // both sides out of U into D ("excluded"): the chaincode cannot tell a true
@@ -424,7 +401,10 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	if len(subs) == 0 {
 		return "", precondition("round %s/%d has no submission yet: nothing to freeze", run, r)
 	}
-	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseSubmit, inSubmissionOrder(subs), posted); err != nil {
+	if len(subs) == len(posted) {
+		return "", &ccerr.AlreadyExistsError{What: "round status (frozen: everyone who shared submitted)", Key: fmt.Sprintf("%s/%d", run, r)}
+	}
+	if closed, why, err := phaseClosed(stub, agg, run, r, PhaseSubmit, sortedKeys(subs), posted); err != nil {
 		return "", err
 	} else if !closed {
 		return "", precondition("%s", why)
@@ -436,12 +416,40 @@ func (c *Contract) Freeze(ctx contractapi.TransactionContextInterface, run strin
 	return state.Marshal(st)
 }
 
-// freezeRound writes the status of run/round from P (posted, sorted) and the
-// submissions: U in submission order minus the excluded, D = P \ U, "void"
-// when |U| < threshold; emits AggFrozen. For Freeze, and for the Submit that
-// completes U = P.
+// statusOf is the status of run/round frozen with P (posted, sorted) and the
+// submissions: U (sorted) minus the excluded, D = P \ U, "void" when
+// |U| < threshold; by, txID and ts name who froze it and when (empty for a
+// round frozen by its submissions alone, roundStatus).
+func statusOf(agg *Aggregation, posted []string, subs map[string]Submission, by, txID, ts string) RoundStatus {
+	out := map[string]bool{}
+	for msp, s := range subs {
+		for _, dealer := range s.Rejected {
+			out[msp], out[dealer] = true, true
+		}
+	}
+	excluded, survivors, dropped := []string{}, []string{}, []string{}
+	for _, msp := range posted { // sorted; every rejected dealer and every rejecter posted shares
+		_, submitted := subs[msp]
+		switch {
+		case out[msp]:
+			excluded = append(excluded, msp)
+			dropped = append(dropped, msp)
+		case submitted:
+			survivors = append(survivors, msp)
+		default:
+			dropped = append(dropped, msp)
+		}
+	}
+	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, Excluded: excluded, FrozenBy: by, TxID: txID, Timestamp: ts}
+	if len(survivors) < agg.Threshold {
+		st.Status = StatusVoid
+	}
+	return st
+}
+
+// freezeRound writes the status of run/round (statusOf) and emits AggFrozen
+// (Freeze).
 func freezeRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, r int, by string, posted []string, subs map[string]Submission) (*RoundStatus, error) {
-	survivors := inSubmissionOrder(subs)
 	statusKey, err := state.Key(stub, objAggRoundStatus, run, roundAttr(r))
 	if err != nil {
 		return nil, err
@@ -450,35 +458,7 @@ func freezeRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string,
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
-	for msp, s := range subs {
-		for _, dealer := range s.Rejected {
-			out[msp], out[dealer] = true, true
-		}
-	}
-	excluded := []string{}
-	for _, msp := range posted { // sorted; every rejected dealer and every rejecter posted shares
-		if out[msp] {
-			excluded = append(excluded, msp)
-		}
-	}
-	kept := make([]string, 0, len(survivors))
-	for _, msp := range survivors {
-		if !out[msp] {
-			kept = append(kept, msp)
-		}
-	}
-	survivors = kept
-	dropped := []string{}
-	for _, msp := range posted { // posted is in key (= sorted) order
-		if _, ok := subs[msp]; !ok || out[msp] {
-			dropped = append(dropped, msp)
-		}
-	}
-	st := RoundStatus{Status: StatusFrozen, Survivors: survivors, Dropped: dropped, Excluded: excluded, FrozenBy: by, TxID: stub.GetTxID(), Timestamp: ts}
-	if len(survivors) < agg.Threshold {
-		st.Status = StatusVoid
-	}
+	st := statusOf(agg, posted, subs, by, stub.GetTxID(), ts)
 	if err := state.PutJSON(stub, statusKey, st); err != nil {
 		return nil, err
 	}
@@ -488,13 +468,13 @@ func freezeRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string,
 	return &st, nil
 }
 
-// inSubmissionOrder lists the submitters in submission (= ledger) order.
-func inSubmissionOrder(subs map[string]Submission) []string {
+// sortedKeys lists the submitters, sorted.
+func sortedKeys(subs map[string]Submission) []string {
 	msps := make([]string, 0, len(subs))
 	for msp := range subs {
 		msps = append(msps, msp)
 	}
-	sort.Slice(msps, func(i, j int) bool { return subs[msps[i]].Order < subs[msps[j]].Order })
+	sort.Strings(msps)
 	return msps
 }
 
@@ -548,11 +528,11 @@ func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run strin
 			return "", invalid("revealJSON", "%s has both a seed share and a key share: never reveal both for one party", msp)
 		}
 	}
-	stub, caller, _, err := participantMerger(ctx, run)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
-	st, err := frozenRound(stub, run, r, caller.MSPID, "reveal")
+	st, err := frozenRound(stub, agg, run, r, caller.MSPID, "reveal")
 	if err != nil {
 		return "", err
 	}
@@ -567,19 +547,31 @@ func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run strin
 	if ok, why := sameSet(keys, st.Dropped); !ok {
 		return "", invalid("revealJSON.key_shares", "dropped D: %s", why)
 	}
-	return recordEntry(stub, kindReveal, run, r, caller.MSPID, nil, func(txID, ts string) any {
+	return recordEntry(stub, kindReveal, run, r, caller.MSPID, func(txID, ts string) any {
 		return RevealEntry{SeedShares: seeds, KeyShares: keys, TxID: txID, Timestamp: ts}
 	})
 }
 
 // resultArg is the resultJSON of PostResult.
 type resultArg struct {
-	AverageSHA256 string `json:"average_sha256"`
+	AverageSHA256 string          `json:"average_sha256"`
+	Record        json.RawMessage `json:"record,omitempty"`
+}
+
+// roundRecordKey is the trail key of msp's record of run/round (records.go).
+func roundRecordKey(run string, round int, msp string) string {
+	return fmt.Sprintf("%s/%s/%s/%d/%s", trailPrefix, run, trailRound, round, msp)
 }
 
 // PostResult records the hash of the average the caller computed for a
-// frozen run/round: resultJSON = {"average_sha256": hex}. Caller must be in U
-// and have revealed; once per msp. Emits AggResultPosted.
+// frozen run/round: resultJSON = {"average_sha256": hex} or, with the
+// caller's round record (a JSON object, at most maxResultRecordBytes),
+// {"average_sha256": hex, "record": {...}}: then the same transaction stores
+// that record under run/<run>/round/<round>/<caller msp> exactly as PutRecord
+// would (write-once, stamped, bound to the caller's peer), one transaction
+// per merger and round instead of two; its one event stays AggResultPosted.
+// Caller must be in U and have revealed; once per msp (a record already
+// there refuses the whole call, ALREADY_EXISTS). Emits AggResultPosted.
 func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run string, round string, resultJSON string) (string, error) {
 	r, err := runAndRound(run, round)
 	if err != nil {
@@ -592,11 +584,17 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	if err := validate.SHA256Hex("resultJSON.average_sha256", arg.AverageSHA256); err != nil {
 		return "", err
 	}
-	stub, caller, _, err := participantMerger(ctx, run)
+	var record []byte
+	if arg.Record != nil {
+		if record, err = validate.JSONObject("resultJSON.record", arg.Record, maxResultRecordBytes); err != nil {
+			return "", err
+		}
+	}
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
-	if _, err := frozenRound(stub, run, r, caller.MSPID, "post a result"); err != nil {
+	if _, err := frozenRound(stub, agg, run, r, caller.MSPID, "post a result"); err != nil {
 		return "", err
 	}
 	var rev RevealEntry
@@ -605,7 +603,20 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	} else if !found {
 		return "", precondition("%s has not revealed in round %s/%d: reveal before posting a result", caller.MSPID, run, r)
 	}
-	return recordEntry(stub, kindResult, run, r, caller.MSPID, nil, func(txID, ts string) any {
+	if record != nil {
+		key := roundRecordKey(run, r, caller.MSPID)
+		if err := validate.Key("resultJSON.record", key); err != nil {
+			return "", err
+		}
+		parsed, err := parseRecordKey(key)
+		if err != nil {
+			return "", err
+		}
+		if _, err := putRecord(stub, key, parsed, record, caller); err != nil {
+			return "", err
+		}
+	}
+	return recordEntry(stub, kindResult, run, r, caller.MSPID, func(txID, ts string) any {
 		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
 	})
 }
@@ -626,7 +637,7 @@ func (c *Contract) VoteClose(ctx contractapi.TransactionContextInterface, run st
 	if !contains(Phases, phase) {
 		return "", invalid("phase", "%q is not one of %v", phase, Phases)
 	}
-	stub, caller, _, err := participantMerger(ctx, run)
+	stub, caller, agg, err := participantMerger(ctx, run)
 	if err != nil {
 		return "", err
 	}
@@ -637,7 +648,7 @@ func (c *Contract) VoteClose(ctx contractapi.TransactionContextInterface, run st
 	if err := refuseExisting(stub, key, "vote", fmt.Sprintf("%s/%d/%s/%s", run, r, phase, caller.MSPID)); err != nil {
 		return "", err
 	}
-	if st, err := loadRoundStatus(stub, run, r); err != nil {
+	if st, err := roundStatus(stub, agg, run, r); err != nil {
 		return "", err
 	} else if st != nil {
 		return "", precondition("round %s/%d is %s: no phase left to vote on", run, r, st.Status)
@@ -730,7 +741,7 @@ func refuseVotedClosed(stub shim.ChaincodeStubInterface, agg *Aggregation, run s
 // time (build makes the entry from them), stores it under
 // k.obj/run/round/msp (ALREADY_EXISTS when present), emits k.event and
 // returns the Receipt JSON; order is set for Submit only.
-func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, order *int, build func(txID, ts string) any) (string, error) {
+func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any) (string, error) {
 	ts, err := state.TxTime(stub)
 	if err != nil {
 		return "", err
@@ -741,7 +752,7 @@ func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, roun
 	if err := emitAgg(stub, k.event, run, round, msp, ""); err != nil {
 		return "", err
 	}
-	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts, Order: order})
+	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts})
 }
 
 func equalLists(a, b []string) bool {

@@ -1,6 +1,7 @@
 package ganledger
 
 import (
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/synthreg/synthreg/chaincode/internal/access"
@@ -40,33 +41,45 @@ func (c *Contract) PutRecord(ctx contractapi.TransactionContextInterface, key st
 		return "", err
 	}
 	stub := ctx.GetStub()
-	if err := authoriseRecordKey(stub, key, parsed, caller); err != nil {
-		return "", err
-	}
-	stateKey, err := state.Key(stub, objRecord, key)
+	rec, err := putRecord(stub, key, parsed, compact, caller)
 	if err != nil {
-		return "", err
-	}
-	exists, err := state.Exists(stub, stateKey)
-	if err != nil {
-		return "", err
-	}
-	if exists {
-		return "", &ccerr.AlreadyExistsError{What: "record", Key: key}
-	}
-	ts, err := state.TxTime(stub)
-	if err != nil {
-		return "", err
-	}
-	rec := Record{Key: key, Value: compact, MSPID: caller.MSPID, Role: string(caller.Role), TxID: stub.GetTxID(), Timestamp: ts}
-	if err := state.PutJSON(stub, stateKey, rec); err != nil {
-		return "", err
-	}
-	if err := sbe.Bind(stub, caller.MSPID, stateKey); err != nil {
 		return "", err
 	}
 	if err := state.Emit(stub, EventRecordPut, RecordPutEvent{Key: key, MSPID: caller.MSPID, TxID: rec.TxID}); err != nil {
 		return "", err
 	}
 	return state.Marshal(rec)
+}
+
+// putRecord authorises caller for the parsed key, refuses an existing record
+// (ALREADY_EXISTS) and stores the compacted value, stamped, bound to the
+// caller's peer (internal/sbe). No event: PutRecord emits RecordPut, and
+// PostResult, which writes its round record through here, AggResultPosted.
+func putRecord(stub shim.ChaincodeStubInterface, key string, parsed recordKey, compact []byte, caller access.Caller) (*Record, error) {
+	if err := authoriseRecordKey(stub, key, parsed, caller); err != nil {
+		return nil, err
+	}
+	stateKey, err := state.Key(stub, objRecord, key)
+	if err != nil {
+		return nil, err
+	}
+	exists, err := state.Exists(stub, stateKey)
+	if err != nil {
+		return nil, err
+	}
+	if exists {
+		return nil, &ccerr.AlreadyExistsError{What: "record", Key: key}
+	}
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return nil, err
+	}
+	rec := Record{Key: key, Value: compact, MSPID: caller.MSPID, Role: string(caller.Role), TxID: stub.GetTxID(), Timestamp: ts}
+	if err := state.PutJSON(stub, stateKey, rec); err != nil {
+		return nil, err
+	}
+	if err := sbe.Bind(stub, caller.MSPID, stateKey); err != nil {
+		return nil, err
+	}
+	return &rec, nil
 }

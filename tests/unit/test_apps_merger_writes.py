@@ -219,3 +219,33 @@ def test_a_write_the_chaincode_refused_or_that_may_have_landed_still_ends_the_ru
     with pytest.raises(AggregationLedgerError):
         _write(app, _Ledger(_round()), _writes(_failed(CommitStatusError("lost"))))
     assert app.observed == []
+
+
+class _Restarted:
+    """What MergerApp._finished_before reads: the record and the round on the own peer."""
+
+    msp = "Registry4MSP"
+
+    def __init__(self, record: dict[str, Any] | None, state: dict[str, Any] | None) -> None:
+        self.answers = {"GetRecord": record, "GetRound": state}
+
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        return self.answers[fn]
+
+
+@pytest.mark.parametrize(("record", "state", "finished"), [
+    (None, {"agreed": True, "average_sha256": "a" * 64}, False),  # not recorded: not finished
+    ("a", {"agreed": True, "average_sha256": "a" * 64}, True),
+    ("a", {"agreed": None, "status": "frozen"}, False),  # posted with its result, not agreed yet
+    ("a", {"agreed": True, "average_sha256": "b" * 64}, False),  # agreed on another average
+])
+def test_a_restarted_merger_skips_a_round_only_once_it_is_agreed_on_its_record(
+        record: str | None, state: dict[str, Any], finished: bool) -> None:
+    """The round record goes on the ledger with the merger's result, before the agreement:
+    after a restart it means the round is done only if the ledger agreed on that average."""
+    value = None if record is None else {"value": {"round": 3, "msp": "Registry4MSP", "n_params": 4,
+                                                   "weights_sha256": "c" * 64, "average_sha256": record * 64,
+                                                   "audit_ct_sha256": None}}
+    app = _Restarted(value, state)
+    got = MergerApp._finished_before(app, "run-1", 3)  # type: ignore[arg-type]
+    assert got == ("a" * 64 if finished else None)

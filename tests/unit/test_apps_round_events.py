@@ -171,3 +171,55 @@ def test_the_agreement_may_be_in_only_after_t_results_or_a_void_freeze(tmp_path:
     assert may(0)
     _from(feed, "Registry2MSP", "AggFrozen", 2, status="void")
     assert may(2) and not may(1)
+
+
+class _Merger:
+    """What MergerApp._round_waits uses of the app: a hand-fed feed and a counted GetRound."""
+
+    msp = "Registry1MSP"
+    gated = App.gated
+    agreement_may_be_in = App.agreement_may_be_in
+
+    def __init__(self, feed: EventFeed, state: dict[str, Any]) -> None:
+        self.feed, self.state = feed, state
+        self._first_round: dict[str, int] = {}
+        self.reads = 0
+
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        assert fn == "GetRound"
+        self.reads += 1
+        return self.state
+
+    def wait(self, ready: Any, match: Any, what: str, run: str, timeout: float | None = None) -> Any:
+        return self.feed.wait(ready, match, what, run=run, timeout=timeout)
+
+
+def test_after_its_first_round_a_merger_reads_a_phase_only_once_everyone_arrived(tmp_path: Path) -> None:
+    """:meth:`MergerApp._round_waits`: in the first round of a process the wait reads at once
+    (the round's events may precede its feed's checkpoint); later, not before the expected
+    arrivals' events came (their count read off the previous wait's round: ``after``)."""
+    import threading
+
+    from synthreg.apps.merger import MergerApp
+
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=30.0)  # type: ignore[arg-type]
+    three = {m: {} for m in ("Registry1MSP", "Registry2MSP", "Registry3MSP")}
+    app = _Merger(feed, {"advertised": three, "shares": three, "votes": {}})
+    spec = SimpleNamespace(participants=list(three), threshold=2, round_timeout_s=None)
+    merger = SimpleNamespace(run="r")
+
+    def shares_wait(rnd: int) -> dict[str, Any]:
+        until = MergerApp._round_waits(app, merger, spec, rnd, "r")  # type: ignore[arg-type]
+        return until(lambda s: len(s["shares"]) == len(s["advertised"]), "every merger's shares",
+                     PHASE_EVENTS["shares"], gate="shares", after={"advertised": three})
+
+    assert shares_wait(4)["shares"] == three and app.reads == 1  # the process's first round: read at once
+    for m in ("Registry1MSP", "Registry2MSP"):
+        _from(feed, m, "AggSharesPosted", 5)
+    timer = threading.Timer(0.3, lambda: _from(feed, "Registry3MSP", "AggSharesPosted", 5))
+    timer.start()
+    try:
+        assert shares_wait(5)["shares"] == three
+    finally:
+        timer.join()
+    assert app.reads == 2  # round 5: one read, after the third merger's shares came

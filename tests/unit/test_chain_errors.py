@@ -6,6 +6,7 @@ them; it runs no chaincode (real refusals: tests/integration/).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -162,3 +163,27 @@ def test_a_result_that_landed_although_its_answer_was_lost_is_not_a_failure(monk
     posted["Registry3MSP"] = "b" * 64
     with pytest.raises(AlreadyDoneError):
         merger.result(2)
+
+
+def test_a_result_carries_the_round_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``record(average, sha)`` goes into PostResult's JSON (one transaction: the result and
+    the registry's trail entry); without it the JSON is the bare hash, as before."""
+    merger = LedgerMerger(None, "Registry3MSP", "run-1", CONFIG)  # type: ignore[arg-type]
+    avg = np.ones(4, dtype=np.float32)
+    sent: list[tuple[str, ...]] = []
+    monkeypatch.setattr(merger, "_submit", lambda fn, *args: sent.append((fn, *args)) or "tx")
+    monkeypatch.setattr(merger, "_unmask", lambda rnd, state, weights, mine: (avg, "a" * 64))
+    state = {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": []}
+    seen: list[tuple[np.ndarray, str]] = []
+
+    def record(average: np.ndarray, sha: str) -> dict[str, object]:
+        seen.append((average, sha))
+        return {"round": 2, "average_sha256": sha}
+
+    merger.result(2, state=state, record=record)
+    assert seen[0][1] == "a" * 64 and seen[0][0] is avg
+    assert sent[-1] == ("PostResult", "run-1", "2",
+                        json.dumps({"average_sha256": "a" * 64, "record": {"average_sha256": "a" * 64, "round": 2}},
+                                   sort_keys=True))
+    merger.result(2, state=state)
+    assert sent[-1] == ("PostResult", "run-1", "2", json.dumps({"average_sha256": "a" * 64}))

@@ -21,8 +21,10 @@ Per run it takes part in:
    and submits, freezes, reveals and posts the result; on audited rounds its
    submission carries the CKKS audit copy. It puts
    the average into the workspace *before* posting its hash, so G and D can
-   load it as soon as the ledger shows the agreement; then it records the
-   round's trail entry (hashes of its update, the average, the audit copy).
+   load it as soon as the ledger shows the agreement; the same ``PostResult``
+   transaction records the round's trail entry (hashes of its update, the
+   average, the audit copy; a ``PutRecord`` of its own only where the merger
+   finished a round without posting a result, e.g. restarted inside it).
    The update is bounded (:mod:`synthreg.gan.bound`, the run's
    ``max_update_norm``): before masking the merger clips its registry's vector
    to within that norm of the previous agreed average (round 0: the initial
@@ -123,6 +125,10 @@ class MergerApp(App):
         # steps reuse instead of reading again: after the share phase closed (P and the
         # dealings fixed: the submission masks with it), and after the agreement
         self._seen: dict[tuple[str, int], dict[str, Any]] = {}
+        # aggregation run -> the first of its rounds this process took part in (_round_waits)
+        self._first_round: dict[str, int] = {}
+        # (run, round)s whose round record went on the ledger with this process's PostResult
+        self._recorded_with_result: set[tuple[str, int]] = set()
 
     def blob_fetcher(self) -> BlobFetcher:
         """This registry's served blobs (runs with ``blobs: served``): its own and fetched
@@ -147,20 +153,25 @@ class MergerApp(App):
 
     # -- one secure-aggregation round, each phase woken by the previous one's events
     def _round_waits(self, merger: LedgerMerger, spec: RunSpec, rnd: int, run: str) -> Callable[..., dict[str, Any]]:
-        """``until(pred, what, events, vote=None, gate=None)``: ``GetRound`` of round ``rnd``
-        once ``pred`` holds, re-read on the round's ``events`` (those that can make it hold:
-        :data:`PHASE_EVENTS`); with ``vote``, this merger votes to close that phase once
-        it waited ``round_timeout_s`` (t of n). ``gate`` (a key of :data:`ARRIVALS`, or
-        "result") re-reads only once the events seen can have made ``pred`` hold
-        (:meth:`App.gated`): every expected arrival, t reveals or results, or any other
-        event of the wait (a vote, the next phase, the freeze)."""
+        """``until(pred, what, events, vote=None, gate=None, after=None)``: ``GetRound`` of
+        round ``rnd`` once ``pred`` holds, re-read on the round's ``events`` (those that can
+        make it hold: :data:`PHASE_EVENTS`); with ``vote``, this merger votes to close that
+        phase once it waited ``round_timeout_s`` (t of n). ``gate`` (a key of
+        :data:`ARRIVALS`, or "result") reads only once the events seen can have made
+        ``pred`` hold (:meth:`App.gated`): every expected arrival, t reveals or results,
+        or any other event of the wait (a vote, the next phase, the freeze). How many
+        arrivals the share and submit phases expect is read off the round as the previous
+        wait returned it (``after``: the advertisements, the shares). The first read too
+        waits for the gate, except in the first round this process takes part in: the
+        events of a round it joined before a restart may lie before its feed's checkpoint."""
         agg = merger.run
         n, t = len(spec.participants), spec.threshold
         need = {"advertise": lambda s: n, "shares": lambda s: len(s["advertised"]),
                 "submit": lambda s: len(s["shares"]), "reveal": lambda s: t}
+        first_here = self._first_round.setdefault(agg, rnd) == rnd
 
         def until(pred: Any, what: str, events: Collection[str], vote: str | None = None,
-                  gate: str | None = None) -> dict[str, Any]:
+                  gate: str | None = None, after: dict[str, Any] | None = None) -> dict[str, Any]:
             """GetRound once ``pred`` holds, woken by the round's ``events``; with ``vote``,
             vote to close that phase once this merger waited round_timeout_s."""
             match = on_round(agg, rnd, events)
@@ -171,17 +182,19 @@ class MergerApp(App):
                 return last[0] if last[0] is not None and pred(last[0]) else None
 
             def may_hold() -> bool:
-                state = last[0]
-                if gate is None or state is None:
+                state = last[0] if last[0] is not None else after
+                if gate is None:
                     return True
                 if gate == "result":
                     return self.agreement_may_be_in(agg, rnd, t)
                 arrival = ARRIVALS[gate]
                 if self.feed.seen(on_round(agg, rnd, set(events) - {arrival})) is not None:
                     return True
-                return len(self.feed.msps(on_round(agg, rnd, {arrival}))) >= need[gate](state)
+                if state is None and gate in ("shares", "submit"):
+                    return True
+                return len(self.feed.msps(on_round(agg, rnd, {arrival}))) >= need[gate](state or {})
 
-            ready = self.gated(read, may_hold)
+            ready = self.gated(read, may_hold, ask_first=first_here or gate is None or may_hold())
             if vote is not None:
                 try:
                     return dict(self.wait(ready, match, what, run, spec.round_timeout_s))
@@ -219,17 +232,20 @@ class MergerApp(App):
         # P and the dealings are fixed once the share phase closed: the submission masks with this view
         self._seen[(merger.run, rnd)] = until(
             lambda s: len(s["shares"]) == len(s["advertised"]) or phase_closed(s, "shares", t),
-            "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares", gate="shares")
+            "every advertised merger's shares (or t votes)", PHASE_EVENTS["shares"], vote="shares", gate="shares",
+            after=advertised)
         return None
 
     def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
-                      audit_blob: bytes | None, run: str) -> np.ndarray:
+                      audit_blob: bytes | None, run: str,
+                      record: Callable[[np.ndarray, str], dict[str, Any]] | None = None) -> np.ndarray:
         """Phases 3 to 5 of round ``rnd``, which :meth:`_join_round` joined: submit the
         masked ``vector``, freeze, reveal, and agree on the result (t of n: each phase
         waits for everyone it expects, and after ``round_timeout_s`` of its own waiting
         this merger votes to go on without the missing ones); if a phase closes without
         this merger it is left out and takes the agreed average from the ledger
-        (:meth:`_observe`)."""
+        (:meth:`_observe`). ``record(average, sha256)``: the round's trail entry, posted
+        with the result (then listed in ``_recorded_with_result``)."""
         t = spec.threshold
         agg = merger.run
         until = self._round_waits(merger, spec, rnd, run)
@@ -246,7 +262,8 @@ class MergerApp(App):
         # after t votes instead, the first survivor freezes, any other merger too if
         # the round is still open a timeout later.
         state = until(lambda s: len(s["submissions"]) == len(s["shares"]) or phase_closed(s, "submit", t),
-                      "every submission (or t votes)", PHASE_EVENTS["submit"], vote="submit", gate="submit")
+                      "every submission (or t votes)", PHASE_EVENTS["submit"], vote="submit", gate="submit",
+                      after=shared)
         if state["status"] == "open":
             if min(state["submissions"]) == self.msp:
                 merger.freeze(rnd)
@@ -266,7 +283,9 @@ class MergerApp(App):
         revealed = until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"],
                          gate="reveal")
         outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)),
-                                state=revealed)
+                                state=revealed, record=record)
+        if record is not None:
+            self._recorded_with_result.add((agg, rnd))
         final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result")
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
@@ -323,6 +342,27 @@ class MergerApp(App):
                         self.msp, rnd, phase, refusal)
             self.set_status(detail=f"round {rnd}: {phase} write refused, writing again: {refusal}", force=True)
             sleep(1.0)
+
+    def _round_record(self, rnd: int, vector: np.ndarray, audit_blob: bytes | None, avg: np.ndarray,
+                      average_sha: str) -> dict[str, Any]:
+        """This registry's trail entry of round ``rnd`` (:class:`RoundEntry`), its bytes put
+        in the workspace first; posted with the result (:meth:`LedgerMerger.result`), one
+        transaction instead of a ``PutRecord`` after the agreement (issue 11)."""
+        entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)), average_sha,
+                           self.workspace.put(audit_blob) if audit_blob is not None else None)
+        return dict(json.loads(entry.to_json()))
+
+    def _finished_before(self, run: str, rnd: int) -> str | None:
+        """The agreed average's hash of round ``rnd`` if this registry's record of it is on
+        the ledger and the round is agreed on the record's average (a merger restarted
+        after the round); None otherwise. The record goes with the result, so it can
+        precede the agreement: such a round is not finished yet (:meth:`_finished_round`)."""
+        done = self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
+        if done is None:
+            return None
+        sha = RoundEntry.from_json(done["value"]).average_sha256
+        state = self.evaluate_or_none("GetRound", run, str(rnd)) or {}
+        return sha if state.get("agreed") is True and state.get("average_sha256") == sha else None
 
     def _recorded(self, key: str) -> bool:
         """Whether a trail record is under ``key`` (a PutRecord whose answer was lost landed)."""
@@ -511,9 +551,9 @@ class MergerApp(App):
                 break
             last = rnd
             prev = avg if rnd > 0 else initial  # the update bound's w_prev (gan/bound.py)
-            done = None if resumed else self.evaluate_or_none("GetRecord", round_key(run, rnd, self.msp))
+            done = None if resumed else self._finished_before(run, rnd)
             if done is not None:  # finished before a restart
-                average_sha = RoundEntry.from_json(done["value"]).average_sha256
+                average_sha = done
                 avg = np.frombuffer(self.workspace.get(average_sha), dtype="<f4").copy()
                 continue
             # Pipelined: this round's keys and shares go on the ledger while G and D train
@@ -570,21 +610,24 @@ class MergerApp(App):
                 if audit_blob is None:
                     audit_blob = self._audit_blob(public, spec, rnd, vector)
                 self.set_status(phase="secure aggregation", round=rnd, detail="", force=True)
-                avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run)
+                avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run,
+                                         record=functools.partial(self._round_record, rnd, vector, audit_blob))
             check_bound(avg, prev, spec.max_update_norm, rnd)  # after the agreement: did every survivor clip?
             average_sha = sha256_hex(array_bytes(avg))
             state = self._seen.pop((run, rnd), None) or self.evaluate_or_none("GetRound", run, str(rnd))
             if self.msp not in state["survivors"]:
                 self._note_missed(rnd)
                 continue  # left out: its update is not in the average, so no trail entry
-            submitted = state["submissions"][self.msp]
-            if audit_blob is None and submitted.get("audit_sha256"):
-                audit_blob = merger.blob(str(submitted["audit_sha256"]), rnd, self.msp)
-            entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
-                               self.workspace.put(array_bytes(avg)),
-                               self.workspace.put(audit_blob) if audit_blob is not None else None)
-            key = round_key(run, rnd, self.msp)  # only this merger writes it: one there is its own
-            self.submit(spec, "PutRecord", key, entry.to_json(), landed=functools.partial(self._recorded, key))
+            if (run, rnd) not in self._recorded_with_result:  # else the entry went with its result
+                submitted = state["submissions"][self.msp]
+                if audit_blob is None and submitted.get("audit_sha256"):
+                    audit_blob = merger.blob(str(submitted["audit_sha256"]), rnd, self.msp)
+                entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
+                                   self.workspace.put(array_bytes(avg)),
+                                   self.workspace.put(audit_blob) if audit_blob is not None else None)
+                key = round_key(run, rnd, self.msp)  # only this merger writes it: one there is its own
+                self.submit(spec, "PutRecord", key, entry.to_json(), landed=functools.partial(self._recorded, key))
+            self._recorded_with_result.discard((run, rnd))
             if merger.blobs is not None:  # the copies fetched for this round are no longer needed here
                 merger.blobs.cache.prune(run, rnd + 1)
 

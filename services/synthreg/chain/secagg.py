@@ -22,7 +22,8 @@ What happens, per round, in ledger order (chaincode ``ganledger`` on ``gan``):
    their hashes plus the dealers it *rejected* (bad share or unopenable
    envelope; :class:`~synthreg.secagg.BadDealingError` names the dealer); the
    masked vector alone is uniformly random;
-4. ``Freeze``: when everyone who shared has submitted, the chaincode fixes
+4. the freeze: once everyone who shared has submitted the round is frozen
+   (the chaincode derives it; ``Freeze`` after t votes otherwise), fixing
    the survivors U (late submissions are refused from then on), leaving out
    both sides of every rejection (the dealer, and the rejecter, whose word the
    chaincode cannot check: a false accusation costs the accuser its place
@@ -570,22 +571,28 @@ class LedgerMerger:
 
     def result(self, rnd: int, weights: Mapping[str, float] | None = None,
                before_post: Callable[[np.ndarray, str], object] | None = None,
-               state: Mapping[str, Any] | None = None) -> RoundOutcome:
+               state: Mapping[str, Any] | None = None,
+               record: Callable[[np.ndarray, str], Mapping[str, Any]] | None = None) -> RoundOutcome:
         """Unmask the sum from the ledger alone (any t reveals), post the hash of the
         average, erase secrets.
 
         ``before_post(average, sha256)`` runs before the hash is posted (a merger
         app puts the average into its registry's workspace there, so that G and D
         find it as soon as the ledger shows the agreement). ``state``: the round as read
-        once t survivors revealed, else it is read."""
+        once t survivors revealed, else it is read. ``record(average, sha256)``: this
+        registry's round record (the trail entry), stored by the same ``PostResult``
+        transaction under ``run/<run>/round/<rnd>/<msp>`` (chaincode/spec/secagg.md)."""
         if state is None:
             state = self.state(rnd)
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
         avg, sha = self._unmask(rnd, state, weights, self._masked.pop(rnd, None))
         if before_post is not None:
             before_post(avg, sha)
+        posted: dict[str, Any] = {"average_sha256": sha}
+        if record is not None:
+            posted["record"] = dict(record(avg, sha))
         try:
-            self._submit("PostResult", self.run, str(rnd), json.dumps({"average_sha256": sha}))
+            self._submit("PostResult", self.run, str(rnd), json.dumps(posted, sort_keys=True))
         except AlreadyDoneError:
             # an earlier attempt landed although its answer was lost (a host cut off mid-
             # endorsement; seen in CI): fine if the ledger holds this very hash
