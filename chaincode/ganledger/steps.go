@@ -197,6 +197,8 @@ type StepEvent struct {
 	FeedbackSHA256 string `json:"feedback_sha256,omitempty"`
 	Reason         string `json:"reason,omitempty"`
 	Kind           string `json:"kind,omitempty"`
+	GWeightsSHA256 string `json:"g_weights_sha256,omitempty"` // LocalUpdate: the update's hashes, so the
+	DWeightsSHA256 string `json:"d_weights_sha256,omitempty"` // merger, woken by it, need not read it back
 	TxID           string `json:"txid"`
 }
 

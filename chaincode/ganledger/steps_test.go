@@ -412,7 +412,8 @@ func TestStepsLocalUpdateAfterTheRoundsLastStep(t *testing.T) {
 	s.complete(1, 0, 0)
 	s.complete(1, 0, 1)
 	ru := s.ok(s.update(1, updateArg(1, 0, 1)))
-	wantEvent(t, ru, EventLocalUpdate, StepEvent{Run: testRun, MSPID: msp(1), Round: 0, Iter: 1})
+	wantEvent(t, ru, EventLocalUpdate, StepEvent{Run: testRun, MSPID: msp(1), Round: 0, Iter: 1,
+		GWeightsSHA256: hashOf("gw-end", 1, 0, 1), DWeightsSHA256: hashOf("dw", 1, 0, 1)})
 	want := LocalUpdate{
 		LocalUpdateArg: LocalUpdateArg{Round: 0, GWeightsSHA256: hashOf("gw-end", 1, 0, 1), DWeightsSHA256: hashOf("dw", 1, 0, 1)},
 		Iter:           1,

@@ -267,7 +267,8 @@ func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface
 	if err := sbe.Bind(stub, caller.MSPID, key); err != nil {
 		return "", err
 	}
-	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: head.Iter, TxID: stamp.TxID}
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: head.Iter, TxID: stamp.TxID,
+		GWeightsSHA256: arg.GWeightsSHA256, DWeightsSHA256: arg.DWeightsSHA256}
 	if err := state.Emit(stub, EventLocalUpdate, ev); err != nil {
 		return "", err
 	}

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, AppSettings, encoder_run, on_round
-from synthreg.apps.events import WaitTimeoutError
+from synthreg.apps.events import Named, WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.anchor import StatementStore
 from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs, tls_cas_of
@@ -438,11 +438,37 @@ class MergerApp(App):
         return config
 
     def _local_update(self, run: str, rnd: int) -> dict[str, Any] | None:
-        """This registry's ``RecordLocalUpdate`` of round ``rnd``; raises if its G or D
-        recorded a fault instead (the registry cannot contribute this run)."""
+        """This registry's ``RecordLocalUpdate`` of round ``rnd``: its hashes from the
+        ``LocalUpdate`` event (the own peer's committed block; the chaincode puts them
+        there), else read back (``GetLocalUpdate``); raises if its G or D recorded a
+        fault instead (the registry cannot contribute this run)."""
         raise_recorded_fault(self, run, rnd, 0)
+        event = self.feed.seen(self._update_event(run, rnd))
+        if event is not None and all(event.payload.get(k) for k in UPDATE_HASHES):
+            return {"round": rnd, **{k: str(event.payload[k]) for k in UPDATE_HASHES}}
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
+
+    def _update_event(self, run: str, rnd: int) -> Named:
+        return Named(frozenset({"LocalUpdate"}), lambda ev: ev.run == run and ev.payload.get("msp") == self.msp
+                     and ev.payload.get("round") == rnd)
+
+    def _update_wait(self, run: str, rnd: int, spec: RunSpec) -> Callable[[], dict[str, Any] | None]:
+        """:meth:`_update_or_left_out` for a wait, asked only once this registry's update,
+        a fault of its G or D, or an event that can leave it out of the round
+        (:meth:`App._closing_without_me`) came (or ``recheck_s`` passed); first thing
+        only in the process's first round (issue 11: a ``GetLocalUpdate`` and a
+        ``GetRound`` on each of the other mergers' round events)."""
+        since = self.feed.mark()
+        fault = self.mine(run, "StepFault")
+
+        def gate() -> bool:
+            return (self.feed.seen(self._update_event(run, rnd)) is not None or self.feed.seen(fault) is not None
+                    or self.feed.seen_since(since, self._closing_without_me(run, rnd)))
+
+        first = self._first_round.setdefault(run, rnd) == rnd
+        return self.gated(functools.partial(self._update_or_left_out, run, rnd, spec), gate,
+                          ask_first=first or gate())
 
     def _update_vector(self, upd: dict[str, Any], generator_only: bool, n: int, prev: np.ndarray,
                        spec: RunSpec) -> np.ndarray:
@@ -574,7 +600,7 @@ class MergerApp(App):
                 return self._finished_round(merger, rnd, run) if restarted_inside else None
 
             self.set_status(phase="waiting for local update", round=rnd, detail="", force=True)
-            recorded = functools.partial(self._update_or_left_out, run, rnd, spec)
+            recorded = self._update_wait(run, rnd, spec)
             what = f"the local update of round {rnd}"
             vector = audit_blob = None
             if merger.blobs is None:
