@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, on_round
 from synthreg.apps.events import AppEvent, EventFeed, Named
 from synthreg.apps.merger import PHASE_EVENTS
@@ -223,3 +225,107 @@ def test_after_its_first_round_a_merger_reads_a_phase_only_once_everyone_arrived
     finally:
         timer.join()
     assert app.reads == 2  # round 5: one read, after the third merger's shares came
+
+
+class _UpdateReader:
+    """What MergerApp._local_update uses: the feed, the own msp and a counted GetLocalUpdate."""
+
+    msp = "Registry1MSP"
+    mine = App.mine
+
+    def __init__(self, feed: EventFeed) -> None:
+        self.feed = feed
+        self.reads = 0
+
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        assert fn == "GetLocalUpdate"
+        self.reads += 1
+        return {"round": 3, "g_weights_sha256": "c" * 64, "d_weights_sha256": "d" * 64, "iter": 9}
+
+
+def test_the_merger_takes_its_local_update_from_the_event(tmp_path: Path) -> None:
+    """The ``LocalUpdate`` event from the own peer carries the update's hashes: no read back;
+    an event without them (a chaincode before this change) is read back."""
+    from synthreg.apps.merger import MergerApp
+
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    app = _UpdateReader(feed)
+    app._update_event = lambda run, rnd: MergerApp._update_event(app, run, rnd)  # type: ignore[attr-defined]
+
+    def local_update(rnd: int) -> Any:
+        return MergerApp._local_update(app, "r", rnd)  # type: ignore[arg-type]
+
+    assert local_update(3)["g_weights_sha256"] == "c" * 64 and app.reads == 1  # no event yet: read back
+    _from(feed, "Registry2MSP", "LocalUpdate", 3, g_weights_sha256="e" * 64, d_weights_sha256="f" * 64)  # another's
+    _from(feed, "Registry1MSP", "LocalUpdate", 2, g_weights_sha256="e" * 64, d_weights_sha256="f" * 64)  # another round
+    _from(feed, "Registry1MSP", "LocalUpdate", 3, g_weights_sha256="a" * 64, d_weights_sha256="b" * 64)
+    assert local_update(3) == {"round": 3, "g_weights_sha256": "a" * 64, "d_weights_sha256": "b" * 64}
+    assert app.reads == 1
+    _from(feed, "Registry1MSP", "LocalUpdate", 4)  # no hashes in the event: read back
+    assert local_update(4)["g_weights_sha256"] == "c" * 64 and app.reads == 2
+    _from(feed, "Registry1MSP", "StepFault", 4, iter=2, kind="fake_hash_mismatch")
+    with pytest.raises(Exception, match="fake_hash_mismatch"):
+        local_update(4)
+
+
+class _UpdateWaiter(_UpdateReader):
+    """What MergerApp._update_wait uses besides _local_update: the left-out check."""
+
+    _closing_without_me = App._closing_without_me
+    round_went_on = App.round_went_on
+
+    def __init__(self, feed: EventFeed, out: bool) -> None:
+        super().__init__(feed)
+        self._first_round = {"r": 0}
+        self._went_on_asked: dict[tuple[str, int], int] = {}
+        self.out, self.round_reads = out, 0
+
+    def left_out(self, run: str, rnd: int, spec: Any) -> bool:
+        self.round_reads += 1
+        return self.out
+
+    def _update_event(self, run: str, rnd: int) -> Named:
+        from synthreg.apps.merger import MergerApp
+        return MergerApp._update_event(self, run, rnd)  # type: ignore[arg-type]
+
+    def _local_update(self, run: str, rnd: int) -> Any:
+        from synthreg.apps.merger import MergerApp
+        return MergerApp._local_update(self, run, rnd)  # type: ignore[arg-type]
+
+    def _update_or_left_out(self, run: str, rnd: int, spec: Any) -> Any:
+        from synthreg.apps.merger import MergerApp
+        return MergerApp._update_or_left_out(self, run, rnd, spec)  # type: ignore[arg-type]
+
+
+def test_a_merger_sees_it_was_left_out_by_events_that_came_before_its_wait(tmp_path: Path) -> None:
+    """A registry back from an outage: the round's other mergers shared while it could not
+    (events replayed before its wait for the update began). Its first check asks the
+    ledger and finds it left out; it never waits for an update its generator will not
+    record (a hang seen in test_apps_recovery while this was written)."""
+    from synthreg.apps.merger import MergerApp
+
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    _from(feed, "Registry2MSP", "AggAdvertised", 3)
+    _from(feed, "Registry2MSP", "AggSharesPosted", 3)  # closes the advertise phase without Registry1
+    app = _UpdateWaiter(feed, out=True)
+    ready = MergerApp._update_wait(app, "r", 3, None)  # type: ignore[arg-type]
+    assert ready() == {"left_out": True} and app.round_reads == 1 and app.reads == 0
+
+
+def test_a_merger_waiting_for_its_update_reads_nothing_until_an_event_calls_for_it(tmp_path: Path) -> None:
+    from synthreg.apps.merger import MergerApp
+
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    app = _UpdateWaiter(feed, out=False)
+    _from(feed, "Registry1MSP", "AggAdvertised", 3)
+    _from(feed, "Registry1MSP", "AggSharesPosted", 3)
+    ready = MergerApp._update_wait(app, "r", 3, None)  # type: ignore[arg-type]
+    for name in ("AggAdvertised", "AggSharesPosted", "AggSubmitted"):  # the others' round: cannot leave it out
+        _from(feed, "Registry2MSP", name, 3)
+        assert ready() is None
+    assert (app.reads, app.round_reads) == (0, 0)
+    _from(feed, "Registry1MSP", "LocalUpdate", 3, g_weights_sha256="a" * 64, d_weights_sha256="b" * 64)
+    assert ready() == {"round": 3, "g_weights_sha256": "a" * 64, "d_weights_sha256": "b" * 64}
+    assert (app.reads, app.round_reads) == (0, 0)
+    first = MergerApp._update_wait(app, "r", 0, None)  # type: ignore[arg-type]  # the process's first round
+    assert first() is not None and app.reads == 1  # read from the ledger at once

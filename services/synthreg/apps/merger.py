@@ -454,21 +454,27 @@ class MergerApp(App):
                      and ev.payload.get("round") == rnd)
 
     def _update_wait(self, run: str, rnd: int, spec: RunSpec) -> Callable[[], dict[str, Any] | None]:
-        """:meth:`_update_or_left_out` for a wait, asked only once this registry's update,
-        a fault of its G or D, or an event that can leave it out of the round
-        (:meth:`App._closing_without_me`) came (or ``recheck_s`` passed); first thing
-        only in the process's first round (issue 11: a ``GetLocalUpdate`` and a
-        ``GetRound`` on each of the other mergers' round events)."""
-        since = self.feed.mark()
-        fault = self.mine(run, "StepFault")
+        """A ``ready`` for the wait for round ``rnd``'s local update: the update, from its
+        ``LocalUpdate`` event (read back only if the event lacks its hashes); a fault of
+        this registry's G or D raised; or ``{"left_out": True}`` once the round went on
+        without this registry (:meth:`App.round_went_on`: ``GetRound`` only after an
+        event that can leave it out, seen before the wait or during it). In the process's
+        first round the first check reads both from the ledger (their events may lie
+        before the feed's checkpoint). Issue 11: the wait read ``GetLocalUpdate`` and
+        ``GetRound`` on each of the other mergers' round events."""
+        first = [self._first_round.setdefault(run, rnd) == rnd]
 
-        def gate() -> bool:
-            return (self.feed.seen(self._update_event(run, rnd)) is not None or self.feed.seen(fault) is not None
-                    or self.feed.seen_since(since, self._closing_without_me(run, rnd)))
-
-        first = self._first_round.setdefault(run, rnd) == rnd
-        return self.gated(functools.partial(self._update_or_left_out, run, rnd, spec), gate,
-                          ask_first=first or gate())
+        def ready() -> dict[str, Any] | None:
+            if first[0]:
+                first[0] = False
+                return self._update_or_left_out(run, rnd, spec)
+            raise_recorded_fault(self, run, rnd, 0)
+            if self.feed.seen(self._update_event(run, rnd)) is not None:
+                update = self._local_update(run, rnd)
+                if update:
+                    return update
+            return {"left_out": True} if self.round_went_on(run, rnd, spec) else None
+        return ready
 
     def _update_vector(self, upd: dict[str, Any], generator_only: bool, n: int, prev: np.ndarray,
                        spec: RunSpec) -> np.ndarray:
