@@ -55,6 +55,9 @@ class _App:
     def mine(self, run: str, *names: str) -> Any:
         return App.mine(self, run, *names)  # type: ignore[arg-type]
 
+    def mine_in(self, run: str, rnd: int, *names: str) -> Any:
+        return App.mine_in(self, run, rnd, *names)  # type: ignore[arg-type]
+
     def gated(self, ready: Any, gate: Any, ask_first: bool = True) -> Any:
         return App.gated(self, ready, gate, ask_first)  # type: ignore[arg-type]
 

@@ -25,6 +25,7 @@ class _Generator:
 
     msp = "Registry1MSP"
     _closing_without_me = App._closing_without_me
+    mine_in = App.mine_in
 
     def __init__(self, feed: EventFeed) -> None:
         self.feed = feed
@@ -232,6 +233,7 @@ class _UpdateReader:
 
     msp = "Registry1MSP"
     mine = App.mine
+    mine_in = App.mine_in
 
     def __init__(self, feed: EventFeed) -> None:
         self.feed = feed

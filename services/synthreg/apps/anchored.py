@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from synthreg.apps.checkpoint import ResumeMismatchError
-from synthreg.apps.events import Named
 from synthreg.chain.anchor import (
     SignedStatement,
     StatementError,
@@ -167,9 +166,7 @@ class AnchoredSteps:
         statement, so a first ask found nothing in nearly every round (issue 11)."""
         app = self.app
         match = app.mine(self.run, ROOT_EVENT[self.other], "StepFault", "TrainingStopped")
-        this_round = Named(frozenset({ROOT_EVENT[self.other]}),
-                           lambda ev: ev.run == self.run and ev.payload.get("msp") == app.msp
-                           and ev.payload.get("round") == rnd)
+        this_round = app.mine_in(self.run, rnd, ROOT_EVENT[self.other])
         since = app.feed.mark()
 
         def ready() -> dict[str, Any] | None:

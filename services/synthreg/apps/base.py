@@ -520,8 +520,7 @@ class App:
         advertisements and shares (3 to 5 events a round) no longer send the generator
         to ``GetRound`` (issue 11)."""
         def joined(name: str) -> bool:
-            return self.feed.seen(Named(frozenset({name}), lambda ev: ev.run == run and ev.payload.get("round") == rnd
-                                        and ev.payload.get("msp") == self.msp)) is not None
+            return self.feed.seen(self.mine_in(run, rnd, name)) is not None
 
         if not joined("AggAdvertised"):
             return on_round(run, rnd, PHASE_CLOSING_EVENTS)
@@ -598,6 +597,11 @@ class App:
     def mine(self, run: str, *names: str) -> Callable[[AppEvent], bool]:
         """Events of ``run`` by this registry's apps with one of ``names``."""
         return Named(frozenset(names), lambda ev: ev.run == run and ev.payload.get("msp") == self.msp)
+
+    def mine_in(self, run: str, rnd: int, *names: str) -> Named:
+        """:meth:`mine`, of round ``rnd`` only."""
+        return Named(frozenset(names), lambda ev: ev.run == run and ev.payload.get("msp") == self.msp
+                     and ev.payload.get("round") == rnd)
 
     # -- what the merger hands to G and D through the workspace
     def agreed_average(self, agg_run: str, rnd: int, run: str, threshold: int = 1) -> tuple[np.ndarray, dict[str, Any]]:

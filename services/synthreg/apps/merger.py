@@ -343,14 +343,18 @@ class MergerApp(App):
             self.set_status(detail=f"round {rnd}: {phase} write refused, writing again: {refusal}", force=True)
             sleep(1.0)
 
+    def _round_entry(self, rnd: int, vector: np.ndarray, audit_blob: bytes | None, average_sha: str) -> RoundEntry:
+        """This registry's trail entry of round ``rnd`` (the average already in the
+        workspace under ``average_sha``), the other bytes put in the workspace first."""
+        return RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)), average_sha,
+                          self.workspace.put(audit_blob) if audit_blob is not None else None)
+
     def _round_record(self, rnd: int, vector: np.ndarray, audit_blob: bytes | None, avg: np.ndarray,
                       average_sha: str) -> dict[str, Any]:
-        """This registry's trail entry of round ``rnd`` (:class:`RoundEntry`), its bytes put
-        in the workspace first; posted with the result (:meth:`LedgerMerger.result`), one
-        transaction instead of a ``PutRecord`` after the agreement (issue 11)."""
-        entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)), average_sha,
-                           self.workspace.put(audit_blob) if audit_blob is not None else None)
-        return dict(json.loads(entry.to_json()))
+        """:meth:`_round_entry` as posted with the result (:meth:`LedgerMerger.result`), one
+        transaction instead of a ``PutRecord`` after the agreement (issue 11); ``before_post``
+        put ``avg`` in the workspace under ``average_sha`` already."""
+        return dict(json.loads(self._round_entry(rnd, vector, audit_blob, average_sha).to_json()))
 
     def _finished_before(self, run: str, rnd: int) -> str | None:
         """The agreed average's hash of round ``rnd`` if this registry's record of it is on
@@ -450,8 +454,7 @@ class MergerApp(App):
         return dict(update) if update else None
 
     def _update_event(self, run: str, rnd: int) -> Named:
-        return Named(frozenset({"LocalUpdate"}), lambda ev: ev.run == run and ev.payload.get("msp") == self.msp
-                     and ev.payload.get("round") == rnd)
+        return self.mine_in(run, rnd, "LocalUpdate")
 
     def _update_wait(self, run: str, rnd: int, spec: RunSpec) -> Callable[[], dict[str, Any] | None]:
         """A ``ready`` for the wait for round ``rnd``'s local update: the update, from its
@@ -654,9 +657,7 @@ class MergerApp(App):
                 submitted = state["submissions"][self.msp]
                 if audit_blob is None and submitted.get("audit_sha256"):
                     audit_blob = merger.blob(str(submitted["audit_sha256"]), rnd, self.msp)
-                entry = RoundEntry(rnd, self.msp, int(vector.size), self.workspace.put(array_bytes(vector)),
-                                   self.workspace.put(array_bytes(avg)),
-                                   self.workspace.put(audit_blob) if audit_blob is not None else None)
+                entry = self._round_entry(rnd, vector, audit_blob, self.workspace.put(array_bytes(avg)))
                 key = round_key(run, rnd, self.msp)  # only this merger writes it: one there is its own
                 self.submit(spec, "PutRecord", key, entry.to_json(), landed=functools.partial(self._recorded, key))
             self._recorded_with_result.discard((run, rnd))
