@@ -149,7 +149,7 @@ func rootKey(stub shim.ChaincodeStubInterface, obj, run, msp string, round int) 
 // last step is complete (phase "d") and of an earlier round; otherwise
 // PRECONDITION_FAILED naming the head. Writes the root once under
 // step_groot/run/msp/round and head {round, count-1, "g"}; emits
-// GeneratorRoot {run, msp, round, iter = count-1, fake_sha256, txid};
+// GeneratorRoot {run, msp, round, iter = count-1, fake_sha256, merkle_root, txid};
 // returns the stored GeneratorRoot.
 func (c *Contract) RecordGeneratorRoot(ctx contractapi.TransactionContextInterface, run string, rootJSON string) (string, error) {
 	var arg GeneratorRootArg
@@ -178,7 +178,8 @@ func (c *Contract) RecordGeneratorRoot(ctx contractapi.TransactionContextInterfa
 				arg.Round, caller.MSPID, run, head.Round, head.Iter)
 		}
 	}
-	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Count - 1, FakeSHA256: arg.FakeSHA256}
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Count - 1, FakeSHA256: arg.FakeSHA256,
+		MerkleRoot: arg.MerkleRoot}
 	return recordRoot(stub, caller, objStepGRoot, PhaseGenerator, EventGeneratorRoot, ev,
 		func(st Stamp) any { return GeneratorRoot{arg, st} })
 }
@@ -191,7 +192,8 @@ func (c *Contract) RecordGeneratorRoot(ctx contractapi.TransactionContextInterfa
 // round, head.iter == count-1) and fake_sha256 equals the generator root's
 // (its last fake batch); otherwise PRECONDITION_FAILED. Writes the root once
 // under step_droot/run/msp/round and head {round, count-1, "d"}; emits
-// DiscriminatorRoot {run, msp, round, iter = count-1, feedback_sha256, txid}.
+// DiscriminatorRoot {run, msp, round, iter = count-1, feedback_sha256,
+// merkle_root, d_weights_sha256, txid}.
 func (c *Contract) RecordDiscriminatorRoot(ctx contractapi.TransactionContextInterface, run string, rootJSON string) (string, error) {
 	var arg DiscriminatorRootArg
 	if err := rootArgs(run, rootJSON, &arg, &arg.Round, &arg.Count); err != nil {
@@ -239,7 +241,8 @@ func (c *Contract) RecordDiscriminatorRoot(ctx contractapi.TransactionContextInt
 		return "", precondition("fake batch hash %s of round %d differs from the generator root's %s (%s in run %s): record the fault instead",
 			arg.FakeSHA256, arg.Round, g.FakeSHA256, caller.MSPID, run)
 	}
-	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Count - 1, FeedbackSHA256: arg.FeedbackSHA256}
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: arg.Count - 1, FeedbackSHA256: arg.FeedbackSHA256,
+		MerkleRoot: arg.MerkleRoot, DWeightsSHA256: arg.DWeightsSHA256}
 	return recordRoot(stub, caller, objStepDRoot, PhaseDiscriminator, EventDiscriminatorRoot, ev,
 		func(st Stamp) any { return DiscriminatorRoot{arg, st} })
 }

@@ -46,10 +46,12 @@ func TestAnchorRootsMoveTheHeadLikeTheRoundsLastStep(t *testing.T) {
 	r.anchoredRun("anchored")
 	for round := 0; round < 2; round++ {
 		rg := r.ok(r.gRoot(1, gRootArg(1, round, 5)))
-		wantEvent(t, rg, EventGeneratorRoot, StepEvent{Run: testRun, MSPID: msp(1), Round: round, Iter: 4, FakeSHA256: fakeHash(1, round, 4)})
+		wantEvent(t, rg, EventGeneratorRoot, StepEvent{Run: testRun, MSPID: msp(1), Round: round, Iter: 4, FakeSHA256: fakeHash(1, round, 4),
+			MerkleRoot: hashOf("groot", 1, round, 5)})
 		r.wantHead(1, round, 4, PhaseGenerator)
 		rd := r.ok(r.dRoot(1, dRootArg(1, round, 5)))
-		wantEvent(t, rd, EventDiscriminatorRoot, StepEvent{Run: testRun, MSPID: msp(1), Round: round, Iter: 4, FeedbackSHA256: hashOf("fb", 1, round, 4)})
+		wantEvent(t, rd, EventDiscriminatorRoot, StepEvent{Run: testRun, MSPID: msp(1), Round: round, Iter: 4, FeedbackSHA256: hashOf("fb", 1, round, 4),
+			MerkleRoot: hashOf("droot", 1, round, 5), DWeightsSHA256: hashOf("dw", 1, round, 4)})
 		r.wantHead(1, round, 4, PhaseDiscriminator)
 		// the local update is checked against the discriminator root's weights
 		bad := updateArg(1, round, 4)

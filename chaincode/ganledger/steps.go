@@ -199,7 +199,10 @@ type StepEvent struct {
 	Kind           string `json:"kind,omitempty"`
 	GWeightsSHA256 string `json:"g_weights_sha256,omitempty"` // LocalUpdate: the update's hashes, so the
 	DWeightsSHA256 string `json:"d_weights_sha256,omitempty"` // merger, woken by it, need not read it back
-	TxID           string `json:"txid"`
+	// Roots: the counterpart app checks the root against what it received without reading it
+	// back (DiscriminatorRoot also carries d_weights_sha256, for the generator's LocalUpdate).
+	MerkleRoot string `json:"merkle_root,omitempty"`
+	TxID       string `json:"txid"`
 }
 
 // after reports whether (round, iter) comes strictly after the head's step.

@@ -115,6 +115,41 @@ def test_the_counterpart_root_is_asked_for_once_its_event_came(tmp_path: Path) -
     assert app.reads == 1  # not before the event (recheck_s is 30 s here), once after it
 
 
+def test_the_counterpart_root_is_taken_from_its_event(tmp_path: Path) -> None:
+    """The root's event from the own peer carries what the check needs: no read (of
+    the discriminator's, its weights' hash too, which the generator's update names)."""
+    app, steps = _steps(tmp_path)
+    received = merkle_root(steps.statements(2, "discriminator", 3))
+    app.feed._deliver(AppEvent("DiscriminatorRoot", 9, "tx", {
+        "run": RUN, "msp": MSP, "round": 2, "iter": 2, "merkle_root": received, "d_weights_sha256": "d" * 64}))
+    root = steps.counterpart_root(2, 3, restarted=False)
+    assert root == {"count": 3, "merkle_root": received, "d_weights_sha256": "d" * 64} and app.reads == 0
+
+    steps.role, steps.other = "discriminator", "generator"  # the discriminator's side
+    steps.fault = _raise_kind  # type: ignore[method-assign, assignment]
+    app.feed._deliver(AppEvent("GeneratorRoot", 10, "tx", {
+        "run": RUN, "msp": MSP, "round": 2, "iter": 2, "merkle_root": "e" * 64}))
+    with pytest.raises(RuntimeError, match="root_mismatch"):  # the event's root is checked like a read one
+        steps.counterpart_root(2, 3, restarted=False)
+    assert app.reads == 0
+
+
+def test_a_root_event_without_the_root_is_followed_by_a_read(tmp_path: Path) -> None:
+    """An event of a chaincode that did not put the root in it (or a discriminator root
+    without its weights' hash): read back, as before."""
+    app, steps = _steps(tmp_path)
+    received = merkle_root(steps.statements(2, "discriminator", 3))
+    app.roots["discriminator"] = {"count": 3, "merkle_root": received, "d_weights_sha256": "d" * 64}
+    app.feed._deliver(AppEvent("DiscriminatorRoot", 9, "tx", {
+        "run": RUN, "msp": MSP, "round": 2, "iter": 2, "merkle_root": received}))
+    assert steps.counterpart_root(2, 3, restarted=False)["d_weights_sha256"] == "d" * 64
+    assert app.reads == 1
+
+
+def _raise_kind(rnd: int, it: int, kind: str, *rest: Any) -> None:
+    raise RuntimeError(kind)
+
+
 def test_after_a_start_the_counterpart_root_is_asked_for_at_once(tmp_path: Path) -> None:
     app, steps = _steps(tmp_path)
     app.roots["discriminator"] = {"count": 3, "merkle_root": merkle_root(steps.statements(2, "discriminator", 3))}

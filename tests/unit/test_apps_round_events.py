@@ -176,6 +176,63 @@ def test_the_agreement_may_be_in_only_after_t_results_or_a_void_freeze(tmp_path:
     assert may(2) and not may(1)
 
 
+class _Waiter:
+    """What :meth:`App.agreed_average` uses of a generator or discriminator: a hand-fed
+    feed, a counted ``GetRound`` and a real workspace holding the average."""
+
+    agreed_average = App.agreed_average
+    agreement_may_be_in = App.agreement_may_be_in
+    gated = App.gated
+
+    def __init__(self, feed: EventFeed, root: Path) -> None:
+        from synthreg.workspace import Workspace
+        self.feed, self.workspace = feed, Workspace(root)
+        self._agreement_waited = False
+        self.state: dict[str, Any] | None = None
+        self.reads = 0
+
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        assert fn == "GetRound"
+        self.reads += 1
+        return self.state
+
+    def wait(self, ready: Any, match: Any, what: str, run: str) -> Any:
+        return self.feed.wait(ready, match, what, run=run, timeout=5.0)
+
+
+def test_the_agreed_average_is_read_at_once_only_in_the_first_wait(tmp_path: Path) -> None:
+    """A generator or discriminator waits for round r's agreement right after its own
+    update, before any merger could post a result: after the process's first wait
+    (whose events may precede the feed's checkpoint) it reads ``GetRound`` only once t
+    results came."""
+    import threading
+
+    import numpy as np
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=30.0)  # type: ignore[arg-type]
+    app = _Waiter(feed, tmp_path / "ws")
+    avg = np.arange(4, dtype="<f4")
+    sha = app.workspace.put(avg.tobytes())
+    app.state = {"agreed": True, "average_sha256": sha}  # round 3 agreed before the process started
+    got, _ = app.agreed_average("r", 3, "r", threshold=2)
+    assert app.reads == 1 and got.tolist() == avg.tolist()
+
+    app.state = {"status": "frozen"}
+
+    def agree() -> None:
+        _from(feed, "Registry2MSP", "AggResultPosted", 4)
+        time.sleep(0.1)
+        app.state = {"agreed": True, "average_sha256": sha}
+        _from(feed, "Registry3MSP", "AggResultPosted", 4)
+
+    timer = threading.Timer(0.3, agree)
+    timer.start()
+    try:
+        app.agreed_average("r", 4, "r", threshold=2)
+    finally:
+        timer.join()
+    assert app.reads == 2  # none before the t-th result (recheck_s is 30 s here), one after it
+
+
 class _Merger:
     """What MergerApp._round_waits uses of the app: a hand-fed feed and a counted GetRound."""
 

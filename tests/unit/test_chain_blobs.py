@@ -195,6 +195,55 @@ def test_a_push_is_refused_from_outsiders_for_bad_bytes_and_bounded_per_member(
     assert [r2.cache.get(RUN, rnd, shas[rnd]) is not None for rnd in range(3)] == [False, True, True]
 
 
+def _count_connections(server: BlobServer) -> list[int]:
+    accepted = [0]
+    inner = server._server.get_request
+
+    def counted() -> Any:
+        accepted[0] += 1
+        return inner()
+
+    server._server.get_request = counted  # type: ignore[method-assign]
+    return accepted
+
+
+def test_a_fetcher_keeps_one_connection_per_server_alive(orgs: list[Org]) -> None:
+    """Pushes and fetches of many rounds share one mutual-TLS connection (one handshake)."""
+    r1, r2, _ = orgs
+    accepted = _count_connections(r2.serve(orgs, inbox=True))
+    fetcher = r1.fetcher(orgs)
+    for rnd in range(4):
+        data = f"round {rnd} ".encode() * 100
+        assert fetcher.push(RUN, rnd, data, [r2.name], timeout=5.0) == [r2.name]
+        r2.own.put(RUN, 10 + rnd, data[::-1])
+        assert fetcher._get(r2.endpoint(), RUN, 10 + rnd, hashlib.sha256(data[::-1]).hexdigest()) == data[::-1]
+    with pytest.raises(BlobError, match="HTTP 404"):
+        fetcher._get(r2.endpoint(), RUN, 3, hashlib.sha256(b"absent").hexdigest())
+    first = (b"round 0 " * 100)[::-1]
+    assert fetcher._get(r2.endpoint(), RUN, 10, hashlib.sha256(first).hexdigest()) == first
+    assert accepted[0] == 2  # one connection for 9 requests, a second after the 404 dropped it
+    fetcher.close()
+
+
+def test_a_kept_connection_the_server_ended_is_replaced(orgs: list[Org], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server ends idle connections (IDLE_S) and all of them when it closes: the
+    next request reconnects once, to a server that is back; none reaches a closed one."""
+    r1, r2, _ = orgs
+    monkeypatch.setattr("synthreg.chain.blobs.IDLE_S", 0.3)
+    accepted = _count_connections(r2.serve(orgs, inbox=True))
+    fetcher = r1.fetcher(orgs)
+    assert fetcher.push(RUN, 0, b"a" * 64, [r2.name]) == [r2.name]
+    time.sleep(0.8)  # idle past IDLE_S: the server ended it
+    assert fetcher.push(RUN, 1, b"b" * 64, [r2.name]) == [r2.name]
+    assert accepted[0] == 2
+    r2.server.close()  # type: ignore[union-attr]
+    r2.server = None
+    assert fetcher.push(RUN, 2, b"c" * 64, [r2.name]) == []  # the kept connection was cut with the server
+    r2.serve(orgs, inbox=True)
+    assert fetcher.push(RUN, 3, b"d" * 64, [r2.name]) == [r2.name]
+    fetcher.close()
+
+
 def test_store_is_atomic_checks_names_drops_a_corrupt_file_and_prunes_rounds(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "s")
     shas = [store.put(RUN, rnd, f"round {rnd}".encode()) for rnd in range(4)]

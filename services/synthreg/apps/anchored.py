@@ -158,20 +158,30 @@ class AnchoredSteps:
 
     def counterpart_root(self, rnd: int, count: int, restarted: bool = True) -> dict[str, Any]:
         """The counterpart's root of round ``rnd`` once on the ledger, checked against
-        the statements this app received and verified (else a ``root_mismatch`` fault).
-        ``GetStepRoot`` is asked once the root's event came from the own peer (or
-        another event of the wait, or ``recheck_s`` passed); first thing only in the
-        first round after a start (``restarted``: the event may precede the feed's
-        checkpoint). The counterpart sends its root only after this app's last
-        statement, so a first ask found nothing in nearly every round (issue 11)."""
+        the statements this app received and verified (else a ``root_mismatch`` fault):
+        ``count``, ``merkle_root`` and, of the discriminator's, ``d_weights_sha256``.
+        Taken from the root's event (the own peer emits events of valid transactions
+        only, so it says what a read of that peer would); ``GetStepRoot`` is asked only
+        for an event without them, or when another event of the wait or ``recheck_s``
+        calls for it, and first thing only in the first round after a start
+        (``restarted``: the event may precede the feed's checkpoint). The counterpart
+        sends its root only after this app's last statement, so a first ask found
+        nothing in nearly every round (issue 11)."""
         app = self.app
         match = app.mine(self.run, ROOT_EVENT[self.other], "StepFault", "TrainingStopped")
         this_round = app.mine_in(self.run, rnd, ROOT_EVENT[self.other])
         since = app.feed.mark()
 
         def ready() -> dict[str, Any] | None:
-            root = self.roots(rnd).get(self.other)
-            return dict(root) if root else None
+            ev = app.feed.seen(this_round)
+            if ev is not None and ev.payload.get("merkle_root"):
+                root = {"count": int(ev.payload["iter"]) + 1, "merkle_root": str(ev.payload["merkle_root"])}
+                if self.other == "discriminator" and ev.payload.get("d_weights_sha256"):
+                    return {**root, "d_weights_sha256": str(ev.payload["d_weights_sha256"])}
+                if self.other == "generator":
+                    return root
+            got = self.roots(rnd).get(self.other)
+            return dict(got) if got else None
 
         def gate() -> bool:
             return app.feed.seen(this_round) is not None or app.feed.seen_since(since, match)

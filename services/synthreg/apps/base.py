@@ -233,6 +233,7 @@ class App:
         self._losses: dict[tuple[str, int], float] = {}
         self._went_on_asked: dict[tuple[str, int], int] = {}  # round_went_on: feed mark of the last ask
         self._past_asked: dict[tuple[str, int], int] = {}  # the discriminator's last ask of G's head
+        self._agreement_waited = False  # agreed_average: asks first only in the process's first wait
         self._stop = threading.Event()
         self._stack = ExitStack()
         apps_dir = settings.state / "apps"
@@ -609,8 +610,11 @@ class App:
         this registry's workspace by its ledger hash, once this registry's merger put
         it there: before posting its own hash of it, or (left out of the round, t of
         n) after computing it from the ledger. t other mergers may agree first.
-        ``GetRound`` is asked again only once ``threshold`` (t) results were posted or
-        the round froze void (:meth:`agreement_may_be_in`)."""
+        ``GetRound`` is asked only once ``threshold`` (t) results were posted or the round
+        froze void (:meth:`agreement_may_be_in`), or ``recheck_s`` passed; first thing
+        only in the process's first wait, whose round's events may precede the feed's
+        checkpoint (later waits begin right after this registry's own update, long before
+        any result: that first ask found nothing in nearly every round, issue 11)."""
         def ready() -> dict[str, Any] | None:
             state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
             if state is not None and state.get("agreed") is True:
@@ -619,7 +623,11 @@ class App:
                 raise RuntimeError(f"aggregation {agg_run} round {rnd} is void")
             return None
 
-        state = self.wait(self.gated(ready, lambda: self.agreement_may_be_in(agg_run, rnd, threshold)),
+        def gate() -> bool:
+            return self.agreement_may_be_in(agg_run, rnd, threshold)
+
+        ask_first, self._agreement_waited = not self._agreement_waited or gate(), True
+        state = self.wait(self.gated(ready, gate, ask_first=ask_first),
                           on_round(agg_run, rnd, AGREEMENT_EVENTS), f"the agreed average of {agg_run} round {rnd}",
                           run)
         sha = str(state["average_sha256"])

@@ -144,6 +144,7 @@ class MergerApp(App):
             return self._fetcher
         self._fetcher, self._blob_server = open_served_blobs(profile, self.msp, self.state / "blobs")
         self._stack.callback(self._blob_server.close)
+        self._stack.callback(self._fetcher.close)
         log.info("%s merger: serving blobs at %s", self.msp, profile.org(self.msp).blob_endpoint)
         return self._fetcher
 

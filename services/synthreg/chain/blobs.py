@@ -49,6 +49,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -89,6 +90,10 @@ MAX_BLOB_BYTES = 16 * 1024 * 1024
 """the ledger's PutBlob limit, kept for served blobs"""
 MAX_PUSHED_PER_MEMBER = 8
 """pushed blobs a server keeps per member (a merger prunes its inbox every round)"""
+IDLE_S = 30.0
+"""a blob server ends a kept-alive connection idle this long (a fetcher reconnects)"""
+_CLOSED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+"""what a request on a kept-alive connection the server has closed meanwhile raises"""
 log = logging.getLogger("synthreg.chain.blobs")
 
 
@@ -260,6 +265,7 @@ class _TLSServer(ThreadingHTTPServer):
         self.member_cas: dict[str, x509.Certificate] = {}
         self._pushed: dict[str, list[tuple[str, int, str]]] = {}
         self._lock = threading.Lock()
+        self.live: set[ssl.SSLSocket] = set()  # kept-alive connections, cut on close
         super().__init__(addr, _Handler)
 
     def sender_of(self, sock: ssl.SSLSocket) -> str | None:
@@ -290,8 +296,24 @@ class _TLSServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[ssl.SSLSocket, object]:
         sock, addr = self.socket.accept()
-        sock.settimeout(30.0)
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        sock.settimeout(IDLE_S)
+        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            self.live.add(tls)
+        return tls, addr
+
+    def shutdown_request(self, request: object) -> None:
+        with self._lock:
+            self.live.discard(request)
+        super().shutdown_request(request)  # type: ignore[arg-type]
+
+    def cut_live(self) -> None:
+        """End every kept-alive connection (a closed server serves nobody any more)."""
+        with self._lock:
+            live, self.live = list(self.live), set()
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("blob server: request from %s failed", client_address, exc_info=True)
@@ -332,6 +354,7 @@ class BlobServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.cut_live()
         self._thread.join(timeout=5.0)
 
 
@@ -346,6 +369,9 @@ class BlobFetcher:
         self.own, self.cache, self.endpoints, self.timeout = own, cache, dict(endpoints), timeout
         self._cert, self._key = cert, key
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._conns: dict[str, http.client.HTTPSConnection] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def _context(self, ep: BlobEndpoint) -> ssl.SSLContext:
         ctx = self._contexts.get(ep.msp)
@@ -356,36 +382,72 @@ class BlobFetcher:
             self._contexts[ep.msp] = ctx
         return ctx
 
+    def _request(self, ep: BlobEndpoint, method: str, path: str, body: bytes | None, timeout: float,
+                 limit: int) -> tuple[int, bytes]:
+        """``method path`` on ``ep``'s blob server over one kept-alive mutual-TLS connection
+        per endpoint (a TLS handshake costs each side ~5 ms of CPU, and a round pushes to
+        every other merger, issue 11): the status and at most ``limit`` bytes of the body
+        (its ``Content-Length``). A reused connection the server has closed meanwhile
+        (idle for :data:`IDLE_S`, or restarted) is replaced once; blob requests are
+        idempotent (content-addressed), so the retry is safe. After an error reply, or
+        any failure, the connection is dropped."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(ep.msp, threading.Lock())
+        with lock:
+            for attempt in (0, 1):
+                conn = self._conns.pop(ep.msp, None)
+                reused = conn is not None
+                if conn is None:
+                    host, port = ep.host_port
+                    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context(ep))
+                else:
+                    conn.timeout = timeout
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                try:
+                    conn.request(method, path, body=body, headers={"Content-Type": "application/octet-stream"}
+                                 if body is not None else {})
+                    resp = conn.getresponse()
+                    length = int(resp.getheader("Content-Length") or -1)
+                    data = resp.read(length) if 0 <= length <= limit else resp.read(min(limit, 4096))
+                except _CLOSED as exc:
+                    conn.close()
+                    if attempt == 0 and reused:
+                        log.debug("blob connection to %s was closed (%s): reconnecting", ep.msp, type(exc).__name__)
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                if resp.status in (200, 201) and 0 <= length <= limit and not resp.will_close:
+                    self._conns[ep.msp] = conn
+                else:
+                    conn.close()
+                if resp.status in (200, 201) and not 0 < length <= limit:
+                    raise BlobError(f"blob length {length} outside [1, {limit}]")
+                return resp.status, data
+            raise AssertionError("unreachable")  # pragma: no cover
+
     def _get(self, ep: BlobEndpoint, run: str, rnd: int, sha: str) -> bytes:
-        host, port = ep.host_port
-        conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context(ep))
-        try:
-            conn.request("GET", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}")
-            resp = conn.getresponse()
-            length = int(resp.getheader("Content-Length") or -1)
-            if resp.status != 200:
-                raise BlobError(f"HTTP {resp.status}")
-            if not 0 < length <= MAX_BLOB_BYTES:
-                raise BlobError(f"blob length {length} outside [1, {MAX_BLOB_BYTES}]")
-            data = resp.read(length)
-        finally:
-            conn.close()
+        status, data = self._request(ep, "GET", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}", None,
+                                     self.timeout, MAX_BLOB_BYTES)
+        if status != 200:
+            raise BlobError(f"HTTP {status}")
         actual = sha256_hex(data)
         if actual != sha:
             raise BlobTamperedError(f"{ep.msp} ({ep.endpoint})", sha, actual)
         return data
 
     def _put(self, ep: BlobEndpoint, run: str, rnd: int, sha: str, data: bytes, timeout: float) -> None:
-        host, port = ep.host_port
-        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context(ep))
-        try:
-            conn.request("PUT", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}", body=data,
-                         headers={"Content-Type": "application/octet-stream"})
-            resp = conn.getresponse()
-            body = resp.read(4096)
-            if resp.status != 201:
-                raise BlobError(f"HTTP {resp.status}: {body.decode('utf-8', 'replace').strip()}")
-        finally:
+        status, body = self._request(ep, "PUT", f"/v1/blobs/{quote(run, safe='')}/{rnd}/{sha}", data, timeout, 4096)
+        if status != 201:
+            raise BlobError(f"HTTP {status}: {body.decode('utf-8', 'replace').strip()}")
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        with self._locks_lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
             conn.close()
 
     def push(self, run: str, rnd: int, data: bytes, to: Sequence[str], timeout: float = 10.0) -> list[str]:
