@@ -28,7 +28,6 @@ aborted on the ledger stops the app's work on it cleanly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -234,6 +233,7 @@ class App:
         self._went_on_asked: dict[tuple[str, int], int] = {}  # round_went_on: feed mark of the last ask
         self._past_asked: dict[tuple[str, int], int] = {}  # the discriminator's last ask of G's head
         self._agreement_waited = False  # agreed_average: asks first only in the process's first wait
+        self._watches: dict[int, DirWatch] = {}  # wait_local: each thread's folder watch, kept
         self._stop = threading.Event()
         self._stack = ExitStack()
         apps_dir = settings.state / "apps"
@@ -285,6 +285,8 @@ class App:
     def close(self) -> None:
         self.feed.close()
         self._stack.close()
+        for files in list(self._watches.values()):
+            files.close()
 
     def request_stop(self, *_: Any) -> None:
         self._stop.set()
@@ -541,33 +543,45 @@ class App:
         ``ledger()`` (asked first and again on each event that ``match``es), whichever
         is not None first. Raises :class:`RunAbortedError` / :class:`WaitTimeoutError`
         like :meth:`wait`."""
-        with contextlib.ExitStack() as stack:
-            files = stack.enter_context(DirWatch(watch)) if watch is not None else None
-            since = self.feed.mark()
-            value = ledger()
-            delay = 0.001
-            looked = time.monotonic()
-            while value is None:
-                if self._stop.is_set():
-                    raise WaitTimeoutError(what + " (app stopping)", 0)
-                if self.feed.aborted(run):
-                    raise RunAbortedError(run)
-                if time.monotonic() - looked > 1.0:
-                    self.raise_if_sibling_failed(run)
-                    looked = time.monotonic()
-                value = local()
-                if value is not None:
-                    break
-                if files is not None and files.active:  # woken by a file; events looked at every <= 20 ms
-                    files.wait(delay)
-                    if self.feed.seen_since(since, match):
-                        since = self.feed.mark()
-                        value = ledger()
-                elif self.feed.wait_event(since, match, delay):
+        files = self._watch(watch) if watch is not None else None
+        since = self.feed.mark()
+        value = ledger()
+        delay = 0.001
+        looked = time.monotonic()
+        while value is None:
+            if self._stop.is_set():
+                raise WaitTimeoutError(what + " (app stopping)", 0)
+            if self.feed.aborted(run):
+                raise RunAbortedError(run)
+            if time.monotonic() - looked > 1.0:
+                self.raise_if_sibling_failed(run)
+                looked = time.monotonic()
+            value = local()
+            if value is not None:
+                break
+            if files is not None and files.active:  # woken by a file; events looked at every <= 20 ms
+                files.wait(delay)
+                if self.feed.seen_since(since, match):
                     since = self.feed.mark()
                     value = ledger()
-                delay = min(delay * 1.5, 0.02)
-            return value
+            elif self.feed.wait_event(since, match, delay):
+                since = self.feed.mark()
+                value = ledger()
+            delay = min(delay * 1.5, 0.02)
+        return value
+
+    def _watch(self, folder: Path) -> DirWatch:
+        """This thread's watch of ``folder``, kept while its waits look at the same folder
+        (a round's statements: two waits per local iteration; an inotify instance made
+        and closed per wait cost a kernel grace period on each hand-over). A file that
+        landed between two waits wakes the next at once, which then looks for itself."""
+        key = threading.get_ident()
+        files = self._watches.get(key)
+        if files is None or files.folder != folder:
+            if files is not None:
+                files.close()
+            files = self._watches[key] = DirWatch(folder)
+        return files
 
     def gated(self, ready: Callable[[], T | None], gate: Callable[[], bool],
               ask_first: bool = True) -> Callable[[], T | None]:

@@ -57,6 +57,7 @@ class DirWatch:
 
     def __init__(self, folder: Path) -> None:
         self.fd = -1
+        self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         lib = _lib()
         if lib is None:

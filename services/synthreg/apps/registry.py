@@ -20,6 +20,7 @@ network profile does not know; a process that exits during start-up raises
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -71,7 +72,12 @@ class RegistryStack:
             argv += ["--data", str(data)]
         if exit_after is not None:
             argv += ["--exit-after", str(exit_after)]
-        return process.ProcessSpec(name=role, argv=argv, env={"PYTHONUNBUFFERED": "1"},
+        # One BLAS thread (unless set): numpy's OpenBLAS otherwise parallelises each
+        # norm of an update over every core, and its idle workers spin: 38 % of a
+        # merger's CPU went to blas_thread_server (perf, issue 11), on cores the other
+        # eight apps and the registries' nodes needed. Torch's threads are set per app.
+        env = {"PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+        return process.ProcessSpec(name=role, argv=argv, env=env,
                                    health=process.Health(ready_file=self.status_file(role)))
 
     def app_specs(self, data: Path, exit_after: int | None) -> dict[str, process.ProcessSpec]:
