@@ -114,11 +114,14 @@ def _from(feed: EventFeed, msp: str, name: str, rnd: int, **payload: Any) -> Non
 
 
 def test_the_feed_finds_named_events_like_a_scan_of_all(tmp_path: Path) -> None:
-    """:class:`Named` matches look only at their names' events, with the same answers."""
+    """:class:`Named` matches look only at their names' events (and, with ``at``, only at
+    those of one run and round), with the same answers."""
     feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
     named = on_round("r", 3, {"AggResultPosted", "AggFrozen"})
     scan = lambda ev: named(ev)  # noqa: E731  # a plain callable: the feed scans every event
-    assert isinstance(named, Named)
+    by_name = Named(named.names, named.where)  # the names' events of every round
+    assert isinstance(named, Named) and named.at == ("r", 3)
+    feed._deliver(AppEvent("AggResultPosted", 1, "tx", {"run": "other", "round": 3, "msp": "Registry1MSP"}))
     mark = feed.mark()
     assert feed.seen(named) is None and feed.msps(named) == set() and not feed.seen_since(mark, named)
     for rnd in range(5):
@@ -129,7 +132,7 @@ def test_the_feed_finds_named_events_like_a_scan_of_all(tmp_path: Path) -> None:
     mark = feed.mark()
     _from(feed, "Registry3MSP", "AggResultPosted", 3)
     _from(feed, "Registry3MSP", "AggResultPosted", 4)
-    for match in (named, scan):
+    for match in (named, by_name, scan):
         newest = feed.seen(match)
         assert newest is not None and newest.payload["msp"] == "Registry3MSP" and newest.name == "AggResultPosted"
         assert feed.msps(match) == {"Registry1MSP", "Registry2MSP", "Registry3MSP"}

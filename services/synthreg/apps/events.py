@@ -85,6 +85,10 @@ class Named:
 
     names: frozenset[str]
     where: Callable[[AppEvent], bool]
+    at: tuple[str, int] | None = None
+    """(run, round) when only events of that run and round (payload ``round``) can
+    match: the feed then looks only at those (a round-0 ``seen`` that found nothing
+    scanned every remembered event of the names, some per step)"""
 
     def __call__(self, ev: AppEvent) -> bool:
         return ev.name in self.names and self.where(ev)
@@ -107,6 +111,7 @@ class EventFeed:
         self._seq = 0
         self._recent: list[tuple[int, AppEvent]] = []
         self._named: dict[str, list[tuple[int, AppEvent]]] = {}  # _recent by event name
+        self._rounds: dict[tuple[str, str, int], list[tuple[int, AppEvent]]] = {}  # by name, run, round
         self._aborted: dict[str, str] = {}
         self._closed = False
         self._stream: Any = None
@@ -161,6 +166,12 @@ class EventFeed:
             named.append((self._seq, ev))
             if len(named) > 4096:
                 del named[:2048]
+            rnd = ev.payload.get("round")
+            if isinstance(rnd, int) and not isinstance(rnd, bool):
+                self._rounds.setdefault((ev.name, ev.run, rnd), []).append((self._seq, ev))
+                if len(self._rounds) > 4096:  # the oldest rounds' go first, like _named's oldest
+                    for key in list(self._rounds)[:2048]:
+                        del self._rounds[key]
             if ev.name == "RunAborted":
                 self._aborted[ev.run] = str(ev.payload.get("reason", ""))
             self.last_block = ev.block
@@ -241,6 +252,9 @@ class EventFeed:
 
     def _lists(self, match: Match) -> list[list[tuple[int, AppEvent]]]:
         """Where to look for ``match`` (under the lock): its names' events, or all."""
+        if isinstance(match, Named) and match.at is not None:
+            run, rnd = match.at
+            return [self._rounds[(n, run, rnd)] for n in match.names if (n, run, rnd) in self._rounds]
         if isinstance(match, Named):
             return [self._named[n] for n in match.names if n in self._named]
         return [self._recent]
