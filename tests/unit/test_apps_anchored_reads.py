@@ -171,3 +171,53 @@ def test_a_counterpart_root_that_is_not_what_was_received_is_a_fault(tmp_path: P
         steps.counterpart_root(2, 3, restarted=True)
     assert faults == ["root_mismatch"]
     assert StatementStore(tmp_path).exists(RUN, 2, 0, "generator")
+
+
+class _Discriminator:
+    """What DiscriminatorApp._generator_step uses of the app; ``GetStepHead`` counted."""
+
+    msp = MSP
+
+    def __init__(self, root: Path, feed: EventFeed) -> None:
+        import types
+
+        from synthreg.apps.discriminator import DiscriminatorApp
+        self.feed, self.workspace = feed, type("W", (), {"root": root})()
+        self._past_asked: dict[str, int] = {}
+        self._watches: dict[int, Any] = {}
+        self._stop = threading.Event()
+        self.head: dict[str, Any] = {}
+        self.heads = 0
+        for name in ("_generator_step", "_moving_past"):
+            setattr(self, name, types.MethodType(getattr(DiscriminatorApp, name), self))
+        for name in ("wait_local", "_watch", "mine"):
+            setattr(self, name, types.MethodType(getattr(App, name), self))
+
+    def evaluate_or_none(self, fn: str, *args: str) -> Any:
+        assert fn == "GetStepHead"
+        self.heads += 1
+        return self.head
+
+    def raise_if_sibling_failed(self, run: str) -> None:
+        pass
+
+
+def test_the_discriminator_asks_for_the_generators_head_once_then_only_after_a_later_root(tmp_path: Path) -> None:
+    """G's head can move past round r only with G's root of a later round or its stop:
+    the root of the round just done (every round has one) sends D to no ``GetStepHead``."""
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=30.0)  # type: ignore[arg-type]
+    d = _Discriminator(tmp_path, feed)
+    store, signer = StatementStore(tmp_path), ecdsa_signer(ec.generate_private_key(ec.SECP256R1()))
+    for rnd in (2, 3):
+        store.put(sign_statement(RUN, MSP, "generator", {"round": rnd, "iter": 0}, signer), rnd, 0)
+
+    def root(rnd: int) -> None:
+        feed._deliver(AppEvent("GeneratorRoot", 9, "tx", {"run": RUN, "msp": MSP, "round": rnd, "iter": 0}))
+
+    step = d._generator_step  # type: ignore[attr-defined]
+    assert step(RUN, 2, 0, object()) == {} and d.heads == 1  # the process's first wait asks
+    root(2)
+    assert step(RUN, 3, 0, object()) == {} and d.heads == 1  # round 2's root: G is not past round 3
+    root(4)
+    d.head = {"round": 4, "iter": 0, "phase": "g"}
+    assert step(RUN, 3, 1, object()) is None and d.heads == 2  # a later round's root: G moved past round 3

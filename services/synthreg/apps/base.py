@@ -231,7 +231,7 @@ class App:
         self._status_at = 0.0
         self._losses: dict[tuple[str, int], float] = {}
         self._went_on_asked: dict[tuple[str, int], int] = {}  # round_went_on: feed mark of the last ask
-        self._past_asked: dict[tuple[str, int], int] = {}  # the discriminator's last ask of G's head
+        self._past_asked: dict[str, int] = {}  # the discriminator's last ask of G's head, by run
         self._agreement_waited = False  # agreed_average: asks first only in the process's first wait
         self._watches: dict[int, DirWatch] = {}  # wait_local: each thread's folder watch, kept
         self._stop = threading.Event()

@@ -37,6 +37,7 @@ from synthreg.apps.checkpoint import (
     numpy_rng_state,
     set_numpy_rng_state,
 )
+from synthreg.apps.events import AppEvent, Named
 from synthreg.apps.generator import (
     checkpoints,
     generator_moved_past,
@@ -58,6 +59,11 @@ from synthreg.workspace import sha256_hex
 
 __all__ = ["DiscriminatorApp"]
 
+
+
+def _round_of(ev: AppEvent) -> int:
+    rnd = ev.payload.get("round")
+    return rnd if isinstance(rnd, int) and not isinstance(rnd, bool) else -1
 
 class DiscriminatorApp(App):
     role = "discriminator"
@@ -95,6 +101,12 @@ class DiscriminatorApp(App):
             "noise_multiplier": cfg.dp_noise_multiplier, "sample_rate": cfg.dp_sample_rate,
             "max_grad_norm": cfg.dp_max_grad_norm, "accountant": ACCOUNTANT}, sort_keys=True))
 
+    def _moving_past(self, run: str, rnd: int) -> Named:
+        """This registry's events that can move its generator's head past round ``rnd``."""
+        return Named(frozenset({"GeneratorRoot", "TrainingStopped"}),
+                     lambda ev: ev.run == run and ev.payload.get("msp") == self.msp
+                     and (ev.name == "TrainingStopped" or _round_of(ev) > rnd))
+
     def _generator_step(self, run: str, rnd: int, it: int, anchored: AnchoredSteps | None) -> dict[str, Any] | None:
         """G's step (``rnd``, ``it``) once it is there: its ledger record, or in an
         anchored run ``{}`` once its signed statement is in the workspace; None once G
@@ -106,13 +118,15 @@ class DiscriminatorApp(App):
             return wait_generator_step(self, run, rnd, it)
         statements = StatementStore(self.workspace.root)
 
-        def moved_on() -> bool | None:  # G's head asked once per round, then only after its root or stop
+        def moved_on() -> bool | None:
+            # G's head asked once per process and run, then only after G's stop or a root of a
+            # later round: G's head moves past this round only with one of those, and each
+            # event after the last ask is in the feed (issue 11: one GetStepHead a round less).
             raise_recorded_fault(self, run, rnd, it)
-            asked = self._past_asked.get((run, rnd))
-            if asked is not None and not self.feed.seen_since(asked, self.mine(run, "GeneratorRoot",
-                                                                                "TrainingStopped")):
+            asked = self._past_asked.get(run)
+            if asked is not None and not self.feed.seen_since(asked, self._moving_past(run, rnd)):
                 return None
-            self._past_asked = {(run, rnd): self.feed.mark()}  # before the ask: a later event asks again
+            self._past_asked = {run: self.feed.mark()}  # before the ask: a later event asks again
             return True if generator_moved_past(self, run, rnd) else None
 
         def local() -> bool | None:  # G's statement, or G's word that it left the round (no head moves in anchored)
