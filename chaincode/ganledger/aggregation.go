@@ -234,6 +234,9 @@ type AggEvent struct {
 	TxID   string `json:"txid"`
 	Status string `json:"status,omitempty"`
 	Phase  string `json:"phase,omitempty"`
+	// AggResultPosted: the posted hash of the average. Only survivors post, so t
+	// events of one round with one hash are its agreement, as GetRound derives it.
+	AverageSHA256 string `json:"average_sha256,omitempty"`
 }
 
 // Vote is one party's vote to close a phase (GetRound "votes" lists the voters).

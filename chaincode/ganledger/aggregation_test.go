@@ -201,6 +201,18 @@ func (a *agg) wantEvent(r fakestub.Result, name, round string, n int, status str
 	}
 }
 
+// wantResultEvent checks the last event is r's AggResultPosted by msp(n) naming average.
+func (a *agg) wantResultEvent(r fakestub.Result, round string, n int, average string) {
+	a.t.Helper()
+	gotName, ev := a.lastEvent()
+	rn := 0
+	fmt.Sscan(round, &rn)
+	want := AggEvent{Run: testRun, Round: rn, MSPID: msp(n), TxID: r.TxID, AverageSHA256: average}
+	if gotName != EventAggResultPosted || ev != want {
+		a.t.Fatalf("event %s %+v, want %s %+v", gotName, ev, EventAggResultPosted, want)
+	}
+}
+
 func TestAggregationRoundWithOneDropout(t *testing.T) {
 	a := newAgg(t)
 	a.open(3, 2, 30)
@@ -255,7 +267,7 @@ func TestAggregationRoundWithOneDropout(t *testing.T) {
 	}
 	avg := fakestub.SHA256Hex([]byte("average"))
 	rr := a.ok(a.call(a.m(1), "PostResult", testRun, "7", resultJSON(avg)))
-	a.wantEvent(rr, EventAggResultPosted, "7", 1, "")
+	a.wantResultEvent(rr, "7", 1, avg) // the hash in the event: t of them with one hash are the agreement
 	if v := a.round("7"); v.Agreed != nil || len(v.Mismatched) != 0 || v.Average != "" {
 		t.Fatalf("agreement before t survivors posted: %v %v", v.Agreed, v.Mismatched)
 	}
@@ -1080,7 +1092,7 @@ func TestPostResultCarriesTheRoundRecord(t *testing.T) {
 	}
 
 	r := a.ok(a.call(a.m(1), "PostResult", testRun, "5", with(commit(1), entry)))
-	a.wantEvent(r, EventAggResultPosted, "5", 1, "") // the transaction's one event
+	a.wantResultEvent(r, "5", 1, commit(1)) // the transaction's one event
 	rec := fakestub.Decode[Record](t, []byte(a.ok(a.call(a.m(2), "GetRecord", key(1))).Payload))
 	if rec.Key != key(1) || rec.MSPID != msp(1) || rec.Role != "merger" || rec.TxID != r.TxID ||
 		string(rec.Value) != `{"round":5,"average_sha256":"`+commit(1)+`"}` {

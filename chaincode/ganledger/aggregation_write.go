@@ -616,9 +616,9 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 			return "", err
 		}
 	}
-	return recordEntry(stub, kindResult, run, r, caller.MSPID, func(txID, ts string) any {
+	return recordEntryEvent(stub, kindResult, run, r, caller.MSPID, func(txID, ts string) any {
 		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
-	})
+	}, arg.AverageSHA256)
 }
 
 // VoteClose records the caller's vote to close `phase` (advertise | shares |
@@ -742,6 +742,12 @@ func refuseVotedClosed(stub shim.ChaincodeStubInterface, agg *Aggregation, run s
 // k.obj/run/round/msp (ALREADY_EXISTS when present), emits k.event and
 // returns the Receipt JSON; order is set for Submit only.
 func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any) (string, error) {
+	return recordEntryEvent(stub, k, run, round, msp, build, "")
+}
+
+// recordEntryEvent is recordEntry whose event also carries average (the hash a
+// PostResult posts; "" for none).
+func recordEntryEvent(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any, average string) (string, error) {
 	ts, err := state.TxTime(stub)
 	if err != nil {
 		return "", err
@@ -749,7 +755,8 @@ func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, roun
 	if err := putRoundEntry(stub, k, run, round, msp, build(stub.GetTxID(), ts)); err != nil {
 		return "", err
 	}
-	if err := emitAgg(stub, k.event, run, round, msp, ""); err != nil {
+	ev := AggEvent{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), AverageSHA256: average}
+	if err := state.Emit(stub, k.event, ev); err != nil {
 		return "", err
 	}
 	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts})

@@ -184,6 +184,7 @@ class _Waiter:
     feed, a counted ``GetRound`` and a real workspace holding the average."""
 
     agreed_average = App.agreed_average
+    agreed_by_events = App.agreed_by_events
     agreement_may_be_in = App.agreement_may_be_in
     gated = App.gated
 
@@ -236,6 +237,31 @@ def test_the_agreed_average_is_read_at_once_only_in_the_first_wait(tmp_path: Pat
     assert app.reads == 2  # none before the t-th result (recheck_s is 30 s here), one after it
 
 
+def test_t_equal_results_seen_as_events_are_the_agreement_without_a_read(tmp_path: Path) -> None:
+    """Only survivors post a result, once each, and t > n/2: t events naming one hash
+    are the agreement GetRound would derive. Fewer, or t that disagree: read."""
+    import numpy as np
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=30.0)  # type: ignore[arg-type]
+    app = _Waiter(feed, tmp_path / "ws")
+    sha = app.workspace.put(np.arange(3, dtype="<f4").tobytes())
+    _from(feed, "Registry1MSP", "AggResultPosted", 5, average_sha256=sha)
+    assert app.agreed_by_events("r", 5, 2) is None  # one of t = 2
+    _from(feed, "Registry1MSP", "AggResultPosted", 5, average_sha256=sha)  # the same registry again: still one
+    _from(feed, "Registry2MSP", "AggResultPosted", 6, average_sha256=sha)  # another round's
+    _from(feed, "Registry3MSP", "AggResultPosted", 5, average_sha256="f" * 64)  # another hash
+    assert app.agreed_by_events("r", 5, 2) is None
+    _from(feed, "Registry2MSP", "AggResultPosted", 5, average_sha256=sha)
+    assert app.agreed_by_events("r", 5, 2) == sha
+    app._agreement_waited = True
+    got, state = app.agreed_average("r", 5, "r", threshold=2, by_events=True)
+    assert app.reads == 0 and state == {"agreed": True, "average_sha256": sha} and got.tolist() == [0, 1, 2]
+    _from(feed, "Registry1MSP", "AggResultPosted", 7)  # an event without the hash (an older chaincode)
+    _from(feed, "Registry2MSP", "AggResultPosted", 7)
+    app.state = {"agreed": True, "average_sha256": sha}
+    app.agreed_average("r", 7, "r", threshold=2, by_events=True)
+    assert app.reads == 1  # read back, as before
+
+
 class _Merger:
     """What MergerApp._round_waits uses of the app: a hand-fed feed and a counted GetRound."""
 
@@ -286,6 +312,28 @@ def test_after_its_first_round_a_merger_reads_a_phase_only_once_everyone_arrived
     finally:
         timer.join()
     assert app.reads == 2  # round 5: one read, after the third merger's shares came
+
+
+def test_a_merger_answers_the_agreement_wait_from_t_equal_result_events(tmp_path: Path) -> None:
+    """The final wait of a round: ``by_events`` answers once t results name one hash, no read."""
+    from synthreg.apps.merger import MergerApp
+
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"), recheck_s=30.0)  # type: ignore[arg-type]
+    app = _Merger(feed, {"agreed": None})
+    app.agreed_by_events = App.agreed_by_events.__get__(app)  # type: ignore[attr-defined]
+    spec = SimpleNamespace(participants=["Registry1MSP", "Registry2MSP", "Registry3MSP"], threshold=2,
+                           round_timeout_s=None)
+    until = MergerApp._round_waits(app, SimpleNamespace(run="r"), spec, 4, "r")  # type: ignore[arg-type]
+    for m in ("Registry1MSP", "Registry3MSP"):
+        _from(feed, m, "AggResultPosted", 4, average_sha256="a" * 64)
+
+    def by_events() -> dict[str, Any] | None:
+        sha = app.agreed_by_events("r", 4, 2)  # type: ignore[attr-defined]
+        return None if sha is None else {"agreed": True, "average_sha256": sha}
+
+    final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result",
+                  by_events=by_events)
+    assert final == {"agreed": True, "average_sha256": "a" * 64} and app.reads == 0
 
 
 class _UpdateReader:

@@ -604,6 +604,20 @@ class App:
             return ready()
         return check
 
+    def agreed_by_events(self, agg: str, rnd: int, threshold: int) -> str | None:
+        """The agreed average's hash of round ``rnd`` of ``agg`` once ``threshold`` (the
+        run's t) registries' ``AggResultPosted`` events name one hash, else None. Only
+        survivors post, once each, and t > n/2: that is the agreement ``GetRound``
+        derives, here from the own peer's events (of valid transactions only). Fewer,
+        or no t with one hash (a disagreement): None, and the caller reads the round."""
+        posted: dict[str, str] = {}
+        for ev in self.feed.matching(on_round(agg, rnd, {"AggResultPosted"})):
+            sha = ev.payload.get("average_sha256")
+            if isinstance(sha, str) and sha:
+                posted[str(ev.payload.get("msp"))] = sha
+        agreed = [sha for sha in set(posted.values()) if list(posted.values()).count(sha) >= threshold]
+        return agreed[0] if len(agreed) == 1 else None
+
     def agreement_may_be_in(self, agg: str, rnd: int, threshold: int) -> bool:
         """Whether round ``rnd`` of ``agg`` may be agreed or void by the events seen:
         ``threshold`` results posted, or a freeze that made the round void."""
@@ -622,7 +636,8 @@ class App:
                      and ev.payload.get("round") == rnd, (run, rnd))
 
     # -- what the merger hands to G and D through the workspace
-    def agreed_average(self, agg_run: str, rnd: int, run: str, threshold: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+    def agreed_average(self, agg_run: str, rnd: int, run: str, threshold: int = 1,
+                       by_events: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
         """The average agreed on the ledger for ``agg_run`` round ``rnd``, loaded from
         this registry's workspace by its ledger hash, once this registry's merger put
         it there: before posting its own hash of it, or (left out of the round, t of
@@ -631,8 +646,14 @@ class App:
         froze void (:meth:`agreement_may_be_in`), or ``recheck_s`` passed; first thing
         only in the process's first wait, whose round's events may precede the feed's
         checkpoint (later waits begin right after this registry's own update, long before
-        any result: that first ask found nothing in nearly every round, issue 11)."""
+        any result: that first ask found nothing in nearly every round, issue 11). With
+        ``by_events`` (``threshold`` then is the run's t) t equal results seen as events
+        are the agreement, without a read (:meth:`agreed_by_events`); the state returned
+        is then only ``{"agreed", "average_sha256"}``."""
         def ready() -> dict[str, Any] | None:
+            sha = self.agreed_by_events(agg_run, rnd, threshold) if by_events else None
+            if sha is not None:
+                return {"agreed": True, "average_sha256": sha}
             state = self.evaluate_or_none("GetRound", agg_run, str(rnd))
             if state is not None and state.get("agreed") is True:
                 return dict(state)

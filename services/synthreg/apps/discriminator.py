@@ -230,7 +230,7 @@ class DiscriminatorApp(App):
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
             else:
                 self.set_status(phase="merge", round=rnd, iter=None, force=True)
-            avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
+            avg, _ = self.agreed_average(run, rnd, run, spec.threshold, by_events=True)
             if not cfg.generator_only:  # else this critic stays local: it goes on with its own weights
                 vector_to_state_dict(dis, avg[n_g:])
             store.save(rnd + 1, self._state(d, real), {"real_rng": numpy_rng_state(real.rng), **meta})

@@ -264,6 +264,13 @@ class EventFeed:
         with self._cond:
             return {str(ev.payload.get("msp")) for events in self._lists(match) for _, ev in events if match(ev)}
 
+    def matching(self, match: Match) -> list[AppEvent]:
+        """The remembered events that ``match``, oldest first."""
+        with self._cond:
+            found = sorted(((s, ev) for events in self._lists(match) for s, ev in events if match(ev)),
+                           key=lambda f: f[0])
+        return [ev for _, ev in found]
+
     def seen(self, match: Match) -> AppEvent | None:
         """The newest remembered event that ``match``es, if any."""
         with self._cond:

@@ -272,7 +272,7 @@ class GeneratorApp(App):
                 self.set_status(phase="left out", round=rnd, iter=None, force=True)
                 log.warning("%s generator: round %d went on without this registry: loading its agreed average",
                             self.msp, rnd)
-                avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
+                avg, _ = self.agreed_average(run, rnd, run, spec.threshold, by_events=True)
                 vector_to_state_dict(gen, avg[:n_g])
                 store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
                                      **adam_state(g.optimizer, "adam")}, {})
@@ -289,7 +289,7 @@ class GeneratorApp(App):
             elif update["g_weights_sha256"] != g_sha:
                 raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
                                           f"{update['g_weights_sha256']}")
-            avg, _ = self.agreed_average(run, rnd, run, spec.threshold)
+            avg, _ = self.agreed_average(run, rnd, run, spec.threshold, by_events=True)
             vector_to_state_dict(gen, avg[:n_g])
             store.save(rnd + 1, {"weights": torch.from_numpy(state_dict_to_vector(gen)),
                                  **adam_state(g.optimizer, "adam")}, {})

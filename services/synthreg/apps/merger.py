@@ -172,13 +172,18 @@ class MergerApp(App):
         first_here = self._first_round.setdefault(agg, rnd) == rnd
 
         def until(pred: Any, what: str, events: Collection[str], vote: str | None = None,
-                  gate: str | None = None, after: dict[str, Any] | None = None) -> dict[str, Any]:
+                  gate: str | None = None, after: dict[str, Any] | None = None,
+                  by_events: Callable[[], dict[str, Any] | None] | None = None) -> dict[str, Any]:
             """GetRound once ``pred`` holds, woken by the round's ``events``; with ``vote``,
-            vote to close that phase once this merger waited round_timeout_s."""
+            vote to close that phase once this merger waited round_timeout_s; ``by_events``
+            answers from the events seen where it can, before any read."""
             match = on_round(agg, rnd, events)
             last: list[dict[str, Any] | None] = [None]
 
             def read() -> dict[str, Any] | None:
+                known = by_events() if by_events is not None else None
+                if known is not None:
+                    return known
                 last[0] = self.evaluate_or_none("GetRound", agg, str(rnd))
                 return last[0] if last[0] is not None and pred(last[0]) else None
 
@@ -287,7 +292,12 @@ class MergerApp(App):
                                 state=revealed, record=record)
         if record is not None:
             self._recorded_with_result.add((agg, rnd))
-        final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result")
+        def agreed_by_events() -> dict[str, Any] | None:  # U and the submissions are fixed since the freeze
+            sha = self.agreed_by_events(agg, rnd, t)
+            return None if sha is None else {**revealed, "agreed": True, "average_sha256": sha, "mismatched": []}
+
+        final = until(lambda s: s.get("agreed") is not None, "t equal results", AGREEMENT_EVENTS, gate="result",
+                      by_events=agreed_by_events)
         if final.get("agreed") is not True or final.get("average_sha256") != outcome.average_sha256:
             raise DisagreementError(agg, rnd, final.get("mismatched") or [self.msp])
         self._seen[(agg, rnd)] = final  # survivors and submissions, for the round's record
