@@ -192,24 +192,25 @@ func (a *agg) lastEvent() (string, AggEvent) {
 
 func (a *agg) wantEvent(r fakestub.Result, name, round string, n int, status string) {
 	a.t.Helper()
-	gotName, ev := a.lastEvent()
-	rn := 0
-	fmt.Sscan(round, &rn)
-	want := AggEvent{Run: testRun, Round: rn, MSPID: msp(n), TxID: r.TxID, Status: status}
-	if gotName != name || ev != want {
-		a.t.Fatalf("event %s %+v, want %s %+v", gotName, ev, name, want)
-	}
+	a.wantEventWith(r, name, round, n, AggEvent{Status: status})
 }
 
 // wantResultEvent checks the last event is r's AggResultPosted by msp(n) naming average.
 func (a *agg) wantResultEvent(r fakestub.Result, round string, n int, average string) {
 	a.t.Helper()
+	a.wantEventWith(r, EventAggResultPosted, round, n, AggEvent{AverageSHA256: average})
+}
+
+// wantEventWith checks the last event is r's name by msp(n) in round, with extra's status and hash.
+func (a *agg) wantEventWith(r fakestub.Result, name, round string, n int, extra AggEvent) {
+	a.t.Helper()
 	gotName, ev := a.lastEvent()
 	rn := 0
 	fmt.Sscan(round, &rn)
-	want := AggEvent{Run: testRun, Round: rn, MSPID: msp(n), TxID: r.TxID, AverageSHA256: average}
-	if gotName != EventAggResultPosted || ev != want {
-		a.t.Fatalf("event %s %+v, want %s %+v", gotName, ev, EventAggResultPosted, want)
+	want := AggEvent{Run: testRun, Round: rn, MSPID: msp(n), TxID: r.TxID, Status: extra.Status,
+		AverageSHA256: extra.AverageSHA256}
+	if gotName != name || ev != want {
+		a.t.Fatalf("event %s %+v, want %s %+v", gotName, ev, name, want)
 	}
 }
 
