@@ -173,8 +173,6 @@ class Launcher:
             "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
             "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
             "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
-            "ORDERER_GENERAL_PROFILE_ENABLED": "true",
-            "ORDERER_GENERAL_PROFILE_ADDRESS": f"{org.host}:{org.port('orderer') + 58}",
         }
         health = process.Health(url=f"https://{org.host}:{org.port('orderer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert, tcp=(org.host, org.port("orderer")), tcp_tls=True)
@@ -214,8 +212,6 @@ class Launcher:
             "CORE_METRICS_PROVIDER": "disabled",
             "CORE_VM_ENDPOINT": "",
             "CORE_CHAINCODE_MODE": "net",
-            "CORE_PEER_PROFILE_ENABLED": "true",
-            "CORE_PEER_PROFILE_LISTENADDRESS": f"{org.host}:{org.port('peer') + 49}",
         }
         health = process.Health(url=f"https://{org.host}:{org.port('peer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert, tcp=(org.host, org.port("peer")), tcp_tls=True)
