@@ -34,6 +34,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -615,7 +616,7 @@ class App:
             sha = ev.payload.get("average_sha256")
             if isinstance(sha, str) and sha:
                 posted[str(ev.payload.get("msp"))] = sha
-        agreed = [sha for sha in set(posted.values()) if list(posted.values()).count(sha) >= threshold]
+        agreed = [sha for sha, count in Counter(posted.values()).items() if count >= threshold]
         return agreed[0] if len(agreed) == 1 else None
 
     def agreement_may_be_in(self, agg: str, rnd: int, threshold: int) -> bool:

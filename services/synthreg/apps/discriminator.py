@@ -37,7 +37,7 @@ from synthreg.apps.checkpoint import (
     numpy_rng_state,
     set_numpy_rng_state,
 )
-from synthreg.apps.events import AppEvent, Named
+from synthreg.apps.events import Named
 from synthreg.apps.generator import (
     checkpoints,
     generator_moved_past,
@@ -59,11 +59,6 @@ from synthreg.workspace import sha256_hex
 
 __all__ = ["DiscriminatorApp"]
 
-
-
-def _round_of(ev: AppEvent) -> int:
-    rnd = ev.payload.get("round")
-    return rnd if isinstance(rnd, int) and not isinstance(rnd, bool) else -1
 
 class DiscriminatorApp(App):
     role = "discriminator"
@@ -105,7 +100,7 @@ class DiscriminatorApp(App):
         """This registry's events that can move its generator's head past round ``rnd``."""
         return Named(frozenset({"GeneratorRoot", "TrainingStopped"}),
                      lambda ev: ev.run == run and ev.payload.get("msp") == self.msp
-                     and (ev.name == "TrainingStopped" or _round_of(ev) > rnd))
+                     and (ev.name == "TrainingStopped" or (ev.round is not None and ev.round > rnd)))
 
     def _generator_step(self, run: str, rnd: int, it: int, anchored: AnchoredSteps | None) -> dict[str, Any] | None:
         """G's step (``rnd``, ``it``) once it is there: its ledger record, or in an

@@ -64,6 +64,12 @@ class AppEvent:
     def run(self) -> str:
         return str(self.payload.get("run", ""))
 
+    @property
+    def round(self) -> int | None:
+        """The payload's ``round`` if it is an integer (not a bool), else None."""
+        rnd = self.payload.get("round")
+        return rnd if isinstance(rnd, int) and not isinstance(rnd, bool) else None
+
     @classmethod
     def of(cls, ev: ChaincodeEvent) -> AppEvent:
         try:
@@ -166,8 +172,8 @@ class EventFeed:
             named.append((self._seq, ev))
             if len(named) > 4096:
                 del named[:2048]
-            rnd = ev.payload.get("round")
-            if isinstance(rnd, int) and not isinstance(rnd, bool):
+            rnd = ev.round
+            if rnd is not None:
                 self._rounds.setdefault((ev.name, ev.run, rnd), []).append((self._seq, ev))
                 if len(self._rounds) > 4096:  # the oldest rounds' go first, like _named's oldest
                     for key in list(self._rounds)[:2048]:
