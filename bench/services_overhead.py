@@ -237,8 +237,8 @@ def _invocations(blocks: Iterable[common_pb2.Block]) -> list[tuple[float, str, s
 
 ROUND_PHASES = (
     ("local steps: agreement of r-1 -> D root", "agreed", "droot"),
-    ("D root -> local update (D root commits, G records)", "droot", "update"),
-    ("local update -> Submit (it commits; merger masked ahead)", "update", "submit"),
+    ("D root -> Submit (D root commits, G's last step and hand-over, merger masks; records the update)",
+     "droot", "submit"),
     ("last Submit -> first Reveal (it commits: U = P, frozen)", "last_submit", "first_reveal"),
     ("first Reveal -> t-th result (reveals commit, unmask)", "first_reveal", "agreement"),
     ("round: agreement of r-1 -> agreement of r", "agreed", "agreement"),
@@ -252,7 +252,7 @@ def round_breakdown(rows: list[tuple[float, str, str, list[str]]], run: str, thr
     def rnd_of(fn: str, args: list[str]) -> int | None:
         if fn in ("Submit", "Reveal", "PostResult") and args and args[0] == run:
             return int(args[1])
-        if fn in ("RecordDiscriminatorRoot", "RecordLocalUpdate") and args and args[0] == run:
+        if fn == "RecordDiscriminatorRoot" and args and args[0] == run:
             return int(json.loads(args[1])["round"])
         return None
 
@@ -264,7 +264,7 @@ def round_breakdown(rows: list[tuple[float, str, str, list[str]]], run: str, thr
             at.setdefault((fn, rnd, "*"), []).append(t)
     rounds = sorted({r for (fn, r, m) in at if fn == "PostResult"})
     gaps: dict[str, list[float]] = {name: [] for name, _, _ in ROUND_PHASES}
-    own_marks = {"droot": "RecordDiscriminatorRoot", "update": "RecordLocalUpdate", "submit": "Submit"}
+    own_marks = {"droot": "RecordDiscriminatorRoot", "submit": "Submit"}
     for rnd in rounds[1:-1]:
         results = sorted(at.get(("PostResult", rnd, "*"), []))
         before = sorted(at.get(("PostResult", rnd - 1, "*"), []))

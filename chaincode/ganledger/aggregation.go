@@ -237,6 +237,9 @@ type AggEvent struct {
 	// AggResultPosted: the posted hash of the average. Only survivors post, so t
 	// events of one round with one hash are its agreement, as GetRound derives it.
 	AverageSHA256 string `json:"average_sha256,omitempty"`
+	// AggSubmitted with an "update": the local update recorded with the submission.
+	GWeightsSHA256 string `json:"g_weights_sha256,omitempty"`
+	DWeightsSHA256 string `json:"d_weights_sha256,omitempty"`
 }
 
 // Vote is one party's vote to close a phase (GetRound "votes" lists the voters).
@@ -558,8 +561,11 @@ func without(list []string, s string) []string {
 	return out
 }
 
-func emitAgg(stub shim.ChaincodeStubInterface, name, run string, round int, msp, status string) error {
-	return state.Emit(stub, name, AggEvent{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Status: status})
+// emitAgg emits ev (its optional fields set by the caller) as event name of
+// msp in run/round, in this transaction.
+func emitAgg(stub shim.ChaincodeStubInterface, name, run string, round int, msp string, ev AggEvent) error {
+	ev.Run, ev.Round, ev.MSPID, ev.TxID = run, round, msp, stub.GetTxID()
+	return state.Emit(stub, name, ev)
 }
 
 // rangeVotes lists, by range query (phantom-protected like rangeEntries),

@@ -258,12 +258,29 @@ type submissionArg struct {
 	AuditSHA256  string   `json:"audit_sha256"`
 	Peers        []string `json:"peers"`
 	Rejected     []string `json:"rejected"` // optional; sorted, unique, subset of peers
+	// optional: the registry's local update of this round (run is then also its
+	// training run), recorded as RecordLocalUpdate would (putLocalUpdate)
+	Update *updateHashes `json:"update,omitempty"`
+}
+
+// updateHashes is a Submit's "update": the hashes of the generator and
+// discriminator weights it masked.
+type updateHashes struct {
+	GWeightsSHA256 string `json:"g_weights_sha256"`
+	DWeightsSHA256 string `json:"d_weights_sha256"`
 }
 
 // Submit records the caller's masked vector (by blob hash) for run/round:
 // submissionJSON = {"masked_sha256", "audit_sha256" ("" = none), "peers",
 // "rejected" (optional: the dealers whose shares to the caller failed their
-// commitments; sorted, unique, a subset of peers)}.
+// commitments; sorted, unique, a subset of peers), "update" (optional:
+// {"g_weights_sha256", "d_weights_sha256"}, the registry's local update of
+// this round, which run also names as its training run: stored and checked
+// exactly as RecordLocalUpdate stores it, with the merger's stamp, so the
+// hashes the merger masked and the masked vector commit in one transaction;
+// the registry's step head must be the round's last completed step and the
+// discriminator hash the one recorded there, PRECONDITION_FAILED otherwise;
+// ALREADY_EXISTS when the round's update is recorded already)}.
 // The caller must have posted shares; "peers" must equal P \ {caller} sorted
 // (P read by range query) and P must be closed (|P| == |A| or t votes to
 // close the share phase); the blobs must have been put (PutBlob), unless the
@@ -290,6 +307,13 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 	}
 	if arg.AuditSHA256 != "" {
 		if err := validate.SHA256Hex("submissionJSON.audit_sha256", arg.AuditSHA256); err != nil {
+			return "", err
+		}
+	}
+	var update LocalUpdateArg
+	if arg.Update != nil {
+		update = LocalUpdateArg{Round: r, GWeightsSHA256: arg.Update.GWeightsSHA256, DWeightsSHA256: arg.Update.DWeightsSHA256}
+		if err := validLocalUpdate("submissionJSON.update", update); err != nil {
 			return "", err
 		}
 	}
@@ -350,11 +374,25 @@ func (c *Contract) Submit(ctx contractapi.TransactionContextInterface, run strin
 			return "", precondition("%s blob %s of run %q not stored: PutBlob it first", h.field, h.sha, run)
 		}
 	}
-	return recordEntry(stub, kindSubmission, run, r, caller.MSPID, func(txID, ts string) any {
+	var ev AggEvent
+	if arg.Update != nil {
+		if err := refuseUnstartedRun(stub, run); err != nil {
+			return "", err
+		}
+		head, err := loadHead(stub, run, caller.MSPID)
+		if err != nil {
+			return "", err
+		}
+		if _, err := putLocalUpdate(stub, caller, run, update, head); err != nil {
+			return "", err
+		}
+		ev = AggEvent{GWeightsSHA256: update.GWeightsSHA256, DWeightsSHA256: update.DWeightsSHA256}
+	}
+	return recordEntryEvent(stub, kindSubmission, run, r, caller.MSPID, func(txID, ts string) any {
 		peers := append([]string{}, arg.Peers...)
 		rejected := append([]string{}, arg.Rejected...)
 		return Submission{MaskedSHA256: arg.MaskedSHA256, AuditSHA256: arg.AuditSHA256, Peers: peers, Rejected: rejected, TxID: txID, Timestamp: ts}
-	})
+	}, ev)
 }
 
 // Freeze closes run/round without the parties of P that have not submitted:
@@ -462,7 +500,7 @@ func freezeRound(stub shim.ChaincodeStubInterface, agg *Aggregation, run string,
 	if err := state.PutJSON(stub, statusKey, st); err != nil {
 		return nil, err
 	}
-	if err := emitAgg(stub, EventAggFrozen, run, r, by, st.Status); err != nil {
+	if err := emitAgg(stub, EventAggFrozen, run, r, by, AggEvent{Status: st.Status}); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -618,7 +656,7 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	}
 	return recordEntryEvent(stub, kindResult, run, r, caller.MSPID, func(txID, ts string) any {
 		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
-	}, arg.AverageSHA256)
+	}, AggEvent{AverageSHA256: arg.AverageSHA256})
 }
 
 // VoteClose records the caller's vote to close `phase` (advertise | shares |
@@ -673,7 +711,7 @@ func (c *Contract) VoteClose(ctx contractapi.TransactionContextInterface, run st
 	if err := state.PutJSON(stub, key, Vote{TxID: stub.GetTxID(), Timestamp: ts}); err != nil {
 		return "", err
 	}
-	if err := state.Emit(stub, EventAggVoted, AggEvent{Run: run, Round: r, MSPID: caller.MSPID, TxID: stub.GetTxID(), Phase: phase}); err != nil {
+	if err := emitAgg(stub, EventAggVoted, run, r, caller.MSPID, AggEvent{Phase: phase}); err != nil {
 		return "", err
 	}
 	return state.Marshal(Receipt{Run: run, Round: r, MSPID: caller.MSPID, TxID: stub.GetTxID(), Timestamp: ts})
@@ -742,12 +780,13 @@ func refuseVotedClosed(stub shim.ChaincodeStubInterface, agg *Aggregation, run s
 // k.obj/run/round/msp (ALREADY_EXISTS when present), emits k.event and
 // returns the Receipt JSON; order is set for Submit only.
 func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any) (string, error) {
-	return recordEntryEvent(stub, k, run, round, msp, build, "")
+	return recordEntryEvent(stub, k, run, round, msp, build, AggEvent{})
 }
 
-// recordEntryEvent is recordEntry whose event also carries average (the hash a
-// PostResult posts; "" for none).
-func recordEntryEvent(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any, average string) (string, error) {
+// recordEntryEvent is recordEntry whose event also carries ev's optional
+// fields (the hash a PostResult posts, the update a Submit records); emitAgg
+// fills in the rest.
+func recordEntryEvent(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any, ev AggEvent) (string, error) {
 	ts, err := state.TxTime(stub)
 	if err != nil {
 		return "", err
@@ -755,8 +794,7 @@ func recordEntryEvent(stub shim.ChaincodeStubInterface, k entryKind, run string,
 	if err := putRoundEntry(stub, k, run, round, msp, build(stub.GetTxID(), ts)); err != nil {
 		return "", err
 	}
-	ev := AggEvent{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), AverageSHA256: average}
-	if err := state.Emit(stub, k.event, ev); err != nil {
+	if err := emitAgg(stub, k.event, run, round, msp, ev); err != nil {
 		return "", err
 	}
 	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts})

@@ -539,3 +539,85 @@ func TestStepsLocalUpdateRacingTheNextRound(t *testing.T) {
 	}
 	mustFail(t, s.call(s.g(2), "GetLocalUpdate", testRun, msp(2), "0"), "NOT_FOUND")
 }
+
+// submitWithUpdate is merger n's Submit of round 0 (peers: the other two of
+// three; its masked blob put once) carrying update (an "update" object, or
+// any JSON value to refuse; nil: none).
+func (s *steps) submitWithUpdate(n int, update any) fakestub.Result {
+	s.t.Helper()
+	masked := fakestub.SHA256Hex([]byte(fmt.Sprintf("masked-%d-%s-........", n, "0")))
+	if !s.call(s.as(msp(3), "auditor"), "GetBlob", testRun, masked).OK() {
+		masked = s.blob(n, "0")
+	}
+	var sub map[string]any
+	if err := json.Unmarshal([]byte(s.submission(masked, "", others(all3(), n)...)), &sub); err != nil {
+		s.t.Fatal(err)
+	}
+	if update != nil {
+		sub["update"] = update
+	}
+	return s.call(s.m(n), "Submit", testRun, "0", toJSON(s.t, sub))
+}
+
+// The merger apps record the local update in their Submit (issue 11: one
+// transaction per registry and round fewer): checked and stored exactly as
+// RecordLocalUpdate stores it, with the merger's stamp; a refused update
+// refuses the whole Submit (nothing half-written).
+func TestSubmitRecordsTheLocalUpdate(t *testing.T) {
+	s := newSteps(t)
+	s.open(3, 2, 30)
+	s.toShared("0", all3(), all3())
+	hashes := func(n int) map[string]any {
+		u := updateArg(n, 0, 1)
+		delete(u, "round")
+		return u
+	}
+	// not yet: registry 1's round 0 has no completed step
+	mustFail(t, s.submitWithUpdate(1, hashes(1)), "PRECONDITION_FAILED", "no completed step of Registry1MSP")
+	s.complete(1, 0, 0)
+	s.ok(s.gen(1, 0, 1))
+	mustFail(t, s.submitWithUpdate(1, hashes(1)), "PRECONDITION_FAILED", "waiting for")
+	s.ok(s.disc(1, 0, 1))
+	wrongD := hashes(1)
+	wrongD["d_weights_sha256"] = hashOf("dw", 1, 0, 0)
+	mustFail(t, s.submitWithUpdate(1, wrongD), "PRECONDITION_FAILED", "discriminator weights hash", hashOf("dw", 1, 0, 1))
+	for _, bad := range []any{
+		map[string]any{"g_weights_sha256": "xyz", "d_weights_sha256": hashOf("dw", 1, 0, 1)},
+		map[string]any{"g_weights_sha256": hashOf("gw-end", 1, 0, 1)},
+	} {
+		mustFail(t, s.submitWithUpdate(1, bad), "INVALID_ARGUMENT", "submissionJSON.update")
+	}
+	withRound := hashes(1)
+	withRound["round"] = 0
+	mustFail(t, s.submitWithUpdate(1, withRound), "INVALID_ARGUMENT", "round")
+	mustFail(t, s.call(s.g(1), "GetLocalUpdate", testRun, msp(1), "0"), "NOT_FOUND")
+	if sub := s.round("0").Submissions; len(sub) != 0 {
+		t.Fatalf("a refused Submit left submissions %+v", sub)
+	}
+
+	res := s.ok(s.submitWithUpdate(1, hashes(1)))
+	at := s.ledger.Now().UTC().Format(time.RFC3339Nano)
+	s.wantEventWith(res, EventAggSubmitted, "0", 1, AggEvent{GWeightsSHA256: hashOf("gw-end", 1, 0, 1), DWeightsSHA256: hashOf("dw", 1, 0, 1)})
+	got := fakestub.Decode[LocalUpdate](t, s.ok(s.call(s.as(msp(3), "auditor"), "GetLocalUpdate", testRun, msp(1), "0")).Payload)
+	want := LocalUpdate{
+		LocalUpdateArg: LocalUpdateArg{Round: 0, GWeightsSHA256: hashOf("gw-end", 1, 0, 1), DWeightsSHA256: hashOf("dw", 1, 0, 1)},
+		Iter:           1,
+		Stamp:          Stamp{MSPID: msp(1), Role: "merger", TxID: res.TxID, Timestamp: at},
+	}
+	if got != want {
+		t.Fatalf("GetLocalUpdate %+v, want %+v", got, want)
+	}
+	s.wantHead(1, 0, 1, PhaseDiscriminator) // the head is not changed
+
+	// recorded already by its generator: the Submit with it is a repeat, refused whole
+	s.complete(2, 0, 0)
+	s.ok(s.update(2, updateArg(2, 0, 0)))
+	mustFail(t, s.submitWithUpdate(2, map[string]any{"g_weights_sha256": hashOf("gw-end", 2, 0, 0), "d_weights_sha256": hashOf("dw", 2, 0, 0)}),
+		"ALREADY_EXISTS")
+	// a Submit without an update records none (the encoder's rounds, or a registry whose generator recorded it)
+	s.ok(s.submitWithUpdate(2, nil))
+	if _, ev := s.lastEvent(); ev.GWeightsSHA256 != "" {
+		t.Fatalf("a Submit without an update emitted %+v", ev)
+	}
+	mustFail(t, s.call(s.g(3), "GetLocalUpdate", testRun, msp(3), "0"), "NOT_FOUND")
+}

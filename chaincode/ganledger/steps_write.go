@@ -203,13 +203,11 @@ func (c *Contract) RecordFault(ctx contractapi.TransactionContextInterface, run 
 // end of a round's local iterations, which its merger then aggregates:
 // updateJSON = LocalUpdateArg {round, g_weights_sha256, d_weights_sha256}
 // (every field required, none other; round 0..1000000). Generator role
-// only. Allowed when the registry's head is a completed step (phase "d") of
-// that round, otherwise PRECONDITION_FAILED naming the head; d_weights_sha256
-// must equal the discriminator record's at the head (PRECONDITION_FAILED
-// naming both hashes). Write-once per (run, msp, round) under
-// step_update/run/msp/round (ALREADY_EXISTS). Stores the argument plus iter
-// = the head's iter and the stamp; the head is not changed. Emits
-// LocalUpdate {run, msp, round, iter, txid}; returns the stored LocalUpdate.
+// only. The rules are putLocalUpdate's. Emits LocalUpdate {run, msp, round,
+// iter, txid, g_weights_sha256, d_weights_sha256}; returns the stored
+// LocalUpdate. The merger apps record it in their Submit instead (its
+// "update", aggregation_write.go: one transaction per registry and round
+// fewer, issue 11); either way it is written once.
 func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface, run string, updateJSON string) (string, error) {
 	const argName = "updateJSON"
 	if err := validate.Key("run", run); err != nil {
@@ -219,60 +217,82 @@ func (c *Contract) RecordLocalUpdate(ctx contractapi.TransactionContextInterface
 	if err := validate.Complete(argName, []byte(updateJSON), maxStepJSONBytes, &arg); err != nil {
 		return "", err
 	}
-	if err := validate.IntRange(argName+".round", int64(arg.Round), 0, validate.MaxRound); err != nil {
-		return "", err
-	}
-	if err := hashFields(argName, [2]string{"g_weights_sha256", arg.GWeightsSHA256}, [2]string{"d_weights_sha256", arg.DWeightsSHA256}); err != nil {
+	if err := validLocalUpdate(argName, arg); err != nil {
 		return "", err
 	}
 	stub, caller, head, err := stepCaller(ctx, run, access.RoleGenerator)
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case head == nil:
-		return "", precondition("no completed step of %s in run %s: a local update follows the last step of round %d", caller.MSPID, run, arg.Round)
-	case head.Phase == PhaseStopped:
-		return "", stoppedError(run, caller.MSPID, head)
-	case head.Phase == PhaseGenerator:
-		return "", waitingError(run, caller.MSPID, head)
-	case head.Round != arg.Round:
-		return "", precondition("the last completed step of %s in run %s is round %d iter %d, not a step of round %d",
-			caller.MSPID, run, head.Round, head.Iter, arg.Round)
-	}
-	id := fmt.Sprintf("%s/%s/%d", run, caller.MSPID, arg.Round)
-	key, err := state.Key(stub, objStepUpdate, run, caller.MSPID, stepAttr(arg.Round))
+	update, err := putLocalUpdate(stub, caller, run, arg, head)
 	if err != nil {
 		return "", err
 	}
-	if err := refuseExisting(stub, key, localUpdateWhat, id); err != nil {
-		return "", err
-	}
-	recorded, err := headDWeights(stub, run, caller.MSPID, head)
-	if err != nil {
-		return "", err
-	}
-	if recorded != arg.DWeightsSHA256 {
-		return "", precondition("discriminator weights hash %s differs from the discriminator's %s of round %d iter %d (%s in run %s)",
-			arg.DWeightsSHA256, recorded, head.Round, head.Iter, caller.MSPID, run)
-	}
-	stamp, err := stampOf(stub, caller)
-	if err != nil {
-		return "", err
-	}
-	update := LocalUpdate{LocalUpdateArg: arg, Iter: head.Iter, Stamp: stamp}
-	if err := state.PutJSON(stub, key, update); err != nil {
-		return "", err
-	}
-	if err := sbe.Bind(stub, caller.MSPID, key); err != nil {
-		return "", err
-	}
-	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: head.Iter, TxID: stamp.TxID,
+	ev := StepEvent{Run: run, MSPID: caller.MSPID, Round: arg.Round, Iter: update.Iter, TxID: update.TxID,
 		GWeightsSHA256: arg.GWeightsSHA256, DWeightsSHA256: arg.DWeightsSHA256}
 	if err := state.Emit(stub, EventLocalUpdate, ev); err != nil {
 		return "", err
 	}
 	return state.Marshal(update)
+}
+
+// validLocalUpdate checks arg's round (0..1000000) and that both hashes are
+// sha256 hex (INVALID_ARGUMENT naming argName's fields otherwise).
+func validLocalUpdate(argName string, arg LocalUpdateArg) error {
+	if err := validate.IntRange(argName+".round", int64(arg.Round), 0, validate.MaxRound); err != nil {
+		return err
+	}
+	return hashFields(argName, [2]string{"g_weights_sha256", arg.GWeightsSHA256}, [2]string{"d_weights_sha256", arg.DWeightsSHA256})
+}
+
+// putLocalUpdate stores arg (validLocalUpdate) as caller's local update of
+// arg.Round in run: allowed when the registry's head (loaded by the
+// caller) is a completed step (phase "d") of that round, otherwise
+// PRECONDITION_FAILED naming the head; d_weights_sha256 must equal the
+// discriminator record's at the head (PRECONDITION_FAILED naming both
+// hashes). Write-once per (run, msp, round) under step_update/run/msp/round
+// (ALREADY_EXISTS), bound to the caller's peer. Stores the argument plus
+// iter = the head's iter and the caller's stamp; the head is not changed.
+func putLocalUpdate(stub shim.ChaincodeStubInterface, caller access.Caller, run string, arg LocalUpdateArg, head *StepHead) (LocalUpdate, error) {
+	switch {
+	case head == nil:
+		return LocalUpdate{}, precondition("no completed step of %s in run %s: a local update follows the last step of round %d", caller.MSPID, run, arg.Round)
+	case head.Phase == PhaseStopped:
+		return LocalUpdate{}, stoppedError(run, caller.MSPID, head)
+	case head.Phase == PhaseGenerator:
+		return LocalUpdate{}, waitingError(run, caller.MSPID, head)
+	case head.Round != arg.Round:
+		return LocalUpdate{}, precondition("the last completed step of %s in run %s is round %d iter %d, not a step of round %d",
+			caller.MSPID, run, head.Round, head.Iter, arg.Round)
+	}
+	id := fmt.Sprintf("%s/%s/%d", run, caller.MSPID, arg.Round)
+	key, err := state.Key(stub, objStepUpdate, run, caller.MSPID, stepAttr(arg.Round))
+	if err != nil {
+		return LocalUpdate{}, err
+	}
+	if err := refuseExisting(stub, key, localUpdateWhat, id); err != nil {
+		return LocalUpdate{}, err
+	}
+	recorded, err := headDWeights(stub, run, caller.MSPID, head)
+	if err != nil {
+		return LocalUpdate{}, err
+	}
+	if recorded != arg.DWeightsSHA256 {
+		return LocalUpdate{}, precondition("discriminator weights hash %s differs from the discriminator's %s of round %d iter %d (%s in run %s)",
+			arg.DWeightsSHA256, recorded, head.Round, head.Iter, caller.MSPID, run)
+	}
+	stamp, err := stampOf(stub, caller)
+	if err != nil {
+		return LocalUpdate{}, err
+	}
+	update := LocalUpdate{LocalUpdateArg: arg, Iter: head.Iter, Stamp: stamp}
+	if err := state.PutJSON(stub, key, update); err != nil {
+		return LocalUpdate{}, err
+	}
+	if err := sbe.Bind(stub, caller.MSPID, key); err != nil {
+		return LocalUpdate{}, err
+	}
+	return update, nil
 }
 
 // headDWeights is the discriminator weights hash recorded at the head's

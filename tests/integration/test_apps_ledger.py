@@ -111,8 +111,8 @@ def test_every_record_was_submitted_by_the_right_app(consortium: Consortium, app
                     assert roots[role]["count"] == spec.local_iters
                     assert _creator(qscc, net.name, roots[role]["txid"]) == (m, role)
                     checked += 1
-                update = json.loads(cc.evaluate("GetLocalUpdate", run, m, str(rnd)))
-                assert _creator(qscc, net.name, update["txid"]) == (m, "generator")
+                update = json.loads(cc.evaluate("GetLocalUpdate", run, m, str(rnd)))  # recorded by its Submit
+                assert _creator(qscc, net.name, update["txid"]) == (m, "merger") and update["role"] == "merger"
                 checked += 1
         for agg, rounds in ((f"{run}/encoder", 1), (run, spec.rounds)):
             for rnd in range(rounds):
@@ -122,6 +122,9 @@ def test_every_record_was_submitted_by_the_right_app(consortium: Consortium, app
                     for tx in (state["advertised"][m]["txid"], state["submissions"][m]["txid"]):
                         assert _creator(qscc, net.name, tx) == (m, "merger")
                         checked += 1
+                    if agg == run:  # the training rounds' Submits recorded the local updates
+                        update = json.loads(cc.evaluate("GetLocalUpdate", run, m, str(rnd)))
+                        assert update["txid"] == state["submissions"][m]["txid"]
     assert checked == len(spec.participants) * (spec.rounds * (2 + 1) + 2 * (1 + spec.rounds))
 
 

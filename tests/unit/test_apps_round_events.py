@@ -353,29 +353,25 @@ class _UpdateReader:
         return {"round": 3, "g_weights_sha256": "c" * 64, "d_weights_sha256": "d" * 64, "iter": 9}
 
 
-def test_the_merger_takes_its_local_update_from_the_event(tmp_path: Path) -> None:
-    """The ``LocalUpdate`` event from the own peer carries the update's hashes: no read back;
-    an event without them (a chaincode before this change) is read back."""
+def test_the_merger_reads_its_local_update_back_and_raises_a_recorded_fault(tmp_path: Path) -> None:
+    """``_local_update``: the update an earlier process's Submit recorded, read back (its
+    generator puts it in the workspace; the ledger has it only after the Submit); a fault
+    of the registry's G or D, on the own peer's events, raises instead."""
     from synthreg.apps.merger import MergerApp
 
     feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
     app = _UpdateReader(feed)
-    app._update_event = lambda run, rnd: MergerApp._update_event(app, run, rnd)  # type: ignore[attr-defined]
 
     def local_update(rnd: int) -> Any:
         return MergerApp._local_update(app, "r", rnd)  # type: ignore[arg-type]
 
-    assert local_update(3)["g_weights_sha256"] == "c" * 64 and app.reads == 1  # no event yet: read back
-    _from(feed, "Registry2MSP", "LocalUpdate", 3, g_weights_sha256="e" * 64, d_weights_sha256="f" * 64)  # another's
-    _from(feed, "Registry1MSP", "LocalUpdate", 2, g_weights_sha256="e" * 64, d_weights_sha256="f" * 64)  # another round
-    _from(feed, "Registry1MSP", "LocalUpdate", 3, g_weights_sha256="a" * 64, d_weights_sha256="b" * 64)
-    assert local_update(3) == {"round": 3, "g_weights_sha256": "a" * 64, "d_weights_sha256": "b" * 64}
-    assert app.reads == 1
-    _from(feed, "Registry1MSP", "LocalUpdate", 4)  # no hashes in the event: read back
+    assert local_update(3)["g_weights_sha256"] == "c" * 64 and app.reads == 1
+    _from(feed, "Registry2MSP", "StepFault", 4, iter=2, kind="fake_hash_mismatch")  # another registry's
     assert local_update(4)["g_weights_sha256"] == "c" * 64 and app.reads == 2
     _from(feed, "Registry1MSP", "StepFault", 4, iter=2, kind="fake_hash_mismatch")
     with pytest.raises(Exception, match="fake_hash_mismatch"):
         local_update(4)
+    assert app.reads == 2
 
 
 class _UpdateWaiter(_UpdateReader):
@@ -393,10 +389,6 @@ class _UpdateWaiter(_UpdateReader):
     def left_out(self, run: str, rnd: int, spec: Any) -> bool:
         self.round_reads += 1
         return self.out
-
-    def _update_event(self, run: str, rnd: int) -> Named:
-        from synthreg.apps.merger import MergerApp
-        return MergerApp._update_event(self, run, rnd)  # type: ignore[arg-type]
 
     def _local_update(self, run: str, rnd: int) -> Any:
         from synthreg.apps.merger import MergerApp
@@ -434,8 +426,7 @@ def test_a_merger_waiting_for_its_update_reads_nothing_until_an_event_calls_for_
         _from(feed, "Registry2MSP", name, 3)
         assert ready() is None
     assert (app.reads, app.round_reads) == (0, 0)
-    _from(feed, "Registry1MSP", "LocalUpdate", 3, g_weights_sha256="a" * 64, d_weights_sha256="b" * 64)
-    assert ready() == {"round": 3, "g_weights_sha256": "a" * 64, "d_weights_sha256": "b" * 64}
-    assert (app.reads, app.round_reads) == (0, 0)
+    _from(feed, "Registry1MSP", "GeneratorRoot", 3)  # its own training: the update comes from the workspace
+    assert ready() is None and (app.reads, app.round_reads) == (0, 0)
     first = MergerApp._update_wait(app, "r", 0, None)  # type: ignore[arg-type]  # the process's first round
     assert first() is not None and app.reads == 1  # read from the ledger at once

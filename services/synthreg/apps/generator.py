@@ -13,9 +13,11 @@ Per run it takes part in (learnt from ``RunStarted``; the spec from ``GetRun``):
    its discriminator's ``DiscriminatorStep`` event, loads the feedback whose
    hash is on the ledger (a mismatch is recorded with ``RecordFault`` and stops
    the run, :class:`StepFaultError`) and applies it (flows 2b, 6);
-3. at the end of the round stores its weight vector and submits
-   ``RecordLocalUpdate`` (its own and its discriminator's weight hashes): the
-   merger's cue (flow 7);
+3. at the end of the round stores its weight vector and puts the round's
+   local update (its own and its discriminator's weight hashes) in the
+   workspace: the merger's cue (flow 7), which records it with its ``Submit``
+   (issue 11: one transaction per registry and round fewer than the generator's
+   own ``RecordLocalUpdate``, whose commit the merger waited for);
 4. loads the agreed average from the workspace on the round's agreement
    (flow 9a) and goes on; after the last round records ``RecordStop``.
 """
@@ -169,10 +171,6 @@ class GeneratorApp(App):
     def _stopped(self, run: str) -> bool:
         return (self.evaluate_or_none("GetStepHead", run, self.msp) or {}).get("phase") == "stopped"
 
-    def _update_landed(self, run: str, rnd: int, g_sha: str) -> bool:
-        update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)) or {}
-        return bool(update.get("g_weights_sha256") == g_sha)
-
     def _local_condition(self, run: str, encoder: TabularEncoder, column: str) -> Condition:
         """This registry's conditions: drawn at its own level frequencies, which its
         merger puts in the state folder (this app never reads records)."""
@@ -281,11 +279,9 @@ class GeneratorApp(App):
             self.set_status(phase="merge", round=rnd, iter=None, force=True)
             # Only the first round after a (re)start can have its update on the ledger already.
             update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd)) if rnd == first else None
-            if update is None:
-                fields = {"round": rnd, "g_weights_sha256": g_sha, "d_weights_sha256": d_rec["d_weights_sha256"]}
-                updates.put_update(run, rnd, fields)  # the merger masks it while the transaction commits
-                self.submit(spec, "RecordLocalUpdate", run, json.dumps(fields, sort_keys=True),
-                            landed=functools.partial(self._update_landed, run, rnd, g_sha))
+            if update is None:  # the merger masks it and records it with its Submit
+                updates.put_update(run, rnd, {"round": rnd, "g_weights_sha256": g_sha,
+                                              "d_weights_sha256": d_rec["d_weights_sha256"]})
             elif update["g_weights_sha256"] != g_sha:
                 raise ResumeMismatchError(f"round {rnd}: recomputed generator {g_sha} is not the recorded "
                                           f"{update['g_weights_sha256']}")

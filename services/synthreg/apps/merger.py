@@ -15,10 +15,12 @@ Per run it takes part in:
    with the other mergers, each phase started by the ``Agg*`` events of the
    previous one, pipelined with training: as soon as the previous round is
    agreed it advertises the round's keys and deals its shares (neither depends
-   on the round's input) while its generator and discriminator train; on its
-   generator's ``LocalUpdate`` event it loads the round's generator and
-   discriminator weight vectors from the workspace (hashes from the ledger)
-   and submits, freezes, reveals and posts the result; on audited rounds its
+   on the round's input) while its generator and discriminator train; once its
+   generator put the round's local update (the hashes of its generator and
+   discriminator weights) in the workspace it loads both weight vectors, masks
+   them and submits, recording the update in the same ``Submit`` (the chaincode
+   checks it against the registry's step records, as ``RecordLocalUpdate``
+   would), then freezes, reveals and posts the result; on audited rounds its
    submission carries the CKKS audit copy. It puts
    the average into the workspace *before* posting its hash, so G and D can
    load it as soon as the ledger shows the agreement; the same ``PostResult``
@@ -47,13 +49,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
 
 from synthreg.apps.base import AGREEMENT_EVENTS, PHASE_CLOSING_EVENTS, App, AppSettings, encoder_run, on_round
-from synthreg.apps.events import Named, WaitTimeoutError
+from synthreg.apps.events import WaitTimeoutError
 from synthreg.apps.generator import raise_recorded_fault
 from synthreg.chain.anchor import StatementStore
 from synthreg.chain.blobs import BlobFetcher, BlobServer, endpoints_of, open_served_blobs, tls_cas_of
@@ -244,14 +246,16 @@ class MergerApp(App):
 
     def _secagg_round(self, merger: LedgerMerger, spec: RunSpec, rnd: int, vector: np.ndarray,
                       audit_blob: bytes | None, run: str,
-                      record: Callable[[np.ndarray, str], dict[str, Any]] | None = None) -> np.ndarray:
+                      record: Callable[[np.ndarray, str], dict[str, Any]] | None = None,
+                      update: Mapping[str, str] | None = None) -> np.ndarray:
         """Phases 3 to 5 of round ``rnd``, which :meth:`_join_round` joined: submit the
         masked ``vector``, freeze, reveal, and agree on the result (t of n: each phase
         waits for everyone it expects, and after ``round_timeout_s`` of its own waiting
         this merger votes to go on without the missing ones); if a phase closes without
         this merger it is left out and takes the agreed average from the ledger
         (:meth:`_observe`). ``record(average, sha256)``: the round's trail entry, posted
-        with the result (then listed in ``_recorded_with_result``)."""
+        with the result (then listed in ``_recorded_with_result``). ``update``: the
+        registry's local update, recorded by the Submit (not yet on the ledger)."""
         t = spec.threshold
         agg = merger.run
         until = self._round_waits(merger, spec, rnd, run)
@@ -260,7 +264,7 @@ class MergerApp(App):
             return self._round_when(agg, rnd, pred)
 
         shared = self._seen.pop((agg, rnd), None)
-        left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob, shared),
+        left_out = self._write(merger, rnd, run, lambda: merger.submit(rnd, vector, 1.0, audit_blob, shared, update),
                                "submit", t)
         if left_out is not None:
             return left_out
@@ -453,29 +457,24 @@ class MergerApp(App):
         return config
 
     def _local_update(self, run: str, rnd: int) -> dict[str, Any] | None:
-        """This registry's ``RecordLocalUpdate`` of round ``rnd``: its hashes from the
-        ``LocalUpdate`` event (the own peer's committed block; the chaincode puts them
-        there), else read back (``GetLocalUpdate``); raises if its G or D recorded a
-        fault instead (the registry cannot contribute this run)."""
+        """This registry's local update of round ``rnd`` if the ledger has it already
+        (a Submit of an earlier process of this merger recorded it), else None; raises
+        if its G or D recorded a fault instead (the registry cannot contribute this run)."""
         raise_recorded_fault(self, run, rnd, 0)
-        event = self.feed.seen(self._update_event(run, rnd))
-        if event is not None and all(event.payload.get(k) for k in UPDATE_HASHES):
-            return {"round": rnd, **{k: str(event.payload[k]) for k in UPDATE_HASHES}}
         update = self.evaluate_or_none("GetLocalUpdate", run, self.msp, str(rnd))
         return dict(update) if update else None
 
-    def _update_event(self, run: str, rnd: int) -> Named:
-        return self.mine_in(run, rnd, "LocalUpdate")
-
     def _update_wait(self, run: str, rnd: int, spec: RunSpec) -> Callable[[], dict[str, Any] | None]:
-        """A ``ready`` for the wait for round ``rnd``'s local update: the update, from its
-        ``LocalUpdate`` event (read back only if the event lacks its hashes); a fault of
-        this registry's G or D raised; or ``{"left_out": True}`` once the round went on
-        without this registry (:meth:`App.round_went_on`: ``GetRound`` only after an
-        event that can leave it out, seen before the wait or during it). In the process's
-        first round the first check reads both from the ledger (their events may lie
-        before the feed's checkpoint). Issue 11: the wait read ``GetLocalUpdate`` and
-        ``GetRound`` on each of the other mergers' round events."""
+        """The ledger side of the wait for round ``rnd``'s local update (whose generator
+        puts it in the workspace: :func:`_put_update`): a fault of this registry's G or D
+        raised, or ``{"left_out": True}`` once the round went on without this registry
+        (:meth:`App.round_went_on`: ``GetRound`` only after an event that can leave it
+        out, seen before the wait or during it). In the process's first round the first
+        check reads both from the ledger (their events may lie before the feed's
+        checkpoint), and also the update itself, which an earlier process's Submit may
+        have recorded. Issue 11: the generator recorded the update in a transaction of
+        its own (``RecordLocalUpdate``), which the merger waited for before its Submit;
+        the Submit records it now."""
         first = [self._first_round.setdefault(run, rnd) == rnd]
 
         def ready() -> dict[str, Any] | None:
@@ -483,10 +482,6 @@ class MergerApp(App):
                 first[0] = False
                 return self._update_or_left_out(run, rnd, spec)
             raise_recorded_fault(self, run, rnd, 0)
-            if self.feed.seen(self._update_event(run, rnd)) is not None:
-                update = self._local_update(run, rnd)
-                if update:
-                    return update
             return {"left_out": True} if self.round_went_on(run, rnd, spec) else None
         return ready
 
@@ -522,7 +517,7 @@ class MergerApp(App):
         return self._local_update(run, rnd) or ({"left_out": True} if self.left_out(run, rnd, spec) else None)
 
     def _update_events(self, run: str, rnd: int) -> Any:
-        mine, closing = self.mine(run, "LocalUpdate", "StepFault"), on_round(run, rnd, PHASE_CLOSING_EVENTS)
+        mine, closing = self.mine(run, "StepFault"), on_round(run, rnd, PHASE_CLOSING_EVENTS)
         return lambda ev: mine(ev) or closing(ev)
 
     def _finished_round(self, merger: LedgerMerger, rnd: int, run: str) -> np.ndarray | None:
@@ -590,7 +585,7 @@ class MergerApp(App):
         avg = np.zeros(0, dtype=np.float32)
         average_sha = ""
         last = 0
-        updates = StatementStore(self.workspace.root)  # where the generator puts its update before recording it
+        updates = StatementStore(self.workspace.root)  # where the generator puts its update (recorded by the Submit)
         resumed = False  # rounds recorded, or joined, by an earlier process can only precede the first here
         for rnd in range(spec.rounds):
             if rnd > 0 and self.stops_after(run, spec, rnd - 1):  # decided from the ledger (also on resume)
@@ -620,24 +615,11 @@ class MergerApp(App):
                 return self._finished_round(merger, rnd, run) if restarted_inside else None
 
             self.set_status(phase="waiting for local update", round=rnd, detail="", force=True)
-            recorded = self._update_wait(run, rnd, spec)
-            what = f"the local update of round {rnd}"
-            vector = audit_blob = None
-            if merger.blobs is None:
-                upd = self.wait(recorded, self._update_events(run, rnd), what, run)
-            else:  # served blobs: mask and push the generator's update while its transaction commits
-                upd = self.wait_local(functools.partial(_put_update, updates, run, rnd), recorded,
-                                      self._update_events(run, rnd), what, run, watch=updates.round_dir(run, rnd))
-                if upd.get("workspace"):  # the generator's, not yet on the ledger
-                    vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
-                    if taken() is None:
-                        audit_blob = self._audit_blob(public, spec, rnd, vector)
-                        merger.prepare(rnd, vector, 1.0, audit_blob, self._seen.get((merger.run, rnd)))
-                    local = upd
-                    upd = self.wait(recorded, self._update_events(run, rnd), what, run)
-                    if not upd.get("left_out") and any(upd[k] != local[k] for k in UPDATE_HASHES):
-                        raise ValueError(f"round {rnd}: the recorded local update {upd} is not the one the "
-                                         f"generator put in the workspace ({local})")
+            # The generator puts its update in the workspace; this merger records it with its
+            # Submit (the chaincode checks it against the registry's step records).
+            upd = self.wait_local(functools.partial(_put_update, updates, run, rnd), self._update_wait(run, rnd, spec),
+                                  self._update_events(run, rnd), f"the local update of round {rnd}", run,
+                                  watch=updates.round_dir(run, rnd))
             if upd.get("left_out"):  # e.g. back from an outage: the round went on with t others
                 self._seen.pop((run, rnd), None)
                 joined = taken()
@@ -647,17 +629,17 @@ class MergerApp(App):
                 average_sha = sha256_hex(array_bytes(avg))
                 self._note_missed(rnd)
                 continue
-            if vector is None:
-                vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
+            vector = self._update_vector(upd, cfg.generator_only, n, prev, spec)
             finished = taken()
+            audit_blob = None
             if finished is not None:
                 avg = finished
             else:
-                if audit_blob is None:
-                    audit_blob = self._audit_blob(public, spec, rnd, vector)
+                audit_blob = self._audit_blob(public, spec, rnd, vector)
                 self.set_status(phase="secure aggregation", round=rnd, detail="", force=True)
                 avg = self._secagg_round(merger, spec, rnd, vector, audit_blob, run,
-                                         record=functools.partial(self._round_record, rnd, vector, audit_blob))
+                                         record=functools.partial(self._round_record, rnd, vector, audit_blob),
+                                         update={k: upd[k] for k in UPDATE_HASHES} if upd.get("workspace") else None)
             check_bound(avg, prev, spec.max_update_norm, rnd)  # after the agreement: did every survivor clip?
             average_sha = sha256_hex(array_bytes(avg))
             state = self._seen.pop((run, rnd), None) or self.evaluate_or_none("GetRound", run, str(rnd))

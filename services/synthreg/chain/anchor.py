@@ -169,9 +169,8 @@ class StatementStore:
         return [self.get(run, rnd, it, role) for it in range(count)]
 
     def put_update(self, run: str, rnd: int, fields: dict[str, Any]) -> None:
-        """The generator's local update of round ``rnd`` (the ``RecordLocalUpdate``
-        fields), put before it is submitted: the registry's merger masks and pushes it
-        while the transaction commits, and submits once the ledger holds the same."""
+        """The generator's local update of round ``rnd`` (round and the two weight
+        hashes): the registry's merger masks it and records it with its ``Submit``."""
         atomic_write(self.round_dir(run, rnd) / "update.json", json.dumps(fields, sort_keys=True))
 
     def update(self, run: str, rnd: int) -> dict[str, Any] | None:

@@ -411,10 +411,13 @@ class LedgerMerger:
         return party.make_shares(advertised)
 
     def submit(self, rnd: int, vector: np.ndarray, weight: float = 1.0, audit_blob: bytes | None = None,
-               state: Mapping[str, Any] | None = None) -> str:
+               state: Mapping[str, Any] | None = None, update: Mapping[str, str] | None = None) -> str:
         """Mask ``weight * vector`` against every other merger that shared, post it
         (and ``audit_blob``) as blobs and submit the hashes. Returns the masked hash.
-        What :meth:`prepare` did for the same inputs is not done again.
+        What :meth:`prepare` did for the same inputs is not done again. ``update``
+        (``g_weights_sha256``, ``d_weights_sha256``): the registry's local update of
+        the round, recorded by the same transaction (the chaincode checks it against
+        the registry's step records as ``RecordLocalUpdate`` would).
 
         The shares addressed to this merger are opened and checked against their
         dealers' commitments first; a dealer whose envelope does not open or whose
@@ -423,6 +426,8 @@ class LedgerMerger:
         both out of the round, so that no honest merger ever depends on, or is
         blamed for, a bad share."""
         submission = self.prepare(rnd, vector, weight, audit_blob, state)
+        if update is not None:
+            submission["update"] = {k: str(update[k]) for k in ("g_weights_sha256", "d_weights_sha256")}
         self._submit("Submit", self.run, str(rnd), json.dumps(submission, sort_keys=True))
         return str(submission["masked_sha256"])
 
