@@ -26,8 +26,9 @@ network down. Measured per round:
 Then a least-squares fit of each quantity against N, linear (``a + b·N``) and
 quadratic (``a + b·N + c·N²``), both printed with their extrapolation to N = 10, 20
 and 50; the model the protocol predicts is marked (see ``MODELS``). Assumptions of the
-extrapolation are printed with it. The step records of the G/D apps (2 transactions
-per local iteration per registry, independent of N) are not part of this bench.
+extrapolation are printed with it. The step records of the G/D apps (independent of N:
+one Merkle root per app and round, or 2 transactions per local iteration in the strict
+mode) are not part of this bench.
 
 Usage:
 

@@ -237,6 +237,8 @@ type AggEvent struct {
 	// AggResultPosted: the posted hash of the average. Only survivors post, so t
 	// events of one round with one hash are its agreement, as GetRound derives it.
 	AverageSHA256 string `json:"average_sha256,omitempty"`
+	// AggResultPosted with a "next": the same transaction advertised the caller in round+1.
+	NextAdvertised bool `json:"next_advertised,omitempty"`
 	// AggSubmitted with an "update": the local update recorded with the submission.
 	GWeightsSHA256 string `json:"g_weights_sha256,omitempty"`
 	DWeightsSHA256 string `json:"d_weights_sha256,omitempty"`

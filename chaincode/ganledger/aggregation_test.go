@@ -1112,3 +1112,50 @@ func TestPostResultCarriesTheRoundRecord(t *testing.T) {
 		t.Fatalf("agreed %v average %q", v.Agreed, v.Average)
 	}
 }
+
+// A merger advertises the next round with its result (issue 11: one
+// transaction per merger and round fewer): stored as Advertise stores it, in
+// the same transaction, under Advertise's rules; a refused advert refuses the
+// whole call (no result either).
+func TestPostResultAdvertisesTheNextRound(t *testing.T) {
+	a := frozenWithDropout(t) // round "5": U = [1, 2], D = [3]
+	for _, n := range []int{1, 2} {
+		a.ok(a.call(a.m(n), "Reveal", testRun, "5", revealJSON([]int{1, 2}, []int{3})))
+	}
+	next := func(n int) string {
+		return `{"average_sha256":"` + commit(9) + `","next":{"public_key":"` + pubKey(n) + `","seed_commit":"` + commit(n) + `"}}`
+	}
+	for _, bad := range []string{
+		`{"average_sha256":"` + commit(9) + `","next":{"public_key":"xx","seed_commit":"` + commit(1) + `"}}`,
+		`{"average_sha256":"` + commit(9) + `","next":{"public_key":"` + pubKey(1) + `","seed_commit":"nothex"}}`,
+		`{"average_sha256":"` + commit(9) + `","next":{"public_key":"` + pubKey(1) + `","seed_commit":"` + commit(1) + `","x":1}}`,
+	} {
+		mustFail(t, a.call(a.m(1), "PostResult", testRun, "5", bad), "INVALID_ARGUMENT", "resultJSON")
+	}
+
+	r := a.ok(a.call(a.m(1), "PostResult", testRun, "5", next(1)))
+	a.wantEventWith(r, EventAggResultPosted, "5", 1, AggEvent{AverageSHA256: commit(9), NextAdvertised: true})
+	adv := a.round("6").Advertised[msp(1)]
+	if adv.PublicKey != pubKey(1) || adv.SeedCommit != commit(1) || adv.TxID != r.TxID {
+		t.Fatalf("round 6 advertisement %+v", adv)
+	}
+	if v := a.round("5"); v.Results[msp(1)] != commit(9) {
+		t.Fatalf("results %v", v.Results)
+	}
+	mustFail(t, a.advertise(1, "6"), "ALREADY_EXISTS")
+
+	// Round 6 goes on with registries 1 and 3 (2 is late): the advert of 2 with its
+	// result is refused as a plain Advertise would be, and so is its result.
+	a.ok(a.advertise(3, "6"))
+	a.ok(a.call(a.m(1), "VoteClose", testRun, "6", "advertise"))
+	a.ok(a.call(a.m(3), "VoteClose", testRun, "6", "advertise"))
+	mustFail(t, a.call(a.m(2), "PostResult", testRun, "5", next(2)), "PRECONDITION_FAILED", "advertise")
+	if v := a.round("5"); v.Results[msp(2)] != "" {
+		t.Fatalf("a refused call posted a result: %v", v.Results)
+	}
+	if _, in := a.round("6").Advertised[msp(2)]; in {
+		t.Fatal("a refused call advertised")
+	}
+	r = a.ok(a.call(a.m(2), "PostResult", testRun, "5", resultJSON(commit(9))))
+	a.wantResultEvent(r, "5", 2, commit(9))
+}

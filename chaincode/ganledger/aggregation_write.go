@@ -80,23 +80,30 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err != nil {
 		return "", err
 	}
-	if err := refuseSecond(stub, kindAdvert, run, r, caller.MSPID); err != nil {
-		return "", err
-	}
-	// Phase close, ledger-order safe: the range read of the round's shares is
-	// re-checked at validation, so a PostShares committed before this
-	// transaction (even earlier in the same block) invalidates it.
-	if err := refuseClosedPhase(stub, kindShares, "advertise", "posted shares", run, r); err != nil {
-		return "", err
-	}
-	// Closed by votes too: once t parties voted to go on without the missing
-	// ones, A is fixed (the range read of the votes is phantom-protected).
-	if err := refuseVotedClosed(stub, agg, run, r, PhaseAdvertise, "advertise"); err != nil {
+	if err := refuseAdvert(stub, agg, run, r, caller.MSPID); err != nil {
 		return "", err
 	}
 	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
 	})
+}
+
+// refuseAdvert applies Advertise's rules to msp's advertisement in run/round:
+// ALREADY_EXISTS on a second one; PRECONDITION_FAILED once any PostShares
+// exists for the round or t parties voted to close its advertise phase.
+func refuseAdvert(stub shim.ChaincodeStubInterface, agg *Aggregation, run string, r int, msp string) error {
+	if err := refuseSecond(stub, kindAdvert, run, r, msp); err != nil {
+		return err
+	}
+	// Phase close, ledger-order safe: the range read of the round's shares is
+	// re-checked at validation, so a PostShares committed before this
+	// transaction (even earlier in the same block) invalidates it.
+	if err := refuseClosedPhase(stub, kindShares, "advertise", "posted shares", run, r); err != nil {
+		return err
+	}
+	// Closed by votes too: once t parties voted to go on without the missing
+	// ones, A is fixed (the range read of the votes is phantom-protected).
+	return refuseVotedClosed(stub, agg, run, r, PhaseAdvertise, "advertise")
 }
 
 // PostShares records the caller's encrypted shares for run/round:
@@ -594,6 +601,14 @@ func (c *Contract) Reveal(ctx contractapi.TransactionContextInterface, run strin
 type resultArg struct {
 	AverageSHA256 string          `json:"average_sha256"`
 	Record        json.RawMessage `json:"record,omitempty"`
+	Next          *nextAdvert     `json:"next,omitempty"`
+}
+
+// nextAdvert is a PostResult's "next": the caller's advertisement of the
+// next round (Advertise's arguments).
+type nextAdvert struct {
+	PublicKey  string `json:"public_key"`
+	SeedCommit string `json:"seed_commit"`
 }
 
 // roundRecordKey is the trail key of msp's record of run/round (records.go).
@@ -608,6 +623,13 @@ func roundRecordKey(run string, round int, msp string) string {
 // that record under run/<run>/round/<round>/<caller msp> exactly as PutRecord
 // would (write-once, stamped, bound to the caller's peer), one transaction
 // per merger and round instead of two; its one event stays AggResultPosted.
+// With "next": {"public_key", "seed_commit"} the same transaction advertises
+// the caller's key and seed commitment for round+1 exactly as Advertise would
+// (its validation and rules, refuseAdvert): a merger advertises the next round
+// as soon as it has this one's average, one transaction per merger and round
+// fewer (issue 11); the event then carries "next_advertised": true (the apps
+// read it as the AggAdvertised of round+1) and any refusal of the advert
+// refuses the whole call.
 // Caller must be in U and have revealed; once per msp (a record already
 // there refuses the whole call, ALREADY_EXISTS). Emits AggResultPosted.
 func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run string, round string, resultJSON string) (string, error) {
@@ -626,6 +648,17 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 	if arg.Record != nil {
 		if record, err = validate.JSONObject("resultJSON.record", arg.Record, maxResultRecordBytes); err != nil {
 			return "", err
+		}
+	}
+	if arg.Next != nil {
+		if _, err := validate.CanonicalBase64("resultJSON.next.public_key", arg.Next.PublicKey, PublicKeyBytes, PublicKeyBytes); err != nil {
+			return "", err
+		}
+		if err := validate.SHA256Hex("resultJSON.next.seed_commit", arg.Next.SeedCommit); err != nil {
+			return "", err
+		}
+		if r+1 > validate.MaxRound {
+			return "", invalid("resultJSON.next", "round %d is the last round there can be", r)
 		}
 	}
 	stub, caller, agg, err := participantMerger(ctx, run)
@@ -654,9 +687,24 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 			return "", err
 		}
 	}
+	ev := AggEvent{AverageSHA256: arg.AverageSHA256}
+	if arg.Next != nil {
+		if err := refuseAdvert(stub, agg, run, r+1, caller.MSPID); err != nil {
+			return "", err
+		}
+		ts, err := state.TxTime(stub)
+		if err != nil {
+			return "", err
+		}
+		next := Advert{PublicKey: arg.Next.PublicKey, SeedCommit: arg.Next.SeedCommit, TxID: stub.GetTxID(), Timestamp: ts}
+		if err := putRoundEntry(stub, kindAdvert, run, r+1, caller.MSPID, next); err != nil {
+			return "", err
+		}
+		ev.NextAdvertised = true
+	}
 	return recordEntryEvent(stub, kindResult, run, r, caller.MSPID, func(txID, ts string) any {
 		return ResultEntry{AverageSHA256: arg.AverageSHA256, TxID: txID, Timestamp: ts}
-	}, AggEvent{AverageSHA256: arg.AverageSHA256})
+	}, ev)
 }
 
 // VoteClose records the caller's vote to close `phase` (advertise | shares |

@@ -113,6 +113,22 @@ def _from(feed: EventFeed, msp: str, name: str, rnd: int, **payload: Any) -> Non
     feed._deliver(AppEvent(name, 1, "tx", {"run": "r", "round": rnd, "msp": msp, **payload}))
 
 
+def test_a_result_that_advertised_the_next_round_is_that_rounds_advertisement(tmp_path: Path) -> None:
+    """``PostResult`` with "next" advertises its merger in the next round in the same
+    transaction, whose one event is the ``AggResultPosted``: the feed delivers it as that
+    round's ``AggAdvertised`` too, so the next round's waits count it like an Advertise."""
+    feed = EventFeed(None, Checkpoint(tmp_path / "cp.json"))  # type: ignore[arg-type]  # fed by hand
+    adverts_of_4 = on_round("r", 4, {"AggAdvertised"})
+    _from(feed, "Registry1MSP", "AggResultPosted", 3, average_sha256="a" * 64)  # the result alone
+    assert feed.msps(adverts_of_4) == set()
+    _from(feed, "Registry2MSP", "AggResultPosted", 3, average_sha256="a" * 64, next_advertised=True)
+    _from(feed, "Registry3MSP", "AggAdvertised", 4)  # a plain Advertise
+    assert feed.msps(adverts_of_4) == {"Registry2MSP", "Registry3MSP"}
+    assert feed.msps(on_round("r", 3, {"AggResultPosted"})) == {"Registry1MSP", "Registry2MSP"}  # results kept
+    assert feed.msps(on_round("r", 3, {"AggAdvertised"})) == set()
+    assert [ev.payload["msp"] for ev in feed.matching(adverts_of_4)] == ["Registry2MSP", "Registry3MSP"]
+
+
 def test_the_feed_finds_named_events_like_a_scan_of_all(tmp_path: Path) -> None:
     """:class:`Named` matches look only at their names' events (and, with ``at``, only at
     those of one run and round), with the same answers."""

@@ -6,6 +6,7 @@ them; it runs no chaincode (real refusals: tests/integration/).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -187,3 +188,35 @@ def test_a_result_carries_the_round_record_it_is_given(monkeypatch: pytest.Monke
                                    sort_keys=True))
     merger.result(2, state=state)
     assert sent[-1] == ("PostResult", "run-1", "2", json.dumps({"average_sha256": "a" * 64}))
+
+
+def test_a_result_advertises_the_next_round_or_else_goes_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``advertise_next``: the result carries the next round's advert (the party kept for
+    that round), whose ``advertise`` then writes nothing. The advert refused (the next
+    round's advertise phase closed without this merger): the result is posted alone and
+    the next round's ``advertise`` sends the same party's advert as usual."""
+    merger = LedgerMerger(None, "Registry3MSP", "run-1", CONFIG)  # type: ignore[arg-type]
+    avg = np.ones(4, dtype=np.float32)
+    sent: list[tuple[str, ...]] = []
+    monkeypatch.setattr(merger, "_submit", lambda fn, *args: sent.append((fn, *args)) or "tx")
+    monkeypatch.setattr(merger, "_unmask", lambda rnd, state, weights, mine: (avg, "a" * 64))
+    state = {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": []}
+    merger.result(2, state=state, advertise_next=True)
+    posted = json.loads(sent[-1][3])
+    adv = merger._parties[3].advertisement()
+    assert posted["next"] == {"public_key": base64.b64encode(adv.public_key).decode(), "seed_commit": adv.seed_commit}
+    assert merger.advertise(3) == "" and len(sent) == 1  # advertised with the result
+
+    def advert_refused(fn: str, *args: str) -> str:
+        if "next" in json.loads(args[2]):
+            raise RoundClosedError(fn, "Registry3MSP", "PRECONDITION_FAILED", "advertise phase of run-1/4 is closed")
+        sent.append((fn, *args))
+        return "tx"
+
+    monkeypatch.setattr(merger, "_submit", advert_refused)
+    merger.result(3, state=state, advertise_next=True)
+    assert json.loads(sent[-1][3]) == {"average_sha256": "a" * 64} and 3 not in merger._parties
+    kept = merger._parties[4].advertisement()
+    monkeypatch.setattr(merger, "_submit", lambda fn, *args: sent.append((fn, *args)) or "tx")
+    merger.advertise(4)
+    assert sent[-1] == ("Advertise", "run-1", "4", base64.b64encode(kept.public_key).decode(), kept.seed_commit)

@@ -70,6 +70,17 @@ class AppEvent:
         rnd = self.payload.get("round")
         return rnd if isinstance(rnd, int) and not isinstance(rnd, bool) else None
 
+    def implied(self) -> tuple[AppEvent, ...]:
+        """This event and those its transaction implies: an ``AggResultPosted`` with
+        ``next_advertised`` also advertised its merger in the next round (chaincode
+        ``PostResult`` "next"), which every wait sees as that round's ``AggAdvertised``."""
+        rnd = self.round
+        if self.name == "AggResultPosted" and self.payload.get("next_advertised") is True and rnd is not None:
+            advert = {"run": self.run, "round": rnd + 1, "msp": self.payload.get("msp"),
+                      "txid": self.payload.get("txid")}
+            return self, AppEvent("AggAdvertised", self.block, self.tx_id, advert)
+        return (self,)
+
     @classmethod
     def of(cls, ev: ChaincodeEvent) -> AppEvent:
         try:
@@ -162,24 +173,26 @@ class EventFeed:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    def _deliver(self, ev: AppEvent) -> None:
+    def _deliver(self, delivered: AppEvent) -> None:
         with self._cond:
-            self._seq += 1
-            self._recent.append((self._seq, ev))
-            if len(self._recent) > 4096:
-                del self._recent[:2048]
-            named = self._named.setdefault(ev.name, [])
-            named.append((self._seq, ev))
-            if len(named) > 4096:
-                del named[:2048]
-            rnd = ev.round
-            if rnd is not None:
-                self._rounds.setdefault((ev.name, ev.run, rnd), []).append((self._seq, ev))
-                if len(self._rounds) > 4096:  # the oldest rounds' go first, like _named's oldest
-                    for key in list(self._rounds)[:2048]:
-                        del self._rounds[key]
-            if ev.name == "RunAborted":
-                self._aborted[ev.run] = str(ev.payload.get("reason", ""))
+            for ev in delivered.implied():
+                self._seq += 1
+                self._recent.append((self._seq, ev))
+                if len(self._recent) > 4096:
+                    del self._recent[:2048]
+                named = self._named.setdefault(ev.name, [])
+                named.append((self._seq, ev))
+                if len(named) > 4096:
+                    del named[:2048]
+                rnd = ev.round
+                if rnd is not None:
+                    self._rounds.setdefault((ev.name, ev.run, rnd), []).append((self._seq, ev))
+                    if len(self._rounds) > 4096:  # the oldest rounds' go first, like _named's oldest
+                        for key in list(self._rounds)[:2048]:
+                            del self._rounds[key]
+                if ev.name == "RunAborted":
+                    self._aborted[ev.run] = str(ev.payload.get("reason", ""))
+            ev = delivered
             self.last_block = ev.block
             self._last = (ev.block, ev.tx_id)
             self._cond.notify_all()

@@ -13,9 +13,11 @@ Per run it takes part in:
    trail header (the chaincode admits no other).
 2. **Rounds**: one secure-aggregation round (DESIGN.md §4) per training round
    with the other mergers, each phase started by the ``Agg*`` events of the
-   previous one, pipelined with training: as soon as the previous round is
-   agreed it advertises the round's keys and deals its shares (neither depends
-   on the round's input) while its generator and discriminator train; once its
+   previous one, pipelined with training: its result of the previous round
+   also advertises its keys of this round (one ``PostResult``; a merger that
+   posted no result there advertises by itself), and as soon as that round is
+   agreed it deals its shares (neither depends on the round's input) while its
+   generator and discriminator train; once its
    generator put the round's local update (the hashes of its generator and
    discriminator weights) in the workspace it loads both weight vectors, masks
    them and submits, recording the update in the same ``Submit`` (the chaincode
@@ -292,8 +294,11 @@ class MergerApp(App):
         merger.reveal(rnd, state)  # U and D are fixed once frozen
         revealed = until(lambda s: len(s["reveals"]) >= t, "t survivors' reveals", PHASE_EVENTS["reveal"],
                          gate="reveal")
+        # The next training round's advertisement rides in this round's result (its
+        # AggAdvertised is the result's event: EventFeed) unless the run stops here.
         outcome = merger.result(rnd, None, before_post=lambda avg, sha: self.workspace.put(array_bytes(avg)),
-                                state=revealed, record=record)
+                                state=revealed, record=record,
+                                advertise_next=agg == run and not self.stops_after(run, spec, rnd))
         if record is not None:
             self._recorded_with_result.add((agg, rnd))
         def agreed_by_events() -> dict[str, Any] | None:  # U and the submissions are fixed since the freeze

@@ -313,6 +313,7 @@ class LedgerMerger:
         """wait after each write until every participant's peer has its block (the
         lock-step driver needs it; an event-driven merger app re-endorses instead)"""
         self._parties: dict[int, Party] = {}
+        self._advertised_with_result: set[int] = set()  # rounds advertised by the previous round's PostResult
         self._masked: dict[int, bytes] = {}
         self._prepared: dict[int, tuple[str, dict[str, Any]]] = {}  # round -> (inputs' hash, submission)
         self.tx_ids: list[str] = []
@@ -390,12 +391,19 @@ class LedgerMerger:
 
     # -- phases
     def advertise(self, rnd: int) -> str:
+        """Advertise this merger's key and seed commitment of round ``rnd``; nothing (and
+        "") if the previous round's :meth:`result` advertised them already."""
+        if rnd in self._advertised_with_result:
+            return ""
+        adv = self._next_party(rnd).advertisement()
+        return self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
+
+    def _next_party(self, rnd: int) -> Party:
         # Kept before the write, and sent again unchanged by a retry: a write that fails
         # yet lands (an orderer died with it) is this party's.
         party = self._parties.get(rnd) or Party.new(self.config.params(self.run, rnd), self.msp)
-        adv = party.advertisement()
         self._parties[rnd] = party
-        return self._submit("Advertise", self.run, str(rnd), _b64(adv.public_key), adv.seed_commit)
+        return party
 
     def post_shares(self, rnd: int, state: Mapping[str, Any] | None = None) -> str:
         """Deal this merger's shares to the advertised parties. ``state``: the round as
@@ -577,7 +585,8 @@ class LedgerMerger:
     def result(self, rnd: int, weights: Mapping[str, float] | None = None,
                before_post: Callable[[np.ndarray, str], object] | None = None,
                state: Mapping[str, Any] | None = None,
-               record: Callable[[np.ndarray, str], Mapping[str, Any]] | None = None) -> RoundOutcome:
+               record: Callable[[np.ndarray, str], Mapping[str, Any]] | None = None,
+               advertise_next: bool = False) -> RoundOutcome:
         """Unmask the sum from the ledger alone (any t reveals), post the hash of the
         average, erase secrets.
 
@@ -586,7 +595,12 @@ class LedgerMerger:
         find it as soon as the ledger shows the agreement). ``state``: the round as read
         once t survivors revealed, else it is read. ``record(average, sha256)``: this
         registry's round record (the trail entry), stored by the same ``PostResult``
-        transaction under ``run/<run>/round/<rnd>/<msp>`` (chaincode/spec/secagg.md)."""
+        transaction under ``run/<run>/round/<rnd>/<msp>`` (chaincode/spec/secagg.md).
+        ``advertise_next``: the same transaction advertises this merger's key and seed
+        commitment of round ``rnd + 1`` (issue 11: one transaction per merger and round
+        fewer; :meth:`advertise` of that round then writes nothing). If the chaincode
+        refuses that advert (the next round's advertise phase closed without this
+        merger, say) the result is posted alone and the next round advertised as usual."""
         if state is None:
             state = self.state(rnd)
         survivors, dropped = list(state["survivors"]), list(state["dropped"])
@@ -596,17 +610,35 @@ class LedgerMerger:
         posted: dict[str, Any] = {"average_sha256": sha}
         if record is not None:
             posted["record"] = dict(record(avg, sha))
-        try:
-            self._submit("PostResult", self.run, str(rnd), json.dumps(posted, sort_keys=True))
-        except AlreadyDoneError:
-            # an earlier attempt landed although its answer was lost (a host cut off mid-
-            # endorsement; seen in CI): fine if the ledger holds this very hash
-            if (self.state(rnd).get("results") or {}).get(self.msp) != sha:
-                raise
+        if advertise_next:
+            adv = self._next_party(rnd + 1).advertisement()
+            posted["next"] = {"public_key": _b64(adv.public_key), "seed_commit": adv.seed_commit}
+            try:
+                self._post_result(rnd, posted)
+                self._advertised_with_result.add(rnd + 1)
+            except (RoundClosedError, AlreadyDoneError) as exc:  # the advert refused: the result alone
+                log.info("%s merger: round %d: result posted without the next round's advert (%s)",
+                         self.msp, rnd, exc.detail)
+                del posted["next"]
+                self._post_result(rnd, posted)
+        else:
+            self._post_result(rnd, posted)
         party = self._parties.pop(rnd, None)
         if party is not None:
             party.erase()
         return RoundOutcome(rnd, avg, sha, survivors, dropped)
+
+    def _post_result(self, rnd: int, posted: Mapping[str, Any]) -> None:
+        try:
+            self._submit("PostResult", self.run, str(rnd), json.dumps(posted, sort_keys=True))
+        except AlreadyDoneError:
+            # an earlier attempt landed although its answer was lost (a host cut off mid-
+            # endorsement; seen in CI): fine if the ledger holds this very hash (and advert)
+            if (self.state(rnd).get("results") or {}).get(self.msp) != posted["average_sha256"]:
+                raise
+            if "next" in posted and ((self.state(rnd + 1).get("advertised") or {}).get(self.msp) or {}).get(
+                    "public_key") != posted["next"]["public_key"]:
+                raise
 
     def forget(self, rnd: int) -> None:
         """Drop out of a round: erase its secrets without finishing."""
