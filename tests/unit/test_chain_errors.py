@@ -166,15 +166,24 @@ def test_a_result_that_landed_although_its_answer_was_lost_is_not_a_failure(monk
         merger.result(2)
 
 
-def test_a_result_carries_the_round_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``record(average, sha)`` goes into PostResult's JSON (one transaction: the result and
-    the registry's trail entry); without it the JSON is the bare hash, as before."""
+def _posting(monkeypatch: pytest.MonkeyPatch) -> tuple[LedgerMerger, list[tuple[str, ...]], np.ndarray]:
+    """A merger whose round average is ones (hash "a" * 64) and whose writes are recorded."""
     merger = LedgerMerger(None, "Registry3MSP", "run-1", CONFIG)  # type: ignore[arg-type]
     avg = np.ones(4, dtype=np.float32)
     sent: list[tuple[str, ...]] = []
     monkeypatch.setattr(merger, "_submit", lambda fn, *args: sent.append((fn, *args)) or "tx")
     monkeypatch.setattr(merger, "_unmask", lambda rnd, state, weights, mine: (avg, "a" * 64))
-    state = {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": []}
+    return merger, sent, avg
+
+
+RESULT_STATE = {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": []}
+
+
+def test_a_result_carries_the_round_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``record(average, sha)`` goes into PostResult's JSON (one transaction: the result and
+    the registry's trail entry); without it the JSON is the bare hash, as before."""
+    merger, sent, avg = _posting(monkeypatch)
+    state = RESULT_STATE
     seen: list[tuple[np.ndarray, str]] = []
 
     def record(average: np.ndarray, sha: str) -> dict[str, object]:
@@ -195,12 +204,8 @@ def test_a_result_advertises_the_next_round_or_else_goes_alone(monkeypatch: pyte
     that round), whose ``advertise`` then writes nothing. The advert refused (the next
     round's advertise phase closed without this merger): the result is posted alone and
     the next round's ``advertise`` sends the same party's advert as usual."""
-    merger = LedgerMerger(None, "Registry3MSP", "run-1", CONFIG)  # type: ignore[arg-type]
-    avg = np.ones(4, dtype=np.float32)
-    sent: list[tuple[str, ...]] = []
-    monkeypatch.setattr(merger, "_submit", lambda fn, *args: sent.append((fn, *args)) or "tx")
-    monkeypatch.setattr(merger, "_unmask", lambda rnd, state, weights, mine: (avg, "a" * 64))
-    state = {"survivors": ["Registry1MSP", "Registry3MSP"], "dropped": []}
+    merger, sent, _avg = _posting(monkeypatch)
+    state = RESULT_STATE
     merger.result(2, state=state, advertise_next=True)
     posted = json.loads(sent[-1][3])
     adv = merger._parties[3].advertisement()
