@@ -24,7 +24,9 @@ orderer's data folders on disk, before/after), SDMetrics quality of
 generators are bit-identical, and the CPU seconds each part of the stacks used while the
 ledger arm trained (peers, orderers, chaincode servers, generators, discriminators,
 mergers; :class:`services_overhead.CpuMeter`, /proc sampled every 0.5 s) against the
-in-process arm's. One-off start-up work is outside both timings: the apps import what
+in-process arm's, and the reads the apps evaluated on their own peers (per round, by role
+and function, from each app's status: each a signed proposal its peer checks and runs the
+chaincode for). One-off start-up work is outside both timings: the apps import what
 the first optimizer needs when they start (``App.warm_up``) and the bench waits until
 they are idle; the in-process arm builds a throwaway optimizer first. The last line is
 ``overhead ratio: R`` (ledger wall time / in-process wall time).
@@ -135,9 +137,15 @@ def main(
         console.print(f"[bold]{arm}[/] ...")
         h0, disk0 = _height(profile), _ledger_bytes(net)
         cpu = CpuMeter()
-        seconds, bundle, _rss = separate_processes(profile, data, schema_files, config, audit, work,
-                                                   run_options={"step_records": step_records, "blobs": blobs},
-                                                   cpu=cpu)
+        seconds, bundle, statuses = separate_processes(profile, data, schema_files, config, audit, work,
+                                                       run_options={"step_records": step_records, "blobs": blobs},
+                                                       cpu=cpu)
+        reads_by_fn: Counter[str] = Counter()
+        reads_by_role: Counter[str] = Counter()
+        for app, status in statuses.items():
+            for fn, count in (status.get("reads") or {}).items():
+                reads_by_fn[fn] += int(count)
+                reads_by_role[app.split("/")[-1]] += int(count)
         served = {m: _du(work / "apps" / m / "blobs") for m in profile.msp_ids}
         h1, disk1 = _height(profile), _ledger_bytes(net)
         blocks = list(_blocks(profile, h0, h1))  # read once: counted, and timed per round phase
@@ -164,6 +172,11 @@ def main(
         console.print(f"{arm}: {h}: " + ", ".join(f"{k} {b / 1e6:.2f} MB" for k, b in sorted(v.items())))
     console.print(f"transactions per round (ledger): {ledger['txs'] / rounds:.1f}; by function (set-up included): "
                   + ", ".join(f"{fn} {count / rounds:.2f}" for fn, count in per_fn.most_common()))
+    console.print(f"reads per round (the apps' evaluates on their own peers, set-up included): "
+                  f"{sum(reads_by_fn.values()) / rounds:.1f}; by app role: "
+                  + ", ".join(f"{role} {count / rounds:.2f}" for role, count in sorted(reads_by_role.items()))
+                  + "; by function: "
+                  + ", ".join(f"{fn} {count / rounds:.2f}" for fn, count in reads_by_fn.most_common()))
     console.print("served blob stores after the run (registry state, off the ledger; own blobs kept, fetched "
                   "copies pruned each round): " + ", ".join(f"{m} {b / 1e6:.2f} MB" for m, b in served.items()))
     used = cpu.seconds()

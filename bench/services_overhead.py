@@ -328,8 +328,9 @@ def single_process(profile: Profile, frames: list[pd.DataFrame], config: TrainCo
 def separate_processes(profile: Profile, data: dict[str, Path], schema_files: dict[str, Path],
                        config: TrainConfig, audit: tuple[int, ...], work: Path,
                        run_options: dict[str, Any] | None = None,
-                       cpu: CpuMeter | None = None) -> tuple[float, Any, dict[str, float]]:
-    """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, peak RSS MB per process).
+                       cpu: CpuMeter | None = None) -> tuple[float, Any, dict[str, dict[str, Any]]]:
+    """registry up x3, run propose + approve x3, wait; returns (seconds, bundle, each app's last status by
+    "<msp>/<role>": its peak RSS MB "max_rss_mb", its evaluates by function "reads", ...).
     ``run_options``: further run config keys (e.g. ``{"step_records": "anchored"}``); ``cpu``
     measures the timed part (first approval to every app done)."""
     msps = list(profile.msp_ids)
@@ -358,12 +359,11 @@ def separate_processes(profile: Profile, data: dict[str, Path], schema_files: di
             seconds = time.perf_counter() - t0
         if any(set(o.values()) != {"done"} for o in outcomes.values()):
             raise RuntimeError(f"apps did not finish: {outcomes}")
-        rss = {f"{st.msp}/{s.role}": float(s.status.get("max_rss_mb", float("nan")))
-               for st in stacks for s in st.status()}
+        statuses = {f"{st.msp}/{s.role}": dict(s.status) for st in stacks for s in st.status()}
     finally:
         for st in stacks:
             st.down(grace=5)
-    return seconds, load_bundle(stacks[0].state / "bundles" / run), rss
+    return seconds, load_bundle(stacks[0].state / "bundles" / run), statuses
 
 
 def main(
@@ -391,7 +391,8 @@ def main(
                 synthetic = result.sample(len(train_pool), 0)
                 rss = {"driver (all 9 roles)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
             else:
-                seconds, bundle, rss = separate_processes(profile, data, schema_files, config, audit, work)
+                seconds, bundle, statuses = separate_processes(profile, data, schema_files, config, audit, work)
+                rss = {app: float(st.get("max_rss_mb", float("nan"))) for app, st in statuses.items()}
                 g_vec = bundle.generator_vector()
                 synthetic = bundle.sample(len(train_pool), 0)
             h1, disk1 = _height(profile), _ledger_bytes(net)

@@ -42,3 +42,18 @@ def test_any_other_refusal_raises(monkeypatch: pytest.MonkeyPatch, landed: Any) 
     _refusing(monkeypatch)
     with pytest.raises(EndorseChaincodeError, match="refused"):
         App.submit(_app(), None, "RecordGeneratorStep", "{}", landed=landed)  # type: ignore[arg-type]
+
+
+def test_the_apps_contract_counts_its_reads_by_function() -> None:
+    """What ``bench/overhead.py`` prints as the apps' reads: each evaluate by function
+    (writes are not reads)."""
+    from synthreg.apps.base import PeerWaitingContract
+
+    answers = iter([b"{}", b"{}", b"[]"])
+    inner = SimpleNamespace(evaluate=lambda fn, *args: next(answers), submit=lambda fn, *args: b"tx")
+    contract = PeerWaitingContract(inner, lambda _text: None)  # type: ignore[arg-type]
+    contract.evaluate("GetRound", "r", "1")
+    contract.evaluate("GetRound", "r", "2")
+    contract.evaluate("ListFaults", "r", "Registry1MSP")
+    contract.submit("Submit", "r", "1", "{}")
+    assert contract.reads == {"GetRound": 2, "ListFaults": 1}

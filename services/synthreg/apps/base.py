@@ -182,6 +182,7 @@ class PeerWaitingContract:
     def __init__(self, contract: Contract, waiting: Callable[[str], None],
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.contract, self.waiting, self.sleep = contract, waiting, sleep
+        self.reads: Counter[str] = Counter()  # evaluates by function (the app's status shows them)
 
     @property
     def network(self) -> Any:
@@ -211,6 +212,7 @@ class PeerWaitingContract:
             return result
 
     def evaluate(self, fn: str, *args: str | bytes, **kwargs: Any) -> bytes:
+        self.reads[fn] += 1
         return bytes(self._call(lambda: self.contract.evaluate(fn, *args, **kwargs), fn))
 
     def submit(self, fn: str, *args: str | bytes, **kwargs: Any) -> Any:
@@ -260,8 +262,9 @@ class App:
         self.network = gw.network("gan")
         self.feed = EventFeed(self.network, self._event_checkpoint(apps_dir / f"{self.role}.checkpoint.json"),
                               on_stream_state=lambda _text: self.set_status(force=True)).start()
-        self.contract: Contract = PeerWaitingContract(  # type: ignore[assignment]  # same interface
-            self.network.contract("ganledger"), lambda text: self.set_status(detail=text, force=True))
+        self._waiting = PeerWaitingContract(self.network.contract("ganledger"),
+                                            lambda text: self.set_status(detail=text, force=True))
+        self.contract: Contract = self._waiting  # type: ignore[assignment]  # same interface
         self.runs = LedgerRuns(self.contract)
 
     def _event_checkpoint(self, path: Path) -> Checkpoint:
@@ -420,8 +423,13 @@ class App:
             "round": p.round, "iter": p.iter, "detail": p.detail, "runs_done": p.runs_done,
             "last_block": self.feed.last_block,
             "max_rss_mb": peak_rss_mb(),
-            "stream_error": self.feed.stream_error,
+            "stream_error": self.feed.stream_error, "reads": self._reads(),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **p.extra}))
+
+    def _reads(self) -> dict[str, int]:
+        """This process's evaluates on ``gan`` so far, by function (``bench/overhead.py``)."""
+        waiting = getattr(self, "_waiting", None)  # not yet while the app waits for its own peer
+        return dict(waiting.reads) if waiting is not None else {}
 
     # -- ledger helpers
     def evaluate_or_none(self, fn: str, *args: str) -> Any:
