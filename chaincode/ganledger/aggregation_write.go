@@ -83,9 +83,14 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err := refuseAdvert(stub, agg, run, r, caller.MSPID); err != nil {
 		return "", err
 	}
-	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, func(txID, ts string) any {
+	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, advertOf(publicKeyB64, seedCommitHex))
+}
+
+// advertOf builds the stored Advert of an Advertise, or of a PostResult's "next".
+func advertOf(publicKeyB64, seedCommitHex string) func(txID, ts string) any {
+	return func(txID, ts string) any {
 		return Advert{PublicKey: publicKeyB64, SeedCommit: seedCommitHex, TxID: txID, Timestamp: ts}
-	})
+	}
 }
 
 // refuseAdvert applies Advertise's rules to msp's advertisement in run/round:
@@ -692,12 +697,7 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 		if err := refuseAdvert(stub, agg, run, r+1, caller.MSPID); err != nil {
 			return "", err
 		}
-		ts, err := state.TxTime(stub)
-		if err != nil {
-			return "", err
-		}
-		next := Advert{PublicKey: arg.Next.PublicKey, SeedCommit: arg.Next.SeedCommit, TxID: stub.GetTxID(), Timestamp: ts}
-		if err := putRoundEntry(stub, kindAdvert, run, r+1, caller.MSPID, next); err != nil {
+		if _, err := putEntry(stub, kindAdvert, run, r+1, caller.MSPID, advertOf(arg.Next.PublicKey, arg.Next.SeedCommit)); err != nil {
 			return "", err
 		}
 		ev.NextAdvertised = true
@@ -835,17 +835,25 @@ func recordEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, roun
 // fields (the hash a PostResult posts, the update a Submit records); emitAgg
 // fills in the rest.
 func recordEntryEvent(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any, ev AggEvent) (string, error) {
-	ts, err := state.TxTime(stub)
+	ts, err := putEntry(stub, k, run, round, msp, build)
 	if err != nil {
-		return "", err
-	}
-	if err := putRoundEntry(stub, k, run, round, msp, build(stub.GetTxID(), ts)); err != nil {
 		return "", err
 	}
 	if err := emitAgg(stub, k.event, run, round, msp, ev); err != nil {
 		return "", err
 	}
 	return state.Marshal(Receipt{Run: run, Round: round, MSPID: msp, TxID: stub.GetTxID(), Timestamp: ts})
+}
+
+// putEntry stores the entry build makes from this transaction's id and
+// timestamp as msp's entry of kind k in run/round (putRoundEntry, no event);
+// returns the timestamp.
+func putEntry(stub shim.ChaincodeStubInterface, k entryKind, run string, round int, msp string, build func(txID, ts string) any) (string, error) {
+	ts, err := state.TxTime(stub)
+	if err != nil {
+		return "", err
+	}
+	return ts, putRoundEntry(stub, k, run, round, msp, build(stub.GetTxID(), ts))
 }
 
 func equalLists(a, b []string) bool {

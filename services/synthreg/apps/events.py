@@ -192,9 +192,8 @@ class EventFeed:
                             del self._rounds[key]
                 if ev.name == "RunAborted":
                     self._aborted[ev.run] = str(ev.payload.get("reason", ""))
-            ev = delivered
-            self.last_block = ev.block
-            self._last = (ev.block, ev.tx_id)
+            self.last_block = delivered.block
+            self._last = (delivered.block, delivered.tx_id)
             self._cond.notify_all()
         now = time.monotonic()
         if now - self._saved_at >= self.checkpoint_every_s:

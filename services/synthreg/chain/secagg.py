@@ -435,7 +435,7 @@ class LedgerMerger:
         blamed for, a bad share."""
         submission = self.prepare(rnd, vector, weight, audit_blob, state)
         if update is not None:
-            submission["update"] = {k: str(update[k]) for k in ("g_weights_sha256", "d_weights_sha256")}
+            submission["update"] = dict(update)
         self._submit("Submit", self.run, str(rnd), json.dumps(submission, sort_keys=True))
         return str(submission["masked_sha256"])
 
