@@ -26,10 +26,14 @@ ledger arm trained (peers, orderers, chaincode servers, generators, discriminato
 mergers; :class:`services_overhead.CpuMeter`, /proc sampled every 0.5 s) against the
 in-process arm's, and the reads the apps evaluated on their own peers (per round, by role
 and function, from each app's status: each a signed proposal its peer checks and runs the
-chaincode for). One-off start-up work is outside both timings: the apps import what
-the first optimizer needs when they start (``App.warm_up``) and the bench waits until
-they are idle; the in-process arm builds a throwaway optimizer first. The last line is
-``overhead ratio: R`` (ledger wall time / in-process wall time).
+chaincode for), and two lower bounds on the ratio this machine allows, from that CPU (a
+run takes at least the CPU it needs over the cores it has): Fabric's alone, and Fabric's
+plus the training's own (the in-process arm's CPU: apps that cost nothing beyond it), and
+all of it split over one such host per registry.
+One-off start-up work is outside both timings: the apps import what the first optimizer
+needs when they start (``App.warm_up``) and the bench waits until they are idle; the
+in-process arm builds a throwaway optimizer first. The last line is ``overhead ratio: R``
+(ledger wall time / in-process wall time).
 
 Measured and not adopted (issue 11): the blob bytes in a private data collection of every
 member on `gan` (hash in the block, bytes gossiped between the peers), at `--rounds 12
@@ -72,6 +76,7 @@ from services_overhead import (  # the shared bench helpers beside this file
     _transactions,
     bench_network,
     demo_split,
+    ratio_floor,
     registry_files,
     round_breakdown,
     separate_processes,
@@ -184,6 +189,15 @@ def main(
                   f"({cpu.wall:.1f} s wall x {os.cpu_count()} cores = {cpu.wall * (os.cpu_count() or 1):.0f} "
                   f"core-seconds): " + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
                   + f"; total {sum(used.values()):.1f}; in-process arm {local_cpu:.1f}")
+    cores = os.cpu_count() or 1
+    fabric_only, with_training, per_host_floor = ratio_floor(used, local_cpu, local["seconds"], cores, hosts)
+    apps = sum(used[p] for p in ("generator", "discriminator", "merger"))
+    console.print(f"ratio floor (a run takes at least its CPU over its cores): on this machine, where every "
+                  f"registry's Fabric nodes and apps share {cores} cores, Fabric's measured CPU alone -> "
+                  f"{fabric_only:.2f}; plus the training's own CPU, as in the in-process arm (apps costing nothing "
+                  f"beyond it; they cost {apps - local_cpu:.1f} core-s more) -> {with_training:.2f}; with each of "
+                  f"the {hosts} registries on a host like this one (all CPU as measured, split evenly, nothing "
+                  f"waiting) -> {per_host_floor:.2f}")
     console.print("where a ledger round's time goes (median seconds over rounds 1..R-2, from the transactions' "
                   "proposal times; per registry where a registry's own transaction marks it):")
     for name, secs in breakdown.items():

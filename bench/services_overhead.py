@@ -136,6 +136,27 @@ def _cpu_part(argv: list[str]) -> str | None:
     return None
 
 
+FABRIC_PARTS = ("peer", "orderer", "chaincode")
+
+
+def ratio_floor(used: dict[str, float], train_cpu: float, train_wall: float, cores: int,
+                hosts: int) -> tuple[float, float, float]:
+    """Three lower bounds on the ledger path's overhead ratio, from measured CPU (a run takes
+    at least the CPU it needs over the cores it has; ``used``: the ledger arm's CPU seconds
+    by part, :meth:`CpuMeter.seconds`), each over the in-process arm's ``train_wall``:
+    on this machine, Fabric's alone (peers, orderers, chaincode servers), as if the apps
+    cost nothing; on this machine, Fabric's plus the in-process arm's ``train_cpu`` (apps
+    that cost nothing beyond the training itself); and with each of the ``hosts``
+    registries on a host like this one, every part's CPU as measured, split evenly (the
+    registries run the same processes), as if nothing waited on anything."""
+    if train_wall <= 0 or cores < 1 or hosts < 1:
+        raise ValueError(f"need a positive in-process wall time, core count and host count, got {train_wall} s, "
+                         f"{cores} cores, {hosts} hosts")
+    fabric = sum(used.get(p, 0.0) for p in FABRIC_PARTS)
+    return (fabric / cores / train_wall, (fabric + train_cpu) / cores / train_wall,
+            sum(used.values()) / hosts / cores / train_wall)
+
+
 class CpuMeter:
     """CPU seconds (user + system) per part of the stacks while it runs: every process of
     :data:`CPU_PARTS` is sampled from /proc every ``interval`` s, counted from its value at

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 def _launcher(tmp_path: Path, n_orgs: int = 1) -> Launcher:
     cfg = NetworkConfig(home=tmp_path / "net", fabric_bin=tmp_path / "bin", repo_root=REPO, n_orgs=n_orgs)
     cfg.fabric_bin.mkdir(parents=True)
-    (cfg.fabric_bin / "orderer").touch()  # only its path is used
+    for name in ("orderer", "peer"):
+        (cfg.fabric_bin / name).touch()  # only their paths are used
     launcher = Launcher(cfg, log=lambda m: None)
     launcher.generate_crypto()
     return launcher
@@ -102,3 +103,21 @@ def test_orderer_admin_endpoint_trusts_its_own_org_only(tmp_path: Path, index: i
     client_cert = launcher.crypto(org).node_dir("orderer0") / "tls" / "server.crt"
     issuer = x509.load_pem_x509_certificate(client_cert.read_bytes()).issuer
     assert issuer == x509.load_pem_x509_certificate(Path(own).read_bytes()).subject
+
+
+def test_pprof_is_off_unless_asked_and_then_on_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Go's pprof endpoints (no TLS, no auth) are served only when a developer sets
+    SYNTHREG_FABRIC_PPROF=1 for a local network, and then on loopback only, even for a
+    registry whose nodes listen on its host's address."""
+    launcher = _launcher(tmp_path, n_orgs=1)
+    org = launcher.cfg.orgs[0]
+    monkeypatch.delenv("SYNTHREG_FABRIC_PPROF", raising=False)
+    assert "CORE_PEER_PROFILE_ENABLED" not in launcher._peer_spec(org).env
+    assert "ORDERER_GENERAL_PROFILE_ENABLED" not in launcher._orderer_spec(org).env
+    monkeypatch.setenv("SYNTHREG_FABRIC_PPROF", "true")  # only "1" turns it on
+    assert "CORE_PEER_PROFILE_ENABLED" not in launcher._peer_spec(org).env
+    monkeypatch.setenv("SYNTHREG_FABRIC_PPROF", "1")
+    peer, orderer = launcher._peer_spec(org).env, launcher._orderer_spec(org).env
+    assert peer["CORE_PEER_PROFILE_ENABLED"] == orderer["ORDERER_GENERAL_PROFILE_ENABLED"] == "true"
+    assert peer["CORE_PEER_PROFILE_LISTENADDRESS"] == f"127.0.0.1:{org.port('peer_pprof')}"
+    assert orderer["ORDERER_GENERAL_PROFILE_ADDRESS"] == f"127.0.0.1:{org.port('orderer_pprof')}"

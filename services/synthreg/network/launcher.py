@@ -14,6 +14,7 @@ benchmarks use the profile it writes (``<home>/profile.json``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -36,6 +37,16 @@ trust their own org only (issue 10, item 7). Homes without it must be wiped."""
 
 class NetworkError(RuntimeError):
     """A launcher step failed; the message says which and how."""
+
+
+PPROF_ENV = "SYNTHREG_FABRIC_PPROF"
+"""Set to 1 and the peers and orderers serve Go's pprof on loopback (``peer_pprof`` /
+``orderer_pprof`` ports, no TLS, no auth): for profiling a local dev network only
+(network/README.md); never set on a registry's host."""
+
+
+def _pprof_wanted() -> bool:
+    return os.environ.get(PPROF_ENV, "") == "1"
 
 
 def orderer_cli_flags(endpoint: str, tls_ca_cert: Path) -> list[str]:
@@ -174,6 +185,9 @@ class Launcher:
             "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
             "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         }
+        if _pprof_wanted():
+            env |= {"ORDERER_GENERAL_PROFILE_ENABLED": "true",
+                    "ORDERER_GENERAL_PROFILE_ADDRESS": f"127.0.0.1:{org.port('orderer_pprof')}"}
         health = process.Health(url=f"https://{org.host}:{org.port('orderer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert, tcp=(org.host, org.port("orderer")), tcp_tls=True)
         return process.ProcessSpec(f"orderer-{org.name}", [self.bin("orderer")], env, health,
@@ -213,6 +227,9 @@ class Launcher:
             "CORE_VM_ENDPOINT": "",
             "CORE_CHAINCODE_MODE": "net",
         }
+        if _pprof_wanted():
+            env |= {"CORE_PEER_PROFILE_ENABLED": "true",
+                    "CORE_PEER_PROFILE_LISTENADDRESS": f"127.0.0.1:{org.port('peer_pprof')}"}
         health = process.Health(url=f"https://{org.host}:{org.port('peer_ops')}/healthz",
                                 ca_file=c.tls_ca_cert, tcp=(org.host, org.port("peer")), tcp_tls=True)
         return process.ProcessSpec(f"peer-{org.name}", [self.bin("peer"), "node", "start"], env, health,
