@@ -45,6 +45,7 @@ private data store and its private state, so the bytes move from the orderer to 
 Usage (starts its own network unless --home is given; stops it afterwards):
 
     python bench/overhead.py                                   # the demo config (120 x 10, local critics)
+    python bench/overhead.py --plot docs/bench_overhead.png    # also the figure in the README
     python bench/overhead.py --no-demo-levers                  # TrainConfig defaults (averaged critics)
     python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7
     python bench/overhead.py --rounds 4 --local-iters 5 --home /tmp/net-h7 --step-records ledger --blobs ledger
@@ -76,6 +77,7 @@ from services_overhead import (  # the shared bench helpers beside this file
     _transactions,
     bench_network,
     demo_split,
+    plot_overhead,
     ratio_floor,
     registry_files,
     round_breakdown,
@@ -113,6 +115,8 @@ def main(
     demo_levers: Annotated[bool, typer.Option(help="The demo's TrainConfig levers (NON_IID_LEVERS: local "
                                                    "critics, lr_d 1e-3); off: the TrainConfig defaults "
                                                    "(averaged critics).")] = True,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the run (CPU by part, wall times and the ratio "
+                                                   "floors) into this PNG.")] = None,
 ) -> None:
     config = TrainConfig(rounds=rounds, local_iters=local_iters, num_threads=1,
                          **(dict(NON_IID_LEVERS) if demo_levers else {}))
@@ -198,6 +202,10 @@ def main(
                   f"beyond it; they cost {apps - local_cpu:.1f} core-s more) -> {with_training:.2f}; with each of "
                   f"the {hosts} registries on a host like this one (all CPU as measured, split evenly, nothing "
                   f"waiting) -> {per_host_floor:.2f}")
+    if plot is not None:
+        floors = {"floor: Fabric's CPU alone": fabric_only, "floor: + the training's CPU": with_training,
+                  f"floor: a host per registry ({hosts})": per_host_floor}
+        console.print(f"plot: {plot_overhead(plot, used, local_cpu, local['seconds'], ledger['seconds'], floors)}")
     console.print("where a ledger round's time goes (median seconds over rounds 1..R-2, from the transactions' "
                   "proposal times; per registry where a registry's own transaction marks it):")
     for name, secs in breakdown.items():

@@ -157,6 +157,51 @@ def ratio_floor(used: dict[str, float], train_cpu: float, train_wall: float, cor
             sum(used.values()) / hosts / cores / train_wall)
 
 
+def plot_overhead(path: Path, used: dict[str, float], train_cpu: float, train_wall: float, ledger_wall: float,
+                  floors: dict[str, float], target: float = 1.3) -> Path:
+    """A PNG of one ``bench/overhead.py`` run: left, the CPU seconds of the in-process arm
+    and of the ledger arm by part (``used``); right, the ledger arm's wall time, the
+    in-process arm's, the ``floors`` (name -> ratio, :func:`ratio_floor`) as the wall
+    times they stand for, and the ``target`` ratio as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cpu_ax, wall_ax) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    bottom, total = 0.0, sum(used.values())
+    for part in CPU_PARTS:
+        secs = used.get(part, 0.0)
+        if secs <= 0:
+            continue
+        cpu_ax.bar("ledger", secs, bottom=bottom, label=part)
+        if secs >= 0.03 * total:  # a sliver (the supervisor) gets no label
+            cpu_ax.text(0, bottom + secs / 2, f"{part} {secs:.0f}", ha="center", va="center", fontsize=8)
+        bottom += secs
+    cpu_ax.bar("in-process", train_cpu, color="grey")
+    cpu_ax.text(1, train_cpu / 2, f"training {train_cpu:.0f}", ha="center", va="center", fontsize=8)
+    cpu_ax.set_ylabel("CPU core-seconds while training")
+    cpu_ax.set_title("where the CPU goes")
+    names = ["in-process", "ledger", *floors]
+    secs = [train_wall, ledger_wall, *(r * train_wall for r in floors.values())]
+    colors = ["grey", "tab:blue", *["tab:olive"] * len(floors)]
+    bars = wall_ax.barh(names, secs, color=colors)
+    for bar, sec in zip(bars, secs, strict=True):
+        wall_ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                     f" {sec:.1f} s ({sec / train_wall:.2f}x)", va="center", fontsize=8)
+    wall_ax.axvline(target * train_wall, color="tab:red", linestyle="--", label=f"target {target}x")
+    wall_ax.invert_yaxis()
+    wall_ax.set_xlabel("training wall seconds (floors: lower bounds from the CPU measured)")
+    wall_ax.set_xlim(0, max(secs) * 1.3)
+    wall_ax.legend(loc="lower right")
+    wall_ax.set_title("ledger path vs in-process, and how low it can go")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 class CpuMeter:
     """CPU seconds (user + system) per part of the stacks while it runs: every process of
     :data:`CPU_PARTS` is sampled from /proc every ``interval`` s, counted from its value at

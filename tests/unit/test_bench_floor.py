@@ -38,3 +38,13 @@ def test_floor_refuses_a_zero_wall_no_cores_or_no_hosts(services_overhead) -> No
         services_overhead.ratio_floor({"peer": 1.0}, 1.0, 1.0, 0, 3)
     with pytest.raises(ValueError, match="0 hosts"):
         services_overhead.ratio_floor({"peer": 1.0}, 1.0, 1.0, 2, 0)
+
+
+def test_plot_draws_the_run_into_a_png(services_overhead, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    used = {"peer": 50.0, "orderer": 18.0, "chaincode": 13.0, "generator": 31.0, "discriminator": 30.0,
+            "merger": 23.0, "supervisor": 0.0}
+    floors = dict(zip(("Fabric alone", "+ training", "a host per registry"),
+                      services_overhead.ratio_floor(used, 29.0, 17.7, 2, 3), strict=True))
+    out = services_overhead.plot_overhead(tmp_path / "figs" / "overhead.png", used, 29.0, 17.7, 91.5, floors)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
