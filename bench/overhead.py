@@ -26,10 +26,11 @@ ledger arm trained (peers, orderers, chaincode servers, generators, discriminato
 mergers; :class:`services_overhead.CpuMeter`, /proc sampled every 0.5 s) against the
 in-process arm's, and the reads the apps evaluated on their own peers (per round, by role
 and function, from each app's status: each a signed proposal its peer checks and runs the
-chaincode for), and two lower bounds on the ratio this machine allows, from that CPU (a
-run takes at least the CPU it needs over the cores it has): Fabric's alone, and Fabric's
-plus the training's own (the in-process arm's CPU: apps that cost nothing beyond it), and
-all of it split over one such host per registry.
+chaincode for), and three lower bounds on the ratio from that CPU (a run takes at least
+the CPU it needs over the cores it has; :func:`services_overhead.ratio_floor`): on this
+machine, Fabric's alone and Fabric's plus the training's own (the in-process arm's CPU:
+apps that cost nothing beyond it); and all of it split over one such host per registry.
+``--plot`` draws them with the CPU by part.
 One-off start-up work is outside both timings: the apps import what the first optimizer
 needs when they start (``App.warm_up``) and the bench waits until they are idle; the
 in-process arm builds a throwaway optimizer first. The last line is ``overhead ratio: R``
