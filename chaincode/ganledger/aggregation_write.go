@@ -70,10 +70,7 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 	if err != nil {
 		return "", err
 	}
-	if _, err := validate.CanonicalBase64("publicKeyB64", publicKeyB64, PublicKeyBytes, PublicKeyBytes); err != nil {
-		return "", err
-	}
-	if err := validate.SHA256Hex("seedCommitHex", seedCommitHex); err != nil {
+	if err := validAdvertArgs("publicKeyB64", publicKeyB64, "seedCommitHex", seedCommitHex); err != nil {
 		return "", err
 	}
 	stub, caller, agg, err := participantMerger(ctx, run)
@@ -84,6 +81,16 @@ func (c *Contract) Advertise(ctx contractapi.TransactionContextInterface, run st
 		return "", err
 	}
 	return recordEntry(stub, kindAdvert, run, r, caller.MSPID, advertOf(publicKeyB64, seedCommitHex))
+}
+
+// validAdvertArgs checks an advertisement's key (canonical base64 of
+// PublicKeyBytes bytes) and seed commitment (SHA-256 hex), named as the
+// caller's arguments name them (Advertise, PostResult's "next").
+func validAdvertArgs(keyField, publicKeyB64, commitField, seedCommitHex string) error {
+	if _, err := validate.CanonicalBase64(keyField, publicKeyB64, PublicKeyBytes, PublicKeyBytes); err != nil {
+		return err
+	}
+	return validate.SHA256Hex(commitField, seedCommitHex)
 }
 
 // advertOf builds the stored Advert of an Advertise, or of a PostResult's "next".
@@ -656,10 +663,8 @@ func (c *Contract) PostResult(ctx contractapi.TransactionContextInterface, run s
 		}
 	}
 	if arg.Next != nil {
-		if _, err := validate.CanonicalBase64("resultJSON.next.public_key", arg.Next.PublicKey, PublicKeyBytes, PublicKeyBytes); err != nil {
-			return "", err
-		}
-		if err := validate.SHA256Hex("resultJSON.next.seed_commit", arg.Next.SeedCommit); err != nil {
+		if err := validAdvertArgs("resultJSON.next.public_key", arg.Next.PublicKey,
+			"resultJSON.next.seed_commit", arg.Next.SeedCommit); err != nil {
 			return "", err
 		}
 		if r+1 > validate.MaxRound {
